@@ -1,0 +1,497 @@
+//! The per-run context every step shares: the session id and directory, the lazily opened run
+//! database `pipeline_data.duckdb`, the `events.jsonl` / `metrics.jsonl` sinks (with secret
+//! scrubbing and automatic `step_id` tagging), per-step artifact directories and cancellation.
+//!
+//! DuckDB's `Connection` is `Send` but not `Sync`, and every call blocks. The context opens the
+//! file once, on first use, keeps that handle, and gives every caller its own `try_clone()`, so
+//! that each step (or each blocking task of a step) owns a connection to the same database.
+#![warn(missing_docs)]
+
+mod redact;
+mod sink;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+pub use redact::Redactor;
+use sink::JsonlSink;
+
+/// File name of the run database inside a session directory.
+pub const DATABASE_FILE: &str = "pipeline_data.duckdb";
+/// File name of the event log inside a session directory.
+pub const EVENTS_FILE: &str = "events.jsonl";
+/// File name of the metric log inside a session directory.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+/// Directory (inside a session directory) holding one sub-directory per step.
+pub const ARTIFACTS_DIR: &str = "artifacts";
+
+/// Errors of the execution context.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or directory of the session could not be created or written.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The run database could not be opened or configured.
+    #[error("cannot open the run database {}: {source}", path.display())]
+    Database {
+        /// Path of the database file.
+        path: PathBuf,
+        /// The DuckDB error.
+        source: duckdb::Error,
+    },
+    /// A step id cannot name an artifact directory.
+    #[error("step id {0:?} cannot be used as a directory name")]
+    InvalidStepId(String),
+}
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Generates a new session id: `YYYY-MM-DDTHH-MM-SSZ_<ULID>`, sortable by start time and unique.
+pub fn new_session_id() -> String {
+    let now = jiff::Timestamp::now();
+    format!("{}_{}", now.strftime("%Y-%m-%dT%H-%M-%SZ"), ulid::Ulid::new())
+}
+
+/// The current time as UTC ISO 8601 with microseconds and an explicit offset.
+pub fn now_iso() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        .to_string()
+}
+
+/// Everything a run shares between its steps. Cheap to share behind an `Arc`.
+pub struct ExecutionContext {
+    session_id: String,
+    session_dir: PathBuf,
+    db: Mutex<Option<duckdb::Connection>>,
+    events: JsonlSink,
+    metrics: JsonlSink,
+    redactor: Arc<Redactor>,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for ExecutionContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutionContext")
+            .field("session_id", &self.session_id)
+            .field("session_dir", &self.session_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExecutionContext {
+    /// A context for the session `session_id` living in `session_dir`. Nothing is created on
+    /// disk until something is written: the directory appears with the first event, the
+    /// database with the first [`connection`](Self::connection).
+    pub fn new(session_id: impl Into<String>, session_dir: impl Into<PathBuf>) -> Self {
+        Self::with_redactor(session_id, session_dir, Arc::new(Redactor::default()))
+    }
+
+    /// Like [`new`](Self::new), scrubbing the secrets known to `redactor` from every line written.
+    pub fn with_redactor(
+        session_id: impl Into<String>,
+        session_dir: impl Into<PathBuf>,
+        redactor: Arc<Redactor>,
+    ) -> Self {
+        let session_dir = session_dir.into();
+        Self {
+            session_id: session_id.into(),
+            events: JsonlSink::new(session_dir.join(EVENTS_FILE)),
+            metrics: JsonlSink::new(session_dir.join(METRICS_FILE)),
+            session_dir,
+            db: Mutex::new(None),
+            redactor,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// The session id.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// The session directory.
+    pub fn session_dir(&self) -> &Path {
+        &self.session_dir
+    }
+
+    /// Path of the run database (which may not exist yet).
+    pub fn database_path(&self) -> PathBuf {
+        self.session_dir.join(DATABASE_FILE)
+    }
+
+    /// The secret scrubber applied to everything this context writes.
+    pub fn redactor(&self) -> &Arc<Redactor> {
+        &self.redactor
+    }
+
+    /// The run's cancellation token; cancelling it asks every step to stop.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// A connection to the run database, opening (and creating) it on first use. Every call
+    /// returns a new `try_clone()` of the one cached handle: all of them see the same tables.
+    pub fn connection(&self) -> Result<duckdb::Connection> {
+        let mut guard = self.lock_db();
+        if guard.is_none() {
+            let path = self.database_path();
+            self.ensure_session_dir()?;
+            let conn = open_database(&path)?;
+            *guard = Some(conn);
+            drop(guard);
+            self.event(
+                "database_opened",
+                object([("path", Value::String(path.display().to_string()))]),
+            );
+            guard = self.lock_db();
+        }
+        let conn = guard.as_ref().expect("database handle was just cached");
+        conn.try_clone().map_err(|source| Error::Database {
+            path: self.database_path(),
+            source,
+        })
+    }
+
+    /// Whether the run database is currently open.
+    pub fn is_database_open(&self) -> bool {
+        self.lock_db().is_some()
+    }
+
+    /// Closes the cached database handle (connections handed out earlier stay usable until
+    /// dropped). A later [`connection`](Self::connection) reopens the file.
+    pub fn close_database(&self) -> Result<()> {
+        let conn = self.lock_db().take();
+        if let Some(conn) = conn {
+            let path = self.database_path();
+            conn.close()
+                .map_err(|(_, source)| Error::Database { path: path.clone(), source })?;
+            self.event(
+                "database_closed",
+                object([("path", Value::String(path.display().to_string()))]),
+            );
+        }
+        Ok(())
+    }
+
+    /// The artifact directory of a step (`artifacts/<step_id>/`), created if missing.
+    pub fn step_artifacts_dir(&self, step_id: &str) -> Result<PathBuf> {
+        if step_id.is_empty()
+            || step_id == "."
+            || step_id == ".."
+            || step_id.contains(['/', '\\', '\0'])
+        {
+            return Err(Error::InvalidStepId(step_id.to_owned()));
+        }
+        let dir = self.session_dir.join(ARTIFACTS_DIR).join(step_id);
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            action: "cannot create artifact directory",
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(dir)
+    }
+
+    /// Writes one event line `{"ts","session","event",...fields}` to `events.jsonl`.
+    /// Writing is best effort: a full disk must not turn a good run into a failed one, so
+    /// failures are reported through `tracing` only.
+    pub fn event(&self, name: &str, fields: Map<String, Value>) {
+        self.write_line(&self.events, "event", name, None, fields);
+    }
+
+    /// Writes one metric line `{"ts","session","metric","value",...tags}` to `metrics.jsonl`.
+    pub fn metric(&self, name: &str, value: impl Into<Value>, tags: Map<String, Value>) {
+        self.write_line(&self.metrics, "metric", name, Some(value.into()), tags);
+    }
+
+    /// An emitter that tags every event and metric with `step_id`.
+    pub fn step_emitter(self: &Arc<Self>, step_id: &str) -> StepEmitter {
+        StepEmitter {
+            ctx: Arc::clone(self),
+            step_id: step_id.to_owned(),
+        }
+    }
+
+    fn write_line(
+        &self,
+        sink: &JsonlSink,
+        kind: &str,
+        name: &str,
+        value: Option<Value>,
+        fields: Map<String, Value>,
+    ) {
+        let mut record = Map::with_capacity(fields.len() + 4);
+        record.insert("ts".into(), Value::String(now_iso()));
+        record.insert("session".into(), Value::String(self.session_id.clone()));
+        record.insert(kind.into(), Value::String(name.to_owned()));
+        if let Some(value) = value {
+            record.insert("value".into(), value);
+        }
+        for (key, value) in fields {
+            record.entry(key).or_insert(value);
+        }
+        let line = Value::Object(record).to_string();
+        let line = self.redactor.redact(&line);
+        if let Err(error) = self.ensure_session_dir().and_then(|()| sink.append(&line)) {
+            tracing::warn!(%error, file = %sink.path().display(), "cannot write log line");
+        }
+    }
+
+    fn ensure_session_dir(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.session_dir).map_err(|source| Error::Io {
+            action: "cannot create session directory",
+            path: self.session_dir.clone(),
+            source,
+        })
+    }
+
+    fn lock_db(&self) -> MutexGuard<'_, Option<duckdb::Connection>> {
+        // A panic while holding this lock cannot leave the Option half-written.
+        self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Opens a DuckDB database file with the settings every run uses.
+///
+/// - Extension auto-install off: without internet a query needing an uninstalled extension
+///   must fail at once instead of hanging on a download.
+pub fn open_database(path: &Path) -> Result<duckdb::Connection> {
+    let err = |source| Error::Database {
+        path: path.to_owned(),
+        source,
+    };
+    // Neither link mode builds ICU in, so TIMESTAMPTZ values always render in UTC: output does
+    // not depend on the machine's time zone (a test below keeps it so).
+    let config = duckdb::Config::default()
+        .with("autoinstall_known_extensions", "false")
+        .map_err(err)?;
+    duckdb::Connection::open_with_flags(path, config).map_err(err)
+}
+
+/// Tags events and metrics of one step with its `step_id`.
+#[derive(Clone)]
+pub struct StepEmitter {
+    ctx: Arc<ExecutionContext>,
+    step_id: String,
+}
+
+impl std::fmt::Debug for StepEmitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepEmitter")
+            .field("step_id", &self.step_id)
+            .finish()
+    }
+}
+
+impl StepEmitter {
+    /// The step id this emitter tags with.
+    pub fn step_id(&self) -> &str {
+        &self.step_id
+    }
+
+    /// Writes an event with `step_id` set.
+    pub fn event(&self, name: &str, mut fields: Map<String, Value>) {
+        fields.insert("step_id".into(), Value::String(self.step_id.clone()));
+        self.ctx.event(name, fields);
+    }
+
+    /// Writes a metric with `step_id` set.
+    pub fn metric(&self, name: &str, value: impl Into<Value>) {
+        self.metric_with(name, value, Map::new());
+    }
+
+    /// Writes a metric with `step_id` and extra tags set.
+    pub fn metric_with(&self, name: &str, value: impl Into<Value>, mut tags: Map<String, Value>) {
+        tags.insert("step_id".into(), Value::String(self.step_id.clone()));
+        self.ctx.metric(name, value, tags);
+    }
+}
+
+/// Builds a JSON object from `(key, value)` pairs; a small convenience for event fields.
+pub fn object<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
+    pairs
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(dir: &Path) -> Arc<ExecutionContext> {
+        Arc::new(ExecutionContext::new("s1", dir.join("sessions").join("s1")))
+    }
+
+    fn lines(path: &Path) -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn no_database_file_exists_before_first_use() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = context(tmp.path());
+        assert!(!ctx.database_path().exists());
+        assert!(!ctx.session_dir().exists(), "nothing is created eagerly");
+        assert!(!ctx.is_database_open());
+        let _conn = ctx.connection().unwrap();
+        assert!(ctx.database_path().exists());
+        assert!(ctx.is_database_open());
+    }
+
+    #[test]
+    fn database_lives_in_the_session_dir_and_parents_are_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = context(tmp.path());
+        ctx.connection().unwrap();
+        assert_eq!(
+            ctx.database_path(),
+            tmp.path().join("sessions/s1/pipeline_data.duckdb")
+        );
+        assert!(ctx.database_path().is_file());
+    }
+
+    #[test]
+    fn two_uses_share_one_database() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = context(tmp.path());
+        let a = ctx.connection().unwrap();
+        let b = ctx.connection().unwrap();
+        a.execute_batch("CREATE TABLE shared AS SELECT 42 AS x").unwrap();
+        let x: i32 = b.query_row("SELECT x FROM shared", [], |r| r.get(0)).unwrap();
+        assert_eq!(x, 42);
+        let opened = lines(&ctx.session_dir().join(EVENTS_FILE))
+            .iter()
+            .filter(|e| e["event"] == "database_opened")
+            .count();
+        assert_eq!(opened, 1, "the file is opened once, then cloned");
+    }
+
+    #[test]
+    fn close_then_use_reopens_and_keeps_tables() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = context(tmp.path());
+        {
+            let conn = ctx.connection().unwrap();
+            conn.execute_batch("CREATE TABLE kept AS SELECT 7 AS x").unwrap();
+        }
+        ctx.close_database().unwrap();
+        assert!(!ctx.is_database_open());
+        let conn = ctx.connection().unwrap();
+        let x: i32 = conn.query_row("SELECT x FROM kept", [], |r| r.get(0)).unwrap();
+        assert_eq!(x, 7);
+        let names: Vec<String> = lines(&ctx.session_dir().join(EVENTS_FILE))
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["database_opened", "database_closed", "database_opened"]
+        );
+    }
+
+    #[test]
+    fn several_step_tables_live_in_one_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = context(tmp.path());
+        for id in ["extract-orders", "big_orders", "select"] {
+            let conn = ctx.connection().unwrap();
+            conn.execute_batch(&format!("CREATE TABLE \"{id}\" AS SELECT 1 AS x"))
+                .unwrap();
+        }
+        ctx.close_database().unwrap();
+        let conn = duckdb::Connection::open(ctx.database_path()).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT table_name FROM information_schema.tables ORDER BY 1")
+            .unwrap();
+        let names: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(names, ["big_orders", "extract-orders", "select"]);
+    }
+
+    #[test]
+    fn timestamptz_renders_in_utc() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = context(tmp.path());
+        let conn = ctx.connection().unwrap();
+        let ts: String = conn
+            .query_row(
+                "SELECT CAST(TIMESTAMPTZ '2024-01-01 10:00:00+02' AS VARCHAR)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(ts, "2024-01-01 08:00:00+00");
+    }
+
+    #[test]
+    fn step_emitter_tags_events_and_metrics() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = context(tmp.path());
+        let step = ctx.step_emitter("load");
+        step.event("write.start", object([("rows", 3.into())]));
+        step.metric("rows_written", 3);
+        let events = lines(&ctx.session_dir().join(EVENTS_FILE));
+        assert_eq!(events[0]["event"], "write.start");
+        assert_eq!(events[0]["step_id"], "load");
+        assert_eq!(events[0]["session"], "s1");
+        assert!(events[0]["ts"].as_str().unwrap().ends_with("+00:00"));
+        let metrics = lines(&ctx.session_dir().join(METRICS_FILE));
+        assert_eq!(metrics[0]["metric"], "rows_written");
+        assert_eq!(metrics[0]["value"], 3);
+        assert_eq!(metrics[0]["step_id"], "load");
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_from_every_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let redactor = Arc::new(Redactor::default());
+        redactor.add_secret("hunter2-very-secret");
+        let ctx = Arc::new(ExecutionContext::with_redactor(
+            "s1",
+            tmp.path().join("s1"),
+            redactor,
+        ));
+        ctx.event(
+            "connection_failed",
+            object([(
+                "error",
+                "login as root with hunter2-very-secret failed".into(),
+            )]),
+        );
+        let text = std::fs::read_to_string(ctx.session_dir().join(EVENTS_FILE)).unwrap();
+        assert!(!text.contains("hunter2-very-secret"));
+        assert!(text.contains("login as root with *** failed"));
+    }
+
+    #[test]
+    fn artifact_dirs_are_per_step_and_reject_path_tricks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = context(tmp.path());
+        let dir = ctx.step_artifacts_dir("load-orders").unwrap();
+        assert!(dir.ends_with("artifacts/load-orders") && dir.is_dir());
+        assert!(matches!(
+            ctx.step_artifacts_dir("../escape"),
+            Err(Error::InvalidStepId(_))
+        ));
+    }
+}

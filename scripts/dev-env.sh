@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Source this file (`. scripts/dev-env.sh`) to build against DuckDB's prebuilt libduckdb.so 1.5.6
+# instead of compiling DuckDB's C++ (about an hour on two cores). Idempotent and offline after the
+# first call: the library is fetched once with `npm pack` into the git-ignored `.duckdb/` dir.
+# See docs/adr/0001-duckdb-as-step-exchange.md ("Linking") for why there are two link modes.
+
+_osiris_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+_duckdb_pkg="@duckdb/node-bindings-linux-x64@1.5.6-r.1"
+_duckdb_dir="$_osiris_root/.duckdb/1.5.6"
+
+if [ ! -f "$_duckdb_dir/libduckdb.so" ]; then
+    command -v npm >/dev/null 2>&1 || { echo "dev-env: npm is needed to fetch $_duckdb_pkg" >&2; return 1 2>/dev/null || exit 1; }
+    _tmp="$(mktemp -d)"
+    ( cd "$_tmp" && npm pack --silent "$_duckdb_pkg" >/dev/null ) || { echo "dev-env: npm pack $_duckdb_pkg failed" >&2; rm -rf "$_tmp"; return 1 2>/dev/null || exit 1; }
+    mkdir -p "$_duckdb_dir"
+    tar -xzf "$_tmp"/*.tgz -C "$_tmp"
+    cp "$_tmp/package/libduckdb.so" "$_duckdb_dir/libduckdb.so"
+    rm -rf "$_tmp"
+fi
+
+export DUCKDB_LIB_DIR="$_duckdb_dir"
+export LD_LIBRARY_PATH="$_duckdb_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The rpath lets the built `osiris` binary find the library without LD_LIBRARY_PATH.
+export RUSTFLAGS="-C link-arg=-Wl,-rpath,$_duckdb_dir${OSIRIS_EXTRA_RUSTFLAGS:+ $OSIRIS_EXTRA_RUSTFLAGS}"
+# One persistent target dir shared by every checkout and by CI runs on this machine.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/osiris-rs/target}"
+# Every cargo invocation in this mode must leave `bundled` off.
+export OSIRIS_CARGO_FLAGS="--workspace --no-default-features"
