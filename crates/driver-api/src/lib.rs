@@ -1,1 +1,49 @@
-//! placeholder
+//! The contract between the engine and the drivers, and the data path every driver shares.
+//!
+//! A driver implements [`Driver`] with a typed `Config`; the registry stores it as a
+//! [`DynDriver`] through one blanket impl. Steps exchange data only through tables of the run
+//! database: extractors write their rows with [`TableWriter`] (Arrow batches over a bounded
+//! channel, appended on a blocking thread, committed atomically), writers read a table with
+//! [`TableReader`] or hand it to DuckDB directly, processors use [`replace_table_as`].
+#![warn(missing_docs)]
+
+mod context;
+mod error;
+mod ident;
+mod registry;
+mod table;
+pub mod testing;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+
+pub use context::{InputTable, StepContext, StepInputs, StepOutput};
+pub use error::{DriverError, ErrorClass, Result};
+pub use ident::{TableName, quote_identifier, quote_literal};
+pub use registry::{DriverRegistry, DynDriver};
+pub use table::{
+    DEFAULT_CHANNEL_CAPACITY, TableReader, TableWriter, duckdb_type_for, replace_table_as,
+    table_row_count,
+};
+
+/// A component's implementation.
+///
+/// `NAME` equals the component name and the `x-runtime.driver` of its `spec.yaml`. `Config`
+/// is the step's `config` block after connection merging; it should deny unknown fields and
+/// document every field, and is kept equal to the spec's `configSchema` by a test per driver.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// The component name, e.g. `filesystem.csv_extractor`.
+    const NAME: &'static str;
+    /// The typed step configuration.
+    type Config: DeserializeOwned + Send;
+
+    /// Runs one step: reads `inputs`, writes the step table (extractors, processors) or the
+    /// destination (writers), and reports what it produced.
+    async fn run(
+        &self,
+        ctx: &StepContext,
+        config: Self::Config,
+        inputs: StepInputs,
+    ) -> Result<StepOutput>;
+}

@@ -61,7 +61,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Generates a new session id: `YYYY-MM-DDTHH-MM-SSZ_<ULID>`, sortable by start time and unique.
 pub fn new_session_id() -> String {
     let now = jiff::Timestamp::now();
-    format!("{}_{}", now.strftime("%Y-%m-%dT%H-%M-%SZ"), ulid::Ulid::new())
+    format!(
+        "{}_{}",
+        now.strftime("%Y-%m-%dT%H-%M-%SZ"),
+        ulid::Ulid::new()
+    )
 }
 
 /// The current time as UTC ISO 8601 with microseconds and an explicit offset.
@@ -176,8 +180,10 @@ impl ExecutionContext {
         let conn = self.lock_db().take();
         if let Some(conn) = conn {
             let path = self.database_path();
-            conn.close()
-                .map_err(|(_, source)| Error::Database { path: path.clone(), source })?;
+            conn.close().map_err(|(_, source)| Error::Database {
+                path: path.clone(),
+                source,
+            })?;
             self.event(
                 "database_closed",
                 object([("path", Value::String(path.display().to_string()))]),
@@ -259,7 +265,9 @@ impl ExecutionContext {
 
     fn lock_db(&self) -> MutexGuard<'_, Option<duckdb::Connection>> {
         // A panic while holding this lock cannot leave the Option half-written.
-        self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -373,8 +381,11 @@ mod tests {
         let ctx = context(tmp.path());
         let a = ctx.connection().unwrap();
         let b = ctx.connection().unwrap();
-        a.execute_batch("CREATE TABLE shared AS SELECT 42 AS x").unwrap();
-        let x: i32 = b.query_row("SELECT x FROM shared", [], |r| r.get(0)).unwrap();
+        a.execute_batch("CREATE TABLE shared AS SELECT 42 AS x")
+            .unwrap();
+        let x: i32 = b
+            .query_row("SELECT x FROM shared", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(x, 42);
         let opened = lines(&ctx.session_dir().join(EVENTS_FILE))
             .iter()
@@ -389,12 +400,15 @@ mod tests {
         let ctx = context(tmp.path());
         {
             let conn = ctx.connection().unwrap();
-            conn.execute_batch("CREATE TABLE kept AS SELECT 7 AS x").unwrap();
+            conn.execute_batch("CREATE TABLE kept AS SELECT 7 AS x")
+                .unwrap();
         }
         ctx.close_database().unwrap();
         assert!(!ctx.is_database_open());
         let conn = ctx.connection().unwrap();
-        let x: i32 = conn.query_row("SELECT x FROM kept", [], |r| r.get(0)).unwrap();
+        let x: i32 = conn
+            .query_row("SELECT x FROM kept", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(x, 7);
         let names: Vec<String> = lines(&ctx.session_dir().join(EVENTS_FILE))
             .iter()

@@ -1,0 +1,215 @@
+//! What a step sees while it runs: its id and output table, the run database, its artifact
+//! directory, its base directory for relative paths, tagged events/metrics and cancellation.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use execution_context::{ExecutionContext, StepEmitter};
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::{DriverError, Result, TableName};
+
+/// The context handed to [`Driver::run`](crate::Driver::run).
+#[derive(Debug)]
+pub struct StepContext {
+    step_id: String,
+    component: String,
+    table: TableName,
+    exec: Arc<ExecutionContext>,
+    emitter: StepEmitter,
+    artifacts_dir: PathBuf,
+    base_dir: PathBuf,
+    cancel: CancellationToken,
+}
+
+impl StepContext {
+    /// Creates the context of step `step_id` (running `component`) in the run `exec`; relative
+    /// paths in the step's config resolve against `base_dir` (the pipeline file's directory).
+    pub fn new(
+        exec: &Arc<ExecutionContext>,
+        step_id: &str,
+        component: &str,
+        base_dir: impl Into<PathBuf>,
+    ) -> Result<Self> {
+        let table = TableName::new(step_id)?;
+        let artifacts_dir = exec.step_artifacts_dir(step_id)?;
+        Ok(Self {
+            step_id: step_id.to_owned(),
+            component: component.to_owned(),
+            table,
+            emitter: exec.step_emitter(step_id),
+            cancel: exec.cancellation().child_token(),
+            exec: Arc::clone(exec),
+            artifacts_dir,
+            base_dir: base_dir.into(),
+        })
+    }
+
+    /// The step id.
+    pub fn step_id(&self) -> &str {
+        &self.step_id
+    }
+
+    /// The component name.
+    pub fn component(&self) -> &str {
+        &self.component
+    }
+
+    /// The table this step produces: always named after the step id.
+    pub fn output_table(&self) -> &TableName {
+        &self.table
+    }
+
+    /// A new connection to the run database (a clone of the run's cached handle). Use it on
+    /// one blocking thread; DuckDB calls block.
+    pub fn connection(&self) -> Result<duckdb::Connection> {
+        Ok(self.exec.connection()?)
+    }
+
+    /// The step's artifact directory (`artifacts/<step_id>/`), already created.
+    pub fn artifacts_dir(&self) -> &Path {
+        &self.artifacts_dir
+    }
+
+    /// The directory relative paths of this step resolve against.
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
+    /// Resolves a path from the config: absolute paths stay, relative ones join the base dir.
+    pub fn resolve_path(&self, path: impl AsRef<Path>) -> PathBuf {
+        let path = path.as_ref();
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// Writes an event tagged with this step's id.
+    pub fn event(&self, name: &str, fields: Map<String, Value>) {
+        self.emitter.event(name, fields);
+    }
+
+    /// Writes a metric tagged with this step's id.
+    pub fn metric(&self, name: &str, value: impl Into<Value>) {
+        self.emitter.metric(name, value);
+    }
+
+    /// The step's cancellation token (cancelled when the run is).
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Fails with [`DriverError::Cancelled`] once the step was cancelled.
+    pub fn check_cancelled(&self) -> Result<()> {
+        if self.cancel.is_cancelled() {
+            Err(DriverError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The run's execution context.
+    pub fn execution_context(&self) -> &Arc<ExecutionContext> {
+        &self.exec
+    }
+}
+
+/// A table produced by an upstream step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputTable {
+    /// The table in the run database.
+    pub table: TableName,
+    /// Its row count when the upstream step finished.
+    pub rows: u64,
+}
+
+/// The tables of the steps a step `needs`, in the order of its `needs` list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepInputs {
+    tables: Vec<(String, InputTable)>,
+}
+
+impl StepInputs {
+    /// No inputs.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the table of upstream step `step_id`.
+    pub fn insert(&mut self, step_id: impl Into<String>, table: InputTable) {
+        self.tables.push((step_id.into(), table));
+    }
+
+    /// The table of upstream step `step_id`.
+    pub fn get(&self, step_id: &str) -> Option<&InputTable> {
+        self.tables
+            .iter()
+            .find(|(id, _)| id == step_id)
+            .map(|(_, t)| t)
+    }
+
+    /// All inputs as `(upstream step id, table)`.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &InputTable)> {
+        self.tables.iter().map(|(id, t)| (id.as_str(), t))
+    }
+
+    /// Number of inputs.
+    pub fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Whether there are no inputs.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    /// The one input of a step that reads exactly one table (writers).
+    pub fn single(&self) -> Result<&InputTable> {
+        match self.tables.as_slice() {
+            [(_, table)] => Ok(table),
+            [] => Err(DriverError::Config {
+                key: Some("needs".into()),
+                message: "this step writes the table of the step it needs, but `needs` is empty"
+                    .into(),
+            }),
+            many => Err(DriverError::Config {
+                key: Some("needs".into()),
+                message: format!(
+                    "this step writes one table but needs {} steps ({}); combine them with a duckdb.processor step first",
+                    many.len(),
+                    many.iter()
+                        .map(|(id, _)| id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+        }
+    }
+}
+
+/// What a step produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOutput {
+    /// The table the step created in the run database (extractors and processors).
+    pub table: Option<TableName>,
+    /// Rows in that table, or rows written to the destination (writers).
+    pub rows: u64,
+}
+
+impl StepOutput {
+    /// A step that created `table` holding `rows` rows.
+    pub fn table(table: TableName, rows: u64) -> Self {
+        Self {
+            table: Some(table),
+            rows,
+        }
+    }
+
+    /// A writer that wrote `rows` rows to its destination.
+    pub fn written(rows: u64) -> Self {
+        Self { table: None, rows }
+    }
+}

@@ -1,0 +1,711 @@
+//! The shared data path between drivers and the run database.
+//!
+//! [`TableWriter`]: Arrow batches go over a bounded channel to one blocking thread that appends
+//! them with DuckDB's Appender inside one transaction. The step's table appears only at commit;
+//! on any failure or abort the transaction rolls back, so no partial table is ever visible and
+//! a table from an earlier attempt of the same step stays as it was. Batches are matched to the
+//! table by column name, never by position.
+//!
+//! [`TableReader`]: streams a table (or any query) out as Arrow batches from a blocking thread.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::{DriverError, Result, StepContext, TableName, quote_identifier};
+
+/// Batches in flight between a producer and the DuckDB writer thread. Bounds memory: a
+/// producer faster than DuckDB waits instead of buffering the whole source.
+pub const DEFAULT_CHANNEL_CAPACITY: usize = 8;
+
+enum Message {
+    Batch(RecordBatch),
+    Commit,
+}
+
+/// Streams Arrow batches into a new step table, atomically. See the module docs.
+pub struct TableWriter {
+    tx: mpsc::Sender<Message>,
+    handle: JoinHandle<Result<u64>>,
+}
+
+impl std::fmt::Debug for TableWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableWriter").finish_non_exhaustive()
+    }
+}
+
+impl TableWriter {
+    /// Starts a writer for the step's output table with the given initial schema.
+    pub fn for_step(ctx: &StepContext, schema: SchemaRef) -> Result<Self> {
+        let conn = ctx.connection()?;
+        Ok(Self::start(
+            conn,
+            ctx.output_table().clone(),
+            schema,
+            DEFAULT_CHANNEL_CAPACITY,
+        ))
+    }
+
+    /// Starts a writer that (re)creates `table` with `schema` on `conn`.
+    ///
+    /// Columns that first appear in a later batch are added to the table; columns missing
+    /// from a batch are filled with NULL; a column whose type differs is cast to the table's.
+    pub fn start(
+        conn: duckdb::Connection,
+        table: TableName,
+        schema: SchemaRef,
+        capacity: usize,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let handle = tokio::task::spawn_blocking(move || write_table(&conn, &table, schema, rx));
+        Self { tx, handle }
+    }
+
+    /// Sends one batch. When the writer has already failed, returns its error.
+    pub async fn send(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 && batch.num_columns() == 0 {
+            return Ok(());
+        }
+        if self.tx.send(Message::Batch(batch)).await.is_err() {
+            // The writer thread ended early: its result says why.
+            return Err(self.writer_error().await);
+        }
+        Ok(())
+    }
+
+    /// Commits the table and returns the number of rows written.
+    pub async fn finish(self) -> Result<u64> {
+        if self.tx.send(Message::Commit).await.is_err() {
+            // The thread already stopped; the join below reports why.
+        }
+        drop(self.tx);
+        join(self.handle).await
+    }
+
+    /// Abandons the table: the transaction rolls back and nothing of it stays visible.
+    pub async fn abort(self) {
+        drop(self.tx);
+        let _ = join(self.handle).await;
+    }
+
+    async fn writer_error(&mut self) -> DriverError {
+        let handle = std::mem::replace(&mut self.handle, tokio::spawn(async { Ok(0) }));
+        match join(handle).await {
+            Err(error) => error,
+            Ok(_) => DriverError::internal("table writer stopped before its input ended"),
+        }
+    }
+}
+
+async fn join(handle: JoinHandle<Result<u64>>) -> Result<u64> {
+    handle
+        .await
+        .map_err(|e| DriverError::internal(format!("table writer thread failed: {e}")))?
+}
+
+fn write_table(
+    conn: &duckdb::Connection,
+    table: &TableName,
+    schema: SchemaRef,
+    rx: mpsc::Receiver<Message>,
+) -> Result<u64> {
+    in_transaction(conn, &format!("cannot write table {table}"), |conn| {
+        append_all(conn, table, schema, rx)
+    })
+}
+
+fn append_all(
+    conn: &duckdb::Connection,
+    table: &TableName,
+    schema: SchemaRef,
+    mut rx: mpsc::Receiver<Message>,
+) -> Result<u64> {
+    let duck = |context: &str| {
+        let context = format!("{context} {table}");
+        move |source| DriverError::duckdb(context, source)
+    };
+    let mut columns: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| Field::new(f.name(), storage_type(f.data_type()), true))
+        .collect();
+    conn.execute_batch(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({})",
+        column_definitions(&columns)?
+    ))
+    .map_err(duck("cannot create table"))?;
+
+    let mut rows = 0u64;
+    let mut appender = conn
+        .appender(table.as_str())
+        .map_err(duck("cannot append to"))?;
+    loop {
+        match rx.blocking_recv() {
+            Some(Message::Batch(batch)) => {
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                let added = new_columns(&columns, batch.schema().fields());
+                if !added.is_empty() {
+                    // The appender is bound to the table's old shape: flush, alter, re-open.
+                    appender.flush().map_err(duck("cannot append to"))?;
+                    drop(appender);
+                    for field in added {
+                        conn.execute_batch(&format!(
+                            "ALTER TABLE {table} ADD COLUMN {} {}",
+                            quote_identifier(field.name()),
+                            duckdb_type_for(field.data_type())?
+                        ))
+                        .map_err(duck("cannot add a column to"))?;
+                        columns.push(field);
+                    }
+                    appender = conn
+                        .appender(table.as_str())
+                        .map_err(duck("cannot append to"))?;
+                }
+                rows += batch.num_rows() as u64;
+                let aligned = align_to(&batch, &columns)?;
+                appender
+                    .append_record_batch(aligned)
+                    .map_err(duck("cannot append a batch to"))?;
+            }
+            Some(Message::Commit) => break,
+            None => return Err(DriverError::Cancelled),
+        }
+    }
+    appender.flush().map_err(duck("cannot append to"))?;
+    Ok(rows)
+}
+
+/// Runs `work` inside one transaction: commit on success, roll back on error.
+fn in_transaction<T>(
+    conn: &duckdb::Connection,
+    context: &str,
+    work: impl FnOnce(&duckdb::Connection) -> Result<T>,
+) -> Result<T> {
+    conn.execute_batch("BEGIN TRANSACTION")
+        .map_err(|e| DriverError::duckdb(context, e))?;
+    match work(conn) {
+        Ok(value) => {
+            conn.execute_batch("COMMIT")
+                .map_err(|e| DriverError::duckdb(context, e))?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %rollback, "rollback failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Creates (or replaces) `table` as the result of `query`, atomically: an earlier table of the
+/// same name stays untouched if the query fails. Returns the new table's row count.
+pub fn replace_table_as(conn: &duckdb::Connection, table: &TableName, query: &str) -> Result<u64> {
+    in_transaction(conn, &format!("cannot create table {table}"), |conn| {
+        conn.execute_batch(&format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} AS {query}"
+        ))
+        .map_err(|source| DriverError::DuckDb {
+            context: format!("cannot create table {table}"),
+            source,
+        })?;
+        table_row_count(conn, table)
+    })
+}
+
+/// Number of rows of `table`.
+pub fn table_row_count(conn: &duckdb::Connection, table: &TableName) -> Result<u64> {
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
+    .map_err(|e| DriverError::duckdb(format!("cannot count rows of {table}"), e))
+}
+
+/// The Arrow type a column is stored as: types DuckDB has no direct equivalent for are widened.
+fn storage_type(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Null => DataType::Utf8,
+        DataType::Float16 => DataType::Float32,
+        DataType::Dictionary(_, value) => storage_type(value),
+        other => other.clone(),
+    }
+}
+
+/// The DuckDB column type for an Arrow type, matching what the Appender produces.
+pub fn duckdb_type_for(data_type: &DataType) -> Result<String> {
+    let ty = match data_type {
+        DataType::Null | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            "VARCHAR".into()
+        }
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INTEGER".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::UInt8 => "UTINYINT".into(),
+        DataType::UInt16 => "USMALLINT".into(),
+        DataType::UInt32 => "UINTEGER".into(),
+        DataType::UInt64 => "UBIGINT".into(),
+        DataType::Float16 | DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s)
+            if *p <= 38 =>
+        {
+            format!("DECIMAL({p},{s})")
+        }
+        DataType::Date32 | DataType::Date64 => "DATE".into(),
+        DataType::Time32(_) | DataType::Time64(_) => "TIME".into(),
+        DataType::Timestamp(_, Some(_)) => "TIMESTAMPTZ".into(),
+        DataType::Timestamp(TimeUnit::Second, None) => "TIMESTAMP_S".into(),
+        DataType::Timestamp(TimeUnit::Millisecond, None) => "TIMESTAMP_MS".into(),
+        DataType::Timestamp(TimeUnit::Microsecond, None) => "TIMESTAMP".into(),
+        DataType::Timestamp(TimeUnit::Nanosecond, None) => "TIMESTAMP_NS".into(),
+        DataType::Duration(_) | DataType::Interval(_) => "INTERVAL".into(),
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => "BLOB".into(),
+        DataType::List(child) | DataType::LargeList(child) => {
+            format!("{}[]", duckdb_type_for(child.data_type())?)
+        }
+        DataType::FixedSizeList(child, n) => {
+            format!("{}[{n}]", duckdb_type_for(child.data_type())?)
+        }
+        DataType::Struct(fields) => {
+            let members = fields
+                .iter()
+                .map(|f| {
+                    Ok(format!(
+                        "{} {}",
+                        quote_identifier(f.name()),
+                        duckdb_type_for(f.data_type())?
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            format!("STRUCT({})", members.join(", "))
+        }
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => format!(
+                "MAP({}, {})",
+                duckdb_type_for(kv[0].data_type())?,
+                duckdb_type_for(kv[1].data_type())?
+            ),
+            other => {
+                return Err(DriverError::internal(format!(
+                    "unsupported Arrow map entries {other}"
+                )));
+            }
+        },
+        DataType::Dictionary(_, value) => duckdb_type_for(value)?,
+        other => {
+            return Err(DriverError::internal(format!(
+                "Arrow type {other} has no DuckDB column type"
+            )));
+        }
+    };
+    Ok(ty)
+}
+
+fn column_definitions(columns: &[Field]) -> Result<String> {
+    if columns.is_empty() {
+        return Err(DriverError::internal("a table needs at least one column"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut defs = Vec::with_capacity(columns.len());
+    for field in columns {
+        if !seen.insert(field.name().to_lowercase()) {
+            // DuckDB column names are case-insensitive: `id` and `ID` would collide.
+            return Err(DriverError::data(format!(
+                "column {:?} appears twice (column names are case-insensitive)",
+                field.name()
+            )));
+        }
+        defs.push(format!(
+            "{} {}",
+            quote_identifier(field.name()),
+            duckdb_type_for(field.data_type())?
+        ));
+    }
+    Ok(defs.join(", "))
+}
+
+fn new_columns(columns: &[Field], incoming: &arrow::datatypes::Fields) -> Vec<Field> {
+    incoming
+        .iter()
+        .filter(|f| !columns.iter().any(|c| c.name() == f.name()))
+        .map(|f| Field::new(f.name(), storage_type(f.data_type()), true))
+        .collect()
+}
+
+/// Re-shapes `batch` to the table's columns, by name: reorders, fills missing columns with
+/// NULL and casts differing types (failing on values that do not fit, never truncating).
+fn align_to(batch: &RecordBatch, columns: &[Field]) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let same_shape = schema.fields().len() == columns.len()
+        && schema
+            .fields()
+            .iter()
+            .zip(columns)
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+    let target = Arc::new(Schema::new(columns.to_vec()));
+    if same_shape {
+        return RecordBatch::try_new(target, batch.columns().to_vec())
+            .map_err(|e| DriverError::internal(format!("cannot re-label batch: {e}")));
+    }
+    let strict = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    let arrays = columns
+        .iter()
+        .map(|column| -> Result<ArrayRef> {
+            match schema.index_of(column.name()) {
+                Err(_) => Ok(new_null_array(column.data_type(), batch.num_rows())),
+                Ok(i) => {
+                    let array = batch.column(i);
+                    if array.data_type() == column.data_type() {
+                        Ok(Arc::clone(array))
+                    } else {
+                        cast_with_options(array, column.data_type(), &strict).map_err(|e| {
+                            DriverError::data(format!(
+                                "column {:?} changed type from {} to {} between batches: {e}",
+                                column.name(),
+                                column.data_type(),
+                                array.data_type()
+                            ))
+                        })
+                    }
+                }
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(target, arrays)
+        .map_err(|e| DriverError::internal(format!("cannot build aligned batch: {e}")))
+}
+
+/// Streams the result of a query (by default a whole table) as Arrow batches.
+pub struct TableReader {
+    rx: mpsc::Receiver<Result<RecordBatch>>,
+    schema: SchemaRef,
+    handle: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TableReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableReader")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TableReader {
+    /// Streams every row of `table`, in its column order.
+    pub async fn table(conn: duckdb::Connection, table: &TableName) -> Result<Self> {
+        Self::query(conn, format!("SELECT * FROM {table}")).await
+    }
+
+    /// Streams the result of `sql`.
+    pub async fn query(conn: duckdb::Connection, sql: String) -> Result<Self> {
+        let (tx, rx) = mpsc::channel(DEFAULT_CHANNEL_CAPACITY);
+        let (schema_tx, schema_rx) = tokio::sync::oneshot::channel();
+        let handle = tokio::task::spawn_blocking(move || {
+            let fail =
+                |e: duckdb::Error| DriverError::duckdb("cannot read from the run database", e);
+            let mut stmt = match conn.prepare(&sql).map_err(fail) {
+                Ok(stmt) => stmt,
+                Err(e) => {
+                    let _ = schema_tx.send(Err(e));
+                    return;
+                }
+            };
+            let arrow = match stmt.query_arrow([]).map_err(fail) {
+                Ok(arrow) => arrow,
+                Err(e) => {
+                    let _ = schema_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = schema_tx.send(Ok(arrow.get_schema()));
+            for batch in arrow {
+                if tx.blocking_send(Ok(batch)).is_err() {
+                    return; // the consumer stopped reading
+                }
+            }
+        });
+        let schema = schema_rx
+            .await
+            .map_err(|_| DriverError::internal("table reader thread ended early"))??;
+        Ok(Self { rx, schema, handle })
+    }
+
+    /// The schema of the batches.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// The next batch, or `None` at the end.
+    pub async fn next_batch(&mut self) -> Option<Result<RecordBatch>> {
+        self.rx.recv().await
+    }
+
+    /// Reads everything (tests and small tables only).
+    pub async fn collect(mut self) -> Result<Vec<RecordBatch>> {
+        let mut batches = Vec::new();
+        while let Some(batch) = self.next_batch().await {
+            batches.push(batch?);
+        }
+        let _ = self.handle.await;
+        Ok(batches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{
+        Decimal128Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    };
+
+    fn memory() -> duckdb::Connection {
+        duckdb::Connection::open_in_memory().unwrap()
+    }
+
+    fn schema(fields: &[(&str, DataType)]) -> SchemaRef {
+        Arc::new(Schema::new(
+            fields
+                .iter()
+                .map(|(n, t)| Field::new(*n, t.clone(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    fn batch(schema: &SchemaRef, columns: Vec<ArrayRef>) -> RecordBatch {
+        RecordBatch::try_new(Arc::clone(schema), columns).unwrap()
+    }
+
+    fn table_exists(conn: &duckdb::Connection, name: &str) -> bool {
+        conn.query_row(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 1
+    }
+
+    #[tokio::test]
+    async fn writes_batches_and_commits_one_table() {
+        let conn = memory();
+        let table = TableName::new("read-orders").unwrap();
+        let s = schema(&[
+            ("id", DataType::Int64),
+            ("amount", DataType::Decimal128(12, 2)),
+            ("name", DataType::Utf8),
+            ("at", DataType::Timestamp(TimeUnit::Microsecond, None)),
+        ]);
+        let mut writer =
+            TableWriter::start(conn.try_clone().unwrap(), table.clone(), Arc::clone(&s), 2);
+        for chunk in 0..5i64 {
+            let ids: Vec<i64> = (chunk * 1000..chunk * 1000 + 1000).collect();
+            let b = batch(
+                &s,
+                vec![
+                    Arc::new(Int64Array::from(ids.clone())),
+                    Arc::new(
+                        Decimal128Array::from(
+                            ids.iter().map(|i| i128::from(i * 101)).collect::<Vec<_>>(),
+                        )
+                        .with_precision_and_scale(12, 2)
+                        .unwrap(),
+                    ),
+                    Arc::new(StringArray::from(
+                        ids.iter().map(|i| format!("n{i}")).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(TimestampMicrosecondArray::from(
+                        ids.iter().map(|i| i * 1_000_001).collect::<Vec<_>>(),
+                    )),
+                ],
+            );
+            writer.send(b).await.unwrap();
+        }
+        assert_eq!(writer.finish().await.unwrap(), 5000);
+        let (rows, sum, types): (i64, String, String) = conn
+            .query_row(
+                "SELECT count(*), CAST(sum(amount) AS VARCHAR), (SELECT string_agg(data_type, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'read-orders') FROM \"read-orders\"",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(rows, 5000);
+        assert_eq!(sum, "12622475.00"); // sum(0..5000) * 101 cents, exact
+        assert_eq!(types, "BIGINT,DECIMAL(12,2),VARCHAR,TIMESTAMP");
+    }
+
+    #[tokio::test]
+    async fn aborted_writer_leaves_no_table() {
+        let conn = memory();
+        let table = TableName::new("t").unwrap();
+        let s = schema(&[("x", DataType::Int32)]);
+        let mut writer = TableWriter::start(conn.try_clone().unwrap(), table, Arc::clone(&s), 1);
+        writer
+            .send(batch(&s, vec![Arc::new(Int32Array::from(vec![1, 2, 3]))]))
+            .await
+            .unwrap();
+        writer.abort().await;
+        assert!(!table_exists(&conn, "t"));
+    }
+
+    #[tokio::test]
+    async fn failed_rerun_keeps_the_earlier_table() {
+        let conn = memory();
+        conn.execute_batch("CREATE TABLE t AS SELECT 41 AS x")
+            .unwrap();
+        let table = TableName::new("t").unwrap();
+        let s = schema(&[("x", DataType::Int32)]);
+        let mut writer =
+            TableWriter::start(conn.try_clone().unwrap(), table.clone(), Arc::clone(&s), 1);
+        writer
+            .send(batch(&s, vec![Arc::new(Int32Array::from(vec![1]))]))
+            .await
+            .unwrap();
+        // A batch whose column cannot be cast to the table's type fails the writer.
+        let bad = schema(&[("x", DataType::Utf8)]);
+        let _ = writer
+            .send(batch(
+                &bad,
+                vec![Arc::new(StringArray::from(vec!["not a number"]))],
+            ))
+            .await;
+        let err = writer.finish().await.unwrap_err();
+        assert!(err.to_string().contains("changed type"), "{err}");
+        let x: i32 = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(x, 41, "the earlier table is untouched");
+    }
+
+    #[tokio::test]
+    async fn successful_rerun_replaces_the_table() {
+        let conn = memory();
+        conn.execute_batch("CREATE TABLE t AS SELECT 'old' AS y")
+            .unwrap();
+        let s = schema(&[("x", DataType::Int32)]);
+        let mut writer = TableWriter::start(
+            conn.try_clone().unwrap(),
+            TableName::new("t").unwrap(),
+            Arc::clone(&s),
+            1,
+        );
+        writer
+            .send(batch(&s, vec![Arc::new(Int32Array::from(vec![5, 6]))]))
+            .await
+            .unwrap();
+        assert_eq!(writer.finish().await.unwrap(), 2);
+        let sum: i64 = conn
+            .query_row("SELECT sum(x) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sum, 11);
+    }
+
+    #[tokio::test]
+    async fn batches_are_matched_by_name_not_position() {
+        let conn = memory();
+        let s = schema(&[("a", DataType::Int64), ("b", DataType::Utf8)]);
+        let mut writer = TableWriter::start(
+            conn.try_clone().unwrap(),
+            TableName::new("t").unwrap(),
+            Arc::clone(&s),
+            1,
+        );
+        writer
+            .send(batch(
+                &s,
+                vec![
+                    Arc::new(Int64Array::from(vec![1])),
+                    Arc::new(StringArray::from(vec!["x"])),
+                ],
+            ))
+            .await
+            .unwrap();
+        // Reordered columns, one missing, one new, one narrower integer type.
+        let s2 = schema(&[("c", DataType::Utf8), ("a", DataType::Int32)]);
+        writer
+            .send(batch(
+                &s2,
+                vec![
+                    Arc::new(StringArray::from(vec!["new"])),
+                    Arc::new(Int32Array::from(vec![2])),
+                ],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(writer.finish().await.unwrap(), 2);
+        let mut stmt = conn.prepare("SELECT a, b, c FROM t ORDER BY a").unwrap();
+        let rows: Vec<(i64, Option<String>, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            rows,
+            [(1, Some("x".into()), None), (2, None, Some("new".into()))]
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_input_still_creates_the_table_with_its_columns() {
+        let conn = memory();
+        let s = schema(&[("id", DataType::Int64), ("name", DataType::Utf8)]);
+        let writer = TableWriter::start(
+            conn.try_clone().unwrap(),
+            TableName::new("empty").unwrap(),
+            s,
+            1,
+        );
+        assert_eq!(writer.finish().await.unwrap(), 0);
+        let cols: String = conn
+            .query_row(
+                "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'empty'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(cols, "id,name");
+    }
+
+    #[tokio::test]
+    async fn reader_streams_a_table_back_as_arrow() {
+        let conn = memory();
+        conn.execute_batch(
+            "CREATE TABLE \"my table\" AS SELECT range AS id, 'v' || range AS v FROM range(5000)",
+        )
+        .unwrap();
+        let reader = TableReader::table(conn, &TableName::new("my table").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(reader.schema().field(1).name(), "v");
+        let batches = reader.collect().await.unwrap();
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 5000);
+        assert!(batches.len() > 1, "streamed in several batches");
+    }
+
+    #[test]
+    fn replace_table_as_is_atomic() {
+        let conn = memory();
+        let t = TableName::new("p").unwrap();
+        assert_eq!(
+            replace_table_as(&conn, &t, "SELECT 1 AS x UNION ALL SELECT 2").unwrap(),
+            2
+        );
+        let err = replace_table_as(&conn, &t, "SELECT * FROM missing_table").unwrap_err();
+        assert!(err.to_string().contains("missing_table"), "{err}");
+        assert_eq!(table_row_count(&conn, &t).unwrap(), 2, "old table kept");
+    }
+}
