@@ -1,1 +1,457 @@
-//! placeholder
+//! The step loop: validates a pipeline against the component specs and drivers, then runs a
+//! plan step by step against an [`ExecutionContext`]. Local and remote adapters both call this
+//! crate, so there is one implementation of step execution, events and failure policy.
+//!
+//! Failure policy: the first failed step stops the run; later steps do not start.
+#![warn(missing_docs)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use component_spec::SpecRegistry;
+use driver_api::{DriverError, DriverRegistry, ErrorClass, InputTable, StepContext, StepInputs};
+use execution_context::{ExecutionContext, object};
+use pipeline::{Pipeline, Plan, Problem, Problems, Step, StepMode, did_you_mean};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The components this build knows (specs) and can run (drivers).
+#[derive(Debug, Clone)]
+pub struct Engine {
+    drivers: DriverRegistry,
+    specs: SpecRegistry,
+}
+
+/// What happened to one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// Step id.
+    pub step_id: String,
+    /// Component name.
+    pub component: String,
+    /// OML mode.
+    pub mode: StepMode,
+    /// Outcome.
+    #[serde(flatten)]
+    pub status: StepStatus,
+    /// Wall time of the step.
+    pub duration_ms: u64,
+}
+
+/// Outcome of one step.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum StepStatus {
+    /// The step finished.
+    Ok {
+        /// Rows in the step table, or rows written by a writer.
+        rows: u64,
+        /// The table the step created, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        table: Option<String>,
+    },
+    /// The step failed.
+    Failed {
+        /// Error class (config, io, data, duckdb, ...).
+        error_class: ErrorClass,
+        /// The error message (secrets scrubbed).
+        error: String,
+    },
+}
+
+/// What happened to a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunOutcome {
+    /// Steps that ran, in order (the failed one last, if any).
+    pub steps: Vec<StepReport>,
+    /// Number of steps in the plan.
+    pub steps_total: usize,
+    /// Whether the run was cancelled.
+    pub cancelled: bool,
+    /// Wall time of the run.
+    pub duration_ms: u64,
+}
+
+impl RunOutcome {
+    /// Whether every step of the plan finished.
+    pub fn ok(&self) -> bool {
+        self.steps_completed() == self.steps_total
+    }
+
+    /// Number of steps that finished.
+    pub fn steps_completed(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.status, StepStatus::Ok { .. }))
+            .count()
+    }
+
+    /// The failed step, if any.
+    pub fn failed_step(&self) -> Option<&StepReport> {
+        self.steps
+            .iter()
+            .find(|s| matches!(s.status, StepStatus::Failed { .. }))
+    }
+}
+
+/// Live progress of a run, for terminals and remote hosts. Events go to the session's
+/// `events.jsonl` regardless.
+pub trait RunObserver: Send + Sync {
+    /// A step is about to start (`index` counts from 0).
+    fn step_started(&self, _step: &Step, _index: usize, _total: usize) {}
+    /// A step ended.
+    fn step_finished(&self, _report: &StepReport) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl RunObserver for NoObserver {}
+
+impl Engine {
+    /// An engine over the given drivers and specs.
+    pub fn new(drivers: DriverRegistry, specs: SpecRegistry) -> Self {
+        Self { drivers, specs }
+    }
+
+    /// The component specs.
+    pub fn specs(&self) -> &SpecRegistry {
+        &self.specs
+    }
+
+    /// The drivers.
+    pub fn drivers(&self) -> &DriverRegistry {
+        &self.drivers
+    }
+
+    /// Whether this build has a driver for `component`.
+    pub fn is_runnable(&self, component: &str) -> bool {
+        self.drivers.get(component).is_some()
+    }
+
+    /// Checks every step against its component: known and runnable, mode supported, config
+    /// keys known and required keys present, values of the right types. Returns all problems.
+    pub fn validate(&self, pipeline: &Pipeline) -> Problems {
+        let mut problems = Problems::default();
+        for step in &pipeline.steps {
+            self.validate_step(step, &mut problems);
+        }
+        problems
+    }
+
+    fn validate_step(&self, step: &Step, problems: &mut Problems) {
+        let id = step.id.as_str();
+        let Some(spec) = self.specs.get(&step.component) else {
+            let known = self.specs.names();
+            let hint = did_you_mean(&step.component, known.iter().copied())
+                .map(|n| format!("did you mean `{n}`? "))
+                .unwrap_or_default();
+            problems.push(Problem::step_error(
+                id,
+                Some("component"),
+                format!(
+                    "unknown component `{}`; {hint}known components: {}",
+                    step.component,
+                    known.join(", ")
+                ),
+            ));
+            return;
+        };
+        let Some(driver) = self.drivers.get(&step.component) else {
+            problems.push(Problem::step_error(
+                id,
+                Some("component"),
+                format!(
+                    "component `{}` is described but not runnable: this build has no driver for it (runnable: {})",
+                    step.component,
+                    self.drivers.names().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+            return;
+        };
+        let mode = step.mode.component_mode();
+        if !spec.supports_mode(mode) {
+            problems.push(Problem::step_error(
+                id,
+                Some("mode"),
+                format!(
+                    "component `{}` cannot run in mode `{}` (its modes: {})",
+                    step.component,
+                    step.mode.as_str(),
+                    spec.modes.join(", ")
+                ),
+            ));
+        }
+        if step.mode == StepMode::Write && step.needs.len() != 1 {
+            problems.push(Problem::step_error(
+                id,
+                Some("needs"),
+                if step.needs.is_empty() {
+                    "a write step needs the step whose table it writes: add `needs: [<step id>]`"
+                        .to_owned()
+                } else {
+                    format!(
+                        "a write step writes one table but needs {} steps; join them in a duckdb.processor step first",
+                        step.needs.len()
+                    )
+                },
+            ));
+        }
+
+        let properties = spec.property_names();
+        let mut key_problem = false;
+        for key in step.config.keys() {
+            if !properties.contains(&key.as_str()) {
+                key_problem = true;
+                let hint = did_you_mean(key, properties.iter().copied())
+                    .map(|n| format!("did you mean `{n}`?"))
+                    .unwrap_or_else(|| format!("valid keys: {}", properties.join(", ")));
+                problems.push(Problem::step_error(
+                    id,
+                    Some(&format!("config.{key}")),
+                    format!("unknown key `{key}` for `{}`; {hint}", step.component),
+                ));
+            }
+        }
+        for required in spec.required() {
+            if !step.config.contains_key(required) {
+                key_problem = true;
+                problems.push(Problem::step_error(
+                    id,
+                    Some(&format!("config.{required}")),
+                    format!("missing required key `{required}` for `{}`", step.component),
+                ));
+            }
+        }
+        if !key_problem
+            && let Err(error) = driver.check_config(&Value::Object(step.config.clone()))
+        {
+            let (key, message) = match error {
+                DriverError::Config { key, message } => (key, message),
+                other => (None, other.to_string()),
+            };
+            problems.push(Problem::step_error(
+                id,
+                Some(&key.map_or_else(|| "config".to_owned(), |k| format!("config.{k}"))),
+                message,
+            ));
+        }
+    }
+
+    /// Runs `plan` in order against `exec`, stopping at the first failed step or on
+    /// cancellation. Relative paths in step configs resolve against `base_dir`.
+    pub async fn run(
+        &self,
+        plan: &Plan,
+        exec: &Arc<ExecutionContext>,
+        base_dir: &Path,
+        observer: &dyn RunObserver,
+    ) -> RunOutcome {
+        let started = Instant::now();
+        let total = plan.steps.len();
+        exec.event(
+            "run_start",
+            object([
+                ("pipeline", plan.name.clone().into()),
+                ("steps_total", total.into()),
+                ("session_dir", exec.session_dir().display().to_string().into()),
+            ]),
+        );
+        let mut outputs: HashMap<&str, InputTable> = HashMap::new();
+        let mut reports = Vec::with_capacity(total);
+        let mut cancelled = false;
+        for (index, step) in plan.steps.iter().enumerate() {
+            if exec.cancellation().is_cancelled() {
+                cancelled = true;
+                break;
+            }
+            observer.step_started(step, index, total);
+            let report = self.run_step(step, exec, base_dir, &outputs).await;
+            observer.step_finished(&report);
+            let failed = matches!(report.status, StepStatus::Failed { .. });
+            if let StepStatus::Ok {
+                rows,
+                table: Some(table),
+            } = &report.status
+            {
+                let table = driver_api::TableName::new(table.clone())
+                    .expect("a step table name was validated when the step ran");
+                outputs.insert(step.id.as_str(), InputTable { table, rows: *rows });
+            }
+            if let StepStatus::Failed { error_class, .. } = &report.status {
+                cancelled = *error_class == ErrorClass::Cancelled;
+            }
+            reports.push(report);
+            if failed {
+                break;
+            }
+        }
+        let outcome = RunOutcome {
+            steps: reports,
+            steps_total: total,
+            cancelled,
+            duration_ms: millis(started.elapsed()),
+        };
+        if outcome.ok() {
+            exec.event(
+                "run_complete",
+                object([
+                    ("pipeline", plan.name.clone().into()),
+                    ("steps_completed", outcome.steps_completed().into()),
+                    ("duration_ms", outcome.duration_ms.into()),
+                ]),
+            );
+        } else {
+            let mut fields = object([
+                ("pipeline", plan.name.clone().into()),
+                ("steps_completed", outcome.steps_completed().into()),
+                ("steps_total", total.into()),
+                ("duration_ms", outcome.duration_ms.into()),
+                ("cancelled", cancelled.into()),
+            ]);
+            if let Some(failed) = outcome.failed_step() {
+                fields.insert("step_id".into(), failed.step_id.clone().into());
+                if let StepStatus::Failed { error, .. } = &failed.status {
+                    fields.insert("error".into(), error.clone().into());
+                }
+            }
+            exec.event("run_error", fields);
+        }
+        exec.metric("run_duration_ms", outcome.duration_ms, Map::new());
+        outcome
+    }
+
+    async fn run_step(
+        &self,
+        step: &Step,
+        exec: &Arc<ExecutionContext>,
+        base_dir: &Path,
+        outputs: &HashMap<&str, InputTable>,
+    ) -> StepReport {
+        let started = Instant::now();
+        let emitter = exec.step_emitter(&step.id);
+        emitter.event(
+            "step_start",
+            object([
+                ("component", step.component.clone().into()),
+                ("mode", step.mode.as_str().into()),
+            ]),
+        );
+        let result = self.execute(step, exec, base_dir, outputs).await;
+        let duration_ms = millis(started.elapsed());
+        let status = match result {
+            Ok(output) => {
+                let metric = if step.mode == StepMode::Read {
+                    "rows_read"
+                } else {
+                    "rows_written"
+                };
+                emitter.metric(metric, output.rows);
+                emitter.metric("step_duration_ms", duration_ms);
+                let table = output.table.map(|t| t.as_str().to_owned());
+                let mut fields = object([
+                    ("component", step.component.clone().into()),
+                    ("rows", output.rows.into()),
+                    ("duration_ms", duration_ms.into()),
+                ]);
+                if let Some(table) = &table {
+                    fields.insert("table".into(), table.clone().into());
+                }
+                emitter.event("step_complete", fields);
+                StepStatus::Ok {
+                    rows: output.rows,
+                    table,
+                }
+            }
+            Err(error) => {
+                let message = exec.redactor().redact(&error.to_string()).into_owned();
+                emitter.metric("step_duration_ms", duration_ms);
+                emitter.event(
+                    "step_failed",
+                    object([
+                        ("component", step.component.clone().into()),
+                        ("error_class", error.class().as_str().into()),
+                        ("error", message.clone().into()),
+                        ("duration_ms", duration_ms.into()),
+                    ]),
+                );
+                StepStatus::Failed {
+                    error_class: error.class(),
+                    error: message,
+                }
+            }
+        };
+        StepReport {
+            step_id: step.id.clone(),
+            component: step.component.clone(),
+            mode: step.mode,
+            status,
+            duration_ms,
+        }
+    }
+
+    async fn execute(
+        &self,
+        step: &Step,
+        exec: &Arc<ExecutionContext>,
+        base_dir: &Path,
+        outputs: &HashMap<&str, InputTable>,
+    ) -> Result<driver_api::StepOutput, DriverError> {
+        let driver = self.drivers.get(&step.component).ok_or_else(|| {
+            DriverError::Unsupported {
+                operation: format!("component `{}` (no driver in this build)", step.component),
+            }
+        })?;
+        let ctx = StepContext::new(exec, &step.id, &step.component, base_dir)?;
+        write_cleaned_config(&ctx, &step.config);
+
+        let mut inputs = StepInputs::new();
+        for need in &step.needs {
+            let table = outputs.get(need.as_str()).ok_or_else(|| DriverError::Config {
+                key: Some("needs".into()),
+                message: format!("step '{need}' produced no table to read (it is a writer)"),
+            })?;
+            ctx.event(
+                "inputs_resolved",
+                object([
+                    ("from_step", need.clone().into()),
+                    ("table", table.table.as_str().into()),
+                    ("rows", table.rows.into()),
+                ]),
+            );
+            inputs.insert(need.clone(), table.clone());
+        }
+
+        let cancel = ctx.cancellation().clone();
+        tokio::select! {
+            result = driver.run_json(&ctx, Value::Object(step.config.clone()), inputs) => result,
+            () = cancel.cancelled() => Err(DriverError::Cancelled),
+        }
+    }
+}
+
+/// Writes `artifacts/<step>/cleaned_config.json`: the config the driver received. Secret
+/// values are scrubbed by the run's redactor.
+fn write_cleaned_config(ctx: &StepContext, config: &Map<String, Value>) {
+    let path = ctx.artifacts_dir().join("cleaned_config.json");
+    let text = serde_json::to_string_pretty(config).expect("JSON always serializes");
+    let text = ctx.execution_context().redactor().redact(&text).into_owned();
+    if let Err(error) = std::fs::write(&path, text + "\n") {
+        tracing::warn!(%error, path = %path.display(), "cannot write cleaned_config.json");
+    } else {
+        ctx.event(
+            "artifact_created",
+            object([
+                ("artifact_type", "cleaned_config".into()),
+                ("path", path.display().to_string().into()),
+            ]),
+        );
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,1 +1,967 @@
-//! placeholder
+//! OML v0.1.0 pipelines: parsing, structural validation and the execution plan.
+//!
+//! Parsing collects every problem of a document at once (each naming its step and key), so a
+//! pipeline author fixes them in one round. Component-level checks (does the component exist,
+//! is its config valid) need the registries and live in the engine.
+#![warn(missing_docs)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The OML version this runtime implements.
+pub const OML_VERSION: &str = "0.1.0";
+
+const KNOWN_TOP_LEVEL: &[&str] = &[
+    "oml_version",
+    "name",
+    "steps",
+    "description",
+    "metadata",
+    "schedule",
+    "params",
+    "profiles",
+];
+const FORBIDDEN_TOP_LEVEL: &[&str] = &["version", "connectors", "tasks", "outputs"];
+const KNOWN_STEP_KEYS: &[&str] = &[
+    "id",
+    "component",
+    "mode",
+    "config",
+    "needs",
+    "inputs",
+    "uses",
+    "with",
+    "description",
+];
+
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The pipeline cannot run.
+    Error,
+    /// The pipeline runs, but something is probably not what the author meant.
+    Warning,
+}
+
+/// One problem found in a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The step the problem is in, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The key the problem is about, as a path (`needs`, `config.delimiter`, `oml_version`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl Problem {
+    /// An error about a top-level key.
+    pub fn error(key: Option<&str>, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Error,
+            step: None,
+            key: key.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    /// An error about a key of a step.
+    pub fn step_error(step: &str, key: Option<&str>, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Error,
+            step: Some(step.to_owned()),
+            key: key.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    /// Turns this problem into a warning.
+    pub fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
+    }
+
+    /// Whether this is an error.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{label}")?;
+        match (&self.step, &self.key) {
+            (Some(step), Some(key)) => write!(f, ": step '{step}', key `{key}`")?,
+            (Some(step), None) => write!(f, ": step '{step}'")?,
+            (None, Some(key)) => write!(f, ": key `{key}`")?,
+            (None, None) => {}
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// A list of problems; the error type of parsing and validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    /// Whether any problem is an error.
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(Problem::is_error)
+    }
+
+    /// The errors.
+    pub fn errors(&self) -> impl Iterator<Item = &Problem> {
+        self.0.iter().filter(|p| p.is_error())
+    }
+
+    /// The warnings.
+    pub fn warnings(&self) -> impl Iterator<Item = &Problem> {
+        self.0.iter().filter(|p| !p.is_error())
+    }
+
+    /// Adds a problem.
+    pub fn push(&mut self, problem: Problem) {
+        self.0.push(problem);
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// What a step does, as written in OML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepMode {
+    /// Extract data into the step table (component mode `extract`).
+    Read,
+    /// Write the table of an upstream step to a destination (component mode `write`).
+    Write,
+    /// Compute a new table from upstream tables (component mode `transform`).
+    Transform,
+}
+
+impl StepMode {
+    /// The OML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Transform => "transform",
+        }
+    }
+
+    /// The component mode this OML mode maps to (`read` -> `extract`).
+    pub fn component_mode(self) -> &'static str {
+        match self {
+            Self::Read => "extract",
+            Self::Write => "write",
+            Self::Transform => "transform",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "read" => Some(Self::Read),
+            "write" => Some(Self::Write),
+            "transform" => Some(Self::Transform),
+            _ => None,
+        }
+    }
+}
+
+/// One step of a pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Unique id; also the name of the step's table in the run database.
+    pub id: String,
+    /// Component name, e.g. `filesystem.csv_extractor`.
+    pub component: String,
+    /// What the step does.
+    pub mode: StepMode,
+    /// Upstream steps whose tables this step reads (and which must run first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
+    /// The component's configuration.
+    #[serde(default)]
+    pub config: Map<String, Value>,
+}
+
+/// A parsed pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    /// `oml_version` as written.
+    pub oml_version: String,
+    /// Pipeline name.
+    pub name: String,
+    /// Optional description.
+    pub description: Option<String>,
+    /// Optional free-form metadata, copied into the manifest.
+    pub metadata: Option<Value>,
+    /// Steps in file order.
+    pub steps: Vec<Step>,
+}
+
+/// The execution plan: the pipeline's steps in a valid order. Written as `manifest.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Pipeline name.
+    pub name: String,
+    /// OML version of the source.
+    pub oml_version: String,
+    /// Optional description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Optional metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    /// Steps in execution order: every step comes after the steps it needs.
+    pub steps: Vec<Step>,
+}
+
+/// Parses and structurally validates an OML document. On success returns the pipeline with
+/// any warnings; on failure every problem found, errors and warnings.
+pub fn parse(text: &str) -> Result<(Pipeline, Problems), Problems> {
+    let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+        Problems(vec![Problem::error(None, yaml_error_message(&e))])
+    })?;
+    let doc: Value = serde_json::to_value(&yaml).map_err(|e| {
+        Problems(vec![Problem::error(
+            None,
+            format!("the pipeline is not a JSON-compatible YAML document: {e}"),
+        )])
+    })?;
+    let mut problems = Problems::default();
+    let pipeline = read_document(&doc, &mut problems);
+    match pipeline {
+        Some(p) if !problems.has_errors() => Ok((p, problems)),
+        _ => Err(problems),
+    }
+}
+
+fn yaml_error_message(error: &serde_yaml::Error) -> String {
+    match error.location() {
+        Some(loc) => {
+            let message = error.to_string();
+            // serde_yaml appends " at line X column Y"; say it once, up front.
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
+            format!(
+                "malformed YAML at line {} column {}: {message}",
+                loc.line(),
+                loc.column()
+            )
+        }
+        None => format!("malformed YAML: {error}"),
+    }
+}
+
+fn read_document(doc: &Value, problems: &mut Problems) -> Option<Pipeline> {
+    let Some(top) = doc.as_object() else {
+        problems.push(Problem::error(
+            None,
+            "a pipeline must be a YAML mapping with oml_version, name and steps",
+        ));
+        return None;
+    };
+
+    for key in top.keys() {
+        if FORBIDDEN_TOP_LEVEL.contains(&key.as_str()) {
+            problems.push(Problem::error(
+                Some(key),
+                format!("`{key}` is not part of OML v{OML_VERSION}; describe the work as `steps`"),
+            ));
+        } else if !KNOWN_TOP_LEVEL.contains(&key.as_str()) {
+            problems.push(
+                Problem::error(Some(key), unknown_key_message(key, KNOWN_TOP_LEVEL)).warning(),
+            );
+        }
+    }
+    for key in ["params", "profiles"] {
+        if top.contains_key(key) {
+            problems.push(
+                Problem::error(
+                    Some(key),
+                    format!("`{key}` is not supported by this version of osiris yet and is ignored"),
+                )
+                .warning(),
+            );
+        }
+    }
+
+    let oml_version = match top.get("oml_version") {
+        None => {
+            problems.push(Problem::error(
+                Some("oml_version"),
+                format!("missing; add `oml_version: \"{OML_VERSION}\"`"),
+            ));
+            String::new()
+        }
+        Some(Value::String(v)) => {
+            if !v.starts_with("0.") {
+                problems.push(Problem::error(
+                    Some("oml_version"),
+                    format!("version {v:?} is not supported; this runtime reads OML {OML_VERSION}"),
+                ));
+            } else if v != OML_VERSION {
+                problems.push(
+                    Problem::error(
+                        Some("oml_version"),
+                        format!("version {v:?} is read as OML {OML_VERSION}"),
+                    )
+                    .warning(),
+                );
+            }
+            v.clone()
+        }
+        Some(other) => {
+            problems.push(Problem::error(
+                Some("oml_version"),
+                format!("must be a string like \"{OML_VERSION}\" (quote it), found {}", kind(other)),
+            ));
+            String::new()
+        }
+    };
+
+    let name = match top.get("name") {
+        Some(Value::String(n)) if !n.trim().is_empty() => {
+            if !is_slug(n) {
+                problems.push(
+                    Problem::error(
+                        Some("name"),
+                        format!("{n:?} is not a slug (lower-case letters, digits and '-'); it is used in paths"),
+                    )
+                    .warning(),
+                );
+            }
+            n.clone()
+        }
+        Some(Value::String(_)) => {
+            problems.push(Problem::error(Some("name"), "must not be empty"));
+            String::new()
+        }
+        None => {
+            problems.push(Problem::error(Some("name"), "missing; name the pipeline"));
+            String::new()
+        }
+        Some(other) => {
+            problems.push(Problem::error(
+                Some("name"),
+                format!("must be a string, found {}", kind(other)),
+            ));
+            String::new()
+        }
+    };
+
+    let description = top
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let metadata = top.get("metadata").cloned();
+
+    let steps = match top.get("steps") {
+        None => {
+            problems.push(Problem::error(Some("steps"), "missing; a pipeline needs at least one step"));
+            Vec::new()
+        }
+        Some(Value::Array(items)) if items.is_empty() => {
+            problems.push(Problem::error(Some("steps"), "must list at least one step"));
+            Vec::new()
+        }
+        Some(Value::Array(items)) => read_steps(items, problems),
+        Some(other) => {
+            problems.push(Problem::error(
+                Some("steps"),
+                format!("must be a list of steps, found {}", kind(other)),
+            ));
+            Vec::new()
+        }
+    };
+
+    Some(Pipeline {
+        oml_version,
+        name,
+        description,
+        metadata,
+        steps,
+    })
+}
+
+fn read_steps(items: &[Value], problems: &mut Problems) -> Vec<Step> {
+    let mut steps = Vec::with_capacity(items.len());
+    let mut first_index: HashMap<String, usize> = HashMap::new();
+    for (index, item) in items.iter().enumerate() {
+        let position = format!("steps[{index}]");
+        let Some(obj) = item.as_object() else {
+            problems.push(Problem::error(
+                Some(&position),
+                format!("a step must be a mapping with id, component and mode, found {}", kind(item)),
+            ));
+            continue;
+        };
+        let id = match obj.get("id") {
+            Some(Value::String(id)) => {
+                if let Err(why) = check_step_id(id) {
+                    problems.push(Problem::step_error(id, Some("id"), why));
+                }
+                id.clone()
+            }
+            Some(other) => {
+                problems.push(Problem::error(
+                    Some(&format!("{position}.id")),
+                    format!("must be a string, found {}", kind(other)),
+                ));
+                continue;
+            }
+            None => {
+                problems.push(Problem::error(
+                    Some(&format!("{position}.id")),
+                    "missing; every step needs a unique id (it names the step's table)",
+                ));
+                continue;
+            }
+        };
+        if let Some(first) = first_index.get(&id) {
+            problems.push(Problem::step_error(
+                &id,
+                Some("id"),
+                format!("duplicate step id: steps[{first}] and steps[{index}] are both '{id}'"),
+            ));
+        } else {
+            first_index.insert(id.clone(), index);
+        }
+        // DuckDB table names are case-insensitive: `Orders` and `orders` would be one table.
+        if let Some(other) = steps
+            .iter()
+            .map(|s: &Step| s.id.as_str())
+            .find(|other| *other != id && other.eq_ignore_ascii_case(&id))
+        {
+            problems.push(Problem::step_error(
+                &id,
+                Some("id"),
+                format!("'{id}' and '{other}' differ only in case, but name the same table"),
+            ));
+        }
+
+        for key in obj.keys() {
+            if !KNOWN_STEP_KEYS.contains(&key.as_str()) {
+                problems.push(Problem::step_error(
+                    &id,
+                    Some(key),
+                    unknown_key_message(key, KNOWN_STEP_KEYS),
+                ));
+            }
+        }
+        if obj.contains_key("inputs") {
+            problems.push(
+                Problem::step_error(
+                    &id,
+                    Some("inputs"),
+                    "`inputs` is ignored; data flows from the steps listed in `needs`",
+                )
+                .warning(),
+            );
+        }
+
+        let component = match (obj.get("component"), obj.get("uses")) {
+            (Some(Value::String(c)), _) | (None, Some(Value::String(c))) => c.clone(),
+            (Some(other), _) | (None, Some(other)) => {
+                problems.push(Problem::step_error(
+                    &id,
+                    Some("component"),
+                    format!("must be a string like `duckdb.processor`, found {}", kind(other)),
+                ));
+                String::new()
+            }
+            (None, None) => {
+                problems.push(Problem::step_error(
+                    &id,
+                    Some("component"),
+                    "missing; name the component, e.g. `filesystem.csv_extractor`",
+                ));
+                String::new()
+            }
+        };
+
+        let mode = match obj.get("mode") {
+            Some(Value::String(m)) => StepMode::parse(m).or_else(|| {
+                problems.push(Problem::step_error(
+                    &id,
+                    Some("mode"),
+                    format!("{m:?} is not a mode; use read, write or transform"),
+                ));
+                None
+            }),
+            Some(other) => {
+                problems.push(Problem::step_error(
+                    &id,
+                    Some("mode"),
+                    format!("must be read, write or transform, found {}", kind(other)),
+                ));
+                None
+            }
+            None => {
+                problems.push(Problem::step_error(
+                    &id,
+                    Some("mode"),
+                    "missing; use read, write or transform",
+                ));
+                None
+            }
+        };
+
+        let config = match obj.get("config").or_else(|| obj.get("with")) {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(c)) => c.clone(),
+            Some(other) => {
+                problems.push(Problem::step_error(
+                    &id,
+                    Some("config"),
+                    format!("must be a mapping of settings, found {}", kind(other)),
+                ));
+                Map::new()
+            }
+        };
+
+        let needs = match obj.get("needs") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(one)) => vec![one.clone()],
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(|n| match n {
+                    Value::String(s) => Some(s.clone()),
+                    other => {
+                        problems.push(Problem::step_error(
+                            &id,
+                            Some("needs"),
+                            format!("entries must be step ids, found {}", kind(other)),
+                        ));
+                        None
+                    }
+                })
+                .collect(),
+            Some(other) => {
+                problems.push(Problem::step_error(
+                    &id,
+                    Some("needs"),
+                    format!("must be a list of step ids, found {}", kind(other)),
+                ));
+                Vec::new()
+            }
+        };
+
+        steps.push(Step {
+            id,
+            component,
+            mode: mode.unwrap_or(StepMode::Transform),
+            needs,
+            config,
+        });
+    }
+
+    check_needs(&steps, problems);
+    steps
+}
+
+fn check_needs(steps: &[Step], problems: &mut Problems) {
+    let ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
+    for step in steps {
+        let mut seen = Vec::new();
+        for need in &step.needs {
+            if need == &step.id {
+                problems.push(Problem::step_error(
+                    &step.id,
+                    Some("needs"),
+                    "a step cannot need itself",
+                ));
+            } else if !ids.contains(&need.as_str()) {
+                let hint = did_you_mean(need, ids.iter().copied())
+                    .map(|s| format!("; did you mean '{s}'?"))
+                    .unwrap_or_else(|| format!("; steps are: {}", ids.join(", ")));
+                problems.push(Problem::step_error(
+                    &step.id,
+                    Some("needs"),
+                    format!("unknown step '{need}'{hint}"),
+                ));
+            } else if seen.contains(&need) {
+                problems.push(
+                    Problem::step_error(&step.id, Some("needs"), format!("'{need}' is listed twice"))
+                        .warning(),
+                );
+            }
+            seen.push(need);
+        }
+    }
+    if !problems.has_errors()
+        && let Err(cycle) = execution_order(steps)
+    {
+        problems.push(cycle);
+    }
+}
+
+/// Orders steps so that every step comes after the steps it needs; among independent steps
+/// the file order is kept. A cycle is an error naming the steps in it.
+pub fn execution_order(steps: &[Step]) -> Result<Vec<usize>, Problem> {
+    let index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let mut indegree = vec![0usize; steps.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    for (i, step) in steps.iter().enumerate() {
+        for need in &step.needs {
+            if let Some(&j) = index.get(need.as_str())
+                && j != i
+                && !dependents[j].contains(&i)
+            {
+                indegree[i] += 1;
+                dependents[j].push(i);
+            }
+        }
+    }
+    // Kahn's algorithm, always taking the earliest ready step in file order.
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..steps.len()).filter(|&i| indegree[i] == 0).collect();
+    let mut order = Vec::with_capacity(steps.len());
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &d in &dependents[i] {
+            indegree[d] -= 1;
+            if indegree[d] == 0 {
+                ready.insert(d);
+            }
+        }
+    }
+    if order.len() == steps.len() {
+        return Ok(order);
+    }
+    let remaining: Vec<usize> = (0..steps.len()).filter(|i| indegree[*i] > 0).collect();
+    let cycle = find_cycle(steps, &index, &remaining);
+    let first = &steps[cycle[0]].id;
+    let path: Vec<&str> = cycle
+        .iter()
+        .chain(std::iter::once(&cycle[0]))
+        .map(|&i| steps[i].id.as_str())
+        .collect();
+    Err(Problem::step_error(
+        first,
+        Some("needs"),
+        format!("`needs` form a cycle: {}", path.join(" -> ")),
+    ))
+}
+
+/// Walks `needs` edges among the steps left after Kahn's algorithm until a step repeats.
+fn find_cycle(steps: &[Step], index: &HashMap<&str, usize>, remaining: &[usize]) -> Vec<usize> {
+    let mut path = vec![remaining[0]];
+    loop {
+        let current = *path.last().expect("path is never empty");
+        let next = steps[current]
+            .needs
+            .iter()
+            .filter_map(|n| index.get(n.as_str()).copied())
+            .find(|j| remaining.contains(j))
+            .expect("every step left in a cycle needs another step left");
+        if let Some(pos) = path.iter().position(|&p| p == next) {
+            let mut cycle = path.split_off(pos);
+            // Report in data-flow order: upstream first.
+            cycle.reverse();
+            return cycle;
+        }
+        path.push(next);
+    }
+}
+
+impl Pipeline {
+    /// The execution plan: steps in dependency order.
+    pub fn plan(&self) -> Result<Plan, Problem> {
+        let order = execution_order(&self.steps)?;
+        Ok(Plan {
+            name: self.name.clone(),
+            oml_version: self.oml_version.clone(),
+            description: self.description.clone(),
+            metadata: self.metadata.clone(),
+            steps: order.into_iter().map(|i| self.steps[i].clone()).collect(),
+        })
+    }
+}
+
+impl Plan {
+    /// The plan as YAML (the session's `manifest.yaml`).
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).expect("a plan always serializes")
+    }
+
+    /// Steps downstream of each step id (who needs whom), for reporting.
+    pub fn dependents(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut map: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for step in &self.steps {
+            for need in &step.needs {
+                map.entry(need.as_str()).or_default().push(step.id.as_str());
+            }
+        }
+        map
+    }
+}
+
+/// Step ids name tables and artifact directories: letters, digits, `_`, `-` and `.`,
+/// starting with a letter, digit or `_`; at most 128 characters.
+fn check_step_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if id.len() > 128 {
+        return Err("is longer than 128 characters".into());
+    }
+    let mut chars = id.chars();
+    let first = chars.next().expect("not empty");
+    if !(first.is_ascii_alphanumeric() || first == '_') {
+        return Err(format!(
+            "'{id}' must start with a letter, a digit or '_' (it names a table and a directory)"
+        ));
+    }
+    if let Some(bad) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "'{id}' contains {bad:?}; use letters, digits, '_', '-' and '.' (it names a table and a directory)"
+        ));
+    }
+    Ok(())
+}
+
+fn is_slug(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn unknown_key_message(key: &str, known: &[&str]) -> String {
+    match did_you_mean(key, known.iter().copied()) {
+        Some(near) => format!("unknown key `{key}`; did you mean `{near}`?"),
+        None => format!("unknown key `{key}`; known keys: {}", known.join(", ")),
+    }
+}
+
+/// The candidate closest to `input`, if close enough to be a typo.
+pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(&input.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(distance, c)| *distance <= (c.len().max(input.len()) / 3).max(2))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text) {
+            Ok((_, warnings)) => panic!("expected errors, got a pipeline (warnings: {warnings})"),
+            Err(problems) => problems.errors().map(ToString::to_string).collect(),
+        }
+    }
+
+    const GOOD: &str = r#"
+oml_version: "0.1.0"
+name: orders
+steps:
+  - id: write
+    component: filesystem.csv_writer
+    mode: write
+    needs: [agg]
+    config: {path: out.csv}
+  - id: read-orders
+    component: filesystem.csv_extractor
+    mode: read
+    config: {path: orders.csv}
+  - id: agg
+    component: duckdb.processor
+    mode: transform
+    needs: [read-orders]
+    config: {query: "SELECT 1"}
+"#;
+
+    #[test]
+    fn parses_and_orders_steps_by_needs() {
+        let (pipeline, warnings) = parse(GOOD).unwrap();
+        assert!(!warnings.has_errors());
+        assert_eq!(pipeline.name, "orders");
+        let plan = pipeline.plan().unwrap();
+        let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["read-orders", "agg", "write"]);
+        assert_eq!(plan.steps[0].mode.component_mode(), "extract");
+        assert_eq!(plan.dependents()["agg"], ["write"]);
+    }
+
+    #[test]
+    fn independent_steps_keep_file_order() {
+        let text = r#"
+oml_version: "0.1.0"
+name: p
+steps:
+  - {id: b, component: c.x, mode: read}
+  - {id: a, component: c.x, mode: read}
+  - {id: j, component: c.y, mode: transform, needs: [a, b]}
+"#;
+        let plan = parse(text).unwrap().0.plan().unwrap();
+        let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["b", "a", "j"]);
+    }
+
+    #[test]
+    fn malformed_yaml_reports_line_and_column() {
+        let errs = errors("oml_version: \"0.1.0\"\nname: x\nsteps:\n  - id: a\n   component: b\n");
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].contains("malformed YAML at line 5 column"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn duplicate_step_ids_are_named() {
+        let errs = errors(
+            "oml_version: \"0.1.0\"\nname: x\nsteps:\n  - {id: a, component: c.x, mode: read}\n  - {id: a, component: c.x, mode: read}\n",
+        );
+        assert_eq!(
+            errs,
+            ["error: step 'a', key `id`: duplicate step id: steps[0] and steps[1] are both 'a'"]
+        );
+    }
+
+    #[test]
+    fn cycles_are_reported_with_their_path() {
+        let errs = errors(
+            r#"
+oml_version: "0.1.0"
+name: x
+steps:
+  - {id: a, component: c.x, mode: transform, needs: [c]}
+  - {id: b, component: c.x, mode: transform, needs: [a]}
+  - {id: c, component: c.x, mode: transform, needs: [b]}
+"#,
+        );
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].contains("`needs` form a cycle: ")
+                && ["a -> b -> c -> a", "b -> c -> a -> b", "c -> a -> b -> c"]
+                    .iter()
+                    .any(|p| errs[0].contains(p)),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn unknown_needs_suggests_the_nearest_step() {
+        let errs = errors(
+            "oml_version: \"0.1.0\"\nname: x\nsteps:\n  - {id: extract_orders, component: c.x, mode: read}\n  - {id: b, component: c.x, mode: write, needs: [extract_order]}\n",
+        );
+        assert_eq!(
+            errs,
+            ["error: step 'b', key `needs`: unknown step 'extract_order'; did you mean 'extract_orders'?"]
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let errs = errors(
+            r#"
+oml_version: 0.1
+name: ""
+tasks: []
+steps:
+  - {id: "bad id", component: c.x, mode: load}
+  - {component: c.x, mode: read}
+  - {id: ok, component: c.x, mode: read, needz: [x]}
+"#,
+        );
+        let joined = errs.join("\n");
+        for expected in [
+            "key `oml_version`: must be a string",
+            "key `name`: must not be empty",
+            "key `tasks`: `tasks` is not part of OML",
+            "step 'bad id', key `id`: 'bad id' contains ' '",
+            "step 'bad id', key `mode`: \"load\" is not a mode",
+            "key `steps[1].id`: missing",
+            "step 'ok', key `needz`: unknown key `needz`; did you mean `needs`?",
+        ] {
+            assert!(joined.contains(expected), "missing {expected:?} in:\n{joined}");
+        }
+    }
+
+    #[test]
+    fn legacy_keys_and_unknown_top_level_keys_are_warnings() {
+        let (pipeline, warnings) = parse(
+            "oml_version: \"0.1.0\"\nname: x\nowner: me\nsteps:\n  - {id: a, uses: c.x, mode: read, with: {k: 1}}\n",
+        )
+        .unwrap();
+        assert_eq!(pipeline.steps[0].component, "c.x");
+        assert_eq!(pipeline.steps[0].config["k"], 1);
+        let w: Vec<String> = warnings.warnings().map(ToString::to_string).collect();
+        assert_eq!(w, ["warning: key `owner`: unknown key `owner`; known keys: oml_version, name, steps, description, metadata, schedule, params, profiles"]);
+    }
+
+    #[test]
+    fn ids_differing_only_in_case_collide() {
+        let errs = errors(
+            "oml_version: \"0.1.0\"\nname: x\nsteps:\n  - {id: Orders, component: c.x, mode: read}\n  - {id: orders, component: c.x, mode: read}\n",
+        );
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].contains("differ only in case"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn did_you_mean_finds_typos_only() {
+        let keys = ["path", "delimiter", "header", "encoding"];
+        assert_eq!(did_you_mean("delimitr", keys), Some("delimiter"));
+        assert_eq!(did_you_mean("Header", keys), Some("header"));
+        assert_eq!(did_you_mean("completely_else", keys), None);
+    }
+
+    #[test]
+    fn plan_round_trips_through_yaml() {
+        let plan = parse(GOOD).unwrap().0.plan().unwrap();
+        let back: Plan = serde_yaml::from_str(&plan.to_yaml()).unwrap();
+        assert_eq!(back, plan);
+    }
+}
