@@ -137,6 +137,9 @@ impl Engine {
     pub fn validate(&self, pipeline: &Pipeline) -> Problems {
         let mut problems = Problems::default();
         for step in &pipeline.steps {
+            if pipeline.incomplete.contains(&step.id) {
+                continue;
+            }
             self.validate_step(step, &mut problems);
         }
         problems
@@ -226,8 +229,7 @@ impl Engine {
                 ));
             }
         }
-        if !key_problem
-            && let Err(error) = driver.check_config(&Value::Object(step.config.clone()))
+        if !key_problem && let Err(error) = driver.check_config(&Value::Object(step.config.clone()))
         {
             let (key, message) = match error {
                 DriverError::Config { key, message } => (key, message),
@@ -257,7 +259,10 @@ impl Engine {
             object([
                 ("pipeline", plan.name.clone().into()),
                 ("steps_total", total.into()),
-                ("session_dir", exec.session_dir().display().to_string().into()),
+                (
+                    "session_dir",
+                    exec.session_dir().display().to_string().into(),
+                ),
             ]),
         );
         let mut outputs: HashMap<&str, InputTable> = HashMap::new();
@@ -400,20 +405,23 @@ impl Engine {
         base_dir: &Path,
         outputs: &HashMap<&str, InputTable>,
     ) -> Result<driver_api::StepOutput, DriverError> {
-        let driver = self.drivers.get(&step.component).ok_or_else(|| {
-            DriverError::Unsupported {
+        let driver = self
+            .drivers
+            .get(&step.component)
+            .ok_or_else(|| DriverError::Unsupported {
                 operation: format!("component `{}` (no driver in this build)", step.component),
-            }
-        })?;
+            })?;
         let ctx = StepContext::new(exec, &step.id, &step.component, base_dir)?;
         write_cleaned_config(&ctx, &step.config);
 
         let mut inputs = StepInputs::new();
         for need in &step.needs {
-            let table = outputs.get(need.as_str()).ok_or_else(|| DriverError::Config {
-                key: Some("needs".into()),
-                message: format!("step '{need}' produced no table to read (it is a writer)"),
-            })?;
+            let table = outputs
+                .get(need.as_str())
+                .ok_or_else(|| DriverError::Config {
+                    key: Some("needs".into()),
+                    message: format!("step '{need}' produced no table to read (it is a writer)"),
+                })?;
             ctx.event(
                 "inputs_resolved",
                 object([
@@ -438,7 +446,11 @@ impl Engine {
 fn write_cleaned_config(ctx: &StepContext, config: &Map<String, Value>) {
     let path = ctx.artifacts_dir().join("cleaned_config.json");
     let text = serde_json::to_string_pretty(config).expect("JSON always serializes");
-    let text = ctx.execution_context().redactor().redact(&text).into_owned();
+    let text = ctx
+        .execution_context()
+        .redactor()
+        .redact(&text)
+        .into_owned();
     if let Err(error) = std::fs::write(&path, text + "\n") {
         tracing::warn!(%error, path = %path.display(), "cannot write cleaned_config.json");
     } else {
@@ -454,4 +466,199 @@ fn write_cleaned_config(ctx: &StepContext, config: &Map<String, Value>) {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use component_spec::ComponentSpec;
+    use driver_api::{Driver, StepOutput, replace_table_as};
+    use serde::Deserialize;
+
+    /// Creates its table from `sql`; fails when `fail` is set; waits forever when `hang` is set.
+    struct SqlStep;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SqlConfig {
+        sql: String,
+        #[serde(default)]
+        fail: bool,
+        #[serde(default)]
+        hang: bool,
+    }
+
+    #[async_trait]
+    impl Driver for SqlStep {
+        const NAME: &'static str = "test.sql";
+        type Config = SqlConfig;
+        async fn run(
+            &self,
+            ctx: &StepContext,
+            config: SqlConfig,
+            _inputs: StepInputs,
+        ) -> driver_api::Result<StepOutput> {
+            if config.hang {
+                std::future::pending::<()>().await;
+            }
+            if config.fail {
+                return Err(DriverError::data("bad row on line 3"));
+            }
+            let conn = ctx.connection()?;
+            let rows = replace_table_as(&conn, ctx.output_table(), &config.sql)?;
+            Ok(StepOutput::table(ctx.output_table().clone(), rows))
+        }
+    }
+
+    const SPEC: &str = r#"
+name: test.sql
+version: 1.0.0
+modes: [extract, transform]
+configSchema:
+  type: object
+  properties:
+    sql: {type: string}
+    fail: {type: boolean}
+    hang: {type: boolean}
+  required: [sql]
+x-runtime: {driver: test.sql}
+"#;
+
+    fn engine() -> Engine {
+        let mut drivers = DriverRegistry::new();
+        drivers.register(SqlStep);
+        let mut specs = SpecRegistry::default();
+        specs.insert(ComponentSpec::from_yaml("test", SPEC).unwrap());
+        specs.insert(
+            ComponentSpec::from_yaml(
+                "spec-only",
+                "name: test.described\nversion: 1.0.0\nmodes: [extract]\nconfigSchema: {type: object, properties: {}}\n",
+            )
+            .unwrap(),
+        );
+        Engine::new(drivers, specs)
+    }
+
+    fn pipeline(steps: &str) -> Pipeline {
+        let text = format!("oml_version: \"0.1.0\"\nname: t\nsteps:\n{steps}");
+        pipeline::parse(&text).unwrap().0
+    }
+
+    fn errors(problems: &Problems) -> Vec<String> {
+        problems.errors().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn validation_checks_component_mode_keys_and_types() {
+        let p = pipeline(
+            r#"
+  - {id: a, component: test.sqll, mode: read}
+  - {id: b, component: test.described, mode: read}
+  - {id: c, component: test.sql, mode: write, needs: [a], config: {sql: x}}
+  - {id: d, component: test.sql, mode: read, config: {sqk: x}}
+  - {id: e, component: test.sql, mode: read, config: {sql: 5}}
+"#,
+        );
+        assert_eq!(
+            errors(&engine().validate(&p)),
+            [
+                "error: step 'a', key `component`: unknown component `test.sqll`; did you mean `test.sql`? known components: test.described, test.sql",
+                "error: step 'b', key `component`: component `test.described` is described but not runnable: this build has no driver for it (runnable: test.sql)",
+                "error: step 'c', key `mode`: component `test.sql` cannot run in mode `write` (its modes: extract, transform)",
+                "error: step 'd', key `config.sqk`: unknown key `sqk` for `test.sql`; did you mean `sql`?",
+                "error: step 'd', key `config.sql`: missing required key `sql` for `test.sql`",
+                "error: step 'e', key `config.sql`: invalid type: integer `5`, expected a string",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn runs_in_plan_order_and_stops_at_the_first_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+        let p = pipeline(
+            r#"
+  - {id: one, component: test.sql, mode: read, config: {sql: "SELECT 1 AS x UNION ALL SELECT 2"}}
+  - {id: two, component: test.sql, mode: transform, needs: [one], config: {sql: "SELECT x * 10 AS y FROM one"}}
+  - {id: three, component: test.sql, mode: transform, needs: [two], config: {sql: "SELECT 1", fail: true}}
+  - {id: four, component: test.sql, mode: transform, needs: [three], config: {sql: "SELECT 1"}}
+"#,
+        );
+        let outcome = engine()
+            .run(&p.plan().unwrap(), &exec, dir.path(), &NoObserver)
+            .await;
+        assert!(!outcome.ok());
+        assert_eq!(outcome.steps_completed(), 2);
+        assert_eq!(outcome.steps.len(), 3, "step four never starts");
+        let failed = outcome.failed_step().unwrap();
+        assert_eq!(failed.step_id, "three");
+        match &failed.status {
+            StepStatus::Failed { error_class, error } => {
+                assert_eq!(*error_class, ErrorClass::Data);
+                assert_eq!(error, "bad row on line 3");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let conn = exec.connection().unwrap();
+        let sum: i64 = conn
+            .query_row("SELECT sum(y) FROM two", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sum, 30);
+        let events = std::fs::read_to_string(exec.session_dir().join("events.jsonl")).unwrap();
+        let names: Vec<String> = events
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| {
+                e["event"].as_str().unwrap().starts_with("step_")
+                    || e["event"].as_str().unwrap().starts_with("run_")
+            })
+            .map(|e| {
+                format!(
+                    "{}:{}",
+                    e["event"].as_str().unwrap(),
+                    e["step_id"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "run_start:",
+                "step_start:one",
+                "step_complete:one",
+                "step_start:two",
+                "step_complete:two",
+                "step_start:three",
+                "step_failed:three",
+                "run_error:three",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn cancellation_stops_a_running_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+        let p = pipeline(
+            "  - {id: slow, component: test.sql, mode: read, config: {sql: x, hang: true}}\n  - {id: after, component: test.sql, mode: read, config: {sql: SELECT 1}}\n",
+        );
+        let cancel = exec.cancellation().clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            cancel.cancel();
+        });
+        let outcome = engine()
+            .run(&p.plan().unwrap(), &exec, dir.path(), &NoObserver)
+            .await;
+        assert!(outcome.cancelled);
+        assert_eq!(outcome.steps.len(), 1);
+        assert!(matches!(
+            outcome.steps[0].status,
+            StepStatus::Failed {
+                error_class: ErrorClass::Cancelled,
+                ..
+            }
+        ));
+    }
 }

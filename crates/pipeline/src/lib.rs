@@ -224,6 +224,9 @@ pub struct Pipeline {
     pub metadata: Option<Value>,
     /// Steps in file order.
     pub steps: Vec<Step>,
+    /// Ids of steps whose `component` or `mode` could not be read (already reported);
+    /// component-level checks skip them rather than report follow-up errors.
+    pub incomplete: std::collections::BTreeSet<String>,
 }
 
 /// The execution plan: the pipeline's steps in a valid order. Written as `manifest.yaml`.
@@ -246,21 +249,41 @@ pub struct Plan {
 /// Parses and structurally validates an OML document. On success returns the pipeline with
 /// any warnings; on failure every problem found, errors and warnings.
 pub fn parse(text: &str) -> Result<(Pipeline, Problems), Problems> {
-    let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-        Problems(vec![Problem::error(None, yaml_error_message(&e))])
-    })?;
-    let doc: Value = serde_json::to_value(&yaml).map_err(|e| {
-        Problems(vec![Problem::error(
-            None,
-            format!("the pipeline is not a JSON-compatible YAML document: {e}"),
-        )])
-    })?;
+    match parse_lenient(text) {
+        (Some(pipeline), problems) if !problems.has_errors() => Ok((pipeline, problems)),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// Parses as much as possible: returns the pipeline read so far (steps that could not be read
+/// are left out) together with every problem, so that callers can check the rest too and
+/// report all problems in one round. The pipeline is `None` only when the document is not a
+/// YAML mapping at all.
+pub fn parse_lenient(text: &str) -> (Option<Pipeline>, Problems) {
+    let yaml: serde_yaml::Value = match serde_yaml::from_str(text) {
+        Ok(yaml) => yaml,
+        Err(e) => {
+            return (
+                None,
+                Problems(vec![Problem::error(None, yaml_error_message(&e))]),
+            );
+        }
+    };
+    let doc: Value = match serde_json::to_value(&yaml) {
+        Ok(doc) => doc,
+        Err(e) => {
+            return (
+                None,
+                Problems(vec![Problem::error(
+                    None,
+                    format!("the pipeline is not a JSON-compatible YAML document: {e}"),
+                )]),
+            );
+        }
+    };
     let mut problems = Problems::default();
     let pipeline = read_document(&doc, &mut problems);
-    match pipeline {
-        Some(p) if !problems.has_errors() => Ok((p, problems)),
-        _ => Err(problems),
-    }
+    (pipeline, problems)
 }
 
 fn yaml_error_message(error: &serde_yaml::Error) -> String {
@@ -309,7 +332,9 @@ fn read_document(doc: &Value, problems: &mut Problems) -> Option<Pipeline> {
             problems.push(
                 Problem::error(
                     Some(key),
-                    format!("`{key}` is not supported by this version of osiris yet and is ignored"),
+                    format!(
+                        "`{key}` is not supported by this version of osiris yet and is ignored"
+                    ),
                 )
                 .warning(),
             );
@@ -344,7 +369,10 @@ fn read_document(doc: &Value, problems: &mut Problems) -> Option<Pipeline> {
         Some(other) => {
             problems.push(Problem::error(
                 Some("oml_version"),
-                format!("must be a string like \"{OML_VERSION}\" (quote it), found {}", kind(other)),
+                format!(
+                    "must be a string like \"{OML_VERSION}\" (quote it), found {}",
+                    kind(other)
+                ),
             ));
             String::new()
         }
@@ -386,16 +414,20 @@ fn read_document(doc: &Value, problems: &mut Problems) -> Option<Pipeline> {
         .map(str::to_owned);
     let metadata = top.get("metadata").cloned();
 
+    let mut incomplete = std::collections::BTreeSet::new();
     let steps = match top.get("steps") {
         None => {
-            problems.push(Problem::error(Some("steps"), "missing; a pipeline needs at least one step"));
+            problems.push(Problem::error(
+                Some("steps"),
+                "missing; a pipeline needs at least one step",
+            ));
             Vec::new()
         }
         Some(Value::Array(items)) if items.is_empty() => {
             problems.push(Problem::error(Some("steps"), "must list at least one step"));
             Vec::new()
         }
-        Some(Value::Array(items)) => read_steps(items, problems),
+        Some(Value::Array(items)) => read_steps(items, problems, &mut incomplete),
         Some(other) => {
             problems.push(Problem::error(
                 Some("steps"),
@@ -411,10 +443,15 @@ fn read_document(doc: &Value, problems: &mut Problems) -> Option<Pipeline> {
         description,
         metadata,
         steps,
+        incomplete,
     })
 }
 
-fn read_steps(items: &[Value], problems: &mut Problems) -> Vec<Step> {
+fn read_steps(
+    items: &[Value],
+    problems: &mut Problems,
+    incomplete: &mut std::collections::BTreeSet<String>,
+) -> Vec<Step> {
     let mut steps = Vec::with_capacity(items.len());
     let mut first_index: HashMap<String, usize> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
@@ -422,7 +459,10 @@ fn read_steps(items: &[Value], problems: &mut Problems) -> Vec<Step> {
         let Some(obj) = item.as_object() else {
             problems.push(Problem::error(
                 Some(&position),
-                format!("a step must be a mapping with id, component and mode, found {}", kind(item)),
+                format!(
+                    "a step must be a mapping with id, component and mode, found {}",
+                    kind(item)
+                ),
             ));
             continue;
         };
@@ -496,7 +536,10 @@ fn read_steps(items: &[Value], problems: &mut Problems) -> Vec<Step> {
                 problems.push(Problem::step_error(
                     &id,
                     Some("component"),
-                    format!("must be a string like `duckdb.processor`, found {}", kind(other)),
+                    format!(
+                        "must be a string like `duckdb.processor`, found {}",
+                        kind(other)
+                    ),
                 ));
                 String::new()
             }
@@ -577,6 +620,9 @@ fn read_steps(items: &[Value], problems: &mut Problems) -> Vec<Step> {
             }
         };
 
+        if mode.is_none() || component.is_empty() {
+            incomplete.insert(id.clone());
+        }
         steps.push(Step {
             id,
             component,
@@ -612,8 +658,12 @@ fn check_needs(steps: &[Step], problems: &mut Problems) {
                 ));
             } else if seen.contains(&need) {
                 problems.push(
-                    Problem::step_error(&step.id, Some("needs"), format!("'{need}' is listed twice"))
-                        .warning(),
+                    Problem::step_error(
+                        &step.id,
+                        Some("needs"),
+                        format!("'{need}' is listed twice"),
+                    )
+                    .warning(),
                 );
             }
             seen.push(need);
@@ -783,10 +833,18 @@ fn unknown_key_message(key: &str, known: &[&str]) -> String {
 }
 
 /// The candidate closest to `input`, if close enough to be a typo.
-pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&input.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&input.to_lowercase(), &c.to_lowercase()),
+                c,
+            )
+        })
         .filter(|(distance, c)| *distance <= (c.len().max(input.len()) / 3).max(2))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
@@ -854,7 +912,11 @@ steps:
     fn malformed_yaml_reports_line_and_column() {
         let errs = errors("oml_version: \"0.1.0\"\nname: x\nsteps:\n  - id: a\n   component: b\n");
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].contains("malformed YAML at line 5 column"), "{}", errs[0]);
+        assert!(
+            errs[0].contains("malformed YAML at line 5 column"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]
@@ -898,7 +960,9 @@ steps:
         );
         assert_eq!(
             errs,
-            ["error: step 'b', key `needs`: unknown step 'extract_order'; did you mean 'extract_orders'?"]
+            [
+                "error: step 'b', key `needs`: unknown step 'extract_order'; did you mean 'extract_orders'?"
+            ]
         );
     }
 
@@ -925,7 +989,10 @@ steps:
             "key `steps[1].id`: missing",
             "step 'ok', key `needz`: unknown key `needz`; did you mean `needs`?",
         ] {
-            assert!(joined.contains(expected), "missing {expected:?} in:\n{joined}");
+            assert!(
+                joined.contains(expected),
+                "missing {expected:?} in:\n{joined}"
+            );
         }
     }
 
@@ -938,7 +1005,12 @@ steps:
         assert_eq!(pipeline.steps[0].component, "c.x");
         assert_eq!(pipeline.steps[0].config["k"], 1);
         let w: Vec<String> = warnings.warnings().map(ToString::to_string).collect();
-        assert_eq!(w, ["warning: key `owner`: unknown key `owner`; known keys: oml_version, name, steps, description, metadata, schedule, params, profiles"]);
+        assert_eq!(
+            w,
+            [
+                "warning: key `owner`: unknown key `owner`; known keys: oml_version, name, steps, description, metadata, schedule, params, profiles"
+            ]
+        );
     }
 
     #[test]
