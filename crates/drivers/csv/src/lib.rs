@@ -1,1 +1,21 @@
-//! placeholder
+//! CSV files in and out of the run database, with DuckDB doing the work.
+//!
+//! - [`CsvExtractor`] (`filesystem.csv_extractor`) turns one CSV file into the step's table with
+//!   one `CREATE TABLE ... AS SELECT ... FROM read_csv(...)`: DuckDB's parallel reader parses,
+//!   infers types and loads in one pass; no row passes through Rust.
+//!
+//! Rust only steps in where DuckDB cannot: explaining a malformed file precisely (which line,
+//! how many fields) and writing encodings other than UTF-8.
+#![warn(missing_docs)]
+
+mod blocking;
+mod diagnose;
+mod encoding;
+pub mod extractor;
+mod options;
+
+pub use extractor::CsvExtractor;
+pub use options::CsvChar;
+
+#[cfg(test)]
+mod spec_check;

@@ -1,0 +1,1230 @@
+//! `filesystem.csv_extractor`: one CSV file into the step's table.
+//!
+//! The whole load is one statement, `CREATE TABLE <step> AS SELECT ... FROM read_csv(...)`,
+//! inside a transaction (so a failed read leaves no table): DuckDB's reader parses the file in
+//! parallel, detects column types from a sample and writes the table without any row passing
+//! through Rust. Every dialect option is passed explicitly (delimiter, quote, escape, header,
+//! skip, comment), because DuckDB's sniffer otherwise guesses them: it silently drops lines
+//! starting with `#` and reads a ragged file as one column. A `DESCRIBE` of the same
+//! `read_csv(...)` runs first only when column names are needed (`header: false`, `columns`,
+//! `dtype`, `parse_dates`). Errors are explained by [`crate::diagnose`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::io::Read;
+use std::num::NonZeroU64;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use driver_api::{
+    Driver, DriverError, Result, StepContext, StepInputs, StepOutput, TableName, quote_identifier,
+    quote_literal, replace_table_as,
+};
+use execution_context::object;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::blocking::run_blocking;
+use crate::diagnose::{Dialect, explain};
+use crate::encoding::{InvalidUtf16, decode_utf16_file};
+use crate::options::{Codec, CsvChar, elapsed_ms, reject_glob_characters};
+
+/// The `filesystem.csv_extractor` driver.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CsvExtractor;
+
+/// Configuration of a `filesystem.csv_extractor` step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The CSV file. Relative paths resolve against the pipeline file's directory.
+    pub path: String,
+    /// Field delimiter: one ASCII character. Default `,`.
+    #[serde(default = "comma")]
+    pub delimiter: CsvChar,
+    /// Text encoding of the file. Default `utf-8`.
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// `true` (default): the first row (after `skip_rows`) names the columns. `false`: there is
+    /// no header and the columns are named `"0"`, `"1"`, ... An integer `N`: the `N`-th line
+    /// after `skip_rows` (0-based) is the header and the lines before it are skipped.
+    #[serde(default)]
+    pub header: Header,
+    /// Columns to keep, in this order (select and reorder). Default: all, in file order.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Physical lines skipped at the start of the file, before the header. Default 0.
+    #[serde(default)]
+    pub skip_rows: u64,
+    /// Read at most this many data rows (at least 1). Default: all.
+    #[serde(default)]
+    pub limit: Option<NonZeroU64>,
+    /// Extra unquoted values read as NULL (e.g. `NA`). An empty unquoted field is always NULL;
+    /// a quoted empty field (`""`) is an empty string.
+    #[serde(default)]
+    pub na_values: Vec<String>,
+    /// Lines starting with this ASCII character are skipped. Default: none (a line starting
+    /// with `#` is data).
+    #[serde(default)]
+    pub comment: Option<CsvChar>,
+    /// Compression of the file. Default `infer` (from the extension: `.gz` gzip, `.zst` zstd).
+    #[serde(default)]
+    pub compression: Compression,
+    /// Blank lines are skipped. Only `true` is supported (DuckDB's reader always skips them;
+    /// in a one-column file a blank line cannot be told from an empty value and reads as NULL).
+    #[serde(default = "yes", deserialize_with = "only_true")]
+    pub skip_blank_lines: bool,
+    /// Column types by column name (DuckDB type names such as `VARCHAR`, `BIGINT`,
+    /// `DECIMAL(12,2)`, `DATE`). Columns not listed get the type DuckDB detects from a sample
+    /// of the file. With `header: false` the names are `"0"`, `"1"`, ...
+    #[serde(default)]
+    pub dtype: BTreeMap<String, String>,
+    /// Date detection. Absent or `true`: columns that look like dates, times or timestamps get
+    /// those types. `false`: no date detection, such columns stay VARCHAR (pandas' default).
+    /// A list of column names: those columns are read as TIMESTAMP, the rest detected.
+    #[serde(default)]
+    pub parse_dates: Option<ParseDates>,
+    /// Accepted for compatibility with the Python Osiris; has no effect: DuckDB reads the
+    /// whole file in parallel chunks of its own.
+    #[serde(default)]
+    pub chunk_size: Option<u64>,
+}
+
+fn comma() -> CsvChar {
+    CsvChar::COMMA
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn only_true<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    if bool::deserialize(deserializer)? {
+        Ok(true)
+    } else {
+        Err(de::Error::custom(
+            "false is not supported: DuckDB's CSV reader always skips blank lines",
+        ))
+    }
+}
+
+/// Text encoding of the input file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum Encoding {
+    /// UTF-8 (a byte order mark is skipped).
+    #[default]
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// UTF-16: little-endian unless a byte order mark says big-endian.
+    #[serde(rename = "utf-16")]
+    Utf16,
+    /// Read as UTF-8, of which ASCII is a subset.
+    #[serde(rename = "ascii")]
+    Ascii,
+    /// ISO-8859-1.
+    #[serde(rename = "latin-1")]
+    Latin1,
+    /// ISO-8859-1 (same as `latin-1`).
+    #[serde(rename = "iso-8859-1")]
+    Iso88591,
+}
+
+impl Encoding {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Utf8 => "utf-8",
+            Self::Utf16 => "utf-16",
+            Self::Ascii => "ascii",
+            Self::Latin1 => "latin-1",
+            Self::Iso88591 => "iso-8859-1",
+        }
+    }
+
+    /// The encoding DuckDB reads: UTF-16 is decoded to a UTF-8 copy beforehand.
+    fn duckdb_name(self) -> &'static str {
+        match self {
+            Self::Utf8 | Self::Ascii | Self::Utf16 => "utf-8",
+            Self::Latin1 | Self::Iso88591 => "latin-1",
+        }
+    }
+}
+
+/// Compression of the input file (all read natively by DuckDB).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// From the file name: `.gz` is gzip, `.zst` is zstd, anything else plain.
+    #[default]
+    Infer,
+    /// Plain text.
+    None,
+    /// gzip.
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
+impl<'de> Deserialize<'de> for Compression {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        match name.as_str() {
+            "infer" => Ok(Self::Infer),
+            "none" => Ok(Self::None),
+            "gzip" => Ok(Self::Gzip),
+            "zstd" => Ok(Self::Zstd),
+            "bz2" | "zip" | "xz" => Err(de::Error::custom(format!(
+                "{name} compression is not supported; supported are infer, none, gzip and zstd (decompress the file first)"
+            ))),
+            _ => Err(de::Error::custom(format!(
+                "unknown compression {name:?}; supported are infer, none, gzip and zstd"
+            ))),
+        }
+    }
+}
+
+/// Which row holds the column names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Header {
+    /// No header: columns are named `"0"`, `"1"`, ... (`header: false`).
+    None,
+    /// The header is this line (0-based) after `skip_rows`; `true` is line 0.
+    Row(u64),
+}
+
+impl Default for Header {
+    fn default() -> Self {
+        Self::Row(0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Header {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HeaderVisitor;
+        impl Visitor<'_> for HeaderVisitor {
+            type Value = Header;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or a non-negative row index")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Header, E> {
+                Ok(if v { Header::Row(0) } else { Header::None })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Header, E> {
+                Ok(Header::Row(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Header, E> {
+                u64::try_from(v)
+                    .map(Header::Row)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+        }
+        deserializer.deserialize_any(HeaderVisitor)
+    }
+}
+
+/// The `parse_dates` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseDates {
+    /// `true`: detect date/time columns; `false`: do not.
+    Detect(bool),
+    /// Read these columns as TIMESTAMP.
+    Columns(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for ParseDates {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ParseDatesVisitor;
+        impl<'de> Visitor<'de> for ParseDatesVisitor {
+            type Value = ParseDates;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or a list of column names")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ParseDates, E> {
+                Ok(ParseDates::Detect(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ParseDates, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(ParseDates::Columns(names))
+            }
+        }
+        deserializer.deserialize_any(ParseDatesVisitor)
+    }
+}
+
+#[async_trait]
+impl Driver for CsvExtractor {
+    const NAME: &'static str = "filesystem.csv_extractor";
+    type Config = Config;
+
+    async fn run(
+        &self,
+        ctx: &StepContext,
+        config: Config,
+        _inputs: StepInputs,
+    ) -> Result<StepOutput> {
+        let plan = Plan::new(ctx, config)?;
+        let path = plan.dialect.path.display().to_string();
+        ctx.event(
+            "extraction.start",
+            object([("path", Value::String(path.clone()))]),
+        );
+        let started = Instant::now();
+        let table = ctx.output_table().clone();
+        let target = table.clone();
+        let (rows, bytes) =
+            run_blocking(ctx, move |conn, cancel| plan.extract(conn, &target, cancel)).await?;
+        ctx.metric("rows_read", rows);
+        ctx.metric("bytes_processed", bytes);
+        ctx.event(
+            "extraction.complete",
+            object([
+                ("path", Value::String(path)),
+                ("rows", rows.into()),
+                ("duration_ms", elapsed_ms(started).into()),
+            ]),
+        );
+        Ok(StepOutput::table(table, rows))
+    }
+}
+
+/// A validated configuration, ready to run.
+#[derive(Debug)]
+struct Plan {
+    dialect: Dialect,
+    /// UTF-16 input is decoded into a UTF-8 copy in this directory first.
+    utf16: bool,
+    scratch_dir: PathBuf,
+    duckdb_encoding: &'static str,
+    columns: Option<Vec<String>>,
+    limit: Option<NonZeroU64>,
+    nullstr: Vec<String>,
+    dtype: BTreeMap<String, String>,
+    parse_dates: Option<ParseDates>,
+}
+
+impl Plan {
+    fn new(ctx: &StepContext, config: Config) -> Result<Self> {
+        if config.path.is_empty() {
+            return Err(DriverError::config("path", "must not be empty"));
+        }
+        let path = ctx.resolve_path(&config.path);
+        reject_glob_characters(&path).map_err(|m| DriverError::config("path", m))?;
+        if config.comment == Some(config.delimiter) {
+            return Err(DriverError::config(
+                "comment",
+                "the comment prefix cannot be the delimiter",
+            ));
+        }
+        if let Some(columns) = &config.columns {
+            if columns.is_empty() {
+                return Err(DriverError::config(
+                    "columns",
+                    "must name at least one column (leave it out to keep all columns)",
+                ));
+            }
+            let mut seen = HashSet::new();
+            if let Some(twice) = columns.iter().find(|c| !seen.insert(c.as_str())) {
+                return Err(DriverError::config(
+                    "columns",
+                    format!("column {twice:?} is listed twice"),
+                ));
+            }
+        }
+        if let Some(ParseDates::Columns(dates)) = &config.parse_dates
+            && let Some(both) = dates.iter().find(|c| config.dtype.contains_key(*c))
+        {
+            return Err(DriverError::config(
+                "parse_dates",
+                format!("column {both:?} also has a type in `dtype`; keep one of the two"),
+            ));
+        }
+        let (header, skip_header) = match config.header {
+            Header::None => (false, 0),
+            Header::Row(n) => (true, n),
+        };
+        let codec = match config.compression {
+            Compression::Infer => Codec::from_extension(&path),
+            Compression::None => Codec::None,
+            Compression::Gzip => Codec::Gzip,
+            Compression::Zstd => Codec::Zstd,
+        };
+        let mut nullstr = vec![String::new()];
+        nullstr.extend(config.na_values.into_iter().filter(|v| !v.is_empty()));
+        Ok(Self {
+            dialect: Dialect {
+                shown: path.clone(),
+                path,
+                codec,
+                encoding: config.encoding.name(),
+                delimiter: config.delimiter.byte(),
+                comment: config.comment.map(CsvChar::byte),
+                skip_lines: config.skip_rows.saturating_add(skip_header),
+                header,
+            },
+            utf16: config.encoding == Encoding::Utf16,
+            scratch_dir: ctx.artifacts_dir().to_owned(),
+            duckdb_encoding: config.encoding.duckdb_name(),
+            columns: config.columns,
+            limit: config.limit,
+            nullstr,
+            dtype: config.dtype,
+            parse_dates: config.parse_dates,
+        })
+    }
+
+    /// Creates the step table; returns its row count and the file's size in bytes.
+    fn extract(
+        &self,
+        conn: &duckdb::Connection,
+        table: &TableName,
+        cancel: &CancellationToken,
+    ) -> Result<(u64, u64)> {
+        let path = &self.dialect.path;
+        let metadata = std::fs::metadata(path).map_err(|error| {
+            if error.kind() == std::io::ErrorKind::NotFound {
+                DriverError::io(
+                    format!("input file {} does not exist", path.display()),
+                    error,
+                )
+            } else {
+                DriverError::io(format!("cannot read input file {}", path.display()), error)
+            }
+        })?;
+        if metadata.is_dir() {
+            return Err(DriverError::config(
+                "path",
+                format!(
+                    "{} is a directory; give the path of one CSV file",
+                    path.display()
+                ),
+            ));
+        }
+        let decoded = if self.utf16 {
+            Some(self.decode_utf16()?)
+        } else {
+            None
+        };
+        let reading = match &decoded {
+            Some(copy) => Dialect {
+                path: copy.to_path_buf(),
+                codec: Codec::None,
+                ..self.dialect.clone()
+            },
+            None => self.dialect.clone(),
+        };
+        if is_empty(&reading) {
+            return self.extract_empty(conn, table).map(|rows| (rows, 0));
+        }
+
+        let names = if self.needs_names() {
+            Some(self.describe(conn, &reading)?)
+        } else {
+            None
+        };
+        let (select, types) = self.projection(names.as_deref())?;
+        let mut query = format!("SELECT {select} FROM {}", self.read_csv(&reading, &types));
+        if let Some(limit) = self.limit {
+            query.push_str(&format!(" LIMIT {limit}"));
+        }
+        if cancel.is_cancelled() {
+            return Err(DriverError::Cancelled);
+        }
+        let rows = replace_table_as(conn, table, &query).map_err(|error| match error {
+            DriverError::DuckDb { source, .. } => explain(source, &reading),
+            other => other,
+        })?;
+        Ok((rows, metadata.len()))
+    }
+
+    /// Decodes the UTF-16 input into a UTF-8 copy (removed when dropped): DuckDB 1.5's own
+    /// UTF-16 reader rejects characters beyond U+FFFF and reads big-endian files as empty.
+    fn decode_utf16(&self) -> Result<tempfile::TempPath> {
+        let shown = self.dialect.shown.display();
+        let copy = tempfile::Builder::new()
+            .prefix("utf16-decoded-")
+            .suffix(".csv")
+            .tempfile_in(&self.scratch_dir)
+            .map_err(|e| DriverError::io(format!("cannot decode {shown}: no scratch file"), e))?
+            .into_temp_path();
+        let input = self
+            .dialect
+            .open_bytes()
+            .map_err(|e| DriverError::io(format!("cannot read input file {shown}"), e))?;
+        decode_utf16_file(input, &copy).map_err(|error| {
+            match error.get_ref().and_then(|e| e.downcast_ref::<InvalidUtf16>()) {
+                Some(invalid) => DriverError::data(format!(
+                    "{shown} line {}: the bytes are not valid utf-16; set `encoding` to the file's encoding (utf-8, utf-16 or latin-1)",
+                    invalid.line
+                )),
+                None => DriverError::io(format!("cannot read input file {shown}"), error),
+            }
+        })?;
+        Ok(copy)
+    }
+
+    /// An empty file becomes an empty table when `columns` names its columns.
+    fn extract_empty(&self, conn: &duckdb::Connection, table: &TableName) -> Result<u64> {
+        let Some(columns) = &self.columns else {
+            return Err(DriverError::data(format!(
+                "{} is empty (no header, no rows); to get an empty table, name its columns in `columns`",
+                self.dialect.shown.display()
+            )));
+        };
+        let select = columns
+            .iter()
+            .map(|c| format!("CAST(NULL AS VARCHAR) AS {}", quote_identifier(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        replace_table_as(conn, table, &format!("SELECT {select} LIMIT 0"))
+    }
+
+    fn needs_names(&self) -> bool {
+        !self.dialect.header
+            || self.columns.is_some()
+            || !self.dtype.is_empty()
+            || matches!(self.parse_dates, Some(ParseDates::Columns(_)))
+    }
+
+    /// The column names DuckDB gives the file (`column0`, ... without a header).
+    fn describe(&self, conn: &duckdb::Connection, reading: &Dialect) -> Result<Vec<String>> {
+        let sql = format!("DESCRIBE SELECT * FROM {}", self.read_csv(reading, &[]));
+        let explain = |e| explain(e, reading);
+        let mut stmt = conn.prepare(&sql).map_err(explain)?;
+        let names = stmt
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(explain)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(explain)?;
+        Ok(names)
+    }
+
+    /// The SELECT list and the `types` option, from the names DuckDB gives the columns.
+    fn projection(&self, names: Option<&[String]>) -> Result<(String, Vec<(String, String)>)> {
+        let Some(names) = names else {
+            return Ok(("*".into(), Vec::new()));
+        };
+        // What the user calls each column: its header name, or its position without a header.
+        let visible: Vec<String> = if self.dialect.header {
+            names.to_vec()
+        } else {
+            (0..names.len()).map(|i| i.to_string()).collect()
+        };
+        let duckdb_name = |key: &str, name: &str| -> Result<&String> {
+            visible
+                .iter()
+                .position(|v| v == name)
+                .map(|i| &names[i])
+                .ok_or_else(|| {
+                    DriverError::config(
+                        key,
+                        format!(
+                            "{} has no column {name:?}; its columns are {}",
+                            self.dialect.shown.display(),
+                            visible
+                                .iter()
+                                .map(|v| format!("{v:?}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })
+        };
+        let mut types = Vec::new();
+        for (column, ty) in &self.dtype {
+            types.push((duckdb_name("dtype", column)?.clone(), ty.clone()));
+        }
+        if let Some(ParseDates::Columns(dates)) = &self.parse_dates {
+            for column in dates {
+                types.push((
+                    duckdb_name("parse_dates", column)?.clone(),
+                    "TIMESTAMP".into(),
+                ));
+            }
+        }
+        let item = |name: &str| -> Result<String> {
+            let source = duckdb_name("columns", name)?;
+            Ok(if self.dialect.header {
+                quote_identifier(source)
+            } else {
+                format!("{} AS {}", quote_identifier(source), quote_identifier(name))
+            })
+        };
+        let select = match &self.columns {
+            Some(columns) => columns
+                .iter()
+                .map(|c| item(c))
+                .collect::<Result<Vec<_>>>()?
+                .join(", "),
+            None if self.dialect.header => "*".into(),
+            None => visible
+                .iter()
+                .map(|c| item(c))
+                .collect::<Result<Vec<_>>>()?
+                .join(", "),
+        };
+        Ok((select, types))
+    }
+
+    /// The `read_csv(...)` call, every dialect option explicit.
+    fn read_csv(&self, d: &Dialect, types: &[(String, String)]) -> String {
+        let comment = d
+            .comment
+            .map(|c| char::from(c).to_string())
+            .unwrap_or_default();
+        let nullstr = self
+            .nullstr
+            .iter()
+            .map(|v| quote_literal(v))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut sql = format!(
+            "read_csv({path}, delim = {delim}, quote = '\"', escape = '\"', header = {header}, \
+             skip = {skip}, comment = {comment}, encoding = {encoding}, compression = {codec}, \
+             nullstr = [{nullstr}], allow_quoted_nulls = false, strict_mode = true",
+            path = quote_literal(&d.path.to_string_lossy()),
+            delim = quote_literal(&char::from(d.delimiter).to_string()),
+            header = d.header,
+            skip = d.skip_lines,
+            comment = quote_literal(&comment),
+            encoding = quote_literal(self.duckdb_encoding),
+            codec = quote_literal(d.codec.duckdb_name()),
+        );
+        if !types.is_empty() {
+            let entries = types
+                .iter()
+                .map(|(column, ty)| format!("{}: {}", quote_literal(column), quote_literal(ty)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sql.push_str(&format!(", types = {{{entries}}}"));
+        }
+        if self.parse_dates == Some(ParseDates::Detect(false)) {
+            sql.push_str(", auto_type_candidates = ['BOOLEAN', 'BIGINT', 'DOUBLE', 'VARCHAR']");
+        }
+        sql.push(')');
+        sql
+    }
+}
+
+/// Whether the file has no content at all (after decompression, ignoring a UTF-8 byte order
+/// mark). Unreadable files count as non-empty: DuckDB then reports what is wrong.
+fn is_empty(reading: &Dialect) -> bool {
+    let mut head = Vec::with_capacity(4);
+    match reading.open_bytes() {
+        Ok(reader) => {
+            reader.take(4).read_to_end(&mut head).is_ok()
+                && (head.is_empty() || head == [0xEF, 0xBB, 0xBF])
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    use driver_api::ErrorClass;
+    use driver_api::testing::TestRun;
+    use serde_json::json;
+
+    use super::*;
+
+    const STEP: &str = "read-csv";
+
+    fn setup() -> (tempfile::TempDir, TestRun) {
+        let dir = tempfile::tempdir().unwrap();
+        let run = TestRun::new(dir.path());
+        (dir, run)
+    }
+
+    fn file(dir: &Path, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    async fn extract(run: &TestRun, config: Value) -> Result<StepOutput> {
+        run.run(&CsvExtractor, STEP, config, &[]).await
+    }
+
+    /// Every row of the step table, each value as text (NULL as `None`).
+    fn rows(run: &TestRun) -> Vec<Vec<Option<String>>> {
+        let conn = run.connection();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT COLUMNS(*)::VARCHAR FROM {}",
+                quote_identifier(STEP)
+            ))
+            .unwrap();
+        let mut result = stmt.query([]).unwrap();
+        let mut out = Vec::new();
+        while let Some(row) = result.next().unwrap() {
+            let width = row.as_ref().column_count();
+            out.push((0..width).map(|i| row.get(i).unwrap()).collect());
+        }
+        out
+    }
+
+    fn text(values: &[&str]) -> Vec<Option<String>> {
+        values
+            .iter()
+            .map(|v| (*v != "NULL").then(|| (*v).to_owned()))
+            .collect()
+    }
+
+    /// `name TYPE` of every column of the step table.
+    fn schema(run: &TestRun) -> Vec<String> {
+        run.query_strings(&format!(
+            "SELECT column_name || ' ' || column_type FROM (DESCRIBE {})",
+            quote_identifier(STEP)
+        ))
+        .into_iter()
+        .map(Option::unwrap)
+        .collect()
+    }
+
+    async fn failure(run: &TestRun, config: Value) -> DriverError {
+        run.connection()
+            .execute_batch(&format!("DROP TABLE IF EXISTS {}", quote_identifier(STEP)))
+            .unwrap();
+        let error = extract(run, config).await.unwrap_err();
+        assert!(!run.table_exists(STEP), "a failed step leaves no table");
+        error
+    }
+
+    #[tokio::test]
+    async fn mixed_csv_gets_detected_types_and_exact_values() {
+        let (dir, run) = setup();
+        let path = file(
+            dir.path(),
+            "mixed.csv",
+            "id,amount,name,day,at,note,flag\n\
+             1,1.50,\"Smith, \"\"Jo\"\"\",2024-01-02,2024-01-02 03:04:05,\"two\nlines\",true\n\
+             2,-3.25,plain,2024-02-29,2024-02-29 23:59:59.5,,false\n\
+             3,,\"\",2023-12-31,2023-12-31 00:00:00,x,\n",
+        );
+        let out = extract(&run, json!({"path": path})).await.unwrap();
+        assert_eq!(out, StepOutput::table(TableName::new(STEP).unwrap(), 3));
+        assert_eq!(
+            schema(&run),
+            [
+                "id BIGINT",
+                "amount DOUBLE",
+                "name VARCHAR",
+                "day DATE",
+                "at TIMESTAMP",
+                "note VARCHAR",
+                "flag BOOLEAN"
+            ]
+        );
+        assert_eq!(
+            rows(&run),
+            [
+                text(&[
+                    "1",
+                    "1.5",
+                    "Smith, \"Jo\"",
+                    "2024-01-02",
+                    "2024-01-02 03:04:05",
+                    "two\nlines",
+                    "true"
+                ]),
+                text(&[
+                    "2",
+                    "-3.25",
+                    "plain",
+                    "2024-02-29",
+                    "2024-02-29 23:59:59.5",
+                    "NULL",
+                    "false"
+                ]),
+                // An empty field is NULL, a quoted empty field the empty string.
+                text(&[
+                    "3",
+                    "NULL",
+                    "",
+                    "2023-12-31",
+                    "2023-12-31 00:00:00",
+                    "x",
+                    "NULL"
+                ]),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn semicolon_and_tab_delimiters_split_fields() {
+        let (dir, run) = setup();
+        let semi = file(dir.path(), "semi.csv", "a;b\n1,5;x,y\n");
+        extract(&run, json!({"path": semi, "delimiter": ";"}))
+            .await
+            .unwrap();
+        assert_eq!(rows(&run), [text(&["1,5", "x,y"])]);
+        let tab = file(dir.path(), "tab.tsv", "a\tb\n1\tx y\n");
+        extract(&run, json!({"path": tab, "delimiter": "\t"}))
+            .await
+            .unwrap();
+        assert_eq!(schema(&run), ["a BIGINT", "b VARCHAR"]);
+        assert_eq!(rows(&run), [text(&["1", "x y"])]);
+    }
+
+    #[tokio::test]
+    async fn without_header_columns_are_named_by_position() {
+        let (dir, run) = setup();
+        let path = file(
+            dir.path(),
+            "nohead.csv",
+            (0..12).map(|i| i.to_string()).collect::<Vec<_>>().join(",") + "\n",
+        );
+        extract(
+            &run,
+            json!({"path": path, "header": false, "dtype": {"11": "VARCHAR"}}),
+        )
+        .await
+        .unwrap();
+        let names: Vec<String> = schema(&run);
+        assert_eq!(names.first().unwrap(), "0 BIGINT");
+        assert_eq!(names.last().unwrap(), "11 VARCHAR");
+        assert_eq!(names.len(), 12);
+        extract(
+            &run,
+            json!({"path": path, "header": false, "columns": ["10", "2"]}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(schema(&run), ["10 BIGINT", "2 BIGINT"]);
+        assert_eq!(rows(&run), [text(&["10", "2"])]);
+    }
+
+    #[tokio::test]
+    async fn header_row_index_and_skip_rows_skip_the_lines_before_the_header() {
+        let (dir, run) = setup();
+        let path = file(
+            dir.path(),
+            "report.csv",
+            "exported by x\nmeta,data,here\na,b\n1,2\n",
+        );
+        extract(&run, json!({"path": path, "header": 2}))
+            .await
+            .unwrap();
+        assert_eq!(schema(&run), ["a BIGINT", "b BIGINT"]);
+        assert_eq!(rows(&run), [text(&["1", "2"])]);
+        extract(&run, json!({"path": path, "skip_rows": 2}))
+            .await
+            .unwrap();
+        assert_eq!(rows(&run), [text(&["1", "2"])]);
+        extract(&run, json!({"path": path, "skip_rows": 1, "header": 1}))
+            .await
+            .unwrap();
+        assert_eq!(schema(&run), ["a BIGINT", "b BIGINT"]);
+    }
+
+    #[tokio::test]
+    async fn columns_select_and_reorder() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "abc.csv", "a,b,c\n1,2,3\n");
+        extract(&run, json!({"path": path, "columns": ["c", "a"]}))
+            .await
+            .unwrap();
+        assert_eq!(schema(&run), ["c BIGINT", "a BIGINT"]);
+        assert_eq!(rows(&run), [text(&["3", "1"])]);
+    }
+
+    #[tokio::test]
+    async fn unknown_column_is_a_config_error_listing_the_columns() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "abc.csv", "a,b,c\n1,2,3\n");
+        let error = failure(&run, json!({"path": path, "columns": ["a", "zz"]})).await;
+        assert_eq!(error.class(), ErrorClass::Config);
+        let message = error.to_string();
+        assert!(message.contains("no column \"zz\""), "{message}");
+        assert!(message.contains("\"a\", \"b\", \"c\""), "{message}");
+        let error = failure(&run, json!({"path": path, "dtype": {"q": "INTEGER"}})).await;
+        assert!(
+            error.to_string().starts_with("config key `dtype`"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn limit_keeps_the_first_rows() {
+        let (dir, run) = setup();
+        let body: String = (0..50_000).map(|i| format!("{i},v{i}\n")).collect();
+        let path = file(dir.path(), "big.csv", format!("id,v\n{body}"));
+        let out = extract(&run, json!({"path": path, "limit": 7}))
+            .await
+            .unwrap();
+        assert_eq!(out.rows, 7);
+        assert_eq!(
+            run.query_strings("SELECT string_agg(id::VARCHAR, ',') FROM \"read-csv\""),
+            [Some("0,1,2,3,4,5,6".into())]
+        );
+        assert!(
+            failure(&run, json!({"path": path, "limit": 0}))
+                .await
+                .class()
+                == ErrorClass::Config
+        );
+    }
+
+    #[tokio::test]
+    async fn na_values_read_as_null_but_quoted_ones_stay() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "na.csv", "a,b\n1,NA\n2,-\n3,\"NA\"\n4,ok\n");
+        extract(&run, json!({"path": path, "na_values": ["NA", "-"]}))
+            .await
+            .unwrap();
+        assert_eq!(
+            rows(&run),
+            [
+                text(&["1", "NULL"]),
+                text(&["2", "NULL"]),
+                text(&["3", "NA"]),
+                text(&["4", "ok"])
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn comment_lines_are_skipped_only_when_configured() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "c.csv", "a,b\n#x,1\n1,2\n");
+        extract(&run, json!({"path": path, "comment": "#"}))
+            .await
+            .unwrap();
+        assert_eq!(rows(&run), [text(&["1", "2"])]);
+        // DuckDB's sniffer would drop the `#x` line on its own; without `comment` it is data.
+        extract(&run, json!({"path": path})).await.unwrap();
+        assert_eq!(rows(&run), [text(&["#x", "1"]), text(&["1", "2"])]);
+    }
+
+    #[tokio::test]
+    async fn gzip_and_zstd_files_are_decompressed() {
+        let (dir, run) = setup();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"a,b\n1,x\n2,y\n").unwrap();
+        let gz_path = file(dir.path(), "in.csv.gz", gz.finish().unwrap());
+        extract(&run, json!({"path": gz_path})).await.unwrap();
+        assert_eq!(rows(&run), [text(&["1", "x"]), text(&["2", "y"])]);
+
+        let zst = ruzstd::encoding::compress_to_vec(
+            &b"a,b\n3,z\n"[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let zst_path = file(dir.path(), "in.data", zst);
+        extract(&run, json!({"path": zst_path, "compression": "zstd"}))
+            .await
+            .unwrap();
+        assert_eq!(rows(&run), [text(&["3", "z"])]);
+    }
+
+    #[tokio::test]
+    async fn unsupported_compression_is_rejected_naming_the_supported_ones() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "a.csv.bz2", "x");
+        let error = failure(&run, json!({"path": path, "compression": "bz2"})).await;
+        assert_eq!(error.class(), ErrorClass::Config);
+        assert!(
+            error.to_string().contains("infer, none, gzip and zstd"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn latin1_and_utf16_files_decode() {
+        let (dir, run) = setup();
+        let latin1 = file(dir.path(), "l1.csv", b"name,v\nJos\xE9,1\n\xF1,2\n");
+        for encoding in ["latin-1", "iso-8859-1"] {
+            extract(&run, json!({"path": latin1, "encoding": encoding}))
+                .await
+                .unwrap();
+            assert_eq!(rows(&run), [text(&["José", "1"]), text(&["ñ", "2"])]);
+        }
+        let mut utf16 = vec![0xFF, 0xFE];
+        utf16.extend(
+            "name,v\nJosé,1\n😀,2\n"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        );
+        let utf16 = file(dir.path(), "u16.csv", utf16);
+        extract(&run, json!({"path": utf16, "encoding": "utf-16"}))
+            .await
+            .unwrap();
+        assert_eq!(rows(&run), [text(&["José", "1"]), text(&["😀", "2"])]);
+    }
+
+    #[tokio::test]
+    async fn big_endian_utf16_decodes_and_invalid_utf16_names_the_line() {
+        let (dir, run) = setup();
+        let mut bytes = vec![0xFE, 0xFF];
+        bytes.extend("a,b\n1,ü\n".encode_utf16().flat_map(u16::to_be_bytes));
+        let path = file(dir.path(), "be.csv", bytes);
+        extract(&run, json!({"path": path, "encoding": "utf-16"}))
+            .await
+            .unwrap();
+        assert_eq!(rows(&run), [text(&["1", "ü"])]);
+
+        let mut bytes = vec![0xFF, 0xFE];
+        bytes.extend("a,b\n1,2\n3,".encode_utf16().flat_map(u16::to_le_bytes));
+        bytes.extend(0xD800u16.to_le_bytes()); // a high surrogate without its pair
+        bytes.extend("x\n".encode_utf16().flat_map(u16::to_le_bytes));
+        let path = file(dir.path(), "bad16.csv", bytes);
+        let error = failure(&run, json!({"path": path, "encoding": "utf-16"})).await;
+        assert_eq!(error.class(), ErrorClass::Data);
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("{} line 3: ", path.display())),
+            "{error}"
+        );
+        let leftovers = std::fs::read_dir(dir.path().join("session/artifacts").join(STEP))
+            .unwrap()
+            .count();
+        assert_eq!(leftovers, 0, "the decoded copy is removed");
+    }
+
+    #[tokio::test]
+    async fn header_only_file_gives_its_columns_and_no_rows() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "head.csv", "id,name\n");
+        let out = extract(&run, json!({"path": path})).await.unwrap();
+        assert_eq!(out.rows, 0);
+        assert_eq!(schema(&run), ["id VARCHAR", "name VARCHAR"]);
+    }
+
+    #[tokio::test]
+    async fn empty_file_needs_columns_to_become_an_empty_table() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "empty.csv", "");
+        let error = failure(&run, json!({"path": path})).await;
+        assert_eq!(error.class(), ErrorClass::Data);
+        let message = error.to_string();
+        assert!(message.contains("empty.csv is empty"), "{message}");
+        assert!(message.contains("`columns`"), "{message}");
+
+        let out = extract(&run, json!({"path": path, "columns": ["x", "y"]}))
+            .await
+            .unwrap();
+        assert_eq!(out.rows, 0);
+        assert_eq!(schema(&run), ["x VARCHAR", "y VARCHAR"]);
+    }
+
+    #[tokio::test]
+    async fn missing_file_and_directory_are_reported_with_their_path() {
+        let (dir, run) = setup();
+        let error = failure(&run, json!({"path": "nowhere/in.csv"})).await;
+        assert_eq!(error.class(), ErrorClass::Io);
+        let expected = format!(
+            "input file {} does not exist",
+            dir.path().join("nowhere/in.csv").display()
+        );
+        assert_eq!(error.to_string(), expected);
+
+        let error = failure(&run, json!({"path": dir.path()})).await;
+        assert_eq!(error.class(), ErrorClass::Config);
+        assert!(error.to_string().contains("is a directory"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn relative_paths_resolve_against_the_pipeline_directory() {
+        let (dir, run) = setup();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        file(dir.path(), "data/in.csv", "a\n1\n");
+        let out = extract(&run, json!({"path": "data/in.csv"})).await.unwrap();
+        assert_eq!(out.rows, 1);
+    }
+
+    #[tokio::test]
+    async fn glob_characters_in_the_path_are_rejected() {
+        let (dir, run) = setup();
+        file(dir.path(), "x1.csv", "a\n1\n");
+        let path = file(dir.path(), "x[1].csv", "a\n2\n");
+        let error = failure(&run, json!({"path": path})).await;
+        assert_eq!(error.class(), ErrorClass::Config);
+    }
+
+    #[tokio::test]
+    async fn wrong_field_count_in_the_sniffer_sample_names_the_line() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "ragged.csv", "a,b\n1,2\n3,4,5\n6,7\n");
+        let error = failure(&run, json!({"path": path})).await;
+        assert_eq!(error.class(), ErrorClass::Data);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{} line 3: expected 2 fields (as in the header), found 3",
+                path.display()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_field_count_after_the_sample_names_the_physical_line() {
+        let (dir, run) = setup();
+        // A quoted value spanning two lines: DuckDB alone would count one line too few.
+        let body: String = (0..30_000).map(|i| format!("{i},v\n")).collect();
+        let path = file(
+            dir.path(),
+            "late.csv",
+            format!("a,b\n0,\"x\ny\"\n{body}1,2,3\n4,5\n"),
+        );
+        let error = failure(&run, json!({"path": path})).await;
+        assert_eq!(error.class(), ErrorClass::Data);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{} line 30004: expected 2 fields (as in the header), found 3",
+                path.display()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_field_count_in_a_gzip_file_with_skipped_lines() {
+        let (dir, run) = setup();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"junk\n#c\na;b\n1;2\n3\n").unwrap();
+        let path = file(dir.path(), "r.csv.gz", gz.finish().unwrap());
+        let error = failure(
+            &run,
+            json!({"path": path, "skip_rows": 1, "comment": "#", "delimiter": ";"}),
+        )
+        .await;
+        assert!(
+            error
+                .to_string()
+                .ends_with("line 5: expected 2 fields (as in the header), found 1"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_names_the_line_and_the_encoding_setting() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "bad.csv", b"a,b\n1,x\n2,\xFF\xFE\n");
+        let error = failure(&run, json!({"path": path})).await;
+        assert_eq!(error.class(), ErrorClass::Data);
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!("{} line 3:", path.display())),
+            "{message}"
+        );
+        assert!(message.contains("not valid utf-8"), "{message}");
+        assert!(message.contains("`encoding`"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn dtype_sets_types_exactly() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "d.csv", "id,amount,day\n007,1.50,2024-01-02\n");
+        extract(
+            &run,
+            json!({"path": path, "dtype": {"id": "VARCHAR", "amount": "DECIMAL(10,2)"}}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            schema(&run),
+            ["id VARCHAR", "amount DECIMAL(10,2)", "day DATE"]
+        );
+        assert_eq!(rows(&run), [text(&["007", "1.50", "2024-01-02"])]);
+
+        let error = failure(&run, json!({"path": path, "dtype": {"id": "NOTATYPE"}})).await;
+        assert_eq!(error.class(), ErrorClass::Config);
+        assert!(error.to_string().contains("NOTATYPE"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn values_that_do_not_convert_name_line_and_column() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "conv.csv", "id,v\n1,a\nx,b\n");
+        let error = failure(&run, json!({"path": path, "dtype": {"id": "BIGINT"}})).await;
+        assert_eq!(error.class(), ErrorClass::Data);
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!("{} line 3:", path.display())),
+            "{message}"
+        );
+        assert!(message.contains("column \"id\""), "{message}");
+        assert!(!message.contains("file ="), "no settings dump: {message}");
+
+        // Beyond the sniffer's sample the detected type fails: the hint points to `dtype`.
+        let body: String = (0..30_000).map(|i| format!("{i},v\n")).collect();
+        let late = file(dir.path(), "late.csv", format!("id,v\n{body}zz,v\n"));
+        let message = failure(&run, json!({"path": late})).await.to_string();
+        assert!(message.contains("line 30002"), "{message}");
+        assert!(message.contains("`dtype`"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn parse_dates_controls_date_columns() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "dates.csv", "day,n\n2024-01-02,1\n");
+        extract(&run, json!({"path": path, "parse_dates": false}))
+            .await
+            .unwrap();
+        assert_eq!(schema(&run), ["day VARCHAR", "n BIGINT"]);
+        extract(&run, json!({"path": path, "parse_dates": ["day"]}))
+            .await
+            .unwrap();
+        assert_eq!(schema(&run), ["day TIMESTAMP", "n BIGINT"]);
+        assert_eq!(rows(&run), [text(&["2024-01-02 00:00:00", "1"])]);
+    }
+
+    #[tokio::test]
+    async fn skip_blank_lines_false_is_rejected() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "a.csv", "a,b\n1,2\n\n3,4\n");
+        let error = failure(&run, json!({"path": path, "skip_blank_lines": false})).await;
+        assert_eq!(error.class(), ErrorClass::Config);
+        extract(&run, json!({"path": path, "skip_blank_lines": true}))
+            .await
+            .unwrap();
+        assert_eq!(rows(&run), [text(&["1", "2"]), text(&["3", "4"])]);
+    }
+
+    #[tokio::test]
+    async fn failed_rerun_keeps_the_earlier_table() {
+        let (dir, run) = setup();
+        let good = file(dir.path(), "good.csv", "a\n1\n");
+        extract(&run, json!({"path": good})).await.unwrap();
+        let bad = file(dir.path(), "bad.csv", "a,b\n1,2,3\n");
+        extract(&run, json!({"path": bad})).await.unwrap_err();
+        assert_eq!(rows(&run), [text(&["1"])]);
+    }
+
+    #[tokio::test]
+    async fn events_and_metrics_are_written() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "a.csv", "a\n1\n2\n");
+        extract(&run, json!({"path": path})).await.unwrap();
+        let session = dir.path().join("session");
+        let events = std::fs::read_to_string(session.join("events.jsonl")).unwrap();
+        assert!(
+            events.contains("\"event\":\"extraction.start\""),
+            "{events}"
+        );
+        assert!(
+            events.contains("\"event\":\"extraction.complete\""),
+            "{events}"
+        );
+        let metrics = std::fs::read_to_string(session.join("metrics.jsonl")).unwrap();
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.contains("\"metric\":\"rows_read\"") && l.contains("\"value\":2")),
+            "{metrics}"
+        );
+    }
+
+    /// The spec's `configSchema` and this `Config` describe the same fields, and every spec
+    /// example is a valid `Config`.
+    #[test]
+    fn spec_and_config_agree() {
+        crate::spec_check::assert_spec_matches::<Config>("filesystem.csv_extractor");
+    }
+}
