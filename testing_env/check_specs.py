@@ -154,7 +154,7 @@ class Checker:
             for field, value in (rule.get("when") or {}).items():
                 if field not in props:
                     self.problem(file, base + ["when", field], "is not a configSchema property")
-                elif value is not None:
+                elif value is not None and not isinstance(value, dict):
                     for err in Draft202012Validator(props[field]).iter_errors(value):
                         self.problem(file, base + ["when", field], f"{value!r} can never match: {err.message}")
             for field, checks in (rule.get("must") or {}).items():
@@ -198,6 +198,9 @@ class Checker:
         for rule in rules:
             applies = True
             for field, expected in (rule.get("when") or {}).items():
+                if isinstance(expected, dict):  # {present: bool}
+                    applies = applies and (provided(field) is not None) == expected["present"]
+                    continue
                 value = effective(field)
                 if value is FROM_CONNECTION:
                     applies = False  # unknown until the connection is resolved
