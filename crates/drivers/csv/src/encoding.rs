@@ -93,7 +93,7 @@ fn transcode(
             return Ok(());
         }
         number += 1;
-        if number % 65_536 == 0 && cancel.is_cancelled() {
+        if number.is_multiple_of(65_536) && cancel.is_cancelled() {
             return Err(TranscodeError::Cancelled);
         }
         if line.is_ascii() && target != Target::Utf16 {

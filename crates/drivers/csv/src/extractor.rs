@@ -7,11 +7,10 @@
 //! skip, comment), because DuckDB's sniffer otherwise guesses them: it silently drops lines
 //! starting with `#` and reads a ragged file as one column. A `DESCRIBE` of the same
 //! `read_csv(...)` runs first only when column names are needed (`header: false`, `columns`,
-//! `dtype`, `parse_dates`). Errors are explained by [`crate::diagnose`].
+//! `dtype`, `parse_dates`). Errors are explained by the `diagnose` module.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::io::Read;
 use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -28,7 +27,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::blocking::run_blocking;
-use crate::diagnose::{Dialect, explain};
+use crate::diagnose::{Dialect, Start, explain, probe, too_short};
 use crate::encoding::{InvalidUtf16, decode_utf16_file};
 use crate::options::{Codec, CsvChar, elapsed_ms, reject_glob_characters};
 
@@ -408,7 +407,7 @@ impl Plan {
         } else {
             None
         };
-        let reading = match &decoded {
+        let mut reading = match &decoded {
             Some(copy) => Dialect {
                 path: copy.to_path_buf(),
                 codec: Codec::None,
@@ -416,8 +415,10 @@ impl Plan {
             },
             None => self.dialect.clone(),
         };
-        if is_empty(&reading) {
-            return self.extract_empty(conn, table).map(|rows| (rows, 0));
+        match probe(&reading) {
+            Start::Empty => return self.extract_empty(conn, table).map(|rows| (rows, 0)),
+            Start::TooShort { lines } => return Err(too_short(&self.dialect, lines)),
+            Start::Content { blank_lines } => reading.skip_lines += blank_lines,
         }
 
         let names = if self.needs_names() {
@@ -606,19 +607,6 @@ impl Plan {
         }
         sql.push(')');
         sql
-    }
-}
-
-/// Whether the file has no content at all (after decompression, ignoring a UTF-8 byte order
-/// mark). Unreadable files count as non-empty: DuckDB then reports what is wrong.
-fn is_empty(reading: &Dialect) -> bool {
-    let mut head = Vec::with_capacity(4);
-    match reading.open_bytes() {
-        Ok(reader) => {
-            reader.take(4).read_to_end(&mut head).is_ok()
-                && (head.is_empty() || head == [0xEF, 0xBB, 0xBF])
-        }
-        Err(_) => false,
     }
 }
 
@@ -1100,6 +1088,70 @@ mod tests {
                 .ends_with("line 5: expected 2 fields (as in the header), found 1"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn unclosed_quote_names_the_line_where_the_value_starts() {
+        let (dir, run) = setup();
+        let early = file(dir.path(), "early.csv", "a,b\n1,\"x\n2,3\n");
+        let body: String = (0..30_000).map(|i| format!("{i},v\n")).collect();
+        let late = file(
+            dir.path(),
+            "late.csv",
+            format!("a,b\n{body}1,\"x\"y\n2,3\n"),
+        );
+        for (path, line) in [(early, 2), (late, 30_002)] {
+            let error = failure(&run, json!({"path": path})).await;
+            assert_eq!(error.class(), ErrorClass::Data);
+            let message = error.to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "{} line {line}: a quoted value is not closed properly",
+                    path.display()
+                )),
+                "{message}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn leading_blank_lines_are_skipped_before_the_header() {
+        let (dir, run) = setup();
+        for (name, content) in [
+            ("lf.csv", "title\n\n\na,b\n1,2\n"),
+            ("crlf.csv", "title\r\n\r\na,b\r\n1,2\r\n"),
+        ] {
+            let path = file(dir.path(), name, content);
+            extract(&run, json!({"path": path, "skip_rows": 1}))
+                .await
+                .unwrap();
+            assert_eq!(schema(&run), ["a BIGINT", "b BIGINT"]);
+            assert_eq!(rows(&run), [text(&["1", "2"])]);
+        }
+    }
+
+    #[tokio::test]
+    async fn skipping_past_the_end_is_a_data_error() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "short.csv", "a,b\n1,2\n");
+        let error = failure(&run, json!({"path": path, "skip_rows": 10})).await;
+        assert_eq!(error.class(), ErrorClass::Data);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{} has 2 lines, but 10 lines are skipped before the header (`skip_rows` and `header`)",
+                path.display()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn cancelled_step_creates_no_table() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "a.csv", "a\n1\n");
+        run.execution_context().cancellation().cancel();
+        let error = failure(&run, json!({"path": path})).await;
+        assert_eq!(error.class(), ErrorClass::Cancelled);
     }
 
     #[tokio::test]

@@ -3,9 +3,11 @@
 //! - [`CsvExtractor`] (`filesystem.csv_extractor`) turns one CSV file into the step's table with
 //!   one `CREATE TABLE ... AS SELECT ... FROM read_csv(...)`: DuckDB's parallel reader parses,
 //!   infers types and loads in one pass; no row passes through Rust.
+//! - [`CsvWriter`] (`filesystem.csv_writer`) writes an upstream table to a CSV file with one
+//!   `COPY (SELECT ...) TO` into a temporary file that replaces the target only on success.
 //!
 //! Rust only steps in where DuckDB cannot: explaining a malformed file precisely (which line,
-//! how many fields) and writing encodings other than UTF-8.
+//! how many fields), decoding UTF-16 input and writing encodings other than UTF-8.
 #![warn(missing_docs)]
 
 mod blocking;
@@ -13,9 +15,11 @@ mod diagnose;
 mod encoding;
 pub mod extractor;
 mod options;
+pub mod writer;
 
 pub use extractor::CsvExtractor;
 pub use options::CsvChar;
+pub use writer::CsvWriter;
 
 #[cfg(test)]
 mod spec_check;
