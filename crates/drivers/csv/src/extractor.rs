@@ -814,12 +814,18 @@ mod tests {
     #[tokio::test]
     async fn columns_select_and_reorder() {
         let (dir, run) = setup();
-        let path = file(dir.path(), "abc.csv", "a,b,c\n1,2,3\n");
-        extract(&run, json!({"path": path, "columns": ["c", "a"]}))
-            .await
-            .unwrap();
-        assert_eq!(schema(&run), ["c BIGINT", "a BIGINT"]);
-        assert_eq!(rows(&run), [text(&["3", "1"])]);
+        let path = file(dir.path(), "abc.csv", "a,\"we\"\"ird name\",c\n1,2,3\n");
+        extract(
+            &run,
+            json!({"path": path, "columns": ["c", "we\"ird name", "a"]}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            schema(&run),
+            ["c BIGINT", "we\"ird name BIGINT", "a BIGINT"]
+        );
+        assert_eq!(rows(&run), [text(&["3", "2", "1"])]);
     }
 
     #[tokio::test]
@@ -1018,11 +1024,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn relative_paths_resolve_against_the_pipeline_directory() {
+    async fn relative_paths_resolve_against_the_pipeline_directory_and_may_hold_quotes() {
         let (dir, run) = setup();
         std::fs::create_dir(dir.path().join("data")).unwrap();
-        file(dir.path(), "data/in.csv", "a\n1\n");
-        let out = extract(&run, json!({"path": "data/in.csv"})).await.unwrap();
+        file(dir.path(), "data/it's here.csv", "a\n1\n");
+        let out = extract(&run, json!({"path": "data/it's here.csv"}))
+            .await
+            .unwrap();
         assert_eq!(out.rows, 1);
     }
 

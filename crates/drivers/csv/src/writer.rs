@@ -642,6 +642,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn empty_table_writes_only_the_header() {
+        let (dir, run) = setup("CREATE TABLE src (id INTEGER, \"odd, name\" VARCHAR)");
+        assert_eq!(
+            text(written(&run, dir.path(), json!({})).await),
+            "id,\"odd, name\"\n"
+        );
+    }
+
+    #[tokio::test]
     async fn directory_target_is_a_config_error() {
         let (dir, run) = setup(SMALL);
         std::fs::create_dir(dir.path().join("out.csv")).unwrap();
