@@ -18,11 +18,17 @@ fn main() {
         }
     }
     entries.sort();
-    let mut code = String::from("/// `(directory name, spec.yaml text)` of every built-in component.\npub static BUILTIN_SPECS: &[(&str, &str)] = &[\n");
+    let mut code = String::from(
+        "/// `(directory name, spec.yaml text)` of every built-in component.\npub static BUILTIN_SPECS: &[(&str, &str)] = &[\n",
+    );
     for (name, path) in entries {
-        code.push_str(&format!("    ({name:?}, include_str!({:?})),\n", path.display().to_string()));
+        code.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            path.display().to_string()
+        ));
     }
     code.push_str("];\n");
-    let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_specs.rs");
+    let out =
+        Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_specs.rs");
     std::fs::write(out, code).expect("OUT_DIR is writable");
 }

@@ -1,1 +1,8 @@
+//! End-to-end tests: the real `osiris` binary on fixture pipelines, checked through its exit
+//! code, its output files (byte for byte) and the step tables left in `pipeline_data.duckdb`.
 
+mod bad_input;
+mod common;
+mod components;
+mod layering;
+mod run;

@@ -1,1 +1,79 @@
-fn main() {}
+//! `osiris`: run, validate and inspect OML pipelines.
+//!
+//! Exit codes: 0 success, 1 a step failed, 2 the input (pipeline, config, flags) is wrong,
+//! 130 the run was interrupted.
+
+mod components;
+mod load;
+mod output;
+mod run;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code when the pipeline, its config or the command line is wrong.
+pub const EXIT_INPUT: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "osiris",
+    version,
+    about = "Run OML pipelines: extract, transform with DuckDB SQL, write.",
+    long_about = "Run OML pipelines: extract, transform with DuckDB SQL, write.\n\n\
+        Every run gets a session directory (.osiris_sessions/<session id>/) with \
+        pipeline_data.duckdb holding one table per step, named after the step id. The file is \
+        kept: query any intermediate result after the run with DuckDB.",
+    after_help = "Examples:\n  \
+        osiris validate examples/orders/pipeline.yaml\n  \
+        osiris run examples/orders/pipeline.yaml\n  \
+        osiris components list\n  \
+        osiris components show filesystem.csv_extractor\n\n\
+        Exit codes: 0 ok, 1 a step failed, 2 invalid pipeline or flags, 130 interrupted."
+)]
+struct Cli {
+    /// Print machine-readable JSON on stdout instead of human output.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline and keep its session (tables, events, metrics, status).
+    Run(run::RunArgs),
+    /// Check a pipeline without running it; reports every problem at once.
+    Validate(validate::ValidateArgs),
+    /// List or describe the components this build knows.
+    #[command(subcommand)]
+    Components(components::ComponentsCommand),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OSIRIS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::execute(args, cli.json),
+        Command::Validate(args) => validate::execute(args, cli.json),
+        Command::Components(command) => components::execute(command, cli.json),
+    }
+}

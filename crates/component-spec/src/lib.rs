@@ -110,15 +110,20 @@ impl ComponentSpec {
             message,
         };
         let raw: Value = serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        let mut spec: ComponentSpec =
-            serde_path_to_error::deserialize(raw.clone()).map_err(|e| {
-                invalid(format!("field `{}`: {}", e.path(), e.inner()))
-            })?;
+        let mut spec: ComponentSpec = serde_path_to_error::deserialize(raw.clone())
+            .map_err(|e| invalid(format!("field `{}`: {}", e.path(), e.inner())))?;
         if spec.modes.is_empty() {
             return Err(invalid("`modes` must not be empty".into()));
         }
-        if spec.config_schema.get("properties").and_then(Value::as_object).is_none() {
-            return Err(invalid("`configSchema.properties` must be an object".into()));
+        if spec
+            .config_schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .is_none()
+        {
+            return Err(invalid(
+                "`configSchema.properties` must be an object".into(),
+            ));
         }
         spec.raw = raw;
         Ok(spec)
@@ -155,7 +160,11 @@ impl ComponentSpec {
     /// The config properties with their types, defaults and descriptions.
     pub fn properties(&self) -> Vec<Property> {
         let required = self.required();
-        let Some(props) = self.config_schema.get("properties").and_then(Value::as_object) else {
+        let Some(props) = self
+            .config_schema
+            .get("properties")
+            .and_then(Value::as_object)
+        else {
             return Vec::new();
         };
         props
@@ -189,7 +198,11 @@ fn type_name(schema: &Value) -> String {
     }
     for key in ["oneOf", "anyOf"] {
         if let Some(options) = schema.get(key).and_then(Value::as_array) {
-            return options.iter().map(type_name).collect::<Vec<_>>().join(" | ");
+            return options
+                .iter()
+                .map(type_name)
+                .collect::<Vec<_>>()
+                .join(" | ");
         }
     }
     "any".into()
@@ -275,10 +288,14 @@ x-runtime: {driver: demo.extractor}
 
     #[test]
     fn invalid_spec_names_file_and_field() {
-        let err = ComponentSpec::from_yaml("components/x/spec.yaml", "name: x\nversion: \"1.0.0\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("component spec components/x/spec.yaml"), "{err}");
+        let err =
+            ComponentSpec::from_yaml("components/x/spec.yaml", "name: x\nversion: \"1.0.0\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.starts_with("component spec components/x/spec.yaml"),
+            "{err}"
+        );
         assert!(err.contains("modes"), "{err}");
     }
 

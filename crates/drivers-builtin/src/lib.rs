@@ -1,1 +1,17 @@
-//! placeholder
+//! The drivers compiled into this build, one feature-gated line each. The registry is a value
+//! handed to the engine; there is no global registration.
+#![warn(missing_docs)]
+
+use driver_api::DriverRegistry;
+
+/// A registry holding every driver enabled in this build.
+pub fn builtin_registry() -> DriverRegistry {
+    let mut registry = DriverRegistry::new();
+    #[cfg(feature = "duckdb")]
+    registry.register(driver_duckdb::DuckDbProcessor);
+    #[cfg(feature = "csv")]
+    registry
+        .register(driver_csv::CsvExtractor)
+        .register(driver_csv::CsvWriter);
+    registry
+}

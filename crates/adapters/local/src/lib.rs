@@ -117,7 +117,11 @@ impl LocalAdapter {
     pub fn prepare(&self, options: &RunOptions, redactor: Arc<Redactor>) -> Arc<ExecutionContext> {
         let session_id = options.session_id.clone().unwrap_or_else(new_session_id);
         let session_dir = options.sessions_root.join(&session_id);
-        Arc::new(ExecutionContext::with_redactor(session_id, session_dir, redactor))
+        Arc::new(ExecutionContext::with_redactor(
+            session_id,
+            session_dir,
+            redactor,
+        ))
     }
 
     /// Runs `plan` in the context made by [`prepare`](Self::prepare).
@@ -132,12 +136,12 @@ impl LocalAdapter {
         let session_dir = exec.session_dir().to_owned();
         create_dir(&session_dir)?;
         write_file(&session_dir.join(MANIFEST_FILE), &plan.to_yaml())?;
-        exec.event(
-            "adapter_selected",
-            object([("adapter", "local".into())]),
-        );
+        exec.event("adapter_selected", object([("adapter", "local".into())]));
 
-        let outcome = self.engine.run(plan, exec, &options.base_dir, observer).await;
+        let outcome = self
+            .engine
+            .run(plan, exec, &options.base_dir, observer)
+            .await;
         exec.close_database()?;
 
         let status = status_of(exec.session_id(), plan, &outcome, started_at);

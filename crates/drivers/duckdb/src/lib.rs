@@ -5,7 +5,9 @@
 #![warn(missing_docs)]
 
 use async_trait::async_trait;
-use driver_api::{Driver, DriverError, Result, StepContext, StepInputs, StepOutput, replace_table_as};
+use driver_api::{
+    Driver, DriverError, Result, StepContext, StepInputs, StepOutput, replace_table_as,
+};
 use execution_context::object;
 use serde::Deserialize;
 
@@ -29,13 +31,25 @@ impl Driver for DuckDbProcessor {
     const NAME: &'static str = "duckdb.processor";
     type Config = Config;
 
-    async fn run(&self, ctx: &StepContext, config: Config, inputs: StepInputs) -> Result<StepOutput> {
+    async fn run(
+        &self,
+        ctx: &StepContext,
+        config: Config,
+        inputs: StepInputs,
+    ) -> Result<StepOutput> {
         let query = normalize_query(&config.query)?;
         let table = ctx.output_table().clone();
         ctx.event(
             "transform.start",
             object([
-                ("inputs", inputs.iter().map(|(id, _)| id.to_owned()).collect::<Vec<_>>().into()),
+                (
+                    "inputs",
+                    inputs
+                        .iter()
+                        .map(|(id, _)| id.to_owned())
+                        .collect::<Vec<_>>()
+                        .into(),
+                ),
                 ("query_chars", query.len().into()),
             ]),
         );
@@ -103,7 +117,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run = TestRun::new(dir.path());
         let err = run
-            .run(&DuckDbProcessor, "bad", json!({"query": "SELECT nope FROM missing_table"}), &[])
+            .run(
+                &DuckDbProcessor,
+                "bad",
+                json!({"query": "SELECT nope FROM missing_table"}),
+                &[],
+            )
             .await
             .unwrap_err();
         let message = err.to_string();
@@ -117,13 +136,26 @@ mod tests {
     async fn failed_rerun_keeps_the_previous_table() {
         let dir = tempfile::tempdir().unwrap();
         let run = TestRun::new(dir.path());
-        run.run(&DuckDbProcessor, "p", json!({"query": "SELECT 1 AS x"}), &[])
-            .await
-            .unwrap();
-        run.run(&DuckDbProcessor, "p", json!({"query": "SELECT 1/0::INT AS x, error('boom')"}), &[])
-            .await
-            .unwrap_err();
-        assert_eq!(run.query_strings("SELECT CAST(x AS VARCHAR) FROM p"), [Some("1".into())]);
+        run.run(
+            &DuckDbProcessor,
+            "p",
+            json!({"query": "SELECT 1 AS x"}),
+            &[],
+        )
+        .await
+        .unwrap();
+        run.run(
+            &DuckDbProcessor,
+            "p",
+            json!({"query": "SELECT 1/0::INT AS x, error('boom')"}),
+            &[],
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            run.query_strings("SELECT CAST(x AS VARCHAR) FROM p"),
+            [Some("1".into())]
+        );
     }
 
     #[tokio::test]
@@ -139,7 +171,10 @@ mod tests {
 
     #[test]
     fn spec_and_config_struct_agree() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../components/duckdb.processor/spec.yaml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../components/duckdb.processor/spec.yaml"
+        );
         let spec: serde_json::Value =
             serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let props: Vec<&str> = spec["configSchema"]["properties"]

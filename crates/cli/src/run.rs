@@ -1,0 +1,244 @@
+//! `osiris run`: runs a pipeline locally with live per-step progress.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use adapter_local::{LocalAdapter, RunOptions, SESSIONS_DIR};
+use clap::Args;
+use engine::{RunObserver, StepReport, StepStatus};
+use execution_context::Redactor;
+use indicatif::{ProgressBar, ProgressStyle};
+use pipeline::Step;
+use serde_json::json;
+
+use crate::EXIT_INPUT;
+use crate::load::{LoadError, engine, load};
+use crate::output::{duration, print_problems, stdout_is_terminal, thousands};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline file (OML v0.1.0 YAML). Relative paths in step configs resolve against
+    /// its directory.
+    pipeline: PathBuf,
+
+    /// Directory that holds the session directories.
+    #[arg(long, env = "OSIRIS_SESSIONS_DIR", default_value = SESSIONS_DIR)]
+    sessions_dir: PathBuf,
+
+    /// Use this session id instead of a generated `<UTC time>_<ULID>`.
+    #[arg(long)]
+    session_id: Option<String>,
+}
+
+pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let engine = engine()?;
+    let file = args.pipeline.display().to_string();
+    let loaded = match load(&args.pipeline, &engine) {
+        Ok(loaded) => loaded,
+        Err(LoadError::Unreadable(message)) => {
+            report_input_error(json, &file, &message, None);
+            return Ok(ExitCode::from(EXIT_INPUT));
+        }
+        Err(LoadError::Invalid(problems)) => {
+            if json {
+                report_input_error(json, &file, "invalid pipeline", Some(&problems));
+            } else {
+                print_problems(&file, &problems);
+                eprintln!("{file}: not run: the pipeline is invalid");
+            }
+            return Ok(ExitCode::from(EXIT_INPUT));
+        }
+    };
+    if !json {
+        print_problems(&file, &loaded.warnings);
+    }
+    if let Some(id) = &args.session_id
+        && (id.is_empty() || id.contains(['/', '\\']) || id == "." || id == "..")
+    {
+        let message = format!("--session-id {id:?} cannot name a directory");
+        report_input_error(json, &file, &message, None);
+        return Ok(ExitCode::from(EXIT_INPUT));
+    }
+
+    let options = RunOptions {
+        sessions_root: args.sessions_dir,
+        base_dir: loaded.base_dir,
+        session_id: args.session_id,
+    };
+    let redactor = Arc::new(Redactor::default());
+    let adapter = LocalAdapter::new(engine);
+    let exec = adapter.prepare(&options, Arc::clone(&redactor));
+    let id_width = loaded
+        .plan
+        .steps
+        .iter()
+        .map(|s| s.id.len())
+        .max()
+        .unwrap_or(0);
+    let progress = Progress::new(!json, stdout_is_terminal(), id_width, Arc::clone(&redactor));
+    if !json {
+        println!(
+            "Running {} ({} step{}) · session {}",
+            loaded.plan.name,
+            loaded.plan.steps.len(),
+            if loaded.plan.steps.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            exec.session_id()
+        );
+    }
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(async {
+        let cancel = exec.cancellation().clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        });
+        adapter.run(&loaded.plan, &exec, &options, &progress).await
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(5));
+
+    let status = &report.status;
+    if json {
+        let summary = json!({
+            "status": status.status,
+            "ok": status.ok,
+            "exit_code": status.exit_code,
+            "pipeline": status.pipeline,
+            "session_id": report.session_id,
+            "session_dir": report.session_dir.display().to_string(),
+            "database": report.session_dir.join(execution_context::DATABASE_FILE).display().to_string(),
+            "steps_total": status.steps_total,
+            "steps_completed": status.steps_completed,
+            "duration_ms": status.duration_ms,
+            "steps": report.outcome.steps,
+        });
+        println!(
+            "{}",
+            redactor.redact(&serde_json::to_string_pretty(&summary)?)
+        );
+    } else {
+        let verdict = match status.status {
+            "ok" => "Run ok",
+            "cancelled" => "Run cancelled",
+            _ => "Run failed",
+        };
+        println!(
+            "{verdict}: {}/{} steps in {}",
+            status.steps_completed,
+            status.steps_total,
+            duration(status.duration_ms)
+        );
+        println!(
+            "Session: {}  (step tables in {})",
+            report.session_dir.display(),
+            execution_context::DATABASE_FILE
+        );
+    }
+    Ok(ExitCode::from(u8::try_from(status.exit_code).unwrap_or(1)))
+}
+
+fn report_input_error(
+    json: bool,
+    file: &str,
+    message: &str,
+    problems: Option<&pipeline::Problems>,
+) {
+    if json {
+        let errors: Vec<_> = problems.map(|p| p.errors().collect()).unwrap_or_default();
+        println!(
+            "{}",
+            json!({"status": "invalid", "ok": false, "exit_code": EXIT_INPUT, "file": file, "message": message, "errors": errors})
+        );
+    } else {
+        eprintln!("error: {message}");
+    }
+}
+
+/// Per-step progress: a spinner while a step runs on a terminal, one line per finished step.
+struct Progress {
+    enabled: bool,
+    spinner: bool,
+    redactor: Arc<Redactor>,
+    current: Mutex<Option<ProgressBar>>,
+    width: usize,
+}
+
+impl Progress {
+    fn new(enabled: bool, spinner: bool, width: usize, redactor: Arc<Redactor>) -> Self {
+        Self {
+            enabled,
+            spinner,
+            redactor,
+            current: Mutex::new(None),
+            width,
+        }
+    }
+}
+
+impl RunObserver for Progress {
+    fn step_started(&self, step: &Step, index: usize, total: usize) {
+        if !self.enabled {
+            return;
+        }
+        if self.spinner {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("  {spinner} {msg} {elapsed}")
+                    .expect("template is valid"),
+            );
+            bar.set_message(format!(
+                "[{}/{}] {} ({})",
+                index + 1,
+                total,
+                step.id,
+                step.component
+            ));
+            bar.enable_steady_tick(Duration::from_millis(100));
+            *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar);
+        }
+    }
+
+    fn step_finished(&self, report: &StepReport) {
+        if !self.enabled {
+            return;
+        }
+        if let Some(bar) = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            bar.finish_and_clear();
+        }
+        let width = self.width;
+        match &report.status {
+            StepStatus::Ok { rows, .. } => println!(
+                "  ✓ {:<width$}  {:<26} {:>12} rows  {:>8}",
+                report.step_id,
+                report.component,
+                thousands(*rows),
+                duration(report.duration_ms),
+            ),
+            StepStatus::Failed { error_class, error } => {
+                println!(
+                    "  ✗ {:<width$}  {:<26} failed ({error_class}) after {}",
+                    report.step_id,
+                    report.component,
+                    duration(report.duration_ms),
+                );
+                let error = self.redactor.redact(error);
+                eprintln!(
+                    "error: step '{}' ({}): {error}",
+                    report.step_id, report.component
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Helpers shared by the end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A scratch project directory with fixture files copied in.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a run of the binary produced.
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Everything printed, for assertions on messages.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+impl Project {
+    pub fn new() -> Self {
+        let base = repo_root().join("testing_env/tmp");
+        std::fs::create_dir_all(&base).unwrap();
+        Self {
+            dir: tempfile::tempdir_in(base).unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    pub fn read(&self, relative: &str) -> Vec<u8> {
+        std::fs::read(self.path().join(relative))
+            .unwrap_or_else(|e| panic!("cannot read {relative}: {e}"))
+    }
+
+    /// Runs `osiris <args>` with this project as working directory.
+    pub fn osiris(&self, args: &[&str]) -> Ran {
+        let output = Command::new(env!("CARGO_BIN_EXE_osiris"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("OSIRIS_SESSIONS_DIR")
+            .output()
+            .expect("the osiris binary runs");
+        Ran::from(output)
+    }
+
+    /// The session directories created so far.
+    pub fn sessions(&self) -> Vec<PathBuf> {
+        let root = self.path().join(".osiris_sessions");
+        let Ok(entries) = std::fs::read_dir(root) else {
+            return Vec::new();
+        };
+        let mut dirs: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+        dirs.sort();
+        dirs
+    }
+
+    /// The only session directory.
+    pub fn session(&self) -> PathBuf {
+        let sessions = self.sessions();
+        assert_eq!(
+            sessions.len(),
+            1,
+            "expected one session, found {sessions:?}"
+        );
+        sessions.into_iter().next().unwrap()
+    }
+}
+
+/// Opens a session's run database read-only.
+pub fn open_db(session: &Path) -> duckdb::Connection {
+    let config = duckdb::Config::default()
+        .access_mode(duckdb::AccessMode::ReadOnly)
+        .unwrap();
+    duckdb::Connection::open_with_flags(session.join("pipeline_data.duckdb"), config).unwrap()
+}
+
+/// Table names in a session's run database, sorted.
+pub fn tables(session: &Path) -> Vec<String> {
+    let conn = open_db(session);
+    let mut stmt = conn
+        .prepare("SELECT table_name FROM information_schema.tables ORDER BY 1")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+/// Rows of a query as text (NULL as "NULL"), columns joined by `|`.
+pub fn rows(session: &Path, sql: &str) -> Vec<String> {
+    let conn = open_db(session);
+    // Every column as DuckDB's own text form, so assertions read like query results.
+    let mut stmt = conn
+        .prepare(&format!("SELECT COLUMNS(*)::VARCHAR FROM ({sql})"))
+        .unwrap();
+    let mut out = Vec::new();
+    let mut result = stmt.query([]).unwrap();
+    while let Some(row) = result.next().unwrap() {
+        let n = row.as_ref().column_count();
+        let cells: Vec<String> = (0..n)
+            .map(|i| {
+                row.get::<_, Option<String>>(i)
+                    .unwrap()
+                    .unwrap_or_else(|| "NULL".into())
+            })
+            .collect();
+        out.push(cells.join("|"));
+    }
+    out
+}
+
+/// Parses a JSONL file.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

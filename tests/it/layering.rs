@@ -1,0 +1,98 @@
+//! The dependency rules of ARCHITECTURE.md, checked on `cargo metadata`: dependencies point
+//! down only, and drivers never depend on the engine, an adapter or another driver.
+
+use std::collections::BTreeMap;
+
+fn workspace_dependencies() -> BTreeMap<String, Vec<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(crate::common::repo_root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let members: Vec<String> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let deps = p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].is_null()) // normal dependencies only
+                .map(|d| d["name"].as_str().unwrap().to_owned())
+                .filter(|n| members.contains(n))
+                .collect();
+            (p["name"].as_str().unwrap().to_owned(), deps)
+        })
+        .collect()
+}
+
+#[test]
+fn dependencies_point_down_only() {
+    let deps = workspace_dependencies();
+    let allowed = |package: &str| -> Option<&[&str]> {
+        Some(match package {
+            "execution-context" | "component-spec" | "pipeline" => &[],
+            "driver-api" => &["execution-context"],
+            "engine" => &[
+                "driver-api",
+                "component-spec",
+                "pipeline",
+                "execution-context",
+            ],
+            p if p.starts_with("driver-") => &["driver-api", "execution-context"],
+            "drivers-builtin" => &[
+                "driver-api",
+                "driver-csv",
+                "driver-duckdb",
+                "driver-mysql",
+                "driver-graphql",
+                "driver-posthog",
+                "driver-supabase",
+            ],
+            p if p.starts_with("adapter-") => &[
+                "engine",
+                "driver-api",
+                "component-spec",
+                "pipeline",
+                "execution-context",
+            ],
+            "osiris-cli" | "osiris-bench" => return None,
+            _ => &[],
+        })
+    };
+    assert!(
+        deps.contains_key("engine") && deps.contains_key("driver-csv"),
+        "{deps:?}"
+    );
+    for (package, package_deps) in &deps {
+        let Some(allowed) = allowed(package) else {
+            continue;
+        };
+        for dep in package_deps {
+            assert!(
+                allowed.contains(&dep.as_str()),
+                "{package} must not depend on {dep} (allowed: {allowed:?})"
+            );
+        }
+    }
+}
