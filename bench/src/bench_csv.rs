@@ -59,6 +59,16 @@ struct Cli {
     #[arg(long)]
     require_goal: bool,
 
+    /// Before each run, wait until other processes use less than this fraction of all CPUs
+    /// (sampled over 2 s). 1 disables waiting.
+    #[arg(long, default_value_t = 0.10)]
+    quiet_threshold: f64,
+
+    /// The longest wait for a quiet machine before each run, in seconds; then it measures
+    /// anyway and marks the run as noisy.
+    #[arg(long, default_value_t = 600)]
+    max_wait: u64,
+
     #[command(subcommand)]
     internal: Option<Internal>,
 }
@@ -123,15 +133,35 @@ impl Side {
 struct RunResult {
     extract_s: f64,
     write_s: f64,
+    /// `total_s - extract_s - write_s`: process start, opening and closing the database, ...
+    other_s: f64,
     /// Wall time of the whole process.
     total_s: f64,
+    /// User + system CPU time of the process.
+    cpu_s: f64,
+    /// CPU seconds other processes took during the run.
+    noise_s: f64,
     rss_mib: f64,
     db_mib: f64,
 }
 
 impl RunResult {
-    fn other_s(&self) -> f64 {
-        self.total_s - self.extract_s - self.write_s
+    fn new(extract_s: f64, write_s: f64, measurement: &measure::Measurement, db_mib: f64) -> Self {
+        Self {
+            extract_s,
+            write_s,
+            other_s: measurement.wall_s - extract_s - write_s,
+            total_s: measurement.wall_s,
+            cpu_s: measurement.cpu_s,
+            noise_s: measurement.noise_s().unwrap_or(0.0),
+            rss_mib: measurement.max_rss_kib as f64 / 1024.0,
+            db_mib,
+        }
+    }
+
+    /// Other processes took more than 10% of this run's own CPU time.
+    fn noisy(&self) -> bool {
+        self.noise_s > 0.1 * self.cpu_s
     }
 }
 
@@ -194,8 +224,17 @@ fn bench(cli: &Cli) -> Result<ExitCode> {
     let mut osiris_runs = Vec::new();
     println!();
     println!(
-        "{:<4} {:<13} {:>9} {:>9} {:>9} {:>9} {:>12} {:>9}",
-        "run", "side", "extract s", "write s", "other s", "total s", "peak RSS MiB", "db MiB"
+        "{:<4} {:<13} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>9} {:>8}",
+        "run",
+        "side",
+        "extract s",
+        "write s",
+        "other s",
+        "total s",
+        "cpu s",
+        "peak RSS MiB",
+        "db MiB",
+        "noise s"
     );
     for run in 0..cli.runs {
         let order = if run % 2 == 0 {
@@ -204,20 +243,29 @@ fn bench(cli: &Cli) -> Result<ExitCode> {
             [Side::Osiris, Side::Duckdb]
         };
         for side in order {
+            if cli.quiet_threshold < 1.0 {
+                measure::wait_for_quiet(
+                    cli.quiet_threshold,
+                    std::time::Duration::from_secs(cli.max_wait),
+                );
+            }
             let result = match side {
                 Side::Duckdb => run_duckdb(&setup, run)?,
                 Side::Osiris => run_osiris(&setup, run)?,
             };
             println!(
-                "{:<4} {:<13} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>12.0} {:>9.0}",
+                "{:<4} {:<13} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>12.0} {:>9.0} {:>8.2}{}",
                 run + 1,
                 side.label(),
                 result.extract_s,
                 result.write_s,
-                result.other_s(),
+                result.other_s,
                 result.total_s,
+                result.cpu_s,
                 result.rss_mib,
-                result.db_mib
+                result.db_mib,
+                result.noise_s,
+                if result.noisy() { "  noisy" } else { "" }
             );
             match side {
                 Side::Duckdb => duckdb_runs.push(result),
@@ -230,6 +278,19 @@ fn bench(cli: &Cli) -> Result<ExitCode> {
     let osiris = median_of(&osiris_runs);
     let ratio = osiris.total_s / duckdb.total_s;
     print_summary(cli, &duckdb, &osiris);
+    let noisy = duckdb_runs
+        .iter()
+        .chain(&osiris_runs)
+        .filter(|r| r.noisy())
+        .count();
+    if noisy > 0 {
+        println!(
+            "WARNING: {noisy} of {} runs were noisy (other processes took more than 10% of the \
+             run's own CPU time): wall times are unreliable; compare cpu s, or rerun on a quiet \
+             machine",
+            duckdb_runs.len() + osiris_runs.len()
+        );
+    }
 
     let outputs_ok = print_comparison(&setup)?;
     let goal_met = ratio <= cli.goal;
@@ -367,13 +428,12 @@ fn run_duckdb(setup: &Setup, run: u32) -> Result<RunResult> {
     let db_mib = file_mib(&db);
     remove_if_exists(&db)?;
     remove_if_exists(&db.with_extension("duckdb.wal"))?;
-    Ok(RunResult {
-        extract_s: times.extract_s,
-        write_s: times.write_s,
-        total_s: measured.measurement.wall_s,
-        rss_mib: measured.measurement.max_rss_kib as f64 / 1024.0,
+    Ok(RunResult::new(
+        times.extract_s,
+        times.write_s,
+        &measured.measurement,
         db_mib,
-    })
+    ))
 }
 
 fn run_osiris(setup: &Setup, run: u32) -> Result<RunResult> {
@@ -431,13 +491,12 @@ fn run_osiris(setup: &Setup, run: u32) -> Result<RunResult> {
         .map_or(0.0, |db| file_mib(Path::new(db)));
     std::fs::remove_dir_all(&sessions)
         .with_context(|| format!("cannot remove {}", sessions.display()))?;
-    Ok(RunResult {
+    Ok(RunResult::new(
         extract_s,
         write_s,
-        total_s: measured.measurement.wall_s,
-        rss_mib: measured.measurement.max_rss_kib as f64 / 1024.0,
+        &measured.measurement,
         db_mib,
-    })
+    ))
 }
 
 fn path_arg(path: &Path) -> Result<String> {
@@ -462,7 +521,10 @@ fn median_of(runs: &[RunResult]) -> RunResult {
     RunResult {
         extract_s: median(runs.iter().map(|r| r.extract_s)),
         write_s: median(runs.iter().map(|r| r.write_s)),
+        other_s: median(runs.iter().map(|r| r.other_s)),
         total_s: median(runs.iter().map(|r| r.total_s)),
+        cpu_s: median(runs.iter().map(|r| r.cpu_s)),
+        noise_s: median(runs.iter().map(|r| r.noise_s)),
         rss_mib: median(runs.iter().map(|r| r.rss_mib)),
         db_mib: median(runs.iter().map(|r| r.db_mib)),
     }
@@ -478,34 +540,31 @@ fn print_summary(cli: &Cli, duckdb: &RunResult, osiris: &RunResult) {
         if cli.runs == 1 { "" } else { "s" }
     );
     println!(
-        "{:<15} {:>10} {:>10} {:>10} {:>10} {:>13}",
-        "side", "extract s", "write s", "other s", "total s", "peak RSS MiB"
+        "{:<15} {:>10} {:>10} {:>10} {:>10} {:>10} {:>13}",
+        "side", "extract s", "write s", "other s", "total s", "cpu s", "peak RSS MiB"
     );
     for (label, r) in [("duckdb alone", duckdb), ("osiris run", osiris)] {
         println!(
-            "{:<15} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>13.0}",
-            label,
-            r.extract_s,
-            r.write_s,
-            r.other_s(),
-            r.total_s,
-            r.rss_mib
+            "{:<15} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>13.0}",
+            label, r.extract_s, r.write_s, r.other_s, r.total_s, r.cpu_s, r.rss_mib
         );
     }
     println!(
-        "{:<15} {:>10} {:>10} {:>10} {:>10} {:>13}",
+        "{:<15} {:>10} {:>10} {:>10} {:>10} {:>10} {:>13}",
         "osiris/duckdb",
         ratio(osiris.extract_s, duckdb.extract_s),
         ratio(osiris.write_s, duckdb.write_s),
-        format!("{:+.2} s", osiris.other_s() - duckdb.other_s()),
+        format!("{:+.2} s", osiris.other_s - duckdb.other_s),
         ratio(osiris.total_s, duckdb.total_s),
+        ratio(osiris.cpu_s, duckdb.cpu_s),
         ratio(osiris.rss_mib, duckdb.rss_mib)
     );
     println!(
         "(extract/write: CREATE TABLE AS read_csv / COPY TO timed inside the baseline process, \
          and osiris's per-step duration_ms; total: wall time of the whole process; other: \
          total - extract - write = process start, opening and closing the database, session \
-         files; peak RSS: getrusage(RUSAGE_CHILDREN) of each process)"
+         files; cpu: user + system time of the process; peak RSS: getrusage(RUSAGE_CHILDREN) \
+         of each process; each column is its own median)"
     );
     let total_ratio = osiris.total_s / duckdb.total_s;
     let verdict = if total_ratio <= cli.goal {
