@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Source this file (`. scripts/dev-env.sh`) to build against DuckDB's prebuilt libduckdb.so 1.5.6
 # instead of compiling DuckDB's C++ (about an hour on two cores). Idempotent and offline after the
-# first call: the library is fetched once with `npm pack` into the git-ignored `.duckdb/` dir.
+# first call: the library is fetched once with `npm pack` into a per-user cache directory outside
+# the checkout (override with OSIRIS_DUCKDB_DIR). A stable path keeps RUSTFLAGS (which carry it as
+# rpath) identical across checkouts, so every clone and CI run reuses one build cache.
 # See docs/adr/0001-duckdb-as-step-exchange.md ("Linking") for why there are two link modes.
 
 _osiris_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 _duckdb_pkg="@duckdb/node-bindings-linux-x64@1.5.6-r.1"
-_duckdb_dir="$_osiris_root/.duckdb/1.5.6"
+_duckdb_dir="${OSIRIS_DUCKDB_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/osiris-rs/duckdb-1.5.6}"
 
 if [ ! -f "$_duckdb_dir/libduckdb.so" ]; then
     command -v npm >/dev/null 2>&1 || { echo "dev-env: npm is needed to fetch $_duckdb_pkg" >&2; return 1 2>/dev/null || exit 1; }
