@@ -1,12 +1,24 @@
 //! Component specs: the `components/<name>/spec.yaml` files that describe each component's
 //! modes, capabilities, config schema, secrets and examples (format of the Python original,
-//! `component-spec/v1.0.0`). The specs of this workspace are embedded at build time.
+//! `component-spec/v1.0.0`, defined by `components/spec.schema.json`). The specs of this
+//! workspace are embedded at build time.
+//!
+//! Loading a spec validates it against the spec schema and compiles its `configSchema` once;
+//! [`ComponentSpec::validate_config`] then checks step configs against that schema and the
+//! spec's cross-field `constraints`.
 #![warn(missing_docs)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
+use jsonschema::Validator;
 use serde::Deserialize;
 use serde_json::Value;
+
+mod config;
+mod schema;
+
+pub use config::ConfigProblem;
 
 mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_specs.rs"));
@@ -16,21 +28,30 @@ mod builtin {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A spec file is not valid YAML or misses required fields.
+    /// A spec document is not valid YAML, does not follow the spec schema, or its
+    /// `configSchema` is not a valid JSON Schema.
     #[error("component spec {file}: {message}")]
     Invalid {
         /// The spec file (or built-in name).
         file: String,
-        /// What is wrong, with line and column where known.
+        /// Every problem, as `<JSON pointer>: <what is wrong>`, separated by `; `.
         message: String,
+    },
+    /// A spec file could not be read.
+    #[error("cannot read component spec {file}: {source}")]
+    Read {
+        /// The spec file.
+        file: String,
+        /// The I/O error.
+        source: std::io::Error,
     },
 }
 
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// One component's spec. Unknown top-level keys are kept out of the typed view; the full
-/// document stays available as [`ComponentSpec::raw`].
+/// One component's spec, validated against the spec schema. Blocks without a typed view here
+/// (`redaction`, `llmHints`, `loggingPolicy`, ...) stay available in [`ComponentSpec::raw`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentSpec {
@@ -49,11 +70,15 @@ pub struct ComponentSpec {
     /// Capability flags.
     #[serde(default)]
     pub capabilities: BTreeMap<String, bool>,
-    /// JSON Schema of the step config.
+    /// JSON Schema of the step config. Compiled once when the spec is loaded: changing it
+    /// afterwards does not change [`ComponentSpec::validate_config`].
     pub config_schema: Value,
     /// JSON pointers of secret config fields.
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// `x-secret`: further pointers masked like `secrets` (credentials from a connection).
+    #[serde(default, rename = "x-secret")]
+    pub x_secret: Vec<String>,
     /// Example configs.
     #[serde(default)]
     pub examples: Vec<Example>,
@@ -63,6 +88,59 @@ pub struct ComponentSpec {
     /// The whole spec document.
     #[serde(skip)]
     pub raw: Value,
+    /// `x-connection-fields`, either form.
+    #[serde(default, rename = "x-connection-fields")]
+    connection_field_decls: Vec<ConnectionFieldDecl>,
+    /// Cross-field rules on the step config.
+    #[serde(default)]
+    constraints: config::Constraints,
+    /// The compiled `configSchema` (or why it does not compile), built once.
+    #[serde(skip)]
+    validator: OnceLock<Result<Validator, Vec<String>>>,
+}
+
+/// How a step may treat a config field its connection provides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverridePolicy {
+    /// The step may set the field; its value wins silently.
+    Allowed,
+    /// The step may set the field; its value wins and validation warns.
+    Warning,
+    /// Setting the field in the step is a validation error.
+    Forbidden,
+}
+
+impl OverridePolicy {
+    /// The spec spelling: `allowed`, `warning` or `forbidden`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Warning => "warning",
+            Self::Forbidden => "forbidden",
+        }
+    }
+}
+
+/// A config field that a `connection` provides (`x-connection-fields`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionField {
+    /// The config field (a configSchema property).
+    pub name: String,
+    /// Whether the step may set it itself.
+    pub policy: OverridePolicy,
+}
+
+/// An `x-connection-fields` entry as written: a name, or `{name, override}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum ConnectionFieldDecl {
+    Name(String),
+    WithPolicy {
+        name: String,
+        #[serde(rename = "override")]
+        policy: OverridePolicy,
+    },
 }
 
 /// A spec example.
@@ -103,30 +181,99 @@ pub struct Property {
 }
 
 impl ComponentSpec {
-    /// Parses a spec from YAML text; `file` names it in errors.
+    /// Parses a spec from YAML text and validates it against `components/spec.schema.json`;
+    /// `file` names it in errors. Also compiles its `configSchema`, which must be a valid
+    /// JSON Schema (draft 2020-12).
+    ///
+    /// The error lists every problem with the JSON pointer of the offending field, e.g.
+    /// `/capabilities/streaming: "yes" is not of type "boolean"`.
     pub fn from_yaml(file: &str, text: &str) -> Result<Self> {
-        let invalid = |message: String| Error::Invalid {
+        Self::load(text).map_err(|problems| Error::Invalid {
             file: file.to_owned(),
-            message,
-        };
-        let raw: Value = serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        let mut spec: ComponentSpec = serde_path_to_error::deserialize(raw.clone())
-            .map_err(|e| invalid(format!("field `{}`: {}", e.path(), e.inner())))?;
-        if spec.modes.is_empty() {
-            return Err(invalid("`modes` must not be empty".into()));
+            message: problems.join("; "),
+        })
+    }
+
+    /// [`ComponentSpec::from_yaml`] without the file name: the problems, one per entry.
+    pub(crate) fn load(text: &str) -> Result<Self, Vec<String>> {
+        let raw: Value =
+            serde_yaml::from_str(text).map_err(|e| vec![format!("not valid YAML: {e}")])?;
+        let mut found = Vec::new();
+        for error in schema::spec_validator().iter_errors(&raw) {
+            schema::describe(&error, &|_| false, &mut found);
         }
-        if spec
-            .config_schema
-            .get("properties")
-            .and_then(Value::as_object)
-            .is_none()
-        {
-            return Err(invalid(
-                "`configSchema.properties` must be an object".into(),
-            ));
+        if !found.is_empty() {
+            return Err(found.into_iter().map(schema::Found::into_line).collect());
         }
+        // The schema admits only what the typed view reads, so this fails only if the two
+        // disagree.
+        let mut spec: ComponentSpec = serde_path_to_error::deserialize(&raw)
+            .map_err(|e| vec![format!("field `{}`: {}", e.path(), e.inner())])?;
+        let validator = schema::compile(&spec.config_schema).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| {
+                    format!(
+                        "/configSchema{}: not a valid JSON Schema: {}",
+                        p.pointer, p.message
+                    )
+                })
+                .collect::<Vec<_>>()
+        })?;
+        spec.validator = OnceLock::from(Ok(validator));
         spec.raw = raw;
         Ok(spec)
+    }
+
+    /// The compiled `configSchema`, or why it does not compile (each as `pointer: message`).
+    pub(crate) fn validator(&self) -> Result<&Validator, &[String]> {
+        self.validator
+            .get_or_init(|| {
+                schema::compile(&self.config_schema).map_err(|problems| {
+                    problems.into_iter().map(schema::Found::into_line).collect()
+                })
+            })
+            .as_ref()
+            .map_err(Vec::as_slice)
+    }
+
+    /// The fields a `connection` provides, with their override policy (plain names in the
+    /// spec mean [`OverridePolicy::Allowed`]), in spec order.
+    pub fn connection_fields(&self) -> Vec<ConnectionField> {
+        self.connection_field_decls
+            .iter()
+            .map(|decl| match decl {
+                ConnectionFieldDecl::Name(name) => ConnectionField {
+                    name: name.clone(),
+                    policy: OverridePolicy::Allowed,
+                },
+                ConnectionFieldDecl::WithPolicy { name, policy } => ConnectionField {
+                    name: name.clone(),
+                    policy: *policy,
+                },
+            })
+            .collect()
+    }
+
+    /// Every pointer of `secrets` and `x-secret`, in spec order, without repeats.
+    pub fn secret_pointers(&self) -> Vec<String> {
+        let mut pointers: Vec<String> = Vec::new();
+        for pointer in self.secrets.iter().chain(&self.x_secret) {
+            if !pointers.contains(pointer) {
+                pointers.push(pointer.clone());
+            }
+        }
+        pointers
+    }
+
+    /// The top-level config fields that hold secrets: the first segment of every `secrets`
+    /// and `x-secret` pointer (`/headers/Authorization` -> `headers`).
+    pub fn secret_fields(&self) -> BTreeSet<String> {
+        self.secrets
+            .iter()
+            .chain(&self.x_secret)
+            .filter_map(|p| schema::pointer_head(p))
+            .collect()
     }
 
     /// The family (connection family) of the component: the part before the first dot.
@@ -260,7 +407,15 @@ mod tests {
 name: demo.extractor
 version: 1.0.0
 modes: [extract]
-capabilities: {discover: false}
+capabilities:
+  discover: false
+  adHocAnalytics: false
+  inMemoryMove: false
+  streaming: true
+  bulkOperations: false
+  transactions: false
+  partitioning: false
+  customTransforms: false
 configSchema:
   type: object
   additionalProperties: false
@@ -297,6 +452,92 @@ x-runtime: {driver: demo.extractor}
             "{err}"
         );
         assert!(err.contains("modes"), "{err}");
+    }
+
+    #[test]
+    fn schema_violations_are_listed_with_their_json_paths() {
+        let text = SPEC
+            .replace("streaming: true", "streaming: \"yes\"")
+            .replace("modes: [extract]", "modes: [extract, fly]")
+            .replace("version: 1.0.0", "version: 1.0.0\ncolour: red");
+        let err = ComponentSpec::from_yaml("components/x/spec.yaml", &text).unwrap_err();
+        let Error::Invalid { file, message } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(file, "components/x/spec.yaml");
+        assert_eq!(
+            message,
+            "/modes/1: \"fly\" is not one of \"extract\", \"write\", \"load\", \"transform\", \"discover\", \"analyze\", \"stream\"; \
+             /capabilities/streaming: \"yes\" is not of type \"boolean\"; \
+             /colour: unknown key `colour`"
+        );
+        assert!(
+            err.to_string().starts_with(
+                "component spec components/x/spec.yaml: /modes/1: \"fly\" is not one of"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn connection_fields_accept_both_forms() {
+        let plain = format!("{SPEC}x-connection-fields: [path, mode]\n");
+        let spec = ComponentSpec::from_yaml("demo", &plain).unwrap();
+        assert_eq!(
+            spec.connection_fields(),
+            [
+                ConnectionField {
+                    name: "path".into(),
+                    policy: OverridePolicy::Allowed
+                },
+                ConnectionField {
+                    name: "mode".into(),
+                    policy: OverridePolicy::Allowed
+                },
+            ]
+        );
+        let registry = SpecRegistry::builtin().unwrap();
+        let fields = registry.get("mysql.writer").unwrap().connection_fields();
+        assert_eq!(fields.len(), 7);
+        assert_eq!(fields[0].name, "host");
+        assert_eq!(fields[0].policy, OverridePolicy::Forbidden);
+        assert_eq!(fields[4].name, "database");
+        assert_eq!(fields[4].policy, OverridePolicy::Warning);
+        assert!(
+            registry
+                .get("duckdb.processor")
+                .unwrap()
+                .connection_fields()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn secrets_join_secrets_and_x_secret() {
+        let registry = SpecRegistry::builtin().unwrap();
+        let supabase = registry.get("supabase.writer").unwrap();
+        assert_eq!(
+            supabase.secret_pointers(),
+            ["/key", "/service_role_key", "/anon_key", "/pg_dsn"]
+        );
+        assert_eq!(
+            supabase.secret_fields().into_iter().collect::<Vec<_>>(),
+            ["anon_key", "key", "pg_dsn", "service_role_key"]
+        );
+        let nested = format!("{SPEC}secrets: [/path/inner, /path]\nx-secret: [/path, /mo~1de]\n");
+        let spec = ComponentSpec::from_yaml("demo", &nested).unwrap();
+        assert_eq!(spec.secret_pointers(), ["/path/inner", "/path", "/mo~1de"]);
+        assert_eq!(
+            spec.secret_fields().into_iter().collect::<Vec<_>>(),
+            ["mo/de", "path"]
+        );
+    }
+
+    #[test]
+    fn specs_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync + Clone>() {}
+        shared::<ComponentSpec>();
+        shared::<SpecRegistry>();
     }
 
     #[test]
