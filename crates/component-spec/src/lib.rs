@@ -5,7 +5,8 @@
 //!
 //! Loading a spec validates it against the spec schema and compiles its `configSchema` once;
 //! [`ComponentSpec::validate_config`] then checks step configs against that schema and the
-//! spec's cross-field `constraints`.
+//! spec's cross-field `constraints`, and [`ComponentSpec::lint`] / [`lint_file`] check a spec's
+//! internal consistency (`osiris components validate`).
 #![warn(missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,9 +17,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 mod config;
+mod lint;
 mod schema;
 
 pub use config::ConfigProblem;
+pub use lint::lint_file;
 
 mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_specs.rs"));
