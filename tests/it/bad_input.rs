@@ -137,7 +137,8 @@ fn missing_required_key_is_reported() {
     let ran = project.osiris(&["run", "p.yaml"]);
     assert_eq!(ran.code, 2, "{}", ran.all());
     assert!(
-        ran.stderr.contains("step 'load', key `config.path`: missing required key `path` for `filesystem.csv_writer`"),
+        ran.stderr
+            .contains("step 'load', key `config.path`: missing required key `path`\n"),
         "{}",
         ran.stderr
     );

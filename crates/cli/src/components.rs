@@ -17,6 +17,12 @@ pub enum ComponentsCommand {
         /// Component name, e.g. `filesystem.csv_extractor`.
         name: String,
     },
+    /// Check a spec against the spec schema and its own consistency rules (examples valid,
+    /// secret and connection fields declared, constraints on real fields).
+    Validate {
+        /// A built-in component name, or the path of a spec.yaml (or its directory).
+        target: String,
+    },
 }
 
 pub fn execute(command: ComponentsCommand, json: bool) -> anyhow::Result<ExitCode> {
@@ -64,6 +70,52 @@ pub fn execute(command: ComponentsCommand, json: bool) -> anyhow::Result<ExitCod
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        ComponentsCommand::Validate { target } => {
+            let path = std::path::Path::new(&target);
+            let (label, problems) = if path.exists() {
+                match component_spec::lint_file(path) {
+                    Ok(problems) => (target.clone(), problems),
+                    Err(error) => (target.clone(), vec![error.to_string()]),
+                }
+            } else if let Some(spec) = engine.specs().get(&target) {
+                (target.clone(), spec.lint())
+            } else {
+                let message = format!("`{target}` is neither a spec file nor a known component");
+                if json {
+                    println!(
+                        "{}",
+                        json!({"valid": false, "target": target, "problems": [message]})
+                    );
+                } else {
+                    eprintln!("error: {message}");
+                }
+                return Ok(ExitCode::from(EXIT_INPUT));
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"valid": problems.is_empty(), "target": label, "problems": problems})
+                    )?
+                );
+            } else if problems.is_empty() {
+                println!("{label}: valid");
+            } else {
+                for problem in &problems {
+                    eprintln!("{problem}");
+                }
+                eprintln!(
+                    "{label}: {} problem{}",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                );
+            }
+            Ok(if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_INPUT)
+            })
         }
         ComponentsCommand::Show { name } => {
             let Some(spec) = engine.specs().get(&name) else {

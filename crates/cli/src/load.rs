@@ -1,12 +1,16 @@
-//! Loading a pipeline file and the engine: shared by `run` and `validate`, so both apply the
-//! same checks.
+//! Loading a pipeline (OML or compiled manifest), its parameters and its connections, then the
+//! engine's one validation pass. Shared by `run`, `validate` and `compile`, so all three apply
+//! the same checks.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use engine::Engine;
-use pipeline::{Pipeline, Plan, Problems};
+use clap::Args;
+use engine::{ConnectionMode, Engine, PreparedPlan};
+use pipeline::compile::{is_manifest, load_manifest};
+use pipeline::connections::Connections;
+use pipeline::{ParamInputs, Pipeline, Problem, Problems};
 
 /// The engine of this build: built-in specs and drivers.
 pub fn engine() -> anyhow::Result<Arc<Engine>> {
@@ -17,11 +21,67 @@ pub fn engine() -> anyhow::Result<Arc<Engine>> {
     )))
 }
 
-/// A pipeline that passed every check, with its warnings.
+/// Loads `.env` files into the environment without overriding variables already set:
+/// `$OSIRIS_HOME/.env`, then `./.env`.
+pub fn load_dotenv() {
+    let mut files = Vec::new();
+    if let Some(home) = std::env::var_os("OSIRIS_HOME") {
+        files.push(PathBuf::from(home).join(".env"));
+    }
+    files.push(PathBuf::from(".env"));
+    for file in files {
+        if file.is_file()
+            && let Err(error) = dotenvy::from_path(&file)
+        {
+            eprintln!("warning: cannot read {}: {error}", file.display());
+        }
+    }
+}
+
+/// Arguments shared by every command that reads a pipeline.
+#[derive(Debug, Clone, Args)]
+pub struct PipelineArgs {
+    /// The pipeline: an OML v0.1.0 YAML file, or a compiled manifest.yaml.
+    pub pipeline: PathBuf,
+
+    /// Set a parameter (`${params.NAME}`), overriding defaults, OSIRIS_PARAM_<NAME> and the
+    /// profile. Repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+
+    /// Use the parameters of `profiles.<PROFILE>` of the pipeline.
+    #[arg(long, short = 'p', env = "OSIRIS_PROFILE")]
+    pub profile: Option<String>,
+
+    /// The connections file (default: the first osiris_connections.yaml in $OSIRIS_HOME, the
+    /// current directory or its parent).
+    #[arg(long, env = "OSIRIS_CONNECTIONS", value_name = "FILE")]
+    pub connections: Option<PathBuf>,
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {text:?}")),
+    }
+}
+
+/// How connections are handled while loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connect {
+    /// Resolve them (validate, run).
+    Resolve,
+    /// Do not: compile output must not depend on them.
+    Assume,
+}
+
+/// A pipeline that passed every check.
 pub struct Loaded {
-    pub plan: Plan,
+    pub pipeline: Pipeline,
+    pub prepared: PreparedPlan,
     pub warnings: Problems,
     pub base_dir: PathBuf,
+    pub from_manifest: bool,
 }
 
 /// Why a pipeline cannot run.
@@ -32,39 +92,82 @@ pub enum LoadError {
     Invalid(Problems),
 }
 
-/// Reads, parses and validates `path` against `engine`.
-pub fn load(path: &Path, engine: &Engine) -> Result<Loaded, LoadError> {
+/// Reads, parses and validates a pipeline.
+pub fn load(args: &PipelineArgs, engine: &Engine, connect: Connect) -> Result<Loaded, LoadError> {
+    let path = &args.pipeline;
     let text = std::fs::read_to_string(path).map_err(|e| {
         LoadError::Unreadable(format!("cannot read pipeline {}: {e}", path.display()))
     })?;
-    let (pipeline, mut problems) = pipeline::parse_lenient(&text);
+    let as_json: Option<serde_json::Value> = serde_yaml::from_str::<serde_yaml::Value>(&text)
+        .ok()
+        .and_then(|y| serde_json::to_value(y).ok());
+
+    let (pipeline, mut problems, base_dir, from_manifest) = if as_json
+        .as_ref()
+        .is_some_and(is_manifest)
+    {
+        let loaded = load_manifest(path).map_err(LoadError::Invalid)?;
+        let mut problems = Problems::default();
+        if !args.params.is_empty() || args.profile.is_some() {
+            problems.push(
+                Problem::error(
+                    Some("params"),
+                    "--param and --profile have no effect on a compiled manifest; parameters were fixed at compile time",
+                )
+                .warning(),
+            );
+        }
+        (Some(loaded.pipeline), problems, loaded.source_dir, true)
+    } else {
+        let inputs = ParamInputs::from_process(args.profile.clone(), args.params.clone());
+        let (pipeline, problems) = pipeline::parse_lenient(&text, &inputs);
+        (pipeline, problems, pipeline_dir(path), false)
+    };
     let Some(pipeline) = pipeline else {
         return Err(LoadError::Invalid(problems));
     };
-    problems.0.extend(engine.validate(&pipeline).0);
-    if problems.has_errors() {
-        return Err(LoadError::Invalid(problems));
-    }
-    let plan = plan_of(&pipeline).map_err(LoadError::Invalid)?;
-    let base_dir = path
-        .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                p
+
+    let connections = match connect {
+        Connect::Assume => None,
+        Connect::Resolve => {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            let home = std::env::var_os("OSIRIS_HOME").map(PathBuf::from);
+            match Connections::discover(args.connections.as_deref(), home.as_deref(), &cwd) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    problems.push(Problem::error(Some("connections"), e.to_string()));
+                    return Err(LoadError::Invalid(problems.locate(Some(&pipeline))));
+                }
             }
-        })
-        .unwrap_or(Path::new("."))
-        .to_owned();
-    let base_dir = std::path::absolute(&base_dir).unwrap_or(base_dir);
-    Ok(Loaded {
-        plan,
-        warnings: problems,
-        base_dir,
-    })
+        }
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let mode = match &connections {
+        Some(connections) => ConnectionMode::Resolve {
+            connections,
+            env: &env,
+        },
+        None => ConnectionMode::Assume,
+    };
+    let (prepared, more) = engine.prepare(&pipeline, &mode);
+    problems.0.extend(more.0);
+    let problems = problems.locate(Some(&pipeline));
+    match prepared {
+        Some(prepared) if !problems.has_errors() => Ok(Loaded {
+            pipeline,
+            prepared,
+            warnings: problems,
+            base_dir,
+            from_manifest,
+        }),
+        _ => Err(LoadError::Invalid(problems)),
+    }
 }
 
-fn plan_of(pipeline: &Pipeline) -> Result<Plan, Problems> {
-    pipeline.plan().map_err(|p| Problems(vec![p]))
+fn pipeline_dir(path: &Path) -> PathBuf {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::path::absolute(&dir).unwrap_or(dir)
 }

@@ -3,7 +3,9 @@
 //! Exit codes: 0 success, 1 a step failed, 2 the input (pipeline, config, flags) is wrong,
 //! 130 the run was interrupted.
 
+mod compile;
 mod components;
+mod connections;
 mod load;
 mod output;
 mod run;
@@ -27,7 +29,10 @@ pub const EXIT_INPUT: u8 = 2;
         kept: query any intermediate result after the run with DuckDB.",
     after_help = "Examples:\n  \
         osiris validate examples/orders/pipeline.yaml\n  \
-        osiris run examples/orders/pipeline.yaml\n  \
+        osiris run examples/orders/pipeline.yaml --param min_amount=50\n  \
+        osiris compile examples/orders/pipeline.yaml --out build/orders\n  \
+        osiris run build/orders/manifest.yaml\n  \
+        osiris connections list\n  \
         osiris components list\n  \
         osiris components show filesystem.csv_extractor\n\n\
         Exit codes: 0 ok, 1 a step failed, 2 invalid pipeline or flags, 130 interrupted."
@@ -47,6 +52,11 @@ enum Command {
     Run(run::RunArgs),
     /// Check a pipeline without running it; reports every problem at once.
     Validate(validate::ValidateArgs),
+    /// Compile a pipeline into a deterministic manifest plus one config file per step.
+    Compile(compile::CompileArgs),
+    /// List connections (secrets masked) or check that they work.
+    #[command(subcommand)]
+    Connections(connections::ConnectionsCommand),
     /// List or describe the components this build knows.
     #[command(subcommand)]
     Components(components::ComponentsCommand),
@@ -60,6 +70,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+    load::load_dotenv();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -74,6 +85,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::execute(args, cli.json),
         Command::Validate(args) => validate::execute(args, cli.json),
+        Command::Compile(args) => compile::execute(args, cli.json),
+        Command::Connections(command) => connections::execute(command, cli.json),
         Command::Components(command) => components::execute(command, cli.json),
     }
 }

@@ -14,14 +14,15 @@ use pipeline::Step;
 use serde_json::json;
 
 use crate::EXIT_INPUT;
-use crate::load::{LoadError, engine, load};
+use crate::load::{Connect, LoadError, PipelineArgs, engine, load};
 use crate::output::{duration, print_problems, stdout_is_terminal, thousands};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The pipeline file (OML v0.1.0 YAML). Relative paths in step configs resolve against
-    /// its directory.
-    pipeline: PathBuf,
+    /// Relative paths in step configs resolve against the pipeline file's directory (for a
+    /// compiled manifest: the source pipeline's directory).
+    #[command(flatten)]
+    pipeline: PipelineArgs,
 
     /// Directory that holds the session directories.
     #[arg(long, env = "OSIRIS_SESSIONS_DIR", default_value = SESSIONS_DIR)]
@@ -34,8 +35,8 @@ pub struct RunArgs {
 
 pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
     let engine = engine()?;
-    let file = args.pipeline.display().to_string();
-    let loaded = match load(&args.pipeline, &engine) {
+    let file = args.pipeline.pipeline.display().to_string();
+    let loaded = match load(&args.pipeline, &engine, Connect::Resolve) {
         Ok(loaded) => loaded,
         Err(LoadError::Unreadable(message)) => {
             report_input_error(json, &file, &message, None);
@@ -62,32 +63,24 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INPUT));
     }
 
+    let sessions_root = std::path::absolute(&args.sessions_dir).unwrap_or(args.sessions_dir);
     let options = RunOptions {
-        sessions_root: args.sessions_dir,
+        sessions_root,
         base_dir: loaded.base_dir,
         session_id: args.session_id,
     };
     let redactor = Arc::new(Redactor::default());
     let adapter = LocalAdapter::new(engine);
     let exec = adapter.prepare(&options, Arc::clone(&redactor));
-    let id_width = loaded
-        .plan
-        .steps
-        .iter()
-        .map(|s| s.id.len())
-        .max()
-        .unwrap_or(0);
+    let plan = &loaded.prepared.plan;
+    let id_width = plan.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
     let progress = Progress::new(!json, stdout_is_terminal(), id_width, Arc::clone(&redactor));
     if !json {
         println!(
             "Running {} ({} step{}) · session {}",
-            loaded.plan.name,
-            loaded.plan.steps.len(),
-            if loaded.plan.steps.len() == 1 {
-                ""
-            } else {
-                "s"
-            },
+            plan.name,
+            plan.steps.len(),
+            if plan.steps.len() == 1 { "" } else { "s" },
             exec.session_id()
         );
     }
@@ -100,7 +93,9 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
                 cancel.cancel();
             }
         });
-        adapter.run(&loaded.plan, &exec, &options, &progress).await
+        adapter
+            .run(&loaded.prepared, &exec, &options, &progress)
+            .await
     })?;
     runtime.shutdown_timeout(Duration::from_secs(5));
 
@@ -135,9 +130,19 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
             status.steps_total,
             duration(status.duration_ms)
         );
+        let shown = std::env::current_dir()
+            .ok()
+            .and_then(|cwd| {
+                report
+                    .session_dir
+                    .strip_prefix(cwd)
+                    .ok()
+                    .map(|p| p.to_owned())
+            })
+            .unwrap_or_else(|| report.session_dir.clone());
         println!(
             "Session: {}  (step tables in {})",
-            report.session_dir.display(),
+            shown.display(),
             execution_context::DATABASE_FILE
         );
     }

@@ -1,26 +1,35 @@
 //! `osiris validate`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::json;
 
 use crate::EXIT_INPUT;
-use crate::load::{LoadError, engine, load};
+use crate::load::{Connect, LoadError, PipelineArgs, engine, load};
 use crate::output::print_problems;
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// The pipeline file (OML v0.1.0 YAML).
-    pipeline: PathBuf,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+
+    /// Do not resolve connections (check the pipeline as `compile` does, without the
+    /// connections file or its environment variables).
+    #[arg(long)]
+    no_connections: bool,
 }
 
 pub fn execute(args: ValidateArgs, json: bool) -> anyhow::Result<ExitCode> {
     let engine = engine()?;
-    let file = args.pipeline.display().to_string();
-    let (valid, problems, steps) = match load(&args.pipeline, &engine) {
-        Ok(loaded) => (true, loaded.warnings, loaded.plan.steps.len()),
+    let file = args.pipeline.pipeline.display().to_string();
+    let connect = if args.no_connections {
+        Connect::Assume
+    } else {
+        Connect::Resolve
+    };
+    let (valid, problems, steps) = match load(&args.pipeline, &engine, connect) {
+        Ok(loaded) => (true, loaded.warnings, loaded.prepared.plan.steps.len()),
         Err(LoadError::Unreadable(message)) => {
             if json {
                 println!(

@@ -37,6 +37,12 @@ pub enum DriverError {
         /// What failed (never containing credentials).
         message: String,
     },
+    /// The remote system did not answer in time.
+    #[error("{message}")]
+    Timeout {
+        /// What timed out.
+        message: String,
+    },
     /// The remote system refused the credentials or the permission.
     #[error("{message}")]
     Auth {
@@ -88,6 +94,8 @@ pub enum ErrorClass {
     Data,
     /// See [`DriverError::Connection`].
     Connection,
+    /// See [`DriverError::Timeout`].
+    Timeout,
     /// See [`DriverError::Auth`].
     Auth,
     /// See [`DriverError::Remote`].
@@ -110,6 +118,7 @@ impl ErrorClass {
             Self::Io => "io",
             Self::Data => "data",
             Self::Connection => "connection",
+            Self::Timeout => "timeout",
             Self::Auth => "auth",
             Self::Remote => "remote",
             Self::Duckdb => "duckdb",
@@ -172,6 +181,7 @@ impl DriverError {
             Self::Io { .. } => ErrorClass::Io,
             Self::Data { .. } => ErrorClass::Data,
             Self::Connection { .. } => ErrorClass::Connection,
+            Self::Timeout { .. } => ErrorClass::Timeout,
             Self::Auth { .. } => ErrorClass::Auth,
             Self::Remote { .. } => ErrorClass::Remote,
             Self::DuckDb { .. } => ErrorClass::Duckdb,

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 pub use context::{InputTable, StepContext, StepInputs, StepOutput};
 pub use error::{DriverError, ErrorClass, Result};
+pub use execution_context::SecretString;
 pub use ident::{TableName, quote_identifier, quote_literal};
 pub use registry::{DriverRegistry, DynDriver};
 pub use table::{
@@ -46,4 +47,13 @@ pub trait Driver: Send + Sync + 'static {
         config: Self::Config,
         inputs: StepInputs,
     ) -> Result<StepOutput>;
+
+    /// Checks that a connection works (reachable, credentials accepted), given the connection's
+    /// fields. `Ok` means healthy; an error's class tells what is wrong (`auth`, `connection`,
+    /// `timeout`, ...). Messages must not contain hosts' credentials. Default: unsupported.
+    async fn doctor(&self, _connection: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        Err(DriverError::Unsupported {
+            operation: "doctor".into(),
+        })
+    }
 }

@@ -18,6 +18,9 @@ pub trait DynDriver: Send + Sync {
     /// Checks that `config` deserializes into the driver's config type.
     fn check_config(&self, config: &Value) -> Result<()>;
 
+    /// Checks a connection; see [`Driver::doctor`].
+    async fn doctor_json(&self, connection: &serde_json::Map<String, Value>) -> Result<()>;
+
     /// Deserializes `config` and runs the step.
     async fn run_json(
         &self,
@@ -45,6 +48,10 @@ impl<D: Driver> DynDriver for D {
 
     fn check_config(&self, config: &Value) -> Result<()> {
         parse_config::<D::Config>(config.clone()).map(drop)
+    }
+
+    async fn doctor_json(&self, connection: &serde_json::Map<String, Value>) -> Result<()> {
+        self.doctor(connection).await
     }
 
     async fn run_json(

@@ -5,6 +5,10 @@
 //! Failure policy: the first failed step stops the run; later steps do not start.
 #![warn(missing_docs)]
 
+mod prepare;
+
+pub use prepare::{CONNECTION_KEY, ConnectionMode, PreparedPlan, PreparedStep};
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +17,7 @@ use std::time::{Duration, Instant};
 use component_spec::SpecRegistry;
 use driver_api::{DriverError, DriverRegistry, ErrorClass, InputTable, StepContext, StepInputs};
 use execution_context::{ExecutionContext, object};
-use pipeline::{Pipeline, Plan, Problem, Problems, Step, StepMode, did_you_mean};
+use pipeline::{Pipeline, Problems, Step, StepMode};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -96,6 +100,18 @@ impl RunOutcome {
     }
 }
 
+/// The outcome of checking one connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorResult {
+    /// `ok`, `auth`, `network`, `timeout`, `unknown`, or `skipped` (no driver can check it).
+    pub category: &'static str,
+    /// Time the check took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    /// What was found (never containing secrets).
+    pub message: String,
+}
+
 /// Live progress of a run, for terminals and remote hosts. Events go to the session's
 /// `events.jsonl` regardless.
 pub trait RunObserver: Send + Sync {
@@ -127,132 +143,97 @@ impl Engine {
         &self.drivers
     }
 
+    /// Identifies the components this build knows and can run: `sha256:` of the sorted
+    /// `name@version` lines (with `+driver` for runnable ones). Compiled manifests record it.
+    pub fn registry_fingerprint(&self) -> String {
+        let lines: Vec<serde_json::Value> = self
+            .specs
+            .iter()
+            .map(|s| {
+                let driver = if self.is_runnable(&s.name) {
+                    "+driver"
+                } else {
+                    ""
+                };
+                format!("{}@{}{driver}", s.name, s.version).into()
+            })
+            .collect();
+        pipeline::compile::fingerprint(&serde_json::Value::Array(lines))
+    }
+
+    /// Checks a resolved connection with the first runnable driver of its family that
+    /// implements `doctor`.
+    pub async fn doctor(
+        &self,
+        connection: &pipeline::connections::ResolvedConnection,
+    ) -> DoctorResult {
+        let started = Instant::now();
+        let family = connection.reference.family.as_str();
+        for spec in self.specs.iter().filter(|s| s.family() == family) {
+            let Some(driver) = self.drivers.get(&spec.name) else {
+                continue;
+            };
+            let fields: Map<String, Value> = spec
+                .connection_fields()
+                .into_iter()
+                .filter_map(|f| connection.fields.get(&f.name).map(|v| (f.name, v.clone())))
+                .collect();
+            let mut fields = fields;
+            spec.coerce(&mut fields);
+            let result = driver.doctor_json(&fields).await;
+            let latency_ms = millis(started.elapsed());
+            return match result {
+                Err(DriverError::Unsupported { .. }) => continue,
+                Ok(()) => DoctorResult {
+                    category: "ok",
+                    latency_ms: Some(latency_ms),
+                    message: format!("{} can connect", spec.name),
+                },
+                Err(error) => DoctorResult {
+                    category: match error.class() {
+                        ErrorClass::Auth => "auth",
+                        ErrorClass::Connection => "network",
+                        ErrorClass::Timeout => "timeout",
+                        _ => "unknown",
+                    },
+                    latency_ms: Some(latency_ms),
+                    message: error.to_string(),
+                },
+            };
+        }
+        DoctorResult {
+            category: "skipped",
+            latency_ms: None,
+            message: format!("no driver in this build can check `{family}` connections"),
+        }
+    }
+
     /// Whether this build has a driver for `component`.
     pub fn is_runnable(&self, component: &str) -> bool {
         self.drivers.get(component).is_some()
     }
 
-    /// Checks every step against its component: known and runnable, mode supported, config
-    /// keys known and required keys present, values of the right types. Returns all problems.
+    /// Checks every step against its component without resolving connections (fields a
+    /// connection provides count as present). See [`Engine::prepare`] for the full pass.
     pub fn validate(&self, pipeline: &Pipeline) -> Problems {
-        let mut problems = Problems::default();
-        for step in &pipeline.steps {
-            if pipeline.incomplete.contains(&step.id) {
-                continue;
-            }
-            self.validate_step(step, &mut problems);
-        }
-        problems
+        self.prepare(pipeline, &ConnectionMode::Assume).1
     }
 
-    fn validate_step(&self, step: &Step, problems: &mut Problems) {
-        let id = step.id.as_str();
-        let Some(spec) = self.specs.get(&step.component) else {
-            let known = self.specs.names();
-            let hint = did_you_mean(&step.component, known.iter().copied())
-                .map(|n| format!("did you mean `{n}`? "))
-                .unwrap_or_default();
-            problems.push(Problem::step_error(
-                id,
-                Some("component"),
-                format!(
-                    "unknown component `{}`; {hint}known components: {}",
-                    step.component,
-                    known.join(", ")
-                ),
-            ));
-            return;
-        };
-        let Some(driver) = self.drivers.get(&step.component) else {
-            problems.push(Problem::step_error(
-                id,
-                Some("component"),
-                format!(
-                    "component `{}` is described but not runnable: this build has no driver for it (runnable: {})",
-                    step.component,
-                    self.drivers.names().collect::<Vec<_>>().join(", ")
-                ),
-            ));
-            return;
-        };
-        let mode = step.mode.component_mode();
-        if !spec.supports_mode(mode) {
-            problems.push(Problem::step_error(
-                id,
-                Some("mode"),
-                format!(
-                    "component `{}` cannot run in mode `{}` (its modes: {})",
-                    step.component,
-                    step.mode.as_str(),
-                    spec.modes.join(", ")
-                ),
-            ));
-        }
-        if step.mode == StepMode::Write && step.needs.len() != 1 {
-            problems.push(Problem::step_error(
-                id,
-                Some("needs"),
-                if step.needs.is_empty() {
-                    "a write step needs the step whose table it writes: add `needs: [<step id>]`"
-                        .to_owned()
-                } else {
-                    format!(
-                        "a write step writes one table but needs {} steps; join them in a duckdb.processor step first",
-                        step.needs.len()
-                    )
-                },
-            ));
-        }
-
-        let properties = spec.property_names();
-        let mut key_problem = false;
-        for key in step.config.keys() {
-            if !properties.contains(&key.as_str()) {
-                key_problem = true;
-                let hint = did_you_mean(key, properties.iter().copied())
-                    .map(|n| format!("did you mean `{n}`?"))
-                    .unwrap_or_else(|| format!("valid keys: {}", properties.join(", ")));
-                problems.push(Problem::step_error(
-                    id,
-                    Some(&format!("config.{key}")),
-                    format!("unknown key `{key}` for `{}`; {hint}", step.component),
-                ));
-            }
-        }
-        for required in spec.required() {
-            if !step.config.contains_key(required) {
-                key_problem = true;
-                problems.push(Problem::step_error(
-                    id,
-                    Some(&format!("config.{required}")),
-                    format!("missing required key `{required}` for `{}`", step.component),
-                ));
-            }
-        }
-        if !key_problem && let Err(error) = driver.check_config(&Value::Object(step.config.clone()))
-        {
-            let (key, message) = match error {
-                DriverError::Config { key, message } => (key, message),
-                other => (None, other.to_string()),
-            };
-            problems.push(Problem::step_error(
-                id,
-                Some(&key.map_or_else(|| "config".to_owned(), |k| format!("config.{k}"))),
-                message,
-            ));
-        }
-    }
-
-    /// Runs `plan` in order against `exec`, stopping at the first failed step or on
-    /// cancellation. Relative paths in step configs resolve against `base_dir`.
+    /// Runs a prepared plan in order against `exec`, stopping at the first failed step or on
+    /// cancellation. Relative paths in step configs resolve against `base_dir`. The plan's
+    /// secrets are registered with the run's redactor first.
     pub async fn run(
         &self,
-        plan: &Plan,
+        prepared: &PreparedPlan,
         exec: &Arc<ExecutionContext>,
         base_dir: &Path,
         observer: &dyn RunObserver,
     ) -> RunOutcome {
         let started = Instant::now();
+        for secret in &prepared.secrets {
+            exec.redactor().add_secret(secret);
+        }
+        let plan = &prepared.plan;
         let total = plan.steps.len();
         exec.event(
             "run_start",
@@ -268,13 +249,14 @@ impl Engine {
         let mut outputs: HashMap<&str, InputTable> = HashMap::new();
         let mut reports = Vec::with_capacity(total);
         let mut cancelled = false;
-        for (index, step) in plan.steps.iter().enumerate() {
+        for (index, prepared_step) in prepared.steps.iter().enumerate() {
+            let step = &prepared_step.step;
             if exec.cancellation().is_cancelled() {
                 cancelled = true;
                 break;
             }
             observer.step_started(step, index, total);
-            let report = self.run_step(step, exec, base_dir, &outputs).await;
+            let report = self.run_step(prepared_step, exec, base_dir, &outputs).await;
             observer.step_finished(&report);
             let failed = matches!(report.status, StepStatus::Failed { .. });
             if let StepStatus::Ok {
@@ -331,11 +313,12 @@ impl Engine {
 
     async fn run_step(
         &self,
-        step: &Step,
+        prepared: &PreparedStep,
         exec: &Arc<ExecutionContext>,
         base_dir: &Path,
         outputs: &HashMap<&str, InputTable>,
     ) -> StepReport {
+        let step = &prepared.step;
         let started = Instant::now();
         let emitter = exec.step_emitter(&step.id);
         emitter.event(
@@ -345,7 +328,7 @@ impl Engine {
                 ("mode", step.mode.as_str().into()),
             ]),
         );
-        let result = self.execute(step, exec, base_dir, outputs).await;
+        let result = self.execute(prepared, exec, base_dir, outputs).await;
         let duration_ms = millis(started.elapsed());
         let status = match result {
             Ok(output) => {
@@ -400,11 +383,12 @@ impl Engine {
 
     async fn execute(
         &self,
-        step: &Step,
+        prepared: &PreparedStep,
         exec: &Arc<ExecutionContext>,
         base_dir: &Path,
         outputs: &HashMap<&str, InputTable>,
     ) -> Result<driver_api::StepOutput, DriverError> {
+        let step = &prepared.step;
         let driver = self
             .drivers
             .get(&step.component)
@@ -412,7 +396,19 @@ impl Engine {
                 operation: format!("component `{}` (no driver in this build)", step.component),
             })?;
         let ctx = StepContext::new(exec, &step.id, &step.component, base_dir)?;
-        write_cleaned_config(&ctx, &step.config);
+        if let Some(connection) = &prepared.connection {
+            ctx.event(
+                "connection_resolved",
+                object([
+                    ("connection", connection.to_string().into()),
+                    (
+                        "fields",
+                        prepared.config.keys().cloned().collect::<Vec<_>>().into(),
+                    ),
+                ]),
+            );
+        }
+        write_cleaned_config(&ctx, &prepared.masked_config());
 
         let mut inputs = StepInputs::new();
         for need in &step.needs {
@@ -435,14 +431,14 @@ impl Engine {
 
         let cancel = ctx.cancellation().clone();
         tokio::select! {
-            result = driver.run_json(&ctx, Value::Object(step.config.clone()), inputs) => result,
+            result = driver.run_json(&ctx, Value::Object(prepared.config.clone()), inputs) => result,
             () = cancel.cancelled() => Err(DriverError::Cancelled),
         }
     }
 }
 
-/// Writes `artifacts/<step>/cleaned_config.json`: the config the driver received. Secret
-/// values are scrubbed by the run's redactor.
+/// Writes `artifacts/<step>/cleaned_config.json`: the config the driver received, with secret
+/// keys masked by the caller and every secret value scrubbed by the run's redactor.
 fn write_cleaned_config(ctx: &StepContext, config: &Map<String, Value>) {
     let path = ctx.artifacts_dir().join("cleaned_config.json");
     let text = serde_json::to_string_pretty(config).expect("JSON always serializes");
@@ -481,12 +477,17 @@ mod tests {
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // connection fields are only checked for presence by the tests
     struct SqlConfig {
         sql: String,
         #[serde(default)]
         fail: bool,
         #[serde(default)]
         hang: bool,
+        host: Option<String>,
+        port: Option<u16>,
+        password: Option<driver_api::SecretString>,
+        label: Option<String>,
     }
 
     #[async_trait]
@@ -515,13 +516,26 @@ mod tests {
 name: test.sql
 version: 1.0.0
 modes: [extract, transform]
+capabilities: {discover: false, adHocAnalytics: false, inMemoryMove: false, streaming: false, bulkOperations: false, transactions: false, partitioning: false, customTransforms: false}
 configSchema:
   type: object
+  additionalProperties: false
   properties:
+    connection: {type: string}
     sql: {type: string}
     fail: {type: boolean}
     hang: {type: boolean}
+    host: {type: string}
+    port: {type: integer, maximum: 65535}
+    password: {type: string}
+    label: {type: string}
   required: [sql]
+secrets: [/password]
+x-connection-fields:
+  - {name: host, override: forbidden}
+  - {name: port, override: warning}
+  - {name: password, override: forbidden}
+  - {name: label, override: allowed}
 x-runtime: {driver: test.sql}
 "#;
 
@@ -533,7 +547,7 @@ x-runtime: {driver: test.sql}
         specs.insert(
             ComponentSpec::from_yaml(
                 "spec-only",
-                "name: test.described\nversion: 1.0.0\nmodes: [extract]\nconfigSchema: {type: object, properties: {}}\n",
+                "name: test.described\nversion: 1.0.0\nmodes: [extract]\ncapabilities: {discover: false, adHocAnalytics: false, inMemoryMove: false, streaming: false, bulkOperations: false, transactions: false, partitioning: false, customTransforms: false}\nconfigSchema: {type: object, properties: {}}\n",
             )
             .unwrap(),
         );
@@ -543,6 +557,11 @@ x-runtime: {driver: test.sql}
     fn pipeline(steps: &str) -> Pipeline {
         let text = format!("oml_version: \"0.1.0\"\nname: t\nsteps:\n{steps}");
         pipeline::parse(&text).unwrap().0
+    }
+
+    fn prepared(p: &Pipeline) -> PreparedPlan {
+        let (plan, problems) = engine().prepare(p, &ConnectionMode::Assume);
+        plan.unwrap_or_else(|| panic!("{problems}"))
     }
 
     fn errors(problems: &Problems) -> Vec<String> {
@@ -567,8 +586,8 @@ x-runtime: {driver: test.sql}
                 "error: step 'b', key `component`: component `test.described` is described but not runnable: this build has no driver for it (runnable: test.sql)",
                 "error: step 'c', key `mode`: component `test.sql` cannot run in mode `write` (its modes: extract, transform)",
                 "error: step 'd', key `config.sqk`: unknown key `sqk` for `test.sql`; did you mean `sql`?",
-                "error: step 'd', key `config.sql`: missing required key `sql` for `test.sql`",
-                "error: step 'e', key `config.sql`: invalid type: integer `5`, expected a string",
+                "error: step 'd', key `config.sql`: missing required key `sql`",
+                "error: step 'e', key `config.sql`: 5 is not of type \"string\"",
             ]
         );
     }
@@ -586,7 +605,7 @@ x-runtime: {driver: test.sql}
 "#,
         );
         let outcome = engine()
-            .run(&p.plan().unwrap(), &exec, dir.path(), &NoObserver)
+            .run(&prepared(&p), &exec, dir.path(), &NoObserver)
             .await;
         assert!(!outcome.ok());
         assert_eq!(outcome.steps_completed(), 2);
@@ -636,6 +655,135 @@ x-runtime: {driver: test.sql}
         );
     }
 
+    fn connections(text: &str) -> pipeline::connections::Connections {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("osiris_connections.yaml");
+        std::fs::write(&path, text).unwrap();
+        pipeline::connections::Connections::load(&path).unwrap()
+    }
+
+    const CONNECTIONS: &str = "connections:\n  test:\n    main:\n      host: db.internal\n      port: ${PORT:-5432}\n      password: ${PW}\n      label: from-connection\n      extra_token: tok-98765\n";
+
+    fn prepare_with(steps: &str, env: &[(&str, &str)]) -> (Option<PreparedPlan>, Vec<String>) {
+        let conns = connections(CONNECTIONS);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let mode = ConnectionMode::Resolve {
+            connections: &conns,
+            env: &lookup,
+        };
+        let (plan, problems) = engine().prepare(&pipeline(steps), &mode);
+        (plan, problems.0.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn connection_fields_merge_into_the_driver_config_with_types() {
+        let (plan, problems) = prepare_with(
+            "  - {id: a, component: test.sql, mode: read, config: {connection: '@test.main', sql: SELECT 1, label: mine}}\n",
+            &[("PW", "pw-secret-123")],
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let plan = plan.unwrap();
+        let step = &plan.steps[0];
+        assert_eq!(step.connection.as_ref().unwrap().to_string(), "@test.main");
+        assert_eq!(step.config["host"], "db.internal");
+        assert_eq!(
+            step.config["port"], 5432,
+            "the `PORT:-5432` placeholder became an integer"
+        );
+        assert_eq!(
+            step.config["label"], "mine",
+            "allowed override keeps the step's value"
+        );
+        assert!(!step.config.contains_key("connection"));
+        assert!(
+            !step.config.contains_key("extra_token"),
+            "only x-connection-fields merge"
+        );
+        assert_eq!(step.masked_config()["password"], "***");
+        assert!(plan.secrets.contains(&"pw-secret-123".to_owned()));
+        assert!(
+            plan.secrets.contains(&"tok-98765".to_owned()),
+            "secret-like connection fields are scrubbed too"
+        );
+        assert!(!format!("{step:?}").contains("pw-secret-123"));
+    }
+
+    #[test]
+    fn override_policy_is_enforced() {
+        let (plan, problems) = prepare_with(
+            "  - {id: a, component: test.sql, mode: read, config: {connection: '@test.main', sql: x, host: other, port: 1}}\n",
+            &[("PW", "p")],
+        );
+        assert!(plan.is_none());
+        assert_eq!(
+            problems,
+            [
+                "error: step 'a', key `config.host`: `host` is provided by connection @test.main and cannot be overridden by the step; remove it from the step or use another connection",
+                "warning: step 'a', key `config.port`: `port` is provided by connection @test.main and is overridden by the step's value",
+            ]
+        );
+    }
+
+    #[test]
+    fn connection_problems_name_step_key_and_what_exists() {
+        let (_, problems) = prepare_with(
+            "  - {id: a, component: test.sql, mode: read, config: {connection: '@test.nope', sql: x}}\n  - {id: b, component: test.sql, mode: read, config: {connection: '@mysql.main', sql: x}}\n  - {id: c, component: test.sql, mode: read, config: {connection: 'test.main', sql: x}}\n  - {id: d, component: test.sql, mode: read, config: {connection: '@test.main', sql: x}}\n",
+            &[],
+        );
+        assert_eq!(
+            problems,
+            [
+                "error: step 'a', key `config.connection`: no connection `nope` in family `test`; aliases: main",
+                "error: step 'b', key `config.connection`: @mysql.main is a `mysql` connection, but `test.sql` takes `test` connections",
+                "error: step 'c', key `config.connection`: \"test.main\" is not a connection reference; write \"@family.alias\", e.g. \"@mysql.main\"",
+                "error: step 'd', key `config.connection`: environment variable PW is not set (used by field `password` of connection @test.main); set it or use ${PW:-default}",
+            ]
+        );
+    }
+
+    #[test]
+    fn inline_secrets_are_rejected_with_their_key() {
+        let (plan, problems) = prepare_with(
+            "  - {id: a, component: test.sql, mode: read, config: {sql: x, password: hunter2}}\n",
+            &[],
+        );
+        assert!(plan.is_none());
+        assert_eq!(
+            problems,
+            [
+                "error: step 'a', key `config.password`: inline secret: `password` must not be written in the pipeline; put it in osiris_connections.yaml (as ${ENV_VAR}) and reference the connection with `connection: \"@family.alias\"`"
+            ]
+        );
+    }
+
+    #[test]
+    fn assume_mode_counts_connection_fields_as_present() {
+        let mut drivers = DriverRegistry::new();
+        drivers.register(SqlStep);
+        let mut specs = SpecRegistry::default();
+        specs.insert(
+            ComponentSpec::from_yaml(
+                "test",
+                &SPEC.replace("required: [sql]", "required: [sql, host]"),
+            )
+            .unwrap(),
+        );
+        let engine = Engine::new(drivers, specs);
+        let with_connection = pipeline(
+            "  - {id: a, component: test.sql, mode: read, config: {connection: '@test.main', sql: x}}\n",
+        );
+        assert!(!engine.validate(&with_connection).has_errors());
+        let without = pipeline("  - {id: a, component: test.sql, mode: read, config: {sql: x}}\n");
+        assert_eq!(
+            errors(&engine.validate(&without)),
+            ["error: step 'a', key `config.host`: missing required key `host`"]
+        );
+    }
+
     #[tokio::test]
     async fn cancellation_stops_a_running_step() {
         let dir = tempfile::tempdir().unwrap();
@@ -649,7 +797,7 @@ x-runtime: {driver: test.sql}
             cancel.cancel();
         });
         let outcome = engine()
-            .run(&p.plan().unwrap(), &exec, dir.path(), &NoObserver)
+            .run(&prepared(&p), &exec, dir.path(), &NoObserver)
             .await;
         assert!(outcome.cancelled);
         assert_eq!(outcome.steps.len(), 1);

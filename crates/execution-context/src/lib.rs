@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod redact;
+mod secret;
 mod sink;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-pub use redact::Redactor;
+pub use redact::{MASK, Redactor, is_secret_key};
+pub use secret::SecretString;
 use sink::JsonlSink;
 
 /// File name of the run database inside a session directory.

@@ -11,6 +11,46 @@ pub const MASK: &str = "***";
 /// destroy unrelated output while protecting nothing guessable. They are still masked by key.
 const MIN_SECRET_LEN: usize = 4;
 
+/// Whether a config or connection field name conventionally holds a secret (`password`,
+/// `api_key`, `service_role_key`, `pg_dsn`, `auth_token`, ...). Specs declare their secrets
+/// precisely; this rule covers connection fields no spec lists, so that their values are still
+/// scrubbed. `primary_key` and other non-secret `*_key(s)` names are not secret.
+pub fn is_secret_key(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "password",
+        "passwd",
+        "pwd",
+        "token",
+        "secret",
+        "key",
+        "apikey",
+        "api_key",
+        "access_key",
+        "secret_key",
+        "private_key",
+        "session_key",
+        "encryption_key",
+        "client_key",
+        "client_secret",
+        "service_key",
+        "service_role_key",
+        "anon_key",
+        "dsn",
+        "pg_dsn",
+        "connection_string",
+        "authorization",
+        "cookie",
+    ];
+    let name = name.to_ascii_lowercase();
+    EXACT.contains(&name.as_str())
+        || name.contains("password")
+        || name.contains("secret")
+        || name.ends_with("_token")
+        || name.ends_with("_api_key")
+        || name.ends_with("-api-key")
+        || name.ends_with("_dsn")
+}
+
 /// A set of secret strings to scrub from text. Shared by the run's sinks and the terminal.
 #[derive(Debug, Default)]
 pub struct Redactor {
@@ -29,6 +69,16 @@ impl Redactor {
             // Longest first, so that a secret containing another is masked whole.
             secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         }
+    }
+
+    /// Number of registered secrets.
+    pub fn len(&self) -> usize {
+        self.secrets.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no secret is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Returns `text` with every registered secret (and its JSON-escaped form) replaced by `***`.
@@ -75,6 +125,34 @@ mod tests {
         r.add_secret("abcd");
         r.add_secret("abcdefgh");
         assert_eq!(r.redact("abcdefgh"), "***");
+    }
+
+    #[test]
+    fn secret_key_names() {
+        for secret in [
+            "password",
+            "auth_password",
+            "api_key",
+            "X-API-KEY",
+            "service_role_key",
+            "pg_dsn",
+            "auth_token",
+            "Authorization",
+            "key",
+            "client_secret",
+        ] {
+            assert!(is_secret_key(secret), "{secret}");
+        }
+        for plain in [
+            "primary_key",
+            "upsert_keys",
+            "host",
+            "user",
+            "token_count",
+            "pagination_cursor_field",
+        ] {
+            assert!(!is_secret_key(plain), "{plain}");
+        }
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! is its config valid) need the registries and live in the engine.
 #![warn(missing_docs)]
 
+pub mod compile;
+pub mod connections;
+mod params;
+
+pub use params::{ENV_PREFIX as PARAM_ENV_PREFIX, ParamInputs};
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -58,6 +64,10 @@ pub struct Problem {
     /// The key the problem is about, as a path (`needs`, `config.delimiter`, `oml_version`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// JSON pointer of the key in the pipeline document (`/steps/2/config/delimiter`), set by
+    /// [`Problems::locate`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
     /// What is wrong and how to fix it.
     pub message: String,
 }
@@ -69,6 +79,7 @@ impl Problem {
             severity: Severity::Error,
             step: None,
             key: key.map(str::to_owned),
+            pointer: None,
             message: message.into(),
         }
     }
@@ -79,6 +90,7 @@ impl Problem {
             severity: Severity::Error,
             step: Some(step.to_owned()),
             key: key.map(str::to_owned),
+            pointer: None,
             message: message.into(),
         }
     }
@@ -137,6 +149,49 @@ impl Problems {
     pub fn push(&mut self, problem: Problem) {
         self.0.push(problem);
     }
+
+    /// Fills in each problem's JSON pointer into the pipeline document, using the steps'
+    /// positions in the file.
+    pub fn locate(mut self, pipeline: Option<&Pipeline>) -> Self {
+        for problem in &mut self.0 {
+            if problem.pointer.is_some() {
+                continue;
+            }
+            let base = match (&problem.step, pipeline) {
+                (Some(step), Some(p)) => match p.steps.iter().find(|s| &s.id == step) {
+                    Some(s) => format!("/steps/{}", s.index),
+                    None => continue,
+                },
+                (Some(_), None) => continue,
+                (None, _) => String::new(),
+            };
+            let key = problem.key.as_deref().map(key_pointer).unwrap_or_default();
+            problem.pointer = Some(if base.is_empty() && key.is_empty() {
+                "/".into()
+            } else {
+                format!("{base}{key}")
+            });
+        }
+        self
+    }
+}
+
+/// `config.columns[2]` -> `/config/columns/2` (RFC 6901 escaping of `~` and `/`).
+fn key_pointer(key: &str) -> String {
+    let mut out = String::new();
+    for part in key.split('.') {
+        let (name, indices) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        out.push('/');
+        out.push_str(&name.replace('~', "~0").replace('/', "~1"));
+        for index in indices.split(['[', ']']).filter(|s| !s.is_empty()) {
+            out.push('/');
+            out.push_str(index);
+        }
+    }
+    out
 }
 
 impl fmt::Display for Problems {
@@ -203,6 +258,9 @@ pub struct Step {
     pub component: String,
     /// What the step does.
     pub mode: StepMode,
+    /// Position of the step in the pipeline file (for JSON pointers in messages).
+    #[serde(skip)]
+    pub index: usize,
     /// Upstream steps whose tables this step reads (and which must run first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub needs: Vec<String>,
@@ -224,6 +282,10 @@ pub struct Pipeline {
     pub metadata: Option<Value>,
     /// Steps in file order.
     pub steps: Vec<Step>,
+    /// Effective parameters after defaults, environment, profile and command line.
+    pub params: BTreeMap<String, Value>,
+    /// The active profile, if any.
+    pub profile: Option<String>,
     /// Ids of steps whose `component` or `mode` could not be read (already reported);
     /// component-level checks skip them rather than report follow-up errors.
     pub incomplete: std::collections::BTreeSet<String>,
@@ -249,7 +311,12 @@ pub struct Plan {
 /// Parses and structurally validates an OML document. On success returns the pipeline with
 /// any warnings; on failure every problem found, errors and warnings.
 pub fn parse(text: &str) -> Result<(Pipeline, Problems), Problems> {
-    match parse_lenient(text) {
+    parse_with(text, &ParamInputs::default())
+}
+
+/// Like [`parse`], resolving `${params.NAME}` from `inputs`.
+pub fn parse_with(text: &str, inputs: &ParamInputs) -> Result<(Pipeline, Problems), Problems> {
+    match parse_lenient(text, inputs) {
         (Some(pipeline), problems) if !problems.has_errors() => Ok((pipeline, problems)),
         (_, problems) => Err(problems),
     }
@@ -259,7 +326,7 @@ pub fn parse(text: &str) -> Result<(Pipeline, Problems), Problems> {
 /// are left out) together with every problem, so that callers can check the rest too and
 /// report all problems in one round. The pipeline is `None` only when the document is not a
 /// YAML mapping at all.
-pub fn parse_lenient(text: &str) -> (Option<Pipeline>, Problems) {
+pub fn parse_lenient(text: &str, inputs: &ParamInputs) -> (Option<Pipeline>, Problems) {
     let yaml: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(yaml) => yaml,
         Err(e) => {
@@ -269,7 +336,7 @@ pub fn parse_lenient(text: &str) -> (Option<Pipeline>, Problems) {
             );
         }
     };
-    let doc: Value = match serde_json::to_value(&yaml) {
+    let mut doc: Value = match serde_json::to_value(&yaml) {
         Ok(doc) => doc,
         Err(e) => {
             return (
@@ -282,7 +349,7 @@ pub fn parse_lenient(text: &str) -> (Option<Pipeline>, Problems) {
         }
     };
     let mut problems = Problems::default();
-    let pipeline = read_document(&doc, &mut problems);
+    let pipeline = read_document(&mut doc, inputs, &mut problems);
     (pipeline, problems)
 }
 
@@ -306,14 +373,20 @@ fn yaml_error_message(error: &serde_yaml::Error) -> String {
     }
 }
 
-fn read_document(doc: &Value, problems: &mut Problems) -> Option<Pipeline> {
-    let Some(top) = doc.as_object() else {
+fn read_document(
+    doc: &mut Value,
+    inputs: &ParamInputs,
+    problems: &mut Problems,
+) -> Option<Pipeline> {
+    let Some(top) = doc.as_object_mut() else {
         problems.push(Problem::error(
             None,
             "a pipeline must be a YAML mapping with oml_version, name and steps",
         ));
         return None;
     };
+    let params = params::apply(top, inputs, &mut problems.0);
+    let top = &*top;
 
     for key in top.keys() {
         if FORBIDDEN_TOP_LEVEL.contains(&key.as_str()) {
@@ -443,6 +516,8 @@ fn read_document(doc: &Value, problems: &mut Problems) -> Option<Pipeline> {
         description,
         metadata,
         steps,
+        params,
+        profile: inputs.profile.clone(),
         incomplete,
     })
 }
@@ -624,6 +699,7 @@ fn read_steps(
             incomplete.insert(id.clone());
         }
         steps.push(Step {
+            index,
             id,
             component,
             mode: mode.unwrap_or(StepMode::Transform),
@@ -1022,6 +1098,109 @@ steps:
         assert!(errs[0].contains("differ only in case"), "{}", errs[0]);
     }
 
+    const WITH_PARAMS: &str = r#"
+oml_version: "0.1.0"
+name: movies
+params:
+  min_year: 2000
+  region: {default: eu}
+  table: {}
+profiles:
+  prod: {params: {region: us}}
+steps:
+  - id: extract
+    component: c.x
+    mode: read
+    config:
+      query: "SELECT * FROM ${params.table} WHERE year >= ${params.min_year}"
+      limit: ${params.min_year}
+      region: ${params.region}
+"#;
+
+    fn with(
+        profile: Option<&str>,
+        cli: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Result<Pipeline, Vec<String>> {
+        let inputs = ParamInputs {
+            profile: profile.map(str::to_owned),
+            cli: cli
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        parse_with(WITH_PARAMS, &inputs)
+            .map(|(p, _)| p)
+            .map_err(|problems| problems.errors().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn params_follow_precedence_and_keep_types_of_whole_placeholders() {
+        let p = with(None, &[("table", "movies")], &[]).unwrap();
+        let config = &p.steps[0].config;
+        assert_eq!(config["query"], "SELECT * FROM movies WHERE year >= 2000");
+        assert_eq!(
+            config["limit"], 2000,
+            "a whole placeholder keeps the number type"
+        );
+        assert_eq!(config["region"], "eu");
+        // env beats defaults, profile beats env, --param beats profile
+        let p = with(None, &[("table", "t")], &[("OSIRIS_PARAM_REGION", "ap")]).unwrap();
+        assert_eq!(p.steps[0].config["region"], "ap");
+        let p = with(
+            Some("prod"),
+            &[("table", "t")],
+            &[("OSIRIS_PARAM_REGION", "ap")],
+        )
+        .unwrap();
+        assert_eq!(p.steps[0].config["region"], "us");
+        let p = with(Some("prod"), &[("table", "t"), ("region", "sa")], &[]).unwrap();
+        assert_eq!(p.steps[0].config["region"], "sa");
+        assert_eq!(p.params["region"], "sa");
+        assert_eq!(p.profile.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn unresolved_params_are_listed() {
+        assert_eq!(
+            with(None, &[], &[]).unwrap_err(),
+            [
+                "error: key `params`: unresolved parameter table: give it a default under `params`, or pass --param NAME=VALUE, OSIRIS_PARAM_<NAME> or a profile"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_profile_lists_the_profiles() {
+        assert_eq!(
+            with(Some("staging"), &[("table", "t")], &[]).unwrap_err(),
+            ["error: key `profiles`: no profile `staging`; profiles: prod"]
+        );
+    }
+
+    #[test]
+    fn problems_carry_json_pointers_into_the_document() {
+        let text = "oml_version: \"0.1.0\"\nname: x\nsteps:\n  - {id: a, component: c.x, mode: read}\n  - {id: b, component: c.x, mode: write, needs: [zz]}\n";
+        let (pipeline, problems) = parse_lenient(text, &ParamInputs::default());
+        let mut problems = problems;
+        problems.push(Problem::step_error("a", Some("config.columns[2]"), "x"));
+        problems.push(Problem::error(Some("params"), "y"));
+        let located = problems.locate(pipeline.as_ref());
+        let pointers: Vec<&str> = located
+            .0
+            .iter()
+            .map(|p| p.pointer.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            pointers,
+            ["/steps/1/needs", "/steps/0/config/columns/2", "/params"]
+        );
+    }
+
     #[test]
     fn did_you_mean_finds_typos_only() {
         let keys = ["path", "delimiter", "header", "encoding"];
@@ -1032,8 +1211,10 @@ steps:
 
     #[test]
     fn plan_round_trips_through_yaml() {
-        let plan = parse(GOOD).unwrap().0.plan().unwrap();
+        let mut plan = parse(GOOD).unwrap().0.plan().unwrap();
         let back: Plan = serde_yaml::from_str(&plan.to_yaml()).unwrap();
+        // The source position is not part of the manifest.
+        plan.steps.iter_mut().for_each(|s| s.index = 0);
         assert_eq!(back, plan);
     }
 }

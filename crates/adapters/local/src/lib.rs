@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use engine::{Engine, RunObserver, RunOutcome, StepStatus};
+use engine::{Engine, PreparedPlan, RunObserver, RunOutcome, StepStatus};
 use execution_context::{ExecutionContext, Redactor, new_session_id, now_iso, object};
 use pipeline::Plan;
 use serde::Serialize;
@@ -124,23 +124,32 @@ impl LocalAdapter {
         ))
     }
 
-    /// Runs `plan` in the context made by [`prepare`](Self::prepare).
+    /// Runs a prepared plan in the context made by [`prepare`](Self::prepare).
     pub async fn run(
         &self,
-        plan: &Plan,
+        prepared: &PreparedPlan,
         exec: &Arc<ExecutionContext>,
         options: &RunOptions,
         observer: &dyn RunObserver,
     ) -> Result<RunReport> {
         let started_at = now_iso();
+        let plan = &prepared.plan;
         let session_dir = exec.session_dir().to_owned();
         create_dir(&session_dir)?;
-        write_file(&session_dir.join(MANIFEST_FILE), &plan.to_yaml())?;
+        for secret in &prepared.secrets {
+            exec.redactor().add_secret(secret);
+        }
+        // The plan holds connection references, never resolved values; scrub it all the same.
+        let manifest = plan.to_yaml();
+        write_file(
+            &session_dir.join(MANIFEST_FILE),
+            &exec.redactor().redact(&manifest),
+        )?;
         exec.event("adapter_selected", object([("adapter", "local".into())]));
 
         let outcome = self
             .engine
-            .run(plan, exec, &options.base_dir, observer)
+            .run(prepared, exec, &options.base_dir, observer)
             .await;
         exec.close_database()?;
 

@@ -1,0 +1,227 @@
+//! `osiris connections list|doctor`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use execution_context::{MASK, is_secret_key};
+use pipeline::connections::{ConnectionRef, Connections, variables};
+use serde_json::{Map, Value, json};
+
+use crate::EXIT_INPUT;
+use crate::load::engine;
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionsCommand {
+    /// List connections with secrets masked and which environment variables are set.
+    List {
+        /// The connections file (default: search $OSIRIS_HOME, the current dir, its parent).
+        #[arg(long, env = "OSIRIS_CONNECTIONS", value_name = "FILE")]
+        connections: Option<PathBuf>,
+    },
+    /// Check that connections work: ok / auth / network / timeout / unknown, with latency.
+    Doctor {
+        /// One connection to check, `@family.alias` (default: all).
+        connection: Option<String>,
+        /// The connections file.
+        #[arg(long, env = "OSIRIS_CONNECTIONS", value_name = "FILE")]
+        connections: Option<PathBuf>,
+    },
+}
+
+fn discover(explicit: Option<&std::path::Path>) -> anyhow::Result<Connections> {
+    let cwd = std::env::current_dir()?;
+    let home = std::env::var_os("OSIRIS_HOME").map(PathBuf::from);
+    Ok(Connections::discover(explicit, home.as_deref(), &cwd)?)
+}
+
+pub fn execute(command: ConnectionsCommand, json: bool) -> anyhow::Result<ExitCode> {
+    match command {
+        ConnectionsCommand::List { connections } => list(&discover(connections.as_deref())?, json),
+        ConnectionsCommand::Doctor {
+            connection,
+            connections,
+        } => doctor(
+            &discover(connections.as_deref())?,
+            connection.as_deref(),
+            json,
+        ),
+    }
+}
+
+/// A field as shown: `${VAR}` references as written, secret literals masked.
+fn shown(key: &str, value: &Value, secret_fields: &[String]) -> Value {
+    let secret = is_secret_key(key) || secret_fields.iter().any(|f| f == key);
+    match value {
+        Value::String(s) if secret && variables(value).is_empty() && !s.is_empty() => MASK.into(),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        if secret || is_secret_key(k) {
+                            shown_secret(v)
+                        } else {
+                            v.clone()
+                        },
+                    )
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn shown_secret(value: &Value) -> Value {
+    if variables(value).is_empty() {
+        MASK.into()
+    } else {
+        value.clone()
+    }
+}
+
+fn list(connections: &Connections, json: bool) -> anyhow::Result<ExitCode> {
+    let engine = engine()?;
+    let mut rows = Vec::new();
+    for (family, aliases) in connections.families() {
+        let secret_fields: Vec<String> = engine
+            .specs()
+            .iter()
+            .filter(|s| s.family() == family)
+            .flat_map(|s| s.secret_fields())
+            .collect();
+        let default = connections.default_alias(family);
+        for (alias, fields) in aliases {
+            let mut env = Map::new();
+            for name in variables(&Value::Object(fields.clone())) {
+                env.insert(name.clone(), std::env::var_os(&name).is_some().into());
+            }
+            let shown_fields: Map<String, Value> = fields
+                .iter()
+                .filter(|(k, _)| k.as_str() != "default")
+                .map(|(k, v)| (k.clone(), shown(k, v, &secret_fields)))
+                .collect();
+            rows.push(json!({
+                "connection": format!("@{family}.{alias}"),
+                "family": family,
+                "alias": alias,
+                "default": default == Some(alias.as_str()),
+                "fields": shown_fields,
+                "env": env,
+            }));
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "file": connections.path().map(|p| p.display().to_string()),
+                "connections": rows,
+            }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    match connections.path() {
+        None => println!("No osiris_connections.yaml found."),
+        Some(path) => println!("Connections in {}:", path.display()),
+    }
+    for row in &rows {
+        println!(
+            "\n  {}{}",
+            row["connection"].as_str().unwrap_or_default(),
+            if row["default"] == true {
+                "  (default)"
+            } else {
+                ""
+            }
+        );
+        for (key, value) in row["fields"].as_object().into_iter().flatten() {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            println!("    {key}: {text}");
+        }
+        for (var, set) in row["env"].as_object().into_iter().flatten() {
+            println!(
+                "    ${{{var}}}: {}",
+                if set == true { "set" } else { "NOT SET" }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn doctor(connections: &Connections, only: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let engine = engine()?;
+    let targets: Vec<(String, String)> = match only {
+        Some(reference) => match ConnectionRef::parse(reference) {
+            Ok(r) => vec![(r.family, r.alias)],
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_INPUT));
+            }
+        },
+        None => connections
+            .families()
+            .iter()
+            .flat_map(|(f, aliases)| aliases.keys().map(move |a| (f.clone(), a.clone())))
+            .collect(),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let env = |name: &str| std::env::var(name).ok();
+    let mut results = Vec::new();
+    let mut all_ok = true;
+    for (family, alias) in targets {
+        let reference = format!("@{family}.{alias}");
+        let result = match connections.resolve(&family, Some(&alias), &env) {
+            Err(error) => {
+                json!({"connection": reference, "category": "config", "message": error.to_string()})
+            }
+            Ok(resolved) => {
+                let r = runtime.block_on(engine.doctor(&resolved));
+                let mut value = serde_json::to_value(&r)?;
+                value["connection"] = reference.clone().into();
+                // Scrub anything a driver might echo back.
+                let redactor = execution_context::Redactor::default();
+                for (k, v) in &resolved.fields {
+                    if let Value::String(s) = v
+                        && is_secret_key(k)
+                    {
+                        redactor.add_secret(s);
+                    }
+                }
+                serde_json::from_str(&redactor.redact(&value.to_string()))?
+            }
+        };
+        let category = result["category"].as_str().unwrap_or("unknown").to_owned();
+        if category != "ok" && category != "skipped" {
+            all_ok = false;
+        }
+        results.push(result);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        if results.is_empty() {
+            println!("No connections to check.");
+        }
+        for r in &results {
+            let latency = r["latency_ms"]
+                .as_u64()
+                .map(|ms| format!(" {ms}ms"))
+                .unwrap_or_default();
+            println!(
+                "  {:<8} {}{latency}  {}",
+                r["category"].as_str().unwrap_or_default(),
+                r["connection"].as_str().unwrap_or_default(),
+                r["message"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
