@@ -87,6 +87,18 @@ impl StepContext {
         }
     }
 
+    /// Resolves a path from the config against an optional `base` directory (a filesystem
+    /// connection's `base_dir`): absolute paths stay; relative ones join `base` when given
+    /// (itself resolved against the pipeline directory when relative), else the pipeline
+    /// directory.
+    pub fn resolve_path_in(&self, base: Option<&str>, path: impl AsRef<Path>) -> PathBuf {
+        let path = path.as_ref();
+        match base {
+            Some(base) if !path.is_absolute() => self.resolve_path(base).join(path),
+            _ => self.resolve_path(path),
+        }
+    }
+
     /// Writes an event tagged with this step's id.
     pub fn event(&self, name: &str, fields: Map<String, Value>) {
         self.emitter.event(name, fields);

@@ -11,6 +11,10 @@ use crate::{
     Driver, DynDriver, InputTable, Result, StepContext, StepInputs, StepOutput, TableName,
 };
 
+mod spec_check;
+
+pub use spec_check::assert_spec_matches;
+
 /// A run context for tests, with its session under `dir/session`.
 #[derive(Debug, Clone)]
 pub struct TestRun {

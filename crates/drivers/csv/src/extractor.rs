@@ -41,6 +41,11 @@ pub struct CsvExtractor;
 pub struct Config {
     /// The CSV file. Relative paths resolve against the pipeline file's directory.
     pub path: String,
+    /// Directory relative `path`s resolve against instead of the pipeline file's directory;
+    /// usually provided by a `@filesystem.<alias>` connection. A relative `base_dir` resolves
+    /// against the pipeline file's directory.
+    #[serde(default)]
+    pub base_dir: Option<String>,
     /// Field delimiter: one ASCII character. Default `,`.
     #[serde(default = "comma")]
     pub delimiter: CsvChar,
@@ -310,7 +315,7 @@ impl Plan {
         if config.path.is_empty() {
             return Err(DriverError::config("path", "must not be empty"));
         }
-        let path = ctx.resolve_path(&config.path);
+        let path = ctx.resolve_path_in(config.base_dir.as_deref(), &config.path);
         reject_glob_characters(&path).map_err(|m| DriverError::config("path", m))?;
         if config.comment == Some(config.delimiter) {
             return Err(DriverError::config(
@@ -1285,6 +1290,6 @@ mod tests {
     /// example is a valid `Config`.
     #[test]
     fn spec_and_config_agree() {
-        crate::spec_check::assert_spec_matches::<Config>("filesystem.csv_extractor");
+        driver_api::testing::assert_spec_matches::<Config>("filesystem.csv_extractor");
     }
 }

@@ -20,6 +20,3 @@ pub mod writer;
 pub use extractor::CsvExtractor;
 pub use options::CsvChar;
 pub use writer::CsvWriter;
-
-#[cfg(test)]
-mod spec_check;

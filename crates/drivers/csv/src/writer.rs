@@ -43,6 +43,11 @@ pub struct Config {
     /// The output file, replaced if it exists. Relative paths resolve against the pipeline
     /// file's directory. A name ending in `.gz` or `.zst` is written compressed.
     pub path: String,
+    /// Directory relative `path`s resolve against instead of the pipeline file's directory;
+    /// usually provided by a `@filesystem.<alias>` connection. A relative `base_dir` resolves
+    /// against the pipeline file's directory.
+    #[serde(default)]
+    pub base_dir: Option<String>,
     /// Field delimiter: one ASCII character. Default `,`.
     #[serde(default = "comma")]
     pub delimiter: CsvChar,
@@ -198,7 +203,7 @@ impl Plan {
         if config.path.is_empty() {
             return Err(DriverError::config("path", "must not be empty"));
         }
-        let path = ctx.resolve_path(&config.path);
+        let path = ctx.resolve_path_in(config.base_dir.as_deref(), &config.path);
         if path.file_name().is_none() {
             return Err(DriverError::config(
                 "path",
@@ -720,6 +725,6 @@ mod tests {
     /// example is a valid `Config`.
     #[test]
     fn spec_and_config_agree() {
-        crate::spec_check::assert_spec_matches::<Config>("filesystem.csv_writer");
+        driver_api::testing::assert_spec_matches::<Config>("filesystem.csv_writer");
     }
 }

@@ -1,4 +1,4 @@
-//! Test support: keeps a component's `spec.yaml` and its `Config` struct in step.
+//! Keeps a component's `spec.yaml` and its driver's `Config` struct in step.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -41,11 +41,13 @@ fn deserialize<T: DeserializeOwned>(config: &Value, what: &str) {
     }
 }
 
-/// Asserts that `components/<component>/spec.yaml` describes exactly the fields of `T`, that
-/// each has a description, and that every example and every default deserializes into `T`.
-pub(crate) fn assert_spec_matches<T: DeserializeOwned>(component: &str) {
+/// Asserts that `components/<component>/spec.yaml` describes exactly the fields of `T` (besides
+/// `connection`, which the engine consumes before a driver sees the config), that each has a
+/// description, and that every example and every default deserializes into `T` (examples with
+/// their `connection` reference removed). Every driver crate calls this from a test.
+pub fn assert_spec_matches<T: DeserializeOwned>(component: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../components")
+        .join("../../components")
         .join(component)
         .join("spec.yaml");
     let text = std::fs::read_to_string(&path)
@@ -58,7 +60,11 @@ pub(crate) fn assert_spec_matches<T: DeserializeOwned>(component: &str) {
     assert_eq!(schema["type"], "object");
     assert_eq!(schema["additionalProperties"], false);
     let properties = schema["properties"].as_object().expect("properties");
-    let in_spec: BTreeSet<&str> = properties.keys().map(String::as_str).collect();
+    let in_spec: BTreeSet<&str> = properties
+        .keys()
+        .map(String::as_str)
+        .filter(|k| *k != "connection")
+        .collect();
     let in_struct: BTreeSet<&str> = struct_fields::<T>().into_iter().collect();
     assert_eq!(
         in_spec, in_struct,
@@ -81,11 +87,21 @@ pub(crate) fn assert_spec_matches<T: DeserializeOwned>(component: &str) {
 
     let examples = spec["examples"].as_array().expect("examples");
     assert!(!examples.is_empty(), "the spec has examples");
+    let without_connection = |config: &Value| {
+        let mut config = config.clone();
+        if let Some(map) = config.as_object_mut() {
+            map.remove("connection");
+        }
+        config
+    };
     for example in examples {
-        deserialize::<T>(&example["config"], &format!("example {}", example["title"]));
+        deserialize::<T>(
+            &without_connection(&example["config"]),
+            &format!("example {}", example["title"]),
+        );
     }
-    let base = &examples[0]["config"];
-    for (name, property) in properties {
+    let base = &without_connection(&examples[0]["config"]);
+    for (name, property) in properties.iter().filter(|(k, _)| *k != "connection") {
         if let Some(default) = property.get("default") {
             let mut config = base.clone();
             config[name] = default.clone();
