@@ -24,7 +24,11 @@ export DUCKDB_LIB_DIR="$_duckdb_dir"
 export LD_LIBRARY_PATH="$_duckdb_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # The rpath lets the built `osiris` binary find the library without LD_LIBRARY_PATH.
 export RUSTFLAGS="-C link-arg=-Wl,-rpath,$_duckdb_dir${OSIRIS_EXTRA_RUSTFLAGS:+ $OSIRIS_EXTRA_RUSTFLAGS}"
-# One persistent target dir shared by every checkout and by CI runs on this machine.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/osiris-rs/target}"
+# Intermediate build artifacts live in one persistent build dir shared by every checkout and CI
+# run on this machine (dependencies compile once); final binaries go to the checkout's own
+# target/ so that two checkouts never run each other's `osiris` (cargo copies a binary into the
+# target dir only when it rebuilds it).
+export CARGO_BUILD_BUILD_DIR="${CARGO_BUILD_BUILD_DIR:-$HOME/.cache/osiris-rs/build}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$_osiris_root/target}"
 # Every cargo invocation in this mode must leave `bundled` off.
 export OSIRIS_CARGO_FLAGS="--workspace --no-default-features"

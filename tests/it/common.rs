@@ -65,13 +65,51 @@ impl Project {
 
     /// Runs `osiris <args>` with this project as working directory.
     pub fn osiris(&self, args: &[&str]) -> Ran {
-        let output = Command::new(env!("CARGO_BIN_EXE_osiris"))
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("OSIRIS_SESSIONS_DIR")
-            .output()
-            .expect("the osiris binary runs");
-        Ran::from(output)
+        self.osiris_env(args, &[])
+    }
+
+    /// Runs `osiris <args>` with extra environment variables. Variables that would change
+    /// where osiris looks for things are cleared first.
+    pub fn osiris_env(&self, args: &[&str], env: &[(&str, &str)]) -> Ran {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_osiris"));
+        command.args(args).current_dir(self.path());
+        for var in [
+            "OSIRIS_SESSIONS_DIR",
+            "OSIRIS_HOME",
+            "OSIRIS_CONNECTIONS",
+            "OSIRIS_PROFILE",
+        ] {
+            command.env_remove(var);
+        }
+        for (key, _) in std::env::vars() {
+            if key.starts_with("OSIRIS_PARAM_") {
+                command.env_remove(key);
+            }
+        }
+        command.envs(env.iter().copied());
+        Ran::from(command.output().expect("the osiris binary runs"))
+    }
+
+    /// Every file below this project, as `(relative path, bytes)`.
+    pub fn files(&self, under: &str) -> Vec<(String, Vec<u8>)> {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, root, out);
+                } else {
+                    let rel = path.strip_prefix(root).unwrap().display().to_string();
+                    out.push((rel, std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.path().join(under), self.path(), &mut out);
+        out.sort();
+        out
     }
 
     /// The session directories created so far.

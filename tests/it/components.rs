@@ -59,3 +59,33 @@ fn show_of_an_unknown_component_exits_2_with_a_suggestion() {
         ran.stderr
     );
 }
+
+#[test]
+fn validate_accepts_builtin_specs_and_names_problems_in_a_broken_one() {
+    let project = Project::new();
+    let ran = project.osiris(&["components", "validate", "mysql.writer"]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    assert_eq!(ran.stdout, "mysql.writer: valid\n");
+
+    let spec = std::fs::read_to_string(
+        crate::common::repo_root().join("components/duckdb.processor/spec.yaml"),
+    )
+    .unwrap()
+    .replace("streaming: false", "streaming: \"no\"");
+    project.write(
+        "broken/spec.yaml",
+        spec.replace("name: duckdb.processor", "name: broken"),
+    );
+    let ran = project.osiris(&["components", "validate", "broken/spec.yaml"]);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(
+        ran.stderr.contains("/capabilities/streaming"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("\"no\" is not of type \"boolean\""),
+        "{}",
+        ran.stderr
+    );
+}

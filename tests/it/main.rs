@@ -3,6 +3,8 @@
 
 mod bad_input;
 mod common;
+mod compile;
 mod components;
+mod connections;
 mod layering;
 mod run;
