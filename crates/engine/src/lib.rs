@@ -494,6 +494,25 @@ mod tests {
     impl Driver for SqlStep {
         const NAME: &'static str = "test.sql";
         type Config = SqlConfig;
+
+        async fn doctor(&self, connection: &Map<String, Value>) -> driver_api::Result<()> {
+            match connection.get("host").and_then(Value::as_str) {
+                Some("db.internal")
+                    if connection.get("password") == Some(&Value::from("right-pw")) =>
+                {
+                    Ok(())
+                }
+                Some("db.internal") => Err(DriverError::Auth {
+                    message: "access denied".into(),
+                }),
+                Some("slow.internal") => Err(DriverError::Timeout {
+                    message: "no answer in 5s".into(),
+                }),
+                _ => Err(DriverError::Connection {
+                    message: "connection refused".into(),
+                }),
+            }
+        }
         async fn run(
             &self,
             ctx: &StepContext,
@@ -782,6 +801,70 @@ x-runtime: {driver: test.sql}
             errors(&engine.validate(&without)),
             ["error: step 'a', key `config.host`: missing required key `host`"]
         );
+    }
+
+    #[tokio::test]
+    async fn doctor_categorises_with_the_familys_driver() {
+        let conns = connections(
+            "connections:\n  test:\n    good: {host: db.internal, password: right-pw}\n    badpw: {host: db.internal, password: nope}\n    slow: {host: slow.internal}\n    down: {host: gone.internal}\n  other:\n    x: {host: h}\n",
+        );
+        let engine = engine();
+        let mut categories = Vec::new();
+        for (family, alias) in [
+            ("test", "good"),
+            ("test", "badpw"),
+            ("test", "slow"),
+            ("test", "down"),
+            ("other", "x"),
+        ] {
+            let resolved = conns.resolve(family, Some(alias), &|_| None).unwrap();
+            let result = engine.doctor(&resolved).await;
+            categories.push(format!("{alias}:{}", result.category));
+            if result.category != "skipped" {
+                assert!(result.latency_ms.is_some());
+            }
+            assert!(!result.message.contains("right-pw"));
+        }
+        assert_eq!(
+            categories,
+            [
+                "good:ok",
+                "badpw:auth",
+                "slow:timeout",
+                "down:network",
+                "x:skipped"
+            ]
+        );
+    }
+
+    #[test]
+    fn validation_messages_never_quote_a_secret() {
+        let mut drivers = DriverRegistry::new();
+        drivers.register(SqlStep);
+        let mut specs = SpecRegistry::default();
+        specs.insert(
+            ComponentSpec::from_yaml(
+                "test",
+                &SPEC.replace(
+                    "password: {type: string}",
+                    "password: {type: string, minLength: 40}",
+                ),
+            )
+            .unwrap(),
+        );
+        let engine = Engine::new(drivers, specs);
+        let conns = connections(
+            "connections:\n  test:\n    main: {host: h, password: short-secret-value}\n",
+        );
+        let env = |_: &str| None;
+        let mode = ConnectionMode::Resolve {
+            connections: &conns,
+            env: &env,
+        };
+        let (_, problems) = engine.prepare(&pipeline("  - {id: a, component: test.sql, mode: read, config: {connection: '@test.main', sql: x}}\n"), &mode);
+        let text = problems.to_string();
+        assert!(text.contains("config.password"), "{text}");
+        assert!(!text.contains("short-secret-value"), "{text}");
     }
 
     #[tokio::test]

@@ -264,11 +264,24 @@ impl Engine {
         if let Some(reference) = step.config.get(CONNECTION_KEY) {
             with_ref.insert(CONNECTION_KEY.into(), reference.clone());
         }
+        // Messages may quote values (`12345 is not of type "string"`): scrub this step's secrets.
+        let scrub = execution_context::Redactor::default();
+        let mut step_secrets = Vec::new();
+        for key in &secret_keys {
+            if let Some(value) = config.get(key) {
+                collect_strings(value, &mut step_secrets);
+                if let Value::Number(n) = value {
+                    step_secrets.push(n.to_string());
+                }
+            }
+        }
+        step_secrets.iter().for_each(|s| scrub.add_secret(s));
         let config_problems = spec.validate_config(&with_ref, &assume_present);
         let schema_ok = config_problems.is_empty();
         for problem in config_problems {
             let key = pointer_to_key(&problem.pointer);
-            problems.push(Problem::step_error(id, Some(&key), problem.message));
+            let message = scrub.redact(&problem.message).into_owned();
+            problems.push(Problem::step_error(id, Some(&key), message));
         }
         if schema_ok
             && !unknown
