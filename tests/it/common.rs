@@ -135,6 +135,21 @@ impl Project {
     }
 }
 
+/// A project holding a copy of `examples/orders` (pipeline and data).
+pub fn example_project() -> Project {
+    let project = Project::new();
+    let example = repo_root().join("examples/orders");
+    project.write(
+        "pipeline.yaml",
+        std::fs::read(example.join("pipeline.yaml")).unwrap(),
+    );
+    project.write(
+        "data/orders.csv",
+        std::fs::read(example.join("data/orders.csv")).unwrap(),
+    );
+    project
+}
+
 /// Opens a session's run database read-only.
 pub fn open_db(session: &Path) -> duckdb::Connection {
     let config = duckdb::Config::default()

@@ -1,20 +1,6 @@
 //! `osiris compile` and running a compiled manifest.
 
-use crate::common::{Project, repo_root};
-
-fn example_project() -> Project {
-    let project = Project::new();
-    let example = repo_root().join("examples/orders");
-    project.write(
-        "pipeline.yaml",
-        std::fs::read(example.join("pipeline.yaml")).unwrap(),
-    );
-    project.write(
-        "data/orders.csv",
-        std::fs::read(example.join("data/orders.csv")).unwrap(),
-    );
-    project
-}
+use crate::common::{Project, example_project};
 
 #[test]
 fn compiling_twice_gives_byte_identical_output() {

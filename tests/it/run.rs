@@ -1,20 +1,6 @@
 //! Successful runs: output files, step tables, session layout, events, metrics and status.
 
-use crate::common::{Project, jsonl, repo_root, rows, tables};
-
-fn example_project() -> Project {
-    let project = Project::new();
-    let example = repo_root().join("examples/orders");
-    project.write(
-        "pipeline.yaml",
-        std::fs::read(example.join("pipeline.yaml")).unwrap(),
-    );
-    project.write(
-        "data/orders.csv",
-        std::fs::read(example.join("data/orders.csv")).unwrap(),
-    );
-    project
-}
+use crate::common::{example_project, jsonl, rows, tables};
 
 #[test]
 fn example_pipeline_writes_the_expected_csv_byte_for_byte() {

@@ -127,6 +127,39 @@ impl StepContext {
     pub fn execution_context(&self) -> &Arc<ExecutionContext> {
         &self.exec
     }
+
+    /// Runs `work` with a fresh connection to the run database on a blocking thread (DuckDB
+    /// calls block). `work` gets the step's cancellation token to check between statements; a
+    /// statement already running is interrupted through DuckDB when the step is cancelled, and
+    /// this waits for the thread so its transaction has rolled back before the step ends. A
+    /// failure after cancellation is reported as [`DriverError::Cancelled`]; work that finished
+    /// despite a late cancellation keeps its result, since what it produced is complete.
+    pub async fn run_blocking<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&duckdb::Connection, &CancellationToken) -> Result<T> + Send + 'static,
+    {
+        self.check_cancelled()?;
+        let conn = self.connection()?;
+        let interrupt = conn.interrupt_handle();
+        let cancel = self.cancel.clone();
+        let token = cancel.clone();
+        let mut task = tokio::task::spawn_blocking(move || work(&conn, &token));
+        let joined = tokio::select! {
+            joined = &mut task => joined,
+            () = cancel.cancelled() => {
+                interrupt.interrupt();
+                task.await
+            }
+        };
+        match joined {
+            Ok(Err(_)) if cancel.is_cancelled() => Err(DriverError::Cancelled),
+            Ok(result) => result,
+            Err(join) => Err(DriverError::internal(format!(
+                "the DuckDB worker thread failed: {join}"
+            ))),
+        }
+    }
 }
 
 /// A table produced by an upstream step.

@@ -21,6 +21,9 @@ use pipeline::{Pipeline, Problems, Step, StepMode};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+/// How long a cancelled step may take to stop and roll back before it is abandoned.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
 /// The components this build knows (specs) and can run (drivers).
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -430,9 +433,18 @@ impl Engine {
         }
 
         let cancel = ctx.cancellation().clone();
+        let run = driver.run_json(&ctx, Value::Object(prepared.config.clone()), inputs);
+        tokio::pin!(run);
         tokio::select! {
-            result = driver.run_json(&ctx, Value::Object(prepared.config.clone()), inputs) => result,
-            () = cancel.cancelled() => Err(DriverError::Cancelled),
+            result = &mut run => result,
+            () = cancel.cancelled() => {
+                // Drivers see the same token: give them time to interrupt their work and roll
+                // back, rather than abandoning a thread that could still commit a table.
+                match tokio::time::timeout(CANCEL_GRACE, &mut run).await {
+                    Ok(Ok(output)) => Ok(output),
+                    Ok(Err(_)) | Err(_) => Err(DriverError::Cancelled),
+                }
+            }
         }
     }
 }
@@ -520,7 +532,9 @@ mod tests {
             _inputs: StepInputs,
         ) -> driver_api::Result<StepOutput> {
             if config.hang {
-                std::future::pending::<()>().await;
+                // Waits until cancelled, as a well-behaved driver would stop its work.
+                ctx.cancellation().cancelled().await;
+                return Err(DriverError::Cancelled);
             }
             if config.fail {
                 return Err(DriverError::data("bad row on line 3"));

@@ -26,7 +26,6 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::blocking::run_blocking;
 use crate::diagnose::{Dialect, Start, explain, probe, too_short};
 use crate::encoding::{InvalidUtf16, decode_utf16_file};
 use crate::options::{Codec, CsvChar, elapsed_ms, reject_glob_characters};
@@ -279,8 +278,9 @@ impl Driver for CsvExtractor {
         let started = Instant::now();
         let table = ctx.output_table().clone();
         let target = table.clone();
-        let (rows, bytes) =
-            run_blocking(ctx, move |conn, cancel| plan.extract(conn, &target, cancel)).await?;
+        let (rows, bytes) = ctx
+            .run_blocking(move |conn, cancel| plan.extract(conn, &target, cancel))
+            .await?;
         ctx.metric("rows_read", rows);
         ctx.metric("bytes_processed", bytes);
         ctx.event(

@@ -10,7 +10,6 @@
 //! how many fields), decoding UTF-16 input and writing encodings other than UTF-8.
 #![warn(missing_docs)]
 
-mod blocking;
 mod diagnose;
 mod encoding;
 pub mod extractor;

@@ -28,7 +28,6 @@ use serde::de::{self, Deserializer};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::blocking::run_blocking;
 use crate::encoding::{Target, TranscodeError, transcode_file};
 use crate::options::{Codec, CsvChar, elapsed_ms};
 
@@ -174,8 +173,9 @@ impl Driver for CsvWriter {
             ]),
         );
         let started = Instant::now();
-        let (rows, bytes) =
-            run_blocking(ctx, move |conn, cancel| plan.write(conn, &input, cancel)).await?;
+        let (rows, bytes) = ctx
+            .run_blocking(move |conn, cancel| plan.write(conn, &input, cancel))
+            .await?;
         ctx.metric("rows_written", rows);
         ctx.metric("bytes_processed", bytes);
         ctx.event(

@@ -50,11 +50,10 @@ impl Driver for DuckDbProcessor {
                 ("query_chars", query.len().into()),
             ]),
         );
-        let conn = ctx.connection()?;
         let target = table.clone();
-        let rows = tokio::task::spawn_blocking(move || replace_table_as(&conn, &target, &query))
+        let rows = ctx
+            .run_blocking(move |conn, _cancel| replace_table_as(conn, &target, &query))
             .await
-            .map_err(|e| DriverError::internal(format!("processor thread failed: {e}")))?
             .map_err(|error| match error {
                 DriverError::DuckDb { source, .. } => DriverError::DuckDb {
                     context: "query failed".into(),
@@ -153,6 +152,34 @@ mod tests {
             run.query_strings("SELECT CAST(x AS VARCHAR) FROM p"),
             [Some("1".into())]
         );
+    }
+
+    #[tokio::test]
+    async fn cancelling_interrupts_a_running_query_and_leaves_no_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = TestRun::new(dir.path());
+        let cancel = run.execution_context().cancellation().clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            cancel.cancel();
+        });
+        let started = std::time::Instant::now();
+        // A query that runs for minutes unless interrupted.
+        let err = run
+            .run(
+                &DuckDbProcessor,
+                "slow",
+                json!({"query": "SELECT count(*) AS n FROM range(1000000000000) a"}),
+                &[],
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DriverError::Cancelled), "{err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "interrupted, not finished"
+        );
+        assert!(!run.table_exists("slow"));
     }
 
     #[tokio::test]
