@@ -414,6 +414,12 @@ fn remove_if_exists(path: &Path) -> Result<()> {
     }
 }
 
+/// Writes back the dirty pages earlier runs left (a 500 MB output each), so that no run pays
+/// for the previous one's writeback. Best effort: without a `sync` command runs are noisier.
+fn flush_disk_writes() {
+    let _ = Command::new("sync").status();
+}
+
 fn file_mib(path: &Path) -> f64 {
     std::fs::metadata(path).map_or(0.0, |m| mib(m.len()))
 }
@@ -421,6 +427,7 @@ fn file_mib(path: &Path) -> f64 {
 fn run_duckdb(setup: &Setup, run: u32) -> Result<RunResult> {
     let db = setup.scratch.path().join(format!("baseline-{run}.duckdb"));
     remove_if_exists(&setup.duckdb_out)?;
+    flush_disk_writes();
     let this = std::env::current_exe().context("cannot locate the bench-csv executable")?;
     let args = [
         "baseline".to_owned(),
@@ -459,6 +466,7 @@ fn run_duckdb(setup: &Setup, run: u32) -> Result<RunResult> {
 fn run_osiris(setup: &Setup, run: u32) -> Result<RunResult> {
     let sessions = setup.scratch.path().join(format!("sessions-{run}"));
     remove_if_exists(&setup.osiris_out)?;
+    flush_disk_writes();
     let args = [
         "run".to_owned(),
         path_arg(&setup.pipeline)?,
