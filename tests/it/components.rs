@@ -89,3 +89,43 @@ fn validate_accepts_builtin_specs_and_names_problems_in_a_broken_one() {
         ran.stderr
     );
 }
+
+#[test]
+fn a_closed_stdout_does_not_panic() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_osiris"))
+        .args(["components", "show", "mysql.writer"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Hang up before the first write (start-up takes far longer), like `| true`.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101), "no panic exit");
+}
+
+#[test]
+fn a_run_survives_a_closed_stdout_and_records_its_status() {
+    let project = crate::common::example_project();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_osiris"))
+        .args(["run", "pipeline.yaml", "--session-id", "s"])
+        .current_dir(project.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    drop(child.stdout.take()); // nobody reads the progress
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let status =
+        std::fs::read_to_string(project.path().join(".osiris_sessions/s/status.json")).unwrap();
+    assert!(status.contains("\"ok\": true"), "{status}");
+}

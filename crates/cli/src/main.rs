@@ -72,6 +72,12 @@ fn main() -> ExitCode {
         .init();
     load::load_dotenv();
     let cli = Cli::parse();
+    // Inspection commands die quietly when their reader goes away (`osiris components show x |
+    // head`), as Unix tools do. A run keeps SIGPIPE ignored and tolerates a closed stdout: the
+    // pipeline must finish and record its status whoever stopped watching.
+    if !matches!(cli.command, Command::Run(_)) {
+        sigpipe::reset();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(error) => {

@@ -9,12 +9,15 @@ pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }
 
-/// Prints problems to stderr, one per line, errors first, with `file` as context.
+/// Prints problems to stderr, one per line, errors first, with `file` as context. A closed
+/// stderr is ignored.
 pub fn print_problems(file: &str, problems: &Problems) {
+    use std::io::Write as _;
     let mut sorted: Vec<_> = problems.0.iter().collect();
     sorted.sort_by_key(|p| p.severity);
+    let mut stderr = std::io::stderr().lock();
     for problem in sorted {
-        eprintln!("{file}: {problem}");
+        let _ = writeln!(stderr, "{file}: {problem}");
     }
 }
 

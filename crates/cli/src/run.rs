@@ -14,6 +14,22 @@ use pipeline::Step;
 use serde_json::json;
 
 use crate::EXIT_INPUT;
+
+/// `println!` that ignores a closed stdout (see `main`: a run must not die of SIGPIPE or panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr.
+macro_rules! warn_user {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 use crate::load::{Connect, LoadError, PipelineArgs, engine, load};
 use crate::output::{duration, print_problems, stdout_is_terminal, thousands};
 
@@ -47,7 +63,7 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
                 report_input_error(json, &file, "invalid pipeline", Some(&problems));
             } else {
                 print_problems(&file, &problems);
-                eprintln!("{file}: not run: the pipeline is invalid");
+                warn_user!("{file}: not run: the pipeline is invalid");
             }
             return Ok(ExitCode::from(EXIT_INPUT));
         }
@@ -76,7 +92,7 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
     let id_width = plan.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
     let progress = Progress::new(!json, stdout_is_terminal(), id_width, Arc::clone(&redactor));
     if !json {
-        println!(
+        say!(
             "Running {} ({} step{}) · session {}",
             plan.name,
             plan.steps.len(),
@@ -114,7 +130,7 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
             "duration_ms": status.duration_ms,
             "steps": report.outcome.steps,
         });
-        println!(
+        say!(
             "{}",
             redactor.redact(&serde_json::to_string_pretty(&summary)?)
         );
@@ -124,7 +140,7 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
             "cancelled" => "Run cancelled",
             _ => "Run failed",
         };
-        println!(
+        say!(
             "{verdict}: {}/{} steps in {}",
             status.steps_completed,
             status.steps_total,
@@ -140,7 +156,7 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
                     .map(|p| p.to_owned())
             })
             .unwrap_or_else(|| report.session_dir.clone());
-        println!(
+        say!(
             "Session: {}  (step tables in {})",
             shown.display(),
             execution_context::DATABASE_FILE
@@ -157,12 +173,12 @@ fn report_input_error(
 ) {
     if json {
         let errors: Vec<_> = problems.map(|p| p.errors().collect()).unwrap_or_default();
-        println!(
+        say!(
             "{}",
             json!({"status": "invalid", "ok": false, "exit_code": EXIT_INPUT, "file": file, "message": message, "errors": errors})
         );
     } else {
-        eprintln!("error: {message}");
+        warn_user!("error: {message}");
     }
 }
 
@@ -224,7 +240,7 @@ impl RunObserver for Progress {
         }
         let width = self.width;
         match &report.status {
-            StepStatus::Ok { rows, .. } => println!(
+            StepStatus::Ok { rows, .. } => say!(
                 "  ✓ {:<width$}  {:<26} {:>12} rows  {:>8}",
                 report.step_id,
                 report.component,
@@ -232,16 +248,17 @@ impl RunObserver for Progress {
                 duration(report.duration_ms),
             ),
             StepStatus::Failed { error_class, error } => {
-                println!(
+                say!(
                     "  ✗ {:<width$}  {:<26} failed ({error_class}) after {}",
                     report.step_id,
                     report.component,
                     duration(report.duration_ms),
                 );
                 let error = self.redactor.redact(error);
-                eprintln!(
+                warn_user!(
                     "error: step '{}' ({}): {error}",
-                    report.step_id, report.component
+                    report.step_id,
+                    report.component
                 );
             }
         }
