@@ -1,0 +1,5 @@
+//! The server against real clients (tokio-postgres, psql) over real session directories.
+
+mod common;
+mod psql;
+mod tokio_postgres_client;
