@@ -52,6 +52,7 @@ fn dependencies_point_down_only() {
     let allowed = |package: &str| -> Option<&[&str]> {
         Some(match package {
             "execution-context" | "component-spec" | "pipeline" => &[],
+            "sessions" => &["execution-context"],
             "driver-api" => &["execution-context"],
             "engine" => &[
                 "driver-api",
@@ -71,6 +72,7 @@ fn dependencies_point_down_only() {
             ],
             p if p.starts_with("adapter-") => &[
                 "engine",
+                "sessions",
                 "driver-api",
                 "component-spec",
                 "pipeline",

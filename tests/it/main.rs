@@ -8,3 +8,4 @@ mod components;
 mod connections;
 mod layering;
 mod run;
+mod sessions;

@@ -9,6 +9,7 @@ mod connections;
 mod load;
 mod output;
 mod run;
+mod sessions;
 mod validate;
 
 use std::process::ExitCode;
@@ -57,6 +58,8 @@ enum Command {
     /// List connections (secrets masked) or check that they work.
     #[command(subcommand)]
     Connections(connections::ConnectionsCommand),
+    /// Browse, query, compare and clean up kept runs.
+    Sessions(sessions::SessionsArgs),
     /// List or describe the components this build knows.
     #[command(subcommand)]
     Components(components::ComponentsCommand),
@@ -93,6 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::execute(args, cli.json),
         Command::Compile(args) => compile::execute(args, cli.json),
         Command::Connections(command) => connections::execute(command, cli.json),
+        Command::Sessions(args) => sessions::execute(args, cli.json),
         Command::Components(command) => components::execute(command, cli.json),
     }
 }

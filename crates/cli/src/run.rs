@@ -47,6 +47,15 @@ pub struct RunArgs {
     /// Use this session id instead of a generated `<UTC time>_<ULID>`.
     #[arg(long)]
     session_id: Option<String>,
+
+    /// Replay: run this step and everything downstream of it, reusing the tables of the other
+    /// steps from the session given with --session.
+    #[arg(long, requires = "session", value_name = "STEP")]
+    from_step: Option<String>,
+
+    /// The earlier session to replay from (id or a unique part of it).
+    #[arg(long, requires = "from_step", value_name = "ID")]
+    session: Option<String>,
 }
 
 pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
@@ -80,10 +89,23 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
     }
 
     let sessions_root = std::path::absolute(&args.sessions_dir).unwrap_or(args.sessions_dir);
+    let replay = match (&args.from_step, &args.session) {
+        (Some(step), Some(id)) => {
+            match replay_of(&sessions_root, id, step, &loaded.prepared.plan) {
+                Ok(replay) => Some(replay),
+                Err(message) => {
+                    report_input_error(json, &file, &message, None);
+                    return Ok(ExitCode::from(EXIT_INPUT));
+                }
+            }
+        }
+        _ => None,
+    };
     let options = RunOptions {
         sessions_root,
         base_dir: loaded.base_dir,
         session_id: args.session_id,
+        replay,
     };
     let redactor = Arc::new(Redactor::default());
     let adapter = LocalAdapter::new(engine);
@@ -92,13 +114,29 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
     let id_width = plan.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
     let progress = Progress::new(!json, stdout_is_terminal(), id_width, Arc::clone(&redactor));
     if !json {
-        say!(
-            "Running {} ({} step{}) · session {}",
-            plan.name,
-            plan.steps.len(),
-            if plan.steps.len() == 1 { "" } else { "s" },
-            exec.session_id()
-        );
+        match &options.replay {
+            None => say!(
+                "Running {} ({} step{}) · session {}",
+                plan.name,
+                plan.steps.len(),
+                if plan.steps.len() == 1 { "" } else { "s" },
+                exec.session_id()
+            ),
+            Some(replay) => say!(
+                "Replaying {} from step '{}' ({} of {} steps; tables of {} reused from session {}) · session {}",
+                plan.name,
+                replay.from_step,
+                replay.run.len(),
+                plan.steps.len(),
+                if replay.copy.is_empty() {
+                    "no step".to_owned()
+                } else {
+                    replay.copy.join(", ")
+                },
+                replay.session_id,
+                exec.session_id()
+            ),
+        }
     }
 
     let runtime = tokio::runtime::Runtime::new()?;
@@ -163,6 +201,44 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::from(u8::try_from(status.exit_code).unwrap_or(1)))
+}
+
+/// Checks a replay request against the earlier session before anything runs.
+fn replay_of(
+    root: &std::path::Path,
+    id: &str,
+    step: &str,
+    plan: &pipeline::Plan,
+) -> Result<adapter_local::Replay, String> {
+    let session = sessions::find(root, id).map_err(|e| e.to_string())?;
+    if session.state == sessions::State::Running {
+        return Err(format!("session `{}` is still running", session.id));
+    }
+    let (run, copy) = adapter_local::Replay::select(plan, step)?;
+    let tables = sessions::tables(&session).map_err(|e| e.to_string())?;
+    let missing: Vec<&str> = copy
+        .iter()
+        .filter(|c| !tables.iter().any(|t| &t.name == *c))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "session `{}` has no table for {} (needed to replay from '{step}'); replay from an earlier step",
+            session.id,
+            missing
+                .iter()
+                .map(|m| format!("'{m}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(adapter_local::Replay {
+        database: session.database_path(),
+        session_id: session.id,
+        from_step: step.to_owned(),
+        run,
+        copy,
+    })
 }
 
 fn report_input_error(

@@ -232,6 +232,21 @@ impl Engine {
         base_dir: &Path,
         observer: &dyn RunObserver,
     ) -> RunOutcome {
+        self.run_seeded(prepared, exec, base_dir, observer, HashMap::new())
+            .await
+    }
+
+    /// Like [`run`](Self::run), with tables of steps that are not in the plan already present in
+    /// the run database (`seed`: step id -> table), e.g. copied from an earlier session to replay
+    /// part of a pipeline.
+    pub async fn run_seeded(
+        &self,
+        prepared: &PreparedPlan,
+        exec: &Arc<ExecutionContext>,
+        base_dir: &Path,
+        observer: &dyn RunObserver,
+        seed: HashMap<String, InputTable>,
+    ) -> RunOutcome {
         let started = Instant::now();
         for secret in &prepared.secrets {
             exec.redactor().add_secret(secret);
@@ -249,7 +264,8 @@ impl Engine {
                 ),
             ]),
         );
-        let mut outputs: HashMap<&str, InputTable> = HashMap::new();
+        let mut outputs: HashMap<&str, InputTable> =
+            seed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         let mut reports = Vec::with_capacity(total);
         let mut cancelled = false;
         for (index, prepared_step) in prepared.steps.iter().enumerate() {

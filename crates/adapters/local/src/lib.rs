@@ -4,6 +4,7 @@
 //! closes the database. The session directory, with `pipeline_data.duckdb`, is kept.
 #![warn(missing_docs)]
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -41,6 +42,14 @@ pub enum Error {
     /// The run database could not be closed cleanly.
     #[error(transparent)]
     Context(#[from] execution_context::Error),
+    /// The tables to replay from could not be copied.
+    #[error("cannot replay from session `{session}`: {message}")]
+    Replay {
+        /// The earlier session.
+        session: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// Result type of this crate.
@@ -55,6 +64,56 @@ pub struct RunOptions {
     pub base_dir: PathBuf,
     /// Session id to use instead of a generated one.
     pub session_id: Option<String>,
+    /// Run only part of the plan, reusing tables of an earlier session.
+    pub replay: Option<Replay>,
+}
+
+/// Replaying a pipeline from one step: the step and everything downstream of it run again; the
+/// tables they need from other steps are copied from an earlier session.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The earlier session's id.
+    pub session_id: String,
+    /// Its run database.
+    pub database: PathBuf,
+    /// The step to start from.
+    pub from_step: String,
+    /// Steps that run again (the step and its downstream), by id.
+    pub run: BTreeSet<String>,
+    /// Steps whose tables are copied from the earlier session.
+    pub copy: Vec<String>,
+}
+
+impl Replay {
+    /// Chooses what to run and what to copy for replaying `plan` from `from_step`.
+    pub fn select(plan: &Plan, from_step: &str) -> Result<(BTreeSet<String>, Vec<String>), String> {
+        if !plan.steps.iter().any(|s| s.id == from_step) {
+            return Err(format!(
+                "no step '{from_step}' in the pipeline; steps: {}",
+                plan.steps
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        // Plan order is topological, so one pass collects every downstream step.
+        let mut run = BTreeSet::new();
+        for step in &plan.steps {
+            if step.id == from_step || step.needs.iter().any(|n| run.contains(n)) {
+                run.insert(step.id.clone());
+            }
+        }
+        let mut copy = Vec::new();
+        for step in plan.steps.iter().filter(|s| run.contains(&s.id)) {
+            for need in &step.needs {
+                if !run.contains(need) && !copy.contains(need) {
+                    copy.push(need.clone());
+                }
+            }
+        }
+        Ok((run, copy))
+    }
 }
 
 /// The content of `status.json`.
@@ -136,6 +195,12 @@ impl LocalAdapter {
         let plan = &prepared.plan;
         let session_dir = exec.session_dir().to_owned();
         create_dir(&session_dir)?;
+        // Held until status.json is written: a session with a live lock is running and is never
+        // removed; a lock left by a dead process marks a crashed run.
+        sessions::acquire(&session_dir, &started_at).map_err(|e| Error::Io {
+            path: session_dir.join(sessions::LOCK_FILE),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         for secret in &prepared.secrets {
             exec.redactor().add_secret(secret);
         }
@@ -147,15 +212,37 @@ impl LocalAdapter {
         )?;
         exec.event("adapter_selected", object([("adapter", "local".into())]));
 
-        let outcome = self
-            .engine
-            .run(prepared, exec, &options.base_dir, observer)
-            .await;
+        let outcome = match &options.replay {
+            None => {
+                self.engine
+                    .run(prepared, exec, &options.base_dir, observer)
+                    .await
+            }
+            Some(replay) => {
+                let seed = match copy_tables(exec, replay) {
+                    Ok(seed) => seed,
+                    Err(error) => {
+                        let _ = exec.close_database();
+                        let _ = sessions::release(&session_dir);
+                        return Err(error);
+                    }
+                };
+                let mut partial = prepared.clone();
+                partial.plan.steps.retain(|s| replay.run.contains(&s.id));
+                partial.steps.retain(|s| replay.run.contains(&s.step.id));
+                self.engine
+                    .run_seeded(&partial, exec, &options.base_dir, observer, seed)
+                    .await
+            }
+        };
         exec.close_database()?;
 
         let status = status_of(exec.session_id(), plan, &outcome, started_at);
         let text = serde_json::to_string_pretty(&status).expect("status serializes");
         write_file(&session_dir.join(STATUS_FILE), &format!("{text}\n"))?;
+        if let Err(error) = sessions::release(&session_dir) {
+            tracing::warn!(%error, "cannot remove run.lock");
+        }
         Ok(RunReport {
             session_id: exec.session_id().to_owned(),
             session_dir,
@@ -163,6 +250,61 @@ impl LocalAdapter {
             status,
         })
     }
+}
+
+/// Copies the replayed steps' upstream tables from the earlier session into this run's
+/// database, in one transaction.
+fn copy_tables(
+    exec: &ExecutionContext,
+    replay: &Replay,
+) -> Result<HashMap<String, driver_api::InputTable>> {
+    let fail = |message: String| Error::Replay {
+        session: replay.session_id.clone(),
+        message,
+    };
+    let conn = exec.connection()?;
+    let source = driver_api::quote_literal(&replay.database.display().to_string());
+    conn.execute_batch(&format!(
+        "ATTACH {source} AS osiris_replay_source (READ_ONLY)"
+    ))
+    .map_err(|e| fail(e.to_string()))?;
+    let result = (|| -> Result<HashMap<String, driver_api::InputTable>> {
+        conn.execute_batch("BEGIN TRANSACTION")
+            .map_err(|e| fail(e.to_string()))?;
+        let mut seed = HashMap::new();
+        for step in &replay.copy {
+            let table =
+                driver_api::TableName::new(step.clone()).map_err(|e| fail(e.to_string()))?;
+            conn.execute_batch(&format!(
+                "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} AS SELECT * FROM osiris_replay_source.main.{table}"
+            ))
+            .map_err(|e| fail(format!("it has no usable table for step '{step}': {e}")))?;
+            let rows =
+                driver_api::table_row_count(&conn, &table).map_err(|e| fail(e.to_string()))?;
+            seed.insert(step.clone(), driver_api::InputTable { table, rows });
+        }
+        conn.execute_batch("COMMIT")
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(seed)
+    })();
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let _ = conn.execute_batch("DETACH osiris_replay_source");
+    let seed = result?;
+    exec.event(
+        "replay_start",
+        object([
+            ("from_session", replay.session_id.clone().into()),
+            ("from_step", replay.from_step.clone().into()),
+            ("copied_tables", replay.copy.clone().into()),
+            (
+                "rerun_steps",
+                replay.run.iter().cloned().collect::<Vec<_>>().into(),
+            ),
+        ]),
+    );
+    Ok(seed)
 }
 
 fn status_of(session_id: &str, plan: &Plan, outcome: &RunOutcome, started_at: String) -> Status {

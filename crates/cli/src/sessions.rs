@@ -1,0 +1,596 @@
+//! `osiris sessions`: browse, query, compare and clean up the runs kept in the sessions dir.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use adapter_local::SESSIONS_DIR;
+use anyhow::Context;
+use arrow::array::RecordBatch;
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+use sessions::{Session, State};
+
+use crate::EXIT_INPUT;
+use crate::output::{duration, thousands};
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// Directory that holds the session directories.
+    #[arg(long, env = "OSIRIS_SESSIONS_DIR", default_value = SESSIONS_DIR, global = true)]
+    sessions_dir: PathBuf,
+
+    #[command(subcommand)]
+    command: SessionsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsCommand {
+    /// List sessions, newest first: id, pipeline, status, start, duration, size, step tables.
+    List {
+        /// Only sessions of this pipeline.
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// Only sessions started within this age: 30m, 24h, 7d, 2w.
+        #[arg(long, value_parser = parse_age)]
+        since: Option<std::time::Duration>,
+    },
+    /// Show a session's steps with their tables, row counts, column names and types.
+    Show {
+        /// Session id (or a unique part of it).
+        id: String,
+    },
+    /// Run a read-only SQL query on a session; its step tables are addressed by step id.
+    Query {
+        /// Session id (or a unique part of it).
+        id: String,
+        /// The query, e.g. `SELECT * FROM "read-orders" LIMIT 10`.
+        sql: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Compare two sessions step by step: row counts and the rows only in one side. Exits 0
+    /// when the compared tables are identical, 1 when they differ.
+    Diff {
+        /// The first session.
+        a: String,
+        /// The second session.
+        b: String,
+        /// Compare only this step's table.
+        #[arg(long)]
+        step: Option<String>,
+        /// Rows shown per side for each differing step.
+        #[arg(long, default_value_t = 5)]
+        rows: usize,
+    },
+    /// Remove a session (never one that is still running).
+    Rm {
+        /// Session id (or a unique part of it).
+        id: String,
+    },
+    /// Remove old sessions; running ones are never removed.
+    Gc {
+        /// Remove sessions started longer ago than this: 30m, 24h, 7d, 2w.
+        #[arg(long, value_parser = parse_age)]
+        older_than: Option<std::time::Duration>,
+        /// Always keep this many newest sessions.
+        #[arg(long, default_value_t = 0)]
+        keep_last: usize,
+        /// Only print what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    sessions::parse_age(text)
+        .ok_or_else(|| format!("{text:?} is not an age like 30m, 24h, 7d or 2w"))
+}
+
+fn cutoff(age: std::time::Duration) -> anyhow::Result<jiff::Timestamp> {
+    let span = jiff::SignedDuration::try_from(age)?;
+    Ok(jiff::Timestamp::now().checked_sub(span)?)
+}
+
+fn input_error(json: bool, message: &str) -> ExitCode {
+    if json {
+        println!("{}", json!({"error": message}));
+    } else {
+        eprintln!("error: {message}");
+    }
+    ExitCode::from(EXIT_INPUT)
+}
+
+pub fn execute(args: SessionsArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let root = args.sessions_dir;
+    let find = |id: &str| sessions::find(&root, id);
+    match args.command {
+        SessionsCommand::List { pipeline, since } => {
+            let since = since.map(cutoff).transpose()?;
+            let listed: Vec<Session> = sessions::list(&root)
+                .into_iter()
+                .filter(|s| {
+                    pipeline
+                        .as_ref()
+                        .is_none_or(|p| s.pipeline.as_ref() == Some(p))
+                })
+                .filter(|s| since.is_none_or(|c| s.started().is_some_and(|t| t >= c)))
+                .collect();
+            list(&listed, json)
+        }
+        SessionsCommand::Show { id } => match find(&id) {
+            Ok(session) => show(&session, json),
+            Err(e) => Ok(input_error(json, &e.to_string())),
+        },
+        SessionsCommand::Query { id, sql, format } => match find(&id) {
+            Ok(session) => query(&session, &sql, if json { Format::Json } else { format }),
+            Err(e) => Ok(input_error(json, &e.to_string())),
+        },
+        SessionsCommand::Diff { a, b, step, rows } => match (find(&a), find(&b)) {
+            (Ok(a), Ok(b)) => diff(&a, &b, step.as_deref(), rows, json),
+            (Err(e), _) | (_, Err(e)) => Ok(input_error(json, &e.to_string())),
+        },
+        SessionsCommand::Rm { id } => {
+            match find(&id).and_then(|s| sessions::remove(&s).map(|()| s)) {
+                Ok(session) => {
+                    if json {
+                        println!("{}", json!({"removed": [session.id]}));
+                    } else {
+                        println!("removed {}", session.id);
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Ok(input_error(json, &e.to_string())),
+            }
+        }
+        SessionsCommand::Gc {
+            older_than,
+            keep_last,
+            dry_run,
+        } => {
+            let all = sessions::list(&root);
+            let cutoff = older_than.map(cutoff).transpose()?;
+            let doomed = sessions::gc_candidates(&all, cutoff, keep_last);
+            let mut removed = Vec::new();
+            let mut freed = 0;
+            for session in &doomed {
+                if !dry_run {
+                    sessions::remove(session)?;
+                }
+                freed += session.size_bytes;
+                removed.push(session.id.clone());
+            }
+            let kept = all.len() - removed.len();
+            if json {
+                println!(
+                    "{}",
+                    json!({"removed": removed, "dry_run": dry_run, "freed_bytes": freed, "kept": kept})
+                );
+            } else {
+                for id in &removed {
+                    println!("{} {id}", if dry_run { "would remove" } else { "removed" });
+                }
+                println!(
+                    "{} {} session{}, {} freed; {kept} kept",
+                    if dry_run { "Would remove" } else { "Removed" },
+                    removed.len(),
+                    if removed.len() == 1 { "" } else { "s" },
+                    size(freed)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn size(bytes: u64) -> String {
+    if bytes < 1024 * 1024 {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    }
+}
+
+fn table_names(session: &Session) -> Vec<String> {
+    sessions::tables(session)
+        .map(|t| t.into_iter().map(|t| t.name).collect())
+        .unwrap_or_default()
+}
+
+fn list(listed: &[Session], json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        let rows: Vec<_> = listed
+            .iter()
+            .map(|s| {
+                json!({
+                    "id": s.id,
+                    "pipeline": s.pipeline,
+                    "status": s.state.as_str(),
+                    "started_at": s.started_at,
+                    "duration_ms": s.duration_ms,
+                    "size_bytes": s.size_bytes,
+                    "steps_total": s.steps_total,
+                    "steps_completed": s.steps_completed,
+                    "failed_step": s.failed_step,
+                    "tables": table_names(s),
+                    "dir": s.dir.display().to_string(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if listed.is_empty() {
+        println!("No sessions.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = listed
+        .iter()
+        .map(|s| s.id.len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
+    println!(
+        "{:<width$}  {:<18} {:<9} {:<20} {:>9} {:>10}  TABLES",
+        "SESSION", "PIPELINE", "STATUS", "STARTED (UTC)", "DURATION", "SIZE"
+    );
+    for s in listed {
+        let tables = if s.state == State::Running {
+            "(running)".to_owned()
+        } else {
+            table_names(s).join(", ")
+        };
+        println!(
+            "{:<width$}  {:<18} {:<9} {:<20} {:>9} {:>10}  {tables}",
+            s.id,
+            s.pipeline.as_deref().unwrap_or("-"),
+            s.state.as_str(),
+            s.started_at
+                .as_deref()
+                .map(|t| t.get(..19).unwrap_or(t).replace('T', " "))
+                .unwrap_or_else(|| "-".into()),
+            s.duration_ms.map(duration).unwrap_or_else(|| "-".into()),
+            size(s.size_bytes),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Step ids in plan order, from the session's manifest.
+fn manifest_steps(session: &Session) -> Vec<(String, String)> {
+    let Ok(text) = std::fs::read_to_string(session.dir.join("manifest.yaml")) else {
+        return Vec::new();
+    };
+    let Ok(doc) = serde_yaml::from_str::<serde_json::Value>(&text) else {
+        return Vec::new();
+    };
+    doc["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            Some((
+                s["id"].as_str()?.to_owned(),
+                s["component"].as_str().unwrap_or("").to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn show(session: &Session, json: bool) -> anyhow::Result<ExitCode> {
+    let tables = match sessions::tables(session) {
+        Ok(t) => t,
+        Err(e) => return Ok(input_error(json, &e.to_string())),
+    };
+    let steps = manifest_steps(session);
+    if json {
+        let steps: Vec<_> = steps
+            .iter()
+            .map(|(id, component)| {
+                let table = tables.iter().find(|t| &t.name == id);
+                json!({
+                    "step_id": id,
+                    "component": component,
+                    "table": table.map(|t| t.name.clone()),
+                    "rows": table.map(|t| t.rows),
+                    "columns": table.map(|t| t.columns.iter().map(|(n, ty)| json!({"name": n, "type": ty})).collect::<Vec<_>>()),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "id": session.id,
+                "pipeline": session.pipeline,
+                "status": session.state.as_str(),
+                "started_at": session.started_at,
+                "duration_ms": session.duration_ms,
+                "failed_step": session.failed_step,
+                "database": session.database_path().display().to_string(),
+                "steps": steps,
+            }))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "Session {}  pipeline {}  status {}",
+        session.id,
+        session.pipeline.as_deref().unwrap_or("-"),
+        session.state.as_str()
+    );
+    println!("Database: {}", session.database_path().display());
+    for (id, component) in &steps {
+        match tables.iter().find(|t| &t.name == id) {
+            Some(t) => {
+                println!("\n  {id} ({component}): {} rows", thousands(t.rows));
+                for (name, ty) in &t.columns {
+                    println!("    {name}  {ty}");
+                }
+            }
+            None if session.failed_step.as_deref() == Some(id) => {
+                println!("\n  {id} ({component}): failed, no table")
+            }
+            None => println!("\n  {id} ({component}): no table"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arrow's JSON writer prints decimals as floats (`1200.00` -> `1200.0`); render them as exact
+/// strings instead.
+fn exact_decimals(batches: &[RecordBatch]) -> anyhow::Result<Vec<RecordBatch>> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    batches
+        .iter()
+        .map(|batch| {
+            let schema = batch.schema();
+            if !schema.fields().iter().any(|f| {
+                matches!(
+                    f.data_type(),
+                    DataType::Decimal128(..) | DataType::Decimal256(..)
+                )
+            }) {
+                return Ok(batch.clone());
+            }
+            let mut fields = Vec::new();
+            let mut columns = Vec::new();
+            for (field, column) in schema.fields().iter().zip(batch.columns()) {
+                if matches!(
+                    field.data_type(),
+                    DataType::Decimal128(..) | DataType::Decimal256(..)
+                ) {
+                    fields.push(Field::new(field.name(), DataType::Utf8, true));
+                    columns.push(arrow::compute::cast(column, &DataType::Utf8)?);
+                } else {
+                    fields.push(field.as_ref().clone());
+                    columns.push(std::sync::Arc::clone(column));
+                }
+            }
+            Ok(RecordBatch::try_new(
+                std::sync::Arc::new(Schema::new(fields)),
+                columns,
+            )?)
+        })
+        .collect()
+}
+
+fn query_batches(session: &Session, sql: &str) -> anyhow::Result<Result<Vec<RecordBatch>, String>> {
+    let conn = match sessions::open_read_only(session) {
+        Ok(conn) => conn,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let mut stmt = match conn.prepare(sql) {
+        Ok(stmt) => stmt,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let batches = match stmt.query_arrow([]) {
+        Ok(arrow) => arrow.collect(),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    Ok(Ok(batches))
+}
+
+fn query(session: &Session, sql: &str, format: Format) -> anyhow::Result<ExitCode> {
+    let batches = match query_batches(session, sql)? {
+        Ok(b) => b,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(EXIT_INPUT));
+        }
+    };
+    let stdout = std::io::stdout();
+    match format {
+        Format::Table => {
+            println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+        }
+        Format::Csv => {
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(stdout.lock());
+            for batch in &batches {
+                writer.write(batch).context("writing CSV")?;
+            }
+        }
+        Format::Json => {
+            let batches = exact_decimals(&batches)?;
+            let mut writer = arrow::json::ArrayWriter::new(stdout.lock());
+            let refs: Vec<&RecordBatch> = batches.iter().collect();
+            writer.write_batches(&refs).context("writing JSON")?;
+            writer.finish().context("writing JSON")?;
+            println!();
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn diff(
+    a: &Session,
+    b: &Session,
+    only: Option<&str>,
+    sample: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let (tables_a, tables_b) = match (sessions::tables(a), sessions::tables(b)) {
+        (Ok(x), Ok(y)) => (x, y),
+        (Err(e), _) | (_, Err(e)) => return Ok(input_error(json, &e.to_string())),
+    };
+    let mut names: Vec<String> = tables_a
+        .iter()
+        .chain(&tables_b)
+        .map(|t| t.name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    if let Some(step) = only {
+        if !names.iter().any(|n| n == step) {
+            return Ok(input_error(
+                json,
+                &format!("neither session has a table for step '{step}'"),
+            ));
+        }
+        names.retain(|n| n == step);
+    }
+    let conn = duckdb::Connection::open_in_memory()?;
+    for (alias, session) in [("a", a), ("b", b)] {
+        if session.database_path().exists() {
+            let path = driver_api::quote_literal(&session.database_path().display().to_string());
+            conn.execute_batch(&format!("ATTACH {path} AS {alias} (READ_ONLY)"))?;
+        }
+    }
+    let mut results = Vec::new();
+    let mut identical = true;
+    for name in &names {
+        let ta = tables_a.iter().find(|t| &t.name == name);
+        let tb = tables_b.iter().find(|t| &t.name == name);
+        let quoted = driver_api::quote_identifier(name);
+        let mut entry = json!({
+            "step_id": name,
+            "rows_a": ta.map(|t| t.rows),
+            "rows_b": tb.map(|t| t.rows),
+        });
+        match (ta, tb) {
+            (Some(ta), Some(tb)) if ta.columns == tb.columns => {
+                let count = |x: &str, y: &str| -> anyhow::Result<u64> {
+                    let sql = format!(
+                        "SELECT count(*) FROM (SELECT * FROM {x}.{quoted} EXCEPT ALL SELECT * FROM {y}.{quoted})"
+                    );
+                    Ok(conn.query_row(&sql, [], |r| r.get::<_, i64>(0))? as u64)
+                };
+                let only_a = count("a", "b")?;
+                let only_b = count("b", "a")?;
+                entry["only_in_a"] = only_a.into();
+                entry["only_in_b"] = only_b.into();
+                if only_a + only_b > 0 {
+                    identical = false;
+                    for (key, x, y) in [
+                        ("sample_only_in_a", "a", "b"),
+                        ("sample_only_in_b", "b", "a"),
+                    ] {
+                        let sql = format!(
+                            "SELECT * FROM (SELECT * FROM {x}.{quoted} EXCEPT ALL SELECT * FROM {y}.{quoted}) LIMIT {sample}"
+                        );
+                        let mut stmt = conn.prepare(&sql)?;
+                        let batches = exact_decimals(&stmt.query_arrow([])?.collect::<Vec<_>>())?;
+                        let mut buf = Vec::new();
+                        {
+                            let mut writer = arrow::json::ArrayWriter::new(&mut buf);
+                            let refs: Vec<&RecordBatch> = batches.iter().collect();
+                            writer.write_batches(&refs)?;
+                            writer.finish()?;
+                        }
+                        let rows: serde_json::Value = if buf.is_empty() {
+                            json!([])
+                        } else {
+                            serde_json::from_slice(&buf)?
+                        };
+                        entry[key] = rows;
+                    }
+                }
+            }
+            (Some(ta), Some(tb)) => {
+                identical = false;
+                let cols = |t: &sessions::Table| {
+                    t.columns
+                        .iter()
+                        .map(|(n, ty)| format!("{n} {ty}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                entry["columns_differ"] = json!({"a": cols(ta), "b": cols(tb)});
+            }
+            _ => identical = false,
+        }
+        results.push(entry);
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"a": a.id, "b": b.id, "identical": identical, "steps": results})
+            )?
+        );
+    } else {
+        println!("a: {}\nb: {}\n", a.id, b.id);
+        let width = names.iter().map(String::len).max().unwrap_or(4).max(4);
+        println!(
+            "{:<width$}  {:>10} {:>10} {:>10} {:>10}",
+            "STEP", "ROWS A", "ROWS B", "ONLY IN A", "ONLY IN B"
+        );
+        let num = |v: &serde_json::Value| v.as_u64().map(thousands).unwrap_or_else(|| "-".into());
+        for r in &results {
+            println!(
+                "{:<width$}  {:>10} {:>10} {:>10} {:>10}",
+                r["step_id"].as_str().unwrap_or(""),
+                num(&r["rows_a"]),
+                num(&r["rows_b"]),
+                num(&r["only_in_a"]),
+                num(&r["only_in_b"]),
+            );
+        }
+        for r in &results {
+            if let Some(cols) = r.get("columns_differ") {
+                println!(
+                    "\n{}: columns differ\n  a: {}\n  b: {}",
+                    r["step_id"].as_str().unwrap_or(""),
+                    cols["a"].as_str().unwrap_or(""),
+                    cols["b"].as_str().unwrap_or("")
+                );
+            }
+            for (key, label) in [
+                ("sample_only_in_a", "only in a"),
+                ("sample_only_in_b", "only in b"),
+            ] {
+                if let Some(rows) = r
+                    .get(key)
+                    .and_then(|v| v.as_array())
+                    .filter(|v| !v.is_empty())
+                {
+                    println!("\n{} ({label}):", r["step_id"].as_str().unwrap_or(""));
+                    for row in rows {
+                        println!("  {row}");
+                    }
+                }
+            }
+        }
+        println!(
+            "\n{}",
+            if identical {
+                "Identical."
+            } else {
+                "Different."
+            }
+        );
+    }
+    Ok(if identical {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,356 @@
+//! `osiris sessions ...` and replay, on real sessions left by real runs: successful, failed,
+//! crashed (killed with SIGKILL) and still running.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{Project, example_project, rows, tables};
+
+const LONG: &str = r#"
+oml_version: "0.1.0"
+name: long
+steps:
+  - {id: quick, component: duckdb.processor, mode: transform, config: {query: "SELECT 1 AS x"}}
+  - id: heavy
+    component: duckdb.processor
+    mode: transform
+    needs: [quick]
+    config: {query: "SELECT sum(a.range * b.range) AS s FROM range(400000) a, range(400000) b"}
+"#;
+
+/// Starts the long pipeline and waits until its heavy step is running.
+fn start_long(project: &Project, session: &str) -> Child {
+    project.write("long.yaml", LONG);
+    let child = Command::new(env!("CARGO_BIN_EXE_osiris"))
+        .args(["run", "long.yaml", "--session-id", session])
+        .current_dir(project.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let events = project
+        .path()
+        .join(".osiris_sessions")
+        .join(session)
+        .join("events.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&events).is_ok_and(|t| t.contains("\"step_id\":\"heavy\"")) {
+        assert!(Instant::now() < deadline, "the heavy step never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+fn json(ran: &crate::common::Ran) -> serde_json::Value {
+    serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {}", ran.all()))
+}
+
+#[test]
+fn list_tells_ok_failed_crashed_and_running_runs_apart() {
+    let project = example_project();
+    assert_eq!(
+        project
+            .osiris(&["run", "pipeline.yaml", "--session-id", "a-ok"])
+            .code,
+        0
+    );
+    project.write("bad.yaml", "oml_version: \"0.1.0\"\nname: bad\nsteps:\n  - {id: t, component: duckdb.processor, mode: transform, config: {query: SELECT nope}}\n");
+    assert_eq!(
+        project
+            .osiris(&["run", "bad.yaml", "--session-id", "b-failed"])
+            .code,
+        1
+    );
+    let mut crashed = start_long(&project, "c-crashed");
+    crashed.kill().unwrap(); // SIGKILL: no chance to write status.json or remove run.lock
+    crashed.wait().unwrap();
+    let mut running = start_long(&project, "d-running");
+
+    let listed = json(&project.osiris(&["sessions", "list", "--json"]));
+    let state = |id: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not listed: {listed}"))
+            .clone()
+    };
+    assert_eq!(state("a-ok")["status"], "ok");
+    assert_eq!(state("a-ok")["pipeline"], "orders-revenue");
+    assert_eq!(
+        state("a-ok")["tables"],
+        serde_json::json!(["read-orders", "revenue_by_customer"])
+    );
+    assert_eq!(state("b-failed")["status"], "failed");
+    assert_eq!(state("b-failed")["failed_step"], "t");
+    assert_eq!(state("c-crashed")["status"], "abandoned");
+    assert_eq!(state("d-running")["status"], "running");
+
+    // A running session is never removed, not even by gc.
+    let rm = project.osiris(&["sessions", "rm", "d-running"]);
+    assert_eq!(rm.code, 2, "{}", rm.all());
+    assert!(rm.stderr.contains("still running"), "{}", rm.stderr);
+    let gc = json(&project.osiris(&["sessions", "gc", "--json"]));
+    assert_eq!(gc["removed"].as_array().unwrap().len(), 3);
+    assert!(project.path().join(".osiris_sessions/d-running").exists());
+    running.kill().unwrap();
+    running.wait().unwrap();
+
+    let by_pipeline =
+        json(&project.osiris(&["sessions", "list", "--pipeline", "orders-revenue", "--json"]));
+    assert_eq!(by_pipeline.as_array().unwrap().len(), 0, "gc removed it");
+}
+
+#[test]
+fn show_lists_steps_tables_rows_and_column_types() {
+    let project = example_project();
+    assert_eq!(
+        project
+            .osiris(&["run", "pipeline.yaml", "--session-id", "s1"])
+            .code,
+        0
+    );
+    let shown = json(&project.osiris(&["sessions", "show", "s1", "--json"]));
+    assert_eq!(shown["status"], "ok");
+    let steps = shown["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    assert_eq!(steps[0]["step_id"], "read-orders");
+    assert_eq!(steps[0]["rows"], 10);
+    assert_eq!(
+        steps[0]["columns"][2],
+        serde_json::json!({"name": "amount", "type": "DECIMAL(12,2)"})
+    );
+    assert_eq!(steps[1]["rows"], 5);
+    assert_eq!(
+        steps[2]["table"],
+        serde_json::Value::Null,
+        "a writer has no table"
+    );
+    let text = project.osiris(&["sessions", "show", "s1"]);
+    assert!(
+        text.stdout
+            .contains("read-orders (filesystem.csv_extractor): 10 rows"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("    amount  DECIMAL(12,2)"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn query_is_read_only_and_speaks_table_csv_and_json() {
+    let project = example_project();
+    assert_eq!(
+        project
+            .osiris(&["run", "pipeline.yaml", "--session-id", "s1"])
+            .code,
+        0
+    );
+    let sql = "SELECT customer, revenue FROM revenue_by_customer ORDER BY revenue DESC LIMIT 2";
+    let csv = project.osiris(&["sessions", "query", "s1", sql, "--format", "csv"]);
+    assert_eq!(csv.code, 0, "{}", csv.all());
+    assert_eq!(
+        csv.stdout,
+        "customer,revenue\nUmbrella,1200.00\n\"Wayne \"\"Bat\"\" Enterprises\",999.99\n"
+    );
+    let out = json(&project.osiris(&["sessions", "query", "s1", sql, "--format", "json"]));
+    assert_eq!(
+        out[0],
+        serde_json::json!({"customer": "Umbrella", "revenue": "1200.00"}),
+        "decimals stay exact"
+    );
+    let table = project.osiris(&[
+        "sessions",
+        "query",
+        "s1",
+        "SELECT count(*) AS n FROM \"read-orders\"",
+    ]);
+    assert!(
+        table.stdout.contains("| n  |") && table.stdout.contains("| 10 |"),
+        "{}",
+        table.stdout
+    );
+    let write = project.osiris(&["sessions", "query", "s1", "DROP TABLE \"read-orders\""]);
+    assert_eq!(write.code, 2, "{}", write.all());
+    assert!(
+        write.stderr.to_lowercase().contains("read-only"),
+        "{}",
+        write.stderr
+    );
+    assert_eq!(
+        tables(&project.path().join(".osiris_sessions/s1")),
+        ["read-orders", "revenue_by_customer"]
+    );
+}
+
+#[test]
+fn replay_reruns_a_step_and_its_downstream_with_copied_upstream_tables() {
+    let project = example_project();
+    assert_eq!(
+        project
+            .osiris(&["run", "pipeline.yaml", "--session-id", "before"])
+            .code,
+        0
+    );
+    // The data changes after the first run; a replay must reuse the first run's extract.
+    project.write(
+        "data/orders.csv",
+        "id,customer,amount,status,ordered_at\n1,Nobody,1.00,paid,2024-01-01 00:00:00\n",
+    );
+    let fixed = String::from_utf8(project.read("pipeline.yaml"))
+        .unwrap()
+        .replace("WHERE status <> 'cancelled'", "WHERE status = 'paid'");
+    project.write("pipeline.yaml", fixed);
+    let ran = project.osiris(&[
+        "run",
+        "pipeline.yaml",
+        "--from-step",
+        "revenue_by_customer",
+        "--session",
+        "before",
+        "--session-id",
+        "after",
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    assert!(ran.stdout.contains("Replaying orders-revenue from step 'revenue_by_customer' (2 of 3 steps; tables of read-orders reused from session before)"), "{}", ran.stdout);
+    assert!(
+        !ran.stdout.contains("✓ read-orders"),
+        "the extract did not run again"
+    );
+    let after = project.path().join(".osiris_sessions/after");
+    assert_eq!(
+        rows(&after, "SELECT count(*) FROM \"read-orders\""),
+        ["10"],
+        "copied from the earlier session"
+    );
+    assert_eq!(
+        rows(&after, "SELECT count(*) FROM revenue_by_customer"),
+        ["4"],
+        "refunded Umbrella is gone"
+    );
+    assert_eq!(
+        project
+            .read("output/revenue_by_customer.csv")
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count(),
+        5
+    );
+    let events = std::fs::read_to_string(after.join("events.jsonl")).unwrap();
+    assert!(events.contains("\"event\":\"replay_start\""), "{events}");
+
+    // diff: the extract is identical, the aggregate lost one row
+    let diff = project.osiris(&["sessions", "diff", "before", "after", "--json"]);
+    assert_eq!(diff.code, 1, "different sessions exit 1: {}", diff.all());
+    let d = json(&diff);
+    assert_eq!(d["identical"], false);
+    let step = |id: &str| {
+        d["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(step("read-orders")["only_in_a"], 0);
+    assert_eq!(step("revenue_by_customer")["only_in_a"], 1);
+    assert_eq!(step("revenue_by_customer")["only_in_b"], 0);
+    assert_eq!(
+        step("revenue_by_customer")["sample_only_in_a"][0]["customer"],
+        "Umbrella"
+    );
+    let same = project.osiris(&[
+        "sessions",
+        "diff",
+        "before",
+        "after",
+        "--step",
+        "read-orders",
+    ]);
+    assert_eq!(same.code, 0, "{}", same.all());
+    assert!(same.stdout.contains("Identical."), "{}", same.stdout);
+}
+
+#[test]
+fn replay_refuses_what_it_cannot_do() {
+    let project = example_project();
+    project.write("bad.yaml", "oml_version: \"0.1.0\"\nname: bad\nsteps:\n  - {id: t, component: duckdb.processor, mode: transform, config: {query: SELECT nope}}\n");
+    assert_eq!(
+        project
+            .osiris(&["run", "bad.yaml", "--session-id", "failed"])
+            .code,
+        1
+    );
+    let ran = project.osiris(&[
+        "run",
+        "pipeline.yaml",
+        "--from-step",
+        "revenue_by_customer",
+        "--session",
+        "failed",
+    ]);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(
+        ran.stderr
+            .contains("session `failed` has no table for 'read-orders'"),
+        "{}",
+        ran.stderr
+    );
+    let ran = project.osiris(&[
+        "run",
+        "pipeline.yaml",
+        "--from-step",
+        "nope",
+        "--session",
+        "failed",
+    ]);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(
+        ran.stderr.contains("no step 'nope' in the pipeline"),
+        "{}",
+        ran.stderr
+    );
+    let ran = project.osiris(&["run", "pipeline.yaml", "--from-step", "revenue_by_customer"]);
+    assert_eq!(ran.code, 2, "--from-step needs --session: {}", ran.all());
+}
+
+#[test]
+fn gc_by_age_and_keep_last_with_dry_run() {
+    let project = example_project();
+    for id in ["g1", "g2", "g3"] {
+        assert_eq!(
+            project
+                .osiris(&["run", "pipeline.yaml", "--session-id", id])
+                .code,
+            0
+        );
+        std::thread::sleep(Duration::from_millis(1100)); // distinct start seconds
+    }
+    let dry = json(&project.osiris(&["sessions", "gc", "--keep-last", "1", "--dry-run", "--json"]));
+    assert_eq!(dry["removed"], serde_json::json!(["g2", "g1"]));
+    assert_eq!(project.sessions().len(), 3, "dry run removes nothing");
+    let none = json(&project.osiris(&["sessions", "gc", "--older-than", "1h", "--json"]));
+    assert_eq!(
+        none["removed"],
+        serde_json::json!([]),
+        "all are younger than an hour"
+    );
+    let gc = json(&project.osiris(&["sessions", "gc", "--keep-last", "1", "--json"]));
+    assert_eq!(gc["removed"], serde_json::json!(["g2", "g1"]));
+    assert_eq!(project.sessions().len(), 1);
+    let rm = project.osiris(&["sessions", "rm", "g3"]);
+    assert_eq!(rm.code, 0, "{}", rm.all());
+    assert!(project.sessions().is_empty());
+    let missing = project.osiris(&["sessions", "show", "g3"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("no session `g3`"),
+        "{}",
+        missing.stderr
+    );
+}
