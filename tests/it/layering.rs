@@ -53,6 +53,8 @@ fn dependencies_point_down_only() {
         Some(match package {
             "execution-context" | "component-spec" | "pipeline" => &[],
             "sessions" => &["execution-context"],
+            // Serves kept sessions to SQL clients: beside the adapters, below the CLI.
+            "pg-server" => &["sessions", "execution-context"],
             "driver-api" => &["execution-context"],
             "engine" => &[
                 "driver-api",
