@@ -25,6 +25,7 @@ use pgwire::messages::PgWireBackendMessage;
 
 use crate::ServerConfig;
 use crate::backend::{Backend, Rows, error};
+use crate::numeric::Numeric;
 use crate::sql::{self, Kind};
 
 /// The handlers of one client connection.
@@ -408,12 +409,12 @@ fn encode(enc: &mut DataRowEncoder, ty: &Type, v: Value) -> PgWireResult<()> {
             enc.encode_field(&n.ok_or_else(|| mismatch(&v))?)
         }
         Type::NUMERIC => {
-            let d = match &v {
-                Value::Decimal(d) => d.to_string().parse::<rust_decimal::Decimal>().ok(),
-                v => integer(v)
-                    .and_then(|n| rust_decimal::Decimal::try_from_i128_with_scale(n, 0).ok()),
+            let text = match &v {
+                Value::Decimal(d) => Some(d.to_string()),
+                Value::UHugeInt(n) => Some(n.to_string()),
+                v => integer(v).map(|n| n.to_string()),
             };
-            enc.encode_field(&d.ok_or_else(|| mismatch(&v))?)
+            enc.encode_field(&Numeric(text.ok_or_else(|| mismatch(&v))?))
         }
         Type::FLOAT4 => match v {
             Value::Float(f) => enc.encode_field(&f),
@@ -497,7 +498,50 @@ fn render(v: &Value) -> String {
             months,
             days,
             nanos,
-        } => format!("{months} mons {days} days {} us", nanos / 1000),
+        } => interval(*months, *days, *nanos),
         other => integer(other).map_or_else(|| format!("{other:?}"), |n| n.to_string()),
+    }
+}
+
+/// PostgreSQL's default interval output: `1 year 2 mons 3 days 04:05:06.5`.
+fn interval(months: i32, days: i32, nanos: i64) -> String {
+    let mut parts = Vec::new();
+    let unit = |n: i32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    if months / 12 != 0 {
+        parts.push(unit(months / 12, "year", "years"));
+    }
+    if months % 12 != 0 {
+        parts.push(unit(months % 12, "mon", "mons"));
+    }
+    if days != 0 {
+        parts.push(unit(days, "day", "days"));
+    }
+    if nanos != 0 || parts.is_empty() {
+        let sign = if nanos < 0 { "-" } else { "" };
+        let us = (nanos / 1000).unsigned_abs();
+        let (h, m, s, frac) = (
+            us / 3_600_000_000,
+            us / 60_000_000 % 60,
+            us / 1_000_000 % 60,
+            us % 1_000_000,
+        );
+        let mut time = format!("{sign}{h:02}:{m:02}:{s:02}");
+        if frac != 0 {
+            time.push_str(format!(".{frac:06}").trim_end_matches('0'));
+        }
+        parts.push(time);
+    }
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_render_like_postgres() {
+        assert_eq!(interval(14, 3, 0), "1 year 2 mons 3 days");
+        assert_eq!(interval(0, 1, 3_723_500_000_000), "1 day 01:02:03.5");
+        assert_eq!(interval(0, 0, 0), "00:00:00");
     }
 }

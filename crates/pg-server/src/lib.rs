@@ -9,6 +9,7 @@
 
 mod backend;
 mod handler;
+mod numeric;
 mod sql;
 
 use std::net::SocketAddr;

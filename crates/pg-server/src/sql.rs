@@ -168,6 +168,15 @@ pub fn rewrite_catalog(statement: &str) -> Option<String> {
             env!("CARGO_PKG_VERSION")
         ));
     }
+    // psql `\l`: one database.
+    if lower.contains("from pg_catalog.pg_database d") {
+        return Some(
+            "SELECT 'osiris' AS \"Name\", 'osiris' AS \"Owner\", 'UTF8' AS \"Encoding\", \
+             'C' AS \"Collate\", 'C' AS \"Ctype\", NULL::VARCHAR AS \"ICU Locale\", \
+             'libc' AS \"Locale Provider\", NULL::VARCHAR AS \"Access privileges\""
+                .to_owned(),
+        );
+    }
     // psql `\dn`: session schemas are DuckDB databases, not schemas.
     if lower.contains("from pg_catalog.pg_namespace n")
         && lower.contains("nspowner")

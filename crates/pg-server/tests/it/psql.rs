@@ -7,7 +7,7 @@ use crate::common::{IDS, PASSWORD, Running, start};
 
 const PSQL: &str = "/usr/bin/psql";
 
-async fn psql(server: &Running, command: &str) -> (bool, String, String) {
+pub async fn psql(server: &Running, command: &str) -> (bool, String, String) {
     let url = format!(
         "postgresql://osiris@127.0.0.1:{}/osiris",
         server.addr.port()
@@ -66,4 +66,39 @@ async fn psql_write_fails_with_read_only_error() {
     let (ok, _, err) = psql(&server, "CREATE TABLE t (a int)").await;
     assert!(!ok);
     assert!(err.contains("read-only"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn psql_l_lists_one_database() {
+    let server = start(10).await;
+    let (ok, out, err) = psql(&server, "\\l").await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("osiris|osiris|UTF8|"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn psql_shows_duckdb_types_as_postgres_text() {
+    let server = start(10).await;
+    let (ok, out, err) = psql(
+        &server,
+        "SELECT 1.50::DECIMAL(10,2), 170141183460469231731687303715884105727::HUGEINT, [1, 2], \
+         INTERVAL 3 DAY, 'x'::BLOB, DATE '2026-01-02', TIME '10:11:12.5', true",
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "1.50|170141183460469231731687303715884105727|[1, 2]|3 days|\\x78|2026-01-02|10:11:12.500000|t"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn psql_version_is_postgres_like_and_names_osiris() {
+    let server = start(10).await;
+    let (ok, out, err) = psql(&server, "SELECT version()").await;
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("PostgreSQL ") && out.contains("osiris"),
+        "{out}"
+    );
 }

@@ -1,6 +1,6 @@
 //! tokio-postgres: simple and extended protocol, binary results, parameters, errors.
 
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, NoTls};
 
 use crate::common::{IDS, PASSWORD, Running, start};
@@ -162,4 +162,39 @@ async fn non_loopback_address_is_refused_unless_allowed() {
     let mut allowed = config;
     allowed.allow_remote = true;
     assert!(pg_server::bind(allowed).await.is_ok());
+}
+
+/// A `numeric` as its raw binary wire bytes.
+struct RawNumeric(Vec<u8>);
+
+impl<'a> FromSql<'a> for RawNumeric {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Self(raw.to_vec()))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+}
+
+#[tokio::test]
+async fn decimals_are_sent_as_binary_numeric() {
+    let server = start(10).await;
+    let client = connect(&server, PASSWORD).await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT 1.50::DECIMAL(10, 2), -12345678901234567890::HUGEINT",
+            &[],
+        )
+        .await
+        .unwrap();
+    // ndigits 2, weight 0, sign +, dscale 2, digits 1 and 5000.
+    assert_eq!(
+        row.get::<_, RawNumeric>(0).0,
+        [0, 2, 0, 0, 0, 0, 0, 2, 0, 1, 0x13, 0x88]
+    );
+    // -1234|5678|9012|3456|7890: 5 digits, weight 4, sign negative.
+    let raw = row.get::<_, RawNumeric>(1).0;
+    assert_eq!(&raw[..8], [0, 5, 0, 4, 0x40, 0, 0, 0]);
+    assert_eq!(&raw[8..10], 1234_i16.to_be_bytes());
 }
