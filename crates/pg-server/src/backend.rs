@@ -181,6 +181,15 @@ impl Backend {
         Ok(stmt.parameter_count())
     }
 
+    /// The result columns of a query, without reading its rows when it can be wrapped in a
+    /// subquery (a prepared `SELECT * FROM big` would otherwise run in full just to be described).
+    pub fn describe(&mut self, sql: &str) -> Result<Rows, Box<ErrorInfo>> {
+        let body = sql.trim_end().trim_end_matches(';');
+        let wrapped = format!("SELECT * FROM ({body}\n) AS osiris_describe LIMIT 0");
+        self.query(&wrapped, Vec::new())
+            .or_else(|_| self.query(sql, Vec::new()))
+    }
+
     /// Runs a query; `params` fill `$1..`. `None` params (describe) are bound as NULL.
     pub fn query(&mut self, sql: &str, params: Vec<Value>) -> Result<Rows, Box<ErrorInfo>> {
         if sql.to_ascii_lowercase().contains("osiris_sessions") {

@@ -181,7 +181,7 @@ impl QueryHandler {
                 let sql = sql::rewrite_catalog(statement).unwrap_or_else(|| statement.to_owned());
                 self.with_backend(move |b| {
                     let n = b.parameter_count(&sql)?;
-                    let rows = b.query(&sql, Vec::new())?;
+                    let rows = b.describe(&sql)?;
                     Ok((n, rows.columns))
                 })
                 .await

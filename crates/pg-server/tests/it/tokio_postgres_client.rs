@@ -198,3 +198,25 @@ async fn decimals_are_sent_as_binary_numeric() {
     assert_eq!(&raw[..8], [0, 5, 0, 4, 0x40, 0, 0, 0]);
     assert_eq!(&raw[8..10], 1234_i16.to_be_bytes());
 }
+
+#[tokio::test]
+async fn run_returns_once_shutdown_is_cancelled() {
+    let root = tempfile::tempdir().unwrap();
+    let config = pg_server::ServerConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        root.path().to_owned(),
+        pg_server::SecretString::new(PASSWORD),
+    );
+    let server = pg_server::bind(config).await.unwrap();
+    let addr = server.local_addr();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(server.run(shutdown.clone()));
+    tokio::net::TcpStream::connect(addr).await.unwrap();
+    shutdown.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(5), running)
+        .await
+        .expect("run returns")
+        .unwrap()
+        .unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
