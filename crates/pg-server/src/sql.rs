@@ -198,7 +198,58 @@ pub fn rewrite_catalog(statement: &str) -> Option<String> {
             pattern_filter(s, "c.relname", "table_name")
         ));
     }
-    None
+    describe_table(s, &lower)
+}
+
+/// psql `\d <table>`: find the table, its flags, its columns; the footers (indexes, policies,
+/// inheritance, ...) read catalogs DuckDB lacks and come back empty.
+fn describe_table(s: &str, lower: &str) -> Option<String> {
+    if lower.contains("select c.oid,")
+        && lower.contains("from pg_catalog.pg_class c")
+        && lower.contains("c.relname")
+    {
+        return Some(format!(
+            "SELECT table_oid AS oid, database_name AS nspname, table_name AS relname \
+             FROM duckdb_tables() WHERE database_name NOT IN ('system', 'temp') {} {} \
+             ORDER BY 2, 3",
+            pattern_filter(s, "n.nspname", "database_name"),
+            pattern_filter(s, "c.relname", "table_name")
+        ));
+    }
+    if lower.contains("c.relchecks") && lower.contains("from pg_catalog.pg_class c") {
+        return Some(
+            "SELECT 0 AS relchecks, 'r' AS relkind, false AS relhasindex, false AS relhasrules, \
+             false AS relhastriggers, false AS relrowsecurity, false AS relforcerowsecurity, \
+             false AS relhasoids, false AS relispartition, '' AS reloptions, 0 AS reltablespace, \
+             '' AS reloftype, 'p' AS relpersistence, 'd' AS relreplident, 'duckdb' AS amname"
+                .to_owned(),
+        );
+    }
+    if lower.contains("from pg_catalog.pg_attribute a") {
+        let oid = lower.split_once("a.attrelid = '")?.1.split_once('\'')?.0;
+        let oid: u64 = oid.parse().ok()?;
+        return Some(format!(
+            "SELECT column_name AS attname, data_type AS format_type, column_default AS attdef, \
+             NOT is_nullable AS attnotnull, NULL::VARCHAR AS attcollation, '' AS attidentity, \
+             '' AS attgenerated FROM duckdb_columns() WHERE table_oid = {oid} \
+             ORDER BY column_index"
+        ));
+    }
+    const ABSENT: [&str; 9] = [
+        "pg_catalog.pg_policy",
+        "pg_catalog.pg_statistic_ext",
+        "pg_catalog.pg_publication",
+        "pg_catalog.pg_inherits",
+        "pg_catalog.pg_trigger",
+        "pg_catalog.pg_constraint",
+        "pg_catalog.pg_index ",
+        "pg_catalog.pg_rewrite",
+        "pg_catalog.pg_partitioned_table",
+    ];
+    ABSENT
+        .iter()
+        .any(|t| lower.contains(t))
+        .then(|| "SELECT NULL::VARCHAR AS none LIMIT 0".to_owned())
 }
 
 /// psql writes name patterns as `<column> OPERATOR(pg_catalog.~) '<regex>'`; the same regex as a

@@ -102,3 +102,14 @@ async fn psql_version_is_postgres_like_and_names_osiris() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn psql_d_describes_a_session_table() {
+    let server = start(10).await;
+    let (ok, out, err) = psql(&server, &format!("\\d \"{}\".orders", IDS[0])).await;
+    assert!(ok, "{err}");
+    assert!(err.is_empty(), "{err}");
+    for line in ["id|BIGINT", "name|VARCHAR", "amount|DOUBLE", "paid|BOOLEAN"] {
+        assert!(out.contains(line), "{line} missing from:\n{out}");
+    }
+}
