@@ -220,3 +220,14 @@ async fn run_returns_once_shutdown_is_cancelled() {
         .unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn two_clients_read_the_same_session_at_once() {
+    let server = start(10).await;
+    let a = connect(&server, PASSWORD).await.unwrap();
+    let b = connect(&server, PASSWORD).await.unwrap();
+    let sql = format!("SELECT count(*) FROM \"{}\".orders", IDS[2]);
+    let (ra, rb) = tokio::join!(a.query_one(&sql, &[]), b.query_one(&sql, &[]));
+    assert_eq!(ra.unwrap().get::<_, i64>(0), 5);
+    assert_eq!(rb.unwrap().get::<_, i64>(0), 5);
+}
