@@ -354,3 +354,86 @@ fn gc_by_age_and_keep_last_with_dry_run() {
         missing.stderr
     );
 }
+
+#[test]
+fn serve_answers_psql_over_the_postgres_protocol() {
+    use std::io::BufRead as _;
+    let project = example_project();
+    assert_eq!(
+        project
+            .osiris(&["run", "pipeline.yaml", "--session-id", "pg1"])
+            .code,
+        0
+    );
+    let mut server = Command::new(env!("CARGO_BIN_EXE_osiris"))
+        .args(["serve", "--pg", "127.0.0.1:0"])
+        .current_dir(project.path())
+        .env("OSIRIS_PG_PASSWORD", "pg-test-pw-7731")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("postgresql://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    assert!(
+        !first.contains("pg-test-pw-7731"),
+        "the password is never printed"
+    );
+    let psql = |sql: &str, password: &str| {
+        Command::new("/usr/bin/psql")
+            .args([url.as_str(), "-X", "-A", "-t", "-c", sql])
+            .env("PGCONNECT_TIMEOUT", "10")
+            .env("PGPASSWORD", password)
+            .output()
+            .expect("psql (postgresql-client) is installed")
+    };
+    let count = psql(
+        "SELECT count(*) FROM \"pg1\".\"read-orders\"",
+        "pg-test-pw-7731",
+    );
+    let sessions = psql("SELECT id, status FROM osiris_sessions", "pg-test-pw-7731");
+    let wrong = psql("SELECT 1", "wrong-password");
+    server.kill().unwrap();
+    let server_out = server.wait_with_output().unwrap();
+    assert!(
+        count.status.success(),
+        "{url}: {}\nserver: {}",
+        String::from_utf8_lossy(&count.stderr),
+        String::from_utf8_lossy(&server_out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "10");
+    assert_eq!(String::from_utf8_lossy(&sessions.stdout).trim(), "pg1|ok");
+    assert!(!wrong.status.success());
+    let refused = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        refused.contains("Password authentication failed"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn serve_without_a_password_exits_2() {
+    let project = Project::new();
+    let ran = project.osiris_env(
+        &["serve", "--pg", "127.0.0.1:0"],
+        &[("OSIRIS_PG_PASSWORD", "")],
+    );
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(
+        ran.stderr.contains("set OSIRIS_PG_PASSWORD"),
+        "{}",
+        ran.stderr
+    );
+    let remote = project.osiris_env(
+        &["serve", "--pg", "0.0.0.0:0"],
+        &[("OSIRIS_PG_PASSWORD", "x-secret")],
+    );
+    assert_eq!(remote.code, 2, "{}", remote.all());
+}

@@ -9,6 +9,7 @@ mod connections;
 mod load;
 mod output;
 mod run;
+mod serve;
 mod sessions;
 mod validate;
 
@@ -60,6 +61,8 @@ enum Command {
     Connections(connections::ConnectionsCommand),
     /// Browse, query, compare and clean up kept runs.
     Sessions(sessions::SessionsArgs),
+    /// Serve kept sessions to SQL clients over the PostgreSQL wire protocol (read-only).
+    Serve(serve::ServeArgs),
     /// List or describe the components this build knows.
     #[command(subcommand)]
     Components(components::ComponentsCommand),
@@ -78,7 +81,7 @@ fn main() -> ExitCode {
     // Inspection commands die quietly when their reader goes away (`osiris components show x |
     // head`), as Unix tools do. A run keeps SIGPIPE ignored and tolerates a closed stdout: the
     // pipeline must finish and record its status whoever stopped watching.
-    if !matches!(cli.command, Command::Run(_)) {
+    if !matches!(cli.command, Command::Run(_) | Command::Serve(_)) {
         sigpipe::reset();
     }
     match run(cli) {
@@ -97,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compile(args) => compile::execute(args, cli.json),
         Command::Connections(command) => connections::execute(command, cli.json),
         Command::Sessions(args) => sessions::execute(args, cli.json),
+        Command::Serve(args) => serve::execute(args),
         Command::Components(command) => components::execute(command, cli.json),
     }
 }
