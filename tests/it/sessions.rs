@@ -437,3 +437,42 @@ fn serve_without_a_password_exits_2() {
     );
     assert_eq!(remote.code, 2, "{}", remote.all());
 }
+
+#[test]
+fn since_and_older_than_follow_the_recorded_start() {
+    let project = example_project();
+    for id in ["old", "new"] {
+        assert_eq!(
+            project
+                .osiris(&["run", "pipeline.yaml", "--session-id", id])
+                .code,
+            0
+        );
+    }
+    // Make `old` a run from 2020, as if it had been kept since then.
+    let status_path = project.path().join(".osiris_sessions/old/status.json");
+    let status = std::fs::read_to_string(&status_path).unwrap();
+    let started = serde_json::from_str::<serde_json::Value>(&status).unwrap()["started_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &status_path,
+        status.replace(&started, "2020-01-01T00:00:00.000000+00:00"),
+    )
+    .unwrap();
+
+    let recent = json(&project.osiris(&["sessions", "list", "--since", "7d", "--json"]));
+    let ids: Vec<&str> = recent
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["new"]);
+    let bad = project.osiris(&["sessions", "list", "--since", "7 days"]);
+    assert_eq!(bad.code, 2, "{}", bad.all());
+    let gc = json(&project.osiris(&["sessions", "gc", "--older-than", "7d", "--json"]));
+    assert_eq!(gc["removed"], serde_json::json!(["old"]));
+    assert_eq!(gc["kept"], 1);
+}
