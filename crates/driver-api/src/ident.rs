@@ -1,36 +1,9 @@
-//! Identifier and literal quoting for DuckDB SQL: the one place that decides how names and
-//! strings are embedded in statements.
+//! Table names of the run database. Quoting itself lives in `execution-context`, below every
+//! crate that writes SQL.
+
+pub use execution_context::{quote_identifier, quote_literal};
 
 use crate::{DriverError, Result};
-
-/// Quotes an identifier for DuckDB: `"` around it, inner `"` doubled. Any name is then safe,
-/// including hyphens, dots, spaces, keywords and unicode.
-pub fn quote_identifier(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
-
-/// Quotes a string literal for DuckDB: `'` around it, inner `'` doubled.
-pub fn quote_literal(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for c in value.chars() {
-        if c == '\'' {
-            out.push('\'');
-        }
-        out.push(c);
-    }
-    out.push('\'');
-    out
-}
 
 /// The name of a table in the run database. A step's table is named exactly like its step id.
 ///

@@ -10,6 +10,7 @@
 mod redact;
 mod secret;
 mod sink;
+mod sql;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 pub use redact::{MASK, Redactor, is_secret_key};
 pub use secret::SecretString;
 use sink::JsonlSink;
+pub use sql::{base_config, quote_identifier, quote_literal};
 
 /// File name of the run database inside a session directory.
 pub const DATABASE_FILE: &str = "pipeline_data.duckdb";
@@ -273,10 +275,7 @@ impl ExecutionContext {
     }
 }
 
-/// Opens a DuckDB database file with the settings every run uses.
-///
-/// - Extension auto-install off: without internet a query needing an uninstalled extension
-///   must fail at once instead of hanging on a download.
+/// Opens a DuckDB database file with the settings every connection uses ([`base_config`]).
 pub fn open_database(path: &Path) -> Result<duckdb::Connection> {
     let err = |source| Error::Database {
         path: path.to_owned(),
@@ -284,9 +283,7 @@ pub fn open_database(path: &Path) -> Result<duckdb::Connection> {
     };
     // Neither link mode builds ICU in, so TIMESTAMPTZ values always render in UTC: output does
     // not depend on the machine's time zone (a test below keeps it so).
-    let config = duckdb::Config::default()
-        .with("autoinstall_known_extensions", "false")
-        .map_err(err)?;
+    let config = base_config().map_err(err)?;
     duckdb::Connection::open_with_flags(path, config).map_err(err)
 }
 

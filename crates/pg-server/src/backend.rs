@@ -42,9 +42,7 @@ impl Backend {
     /// Opens the in-memory database and attaches the `attach_recent` newest finished sessions.
     pub fn open(root: &Path, attach_recent: usize) -> Result<Self, Box<ErrorInfo>> {
         let fail = |e: duckdb::Error| error("58000", format!("cannot open the database: {e}"));
-        let config = duckdb::Config::default()
-            .with("autoinstall_known_extensions", "false")
-            .map_err(fail)?;
+        let config = execution_context::base_config().map_err(fail)?;
         let conn = duckdb::Connection::open_in_memory_with_flags(config).map_err(fail)?;
         let backend = Self {
             conn,

@@ -1,6 +1,8 @@
 //! Just enough SQL lexing to split a simple query into statements, tell queries from writes,
 //! and spot the statements answered here rather than by DuckDB.
 
+pub use execution_context::{quote_identifier, quote_literal};
+
 /// What to do with one statement.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -142,17 +144,6 @@ fn string_literal(s: &str) -> Option<(String, &str)> {
         }
     }
     None
-}
-
-/// Quotes an identifier: `"` around it, inner `"` doubled. (The same rule as
-/// `driver_api::quote_identifier`; this crate sits beside drivers, not above them.)
-pub fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes a string literal: `'` around it, inner `'` doubled.
-pub fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// Catalog queries clients send that DuckDB cannot answer as PostgreSQL would; rewritten into

@@ -305,9 +305,8 @@ pub fn open_read_only(session: &Session) -> Result<duckdb::Connection> {
         id: session.id.clone(),
         source,
     };
-    let config = duckdb::Config::default()
-        .access_mode(duckdb::AccessMode::ReadOnly)
-        .and_then(|c| c.with("autoinstall_known_extensions", "false"))
+    let config = execution_context::base_config()
+        .and_then(|c| c.access_mode(duckdb::AccessMode::ReadOnly))
         .map_err(fail)?;
     duckdb::Connection::open_with_flags(session.database_path(), config).map_err(fail)
 }
@@ -363,8 +362,8 @@ pub fn tables(session: &Session) -> Result<Vec<Table>> {
     }
     for table in &mut tables {
         let sql = format!(
-            "SELECT count(*) FROM \"{}\"",
-            table.name.replace('"', "\"\"")
+            "SELECT count(*) FROM {}",
+            execution_context::quote_identifier(&table.name)
         );
         table.rows = conn
             .query_row(&sql, [], |r| r.get::<_, i64>(0))
