@@ -201,3 +201,41 @@ pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// A pipeline whose second step, `heavy`, runs for minutes unless interrupted.
+const LONG: &str = r#"
+oml_version: "0.1.0"
+name: long
+steps:
+  - {id: quick, component: duckdb.processor, mode: transform, config: {query: "SELECT 1 AS x"}}
+  - id: heavy
+    component: duckdb.processor
+    mode: transform
+    needs: [quick]
+    config: {query: "SELECT sum(a.range * b.range) AS s FROM range(400000) a, range(400000) b"}
+"#;
+
+/// Starts the long pipeline as session `session` (output piped) and waits until its heavy step
+/// is running.
+pub fn start_long(project: &Project, session: &str) -> std::process::Child {
+    use std::time::{Duration, Instant};
+    project.write("long.yaml", LONG);
+    let child = Command::new(env!("CARGO_BIN_EXE_osiris"))
+        .args(["run", "long.yaml", "--session-id", session])
+        .current_dir(project.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = project
+        .path()
+        .join(".osiris_sessions")
+        .join(session)
+        .join("events.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&events).is_ok_and(|t| t.contains("\"step_id\":\"heavy\"")) {
+        assert!(Instant::now() < deadline, "the heavy step never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}

@@ -269,36 +269,7 @@ fn sessions_dir_flag_and_session_id_choose_the_location() {
 #[test]
 fn ctrl_c_cancels_the_running_step_and_exits_130() {
     let project = crate::common::Project::new();
-    project.write(
-        "long.yaml",
-        r#"
-oml_version: "0.1.0"
-name: long
-steps:
-  - {id: quick, component: duckdb.processor, mode: transform, config: {query: "SELECT 1 AS x"}}
-  - id: heavy
-    component: duckdb.processor
-    mode: transform
-    needs: [quick]
-    config: {query: "SELECT sum(a.range * b.range) AS s FROM range(300000) a, range(300000) b"}
-"#,
-    );
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_osiris"))
-        .args(["run", "long.yaml", "--session-id", "c"])
-        .current_dir(project.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let events = project.path().join(".osiris_sessions/c/events.jsonl");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !std::fs::read_to_string(&events).is_ok_and(|t| t.contains("\"step_id\":\"heavy\"")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the heavy step never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let child = crate::common::start_long(&project, "c");
     std::thread::sleep(std::time::Duration::from_millis(300));
     let sent = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])

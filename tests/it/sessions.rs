@@ -1,45 +1,10 @@
 //! `osiris sessions ...` and replay, on real sessions left by real runs: successful, failed,
 //! crashed (killed with SIGKILL) and still running.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::common::{Project, example_project, rows, tables};
-
-const LONG: &str = r#"
-oml_version: "0.1.0"
-name: long
-steps:
-  - {id: quick, component: duckdb.processor, mode: transform, config: {query: "SELECT 1 AS x"}}
-  - id: heavy
-    component: duckdb.processor
-    mode: transform
-    needs: [quick]
-    config: {query: "SELECT sum(a.range * b.range) AS s FROM range(400000) a, range(400000) b"}
-"#;
-
-/// Starts the long pipeline and waits until its heavy step is running.
-fn start_long(project: &Project, session: &str) -> Child {
-    project.write("long.yaml", LONG);
-    let child = Command::new(env!("CARGO_BIN_EXE_osiris"))
-        .args(["run", "long.yaml", "--session-id", session])
-        .current_dir(project.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let events = project
-        .path()
-        .join(".osiris_sessions")
-        .join(session)
-        .join("events.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&events).is_ok_and(|t| t.contains("\"step_id\":\"heavy\"")) {
-        assert!(Instant::now() < deadline, "the heavy step never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-}
+use crate::common::{Project, example_project, rows, start_long, tables};
 
 fn json(ran: &crate::common::Ran) -> serde_json::Value {
     serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {}", ran.all()))

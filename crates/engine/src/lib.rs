@@ -588,6 +588,15 @@ x-connection-fields:
 x-runtime: {driver: test.sql}
 "#;
 
+    /// An engine with only the `test.sql` driver and the given variant of its spec.
+    fn engine_with_spec(spec: &str) -> Engine {
+        let mut drivers = DriverRegistry::new();
+        drivers.register(SqlStep);
+        let mut specs = SpecRegistry::default();
+        specs.insert(ComponentSpec::from_yaml("test", spec).unwrap());
+        Engine::new(drivers, specs)
+    }
+
     fn engine() -> Engine {
         let mut drivers = DriverRegistry::new();
         drivers.register(SqlStep);
@@ -811,17 +820,7 @@ x-runtime: {driver: test.sql}
 
     #[test]
     fn assume_mode_counts_connection_fields_as_present() {
-        let mut drivers = DriverRegistry::new();
-        drivers.register(SqlStep);
-        let mut specs = SpecRegistry::default();
-        specs.insert(
-            ComponentSpec::from_yaml(
-                "test",
-                &SPEC.replace("required: [sql]", "required: [sql, host]"),
-            )
-            .unwrap(),
-        );
-        let engine = Engine::new(drivers, specs);
+        let engine = engine_with_spec(&SPEC.replace("required: [sql]", "required: [sql, host]"));
         let with_connection = pipeline(
             "  - {id: a, component: test.sql, mode: read, config: {connection: '@test.main', sql: x}}\n",
         );
@@ -869,20 +868,10 @@ x-runtime: {driver: test.sql}
 
     #[test]
     fn validation_messages_never_quote_a_secret() {
-        let mut drivers = DriverRegistry::new();
-        drivers.register(SqlStep);
-        let mut specs = SpecRegistry::default();
-        specs.insert(
-            ComponentSpec::from_yaml(
-                "test",
-                &SPEC.replace(
-                    "password: {type: string}",
-                    "password: {type: string, minLength: 40}",
-                ),
-            )
-            .unwrap(),
-        );
-        let engine = Engine::new(drivers, specs);
+        let engine = engine_with_spec(&SPEC.replace(
+            "password: {type: string}",
+            "password: {type: string, minLength: 40}",
+        ));
         let conns = connections(
             "connections:\n  test:\n    main: {host: h, password: short-secret-value}\n",
         );
