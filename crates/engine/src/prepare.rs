@@ -241,8 +241,9 @@ impl Engine {
         config.remove(CONNECTION_KEY);
         if let Some(resolved) = &resolved {
             merge_connection(step, spec, resolved, &mut config, problems);
+            // Fields of the connection the step does not use are scrubbed too.
             for (key, value) in &resolved.fields {
-                if is_secret_key(key) || spec.secret_fields().contains(key) {
+                if secret_keys.contains(key) || is_secret_key(key) {
                     collect_strings(value, secrets);
                 }
             }
@@ -296,11 +297,7 @@ impl Engine {
             problems.push(Problem::step_error(id, Some(&key), message));
         }
 
-        for key in &secret_keys {
-            if let Some(value) = config.get(key) {
-                collect_strings(value, secrets);
-            }
-        }
+        secrets.extend(step_secrets);
         if problems.errors().count() > errors_before {
             return None;
         }
