@@ -71,16 +71,6 @@ impl Redactor {
         }
     }
 
-    /// Number of registered secrets.
-    pub fn len(&self) -> usize {
-        self.secrets.read().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// Whether no secret is registered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Returns `text` with every registered secret (and its JSON-escaped form) replaced by `***`.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let secrets = self.secrets.read().unwrap_or_else(|p| p.into_inner());

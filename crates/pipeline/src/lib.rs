@@ -844,17 +844,6 @@ impl Plan {
     pub fn to_yaml(&self) -> String {
         serde_yaml::to_string(self).expect("a plan always serializes")
     }
-
-    /// Steps downstream of each step id (who needs whom), for reporting.
-    pub fn dependents(&self) -> BTreeMap<&str, Vec<&str>> {
-        let mut map: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for step in &self.steps {
-            for need in &step.needs {
-                map.entry(need.as_str()).or_default().push(step.id.as_str());
-            }
-        }
-        map
-    }
 }
 
 /// Step ids name tables and artifact directories: letters, digits, `_`, `-` and `.`,
@@ -966,7 +955,6 @@ steps:
         let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["read-orders", "agg", "write"]);
         assert_eq!(plan.steps[0].mode.component_mode(), "extract");
-        assert_eq!(plan.dependents()["agg"], ["write"]);
     }
 
     #[test]
