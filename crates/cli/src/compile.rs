@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::EXIT_INPUT;
 use crate::load::{Connect, LoadError, PipelineArgs, engine, load};
-use crate::output::print_problems;
+use crate::output::{input_error, print_problems};
 
 #[derive(Debug, Args)]
 pub struct CompileArgs {
@@ -25,14 +25,7 @@ pub fn execute(args: CompileArgs, json: bool) -> anyhow::Result<ExitCode> {
     let file = args.pipeline.pipeline.display().to_string();
     let loaded = match load(&args.pipeline, &engine, Connect::Assume) {
         Ok(loaded) => loaded,
-        Err(LoadError::Unreadable(message)) => {
-            if json {
-                println!("{}", json!({"status": "error", "message": message}));
-            } else {
-                eprintln!("error: {message}");
-            }
-            return Ok(ExitCode::from(EXIT_INPUT));
-        }
+        Err(LoadError::Unreadable(message)) => return Ok(input_error(json, &message)),
         Err(LoadError::Invalid(problems)) => {
             if json {
                 let errors: Vec<_> = problems.errors().collect();
@@ -49,12 +42,7 @@ pub fn execute(args: CompileArgs, json: bool) -> anyhow::Result<ExitCode> {
     };
     if loaded.from_manifest {
         let message = format!("{file} is already a compiled manifest");
-        if json {
-            println!("{}", json!({"status": "error", "message": message}));
-        } else {
-            eprintln!("error: {message}");
-        }
-        return Ok(ExitCode::from(EXIT_INPUT));
+        return Ok(input_error(json, &message));
     }
     if !json {
         print_problems(&file, &loaded.warnings);

@@ -127,12 +127,7 @@ pub fn execute(command: ComponentsCommand, json: bool) -> anyhow::Result<ExitCod
                     "unknown component `{name}`.{hint} Known: {}",
                     known.join(", ")
                 );
-                if json {
-                    println!("{}", json!({"error": message}));
-                } else {
-                    eprintln!("error: {message}");
-                }
-                return Ok(ExitCode::from(EXIT_INPUT));
+                return Ok(crate::output::input_error(json, &message));
             };
             if json {
                 let mut doc = spec.raw.clone();

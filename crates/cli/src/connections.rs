@@ -8,7 +8,6 @@ use execution_context::{MASK, is_secret_key};
 use pipeline::connections::{ConnectionRef, Connections, variables};
 use serde_json::{Map, Value, json};
 
-use crate::EXIT_INPUT;
 use crate::load::engine;
 
 #[derive(Debug, Subcommand)]
@@ -157,10 +156,7 @@ fn doctor(connections: &Connections, only: Option<&str>, json: bool) -> anyhow::
     let targets: Vec<(String, String)> = match only {
         Some(reference) => match ConnectionRef::parse(reference) {
             Ok(r) => vec![(r.family, r.alias)],
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(EXIT_INPUT));
-            }
+            Err(e) => return Ok(crate::output::input_error(json, &e.to_string())),
         },
         None => connections
             .families()

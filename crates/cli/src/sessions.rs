@@ -11,7 +11,7 @@ use serde_json::json;
 use sessions::{Session, State};
 
 use crate::EXIT_INPUT;
-use crate::output::{duration, thousands};
+use crate::output::{duration, input_error, thousands};
 
 #[derive(Debug, Args)]
 pub struct SessionsArgs {
@@ -97,15 +97,6 @@ fn parse_age(text: &str) -> Result<std::time::Duration, String> {
 fn cutoff(age: std::time::Duration) -> anyhow::Result<jiff::Timestamp> {
     let span = jiff::SignedDuration::try_from(age)?;
     Ok(jiff::Timestamp::now().checked_sub(span)?)
-}
-
-fn input_error(json: bool, message: &str) -> ExitCode {
-    if json {
-        println!("{}", json!({"error": message}));
-    } else {
-        eprintln!("error: {message}");
-    }
-    ExitCode::from(EXIT_INPUT)
 }
 
 pub fn execute(args: SessionsArgs, json: bool) -> anyhow::Result<ExitCode> {
