@@ -372,6 +372,24 @@ fn exact_decimals(batches: &[RecordBatch]) -> anyhow::Result<Vec<RecordBatch>> {
         .collect()
 }
 
+/// Rows as a JSON array of objects, decimals as exact strings.
+fn json_rows(batches: &[RecordBatch]) -> anyhow::Result<serde_json::Value> {
+    let batches = exact_decimals(batches)?;
+    let mut buf = Vec::new();
+    {
+        let mut writer = arrow::json::ArrayWriter::new(&mut buf);
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        writer.write_batches(&refs).context("writing JSON")?;
+        writer.finish().context("writing JSON")?;
+    }
+    // The writer writes nothing at all for zero rows.
+    Ok(if buf.is_empty() {
+        json!([])
+    } else {
+        serde_json::from_slice(&buf)?
+    })
+}
+
 fn query_batches(session: &Session, sql: &str) -> anyhow::Result<Result<Vec<RecordBatch>, String>> {
     let conn = match sessions::open_read_only(session) {
         Ok(conn) => conn,
@@ -409,14 +427,7 @@ fn query(session: &Session, sql: &str, format: Format) -> anyhow::Result<ExitCod
                 writer.write(batch).context("writing CSV")?;
             }
         }
-        Format::Json => {
-            let batches = exact_decimals(&batches)?;
-            let mut writer = arrow::json::ArrayWriter::new(stdout.lock());
-            let refs: Vec<&RecordBatch> = batches.iter().collect();
-            writer.write_batches(&refs).context("writing JSON")?;
-            writer.finish().context("writing JSON")?;
-            println!();
-        }
+        Format::Json => println!("{}", json_rows(&batches)?),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -488,20 +499,7 @@ fn diff(
                             "SELECT * FROM (SELECT * FROM {x}.{quoted} EXCEPT ALL SELECT * FROM {y}.{quoted}) LIMIT {sample}"
                         );
                         let mut stmt = conn.prepare(&sql)?;
-                        let batches = exact_decimals(&stmt.query_arrow([])?.collect::<Vec<_>>())?;
-                        let mut buf = Vec::new();
-                        {
-                            let mut writer = arrow::json::ArrayWriter::new(&mut buf);
-                            let refs: Vec<&RecordBatch> = batches.iter().collect();
-                            writer.write_batches(&refs)?;
-                            writer.finish()?;
-                        }
-                        let rows: serde_json::Value = if buf.is_empty() {
-                            json!([])
-                        } else {
-                            serde_json::from_slice(&buf)?
-                        };
-                        entry[key] = rows;
+                        entry[key] = json_rows(&stmt.query_arrow([])?.collect::<Vec<_>>())?;
                     }
                 }
             }
