@@ -13,5 +13,7 @@ pub fn builtin_registry() -> DriverRegistry {
     registry
         .register(driver_csv::CsvExtractor)
         .register(driver_csv::CsvWriter);
+    #[cfg(feature = "graphql")]
+    registry.register(driver_graphql::GraphqlExtractor);
     registry
 }
