@@ -13,5 +13,9 @@ pub fn builtin_registry() -> DriverRegistry {
     registry
         .register(driver_csv::CsvExtractor)
         .register(driver_csv::CsvWriter);
+    #[cfg(feature = "mysql")]
+    registry
+        .register(driver_mysql::MysqlExtractor)
+        .register(driver_mysql::MysqlWriter);
     registry
 }
