@@ -48,6 +48,19 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Fails when host, database or user is missing (none came from the step or connection).
+    pub fn validate(&self) -> Result<()> {
+        for (key, value) in [("host", &self.host), ("database", &self.database), ("user", &self.user)] {
+            if value.is_empty() {
+                return Err(DriverError::config(
+                    key,
+                    "is required: set it in the @mysql connection or the step's config",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn opts(&self, tls: bool) -> OptsBuilder {
         let ssl = tls.then(|| {
             let mut ssl = SslOpts::default();
@@ -85,6 +98,7 @@ impl Endpoint {
 
     /// Opens one connection, within `connect_timeout`.
     pub async fn connect(&self) -> Result<Conn> {
+        self.validate()?;
         let tls = self.ssl_mode != SslMode::Disabled;
         match self.connect_once(tls).await {
             Err(Failure::NoTls) if self.ssl_mode == SslMode::Preferred => {

@@ -34,14 +34,17 @@ pub struct MysqlExtractor;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Server host name or IP address.
+    /// Server host name or IP address (usually from the connection).
+    #[serde(default)]
     pub host: String,
     /// Server TCP port. Default 3306.
     #[serde(default = "default_port")]
     pub port: u16,
     /// Database (schema) to connect to.
+    #[serde(default)]
     pub database: String,
     /// User name.
+    #[serde(default)]
     pub user: String,
     /// Password of `user`; not set = no password.
     #[serde(default)]

@@ -60,14 +60,17 @@ pub enum Mode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Server host name or IP address.
+    /// Server host name or IP address (usually from the connection).
+    #[serde(default)]
     pub host: String,
     /// Server TCP port. Default 3306.
     #[serde(default = "default_port")]
     pub port: u16,
     /// Database (schema) holding `table`.
+    #[serde(default)]
     pub database: String,
     /// User name.
+    #[serde(default)]
     pub user: String,
     /// Password of `user`; not set = no password.
     #[serde(default)]
@@ -136,6 +139,23 @@ impl Driver for MysqlWriter {
         config: Config,
         inputs: StepInputs,
     ) -> Result<StepOutput> {
+        self.run_with(ctx, config, inputs, None).await
+    }
+
+    async fn doctor(&self, connection: &serde_json::Map<String, Value>) -> Result<()> {
+        crate::conn::endpoint_from_fields(connection)?.check().await
+    }
+}
+
+impl MysqlWriter {
+    /// [`Driver::run`], with the load method forced (tests of the INSERT path).
+    async fn run_with(
+        &self,
+        ctx: &StepContext,
+        config: Config,
+        inputs: StepInputs,
+        method: Option<Method>,
+    ) -> Result<StepOutput> {
         let started = Instant::now();
         let input = inputs.single()?.table.clone();
         let keys = match (&config.primary_key, &config.upsert_keys) {
@@ -198,7 +218,7 @@ impl Driver for MysqlWriter {
             ssl_ca: config.ssl_ca.as_ref().map(|p| ctx.base_dir().join(p)),
         };
         let mut conn = endpoint.connect().await?;
-        let work = write(ctx, &mut conn, &config, &keys, &input, &mut columns);
+        let work = write(ctx, &mut conn, &config, &keys, &input, &mut columns, method);
         let rows = tokio::select! {
             rows = work => rows?,
             () = ctx.cancellation().cancelled() => return Err(DriverError::Cancelled),
@@ -216,10 +236,6 @@ impl Driver for MysqlWriter {
             ]),
         );
         Ok(StepOutput::written(rows))
-    }
-
-    async fn doctor(&self, connection: &serde_json::Map<String, Value>) -> Result<()> {
-        crate::conn::endpoint_from_fields(connection)?.check().await
     }
 }
 
@@ -295,6 +311,7 @@ async fn write(
     keys: &[String],
     input: &TableName,
     columns: &mut [WriteColumn],
+    method: Option<Method>,
 ) -> Result<u64> {
     let table = &config.table;
     let dest: Vec<(String, String)> = conn
@@ -354,7 +371,10 @@ async fn write(
         check_no_foreign_keys(conn, table).await?;
     }
 
-    let method = choose_method(conn).await?;
+    let method = match method {
+        Some(m) => m,
+        None => choose_method(conn).await?,
+    };
     ctx.event(
         "write.method",
         object([
@@ -1082,6 +1102,84 @@ fn create_table_sql(columns: &[WriteColumn], keys: &[String]) -> Result<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use driver_api::testing::TestRun;
+    use driver_api::{InputTable, StepInputs};
+    use mysql_async::{OptsBuilder, Row};
+
+    /// The INSERT path (used when the server refuses LOCAL INFILE) writes exactly what the
+    /// LOAD DATA path writes, for every mode.
+    #[tokio::test]
+    async fn insert_fallback_writes_what_load_data_writes() {
+        let db = format!("osiris_t_insert_{}", std::process::id());
+        let opts = |db: Option<&str>| {
+            OptsBuilder::default()
+                .ip_or_hostname("127.0.0.1")
+                .tcp_port(3306)
+                .prefer_socket(false)
+                .user(Some("root"))
+                .db_name(db)
+        };
+        let mut admin = Conn::new(opts(None)).await.expect("MariaDB on 127.0.0.1:3306");
+        admin
+            .query_drop(format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"))
+            .await
+            .unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let run = TestRun::new(dir.path());
+        run.connection()
+            .execute_batch(
+                r#"CREATE TABLE src AS SELECT * FROM (VALUES
+                  (1, 'it''s \ a' || chr(9) || 'tab' || chr(10) || 'line ž🐴', 1.25::DECIMAL(10,2),
+                   '\x00\xFF'::BLOB, TIMESTAMP '2024-01-02 03:04:05.123456', INTERVAL '-25 hours',
+                   true, '{"a": 1}'::JSON, [1, 2]),
+                  (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
+                 ) t(id, s, d, b, ts, iv, f, j, l)"#,
+            )
+            .unwrap();
+        let write = |table: &'static str, mode: &'static str, method: Option<Method>| {
+            let ctx = StepContext::new(run.execution_context(), table, MysqlWriter::NAME, dir.path())
+                .unwrap();
+            let mut inputs = StepInputs::new();
+            inputs.insert(
+                "src",
+                InputTable {
+                    table: TableName::new("src").unwrap(),
+                    rows: 2,
+                },
+            );
+            let config: Config = serde_json::from_value(serde_json::json!({
+                "host": "127.0.0.1", "database": db, "user": "root", "table": table,
+                "mode": mode, "primary_key": ["id"], "create_table": true, "batch_size": 1
+            }))
+            .unwrap();
+            async move { MysqlWriter.run_with(&ctx, config, inputs, method).await }
+        };
+        let forced = Some(Method::Insert("forced by the test"));
+        for mode in ["append", "upsert", "replace"] {
+            admin
+                .query_drop(format!("DROP TABLE IF EXISTS {db}.a, {db}.b"))
+                .await
+                .unwrap();
+            assert_eq!(write("a", mode, None).await.unwrap().rows, 2, "{mode}");
+            assert_eq!(write("b", mode, forced).await.unwrap().rows, 2, "{mode}");
+            // Twice: upsert updates in place, replace swaps the table in again.
+            if mode != "append" {
+                write("b", mode, forced).await.unwrap();
+            }
+            let rows = |table: &str| format!("SELECT * FROM {db}.{table} ORDER BY id");
+            let a: Vec<Row> = admin.query(rows("a")).await.unwrap();
+            let b: Vec<Row> = admin.query(rows("b")).await.unwrap();
+            let a: Vec<Vec<mysql_async::Value>> = a.into_iter().map(Row::unwrap).collect();
+            let b: Vec<Vec<mysql_async::Value>> = b.into_iter().map(Row::unwrap).collect();
+            assert_eq!(a, b, "{mode}");
+            assert_eq!(a.len(), 2, "{mode}");
+            assert_eq!(a[0][5], mysql_async::Value::Bytes(b"-25:00:00.000000".to_vec()));
+            assert_eq!(a[0][3], mysql_async::Value::Bytes(vec![0, 255]));
+        }
+        admin.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
+    }
 
     #[test]
     fn tsv_escapes_separators_and_marks_null() {
