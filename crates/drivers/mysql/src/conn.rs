@@ -50,7 +50,11 @@ pub struct Endpoint {
 impl Endpoint {
     /// Fails when host, database or user is missing (none came from the step or connection).
     pub fn validate(&self) -> Result<()> {
-        for (key, value) in [("host", &self.host), ("database", &self.database), ("user", &self.user)] {
+        for (key, value) in [
+            ("host", &self.host),
+            ("database", &self.database),
+            ("user", &self.user),
+        ] {
             if value.is_empty() {
                 return Err(DriverError::config(
                     key,

@@ -1040,7 +1040,7 @@ fn mysql_type_for(duck_type: &str, is_key: bool) -> Option<String> {
         "USMALLINT" => "SMALLINT UNSIGNED",
         "UINTEGER" => "INT UNSIGNED",
         "UBIGINT" => "BIGINT UNSIGNED",
-        "HUGEINT" => "DECIMAL(38,0)",
+        "HUGEINT" => "DECIMAL(39,0)",
         "UHUGEINT" => "DECIMAL(39,0) UNSIGNED",
         "FLOAT" => "FLOAT",
         "DOUBLE" => "DOUBLE",
@@ -1120,9 +1120,13 @@ mod tests {
                 .user(Some("root"))
                 .db_name(db)
         };
-        let mut admin = Conn::new(opts(None)).await.expect("MariaDB on 127.0.0.1:3306");
+        let mut admin = Conn::new(opts(None))
+            .await
+            .expect("MariaDB on 127.0.0.1:3306");
         admin
-            .query_drop(format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"))
+            .query_drop(format!(
+                "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"
+            ))
             .await
             .unwrap();
 
@@ -1139,8 +1143,13 @@ mod tests {
             )
             .unwrap();
         let write = |table: &'static str, mode: &'static str, method: Option<Method>| {
-            let ctx = StepContext::new(run.execution_context(), table, MysqlWriter::NAME, dir.path())
-                .unwrap();
+            let ctx = StepContext::new(
+                run.execution_context(),
+                table,
+                MysqlWriter::NAME,
+                dir.path(),
+            )
+            .unwrap();
             let mut inputs = StepInputs::new();
             inputs.insert(
                 "src",
@@ -1175,10 +1184,16 @@ mod tests {
             let b: Vec<Vec<mysql_async::Value>> = b.into_iter().map(Row::unwrap).collect();
             assert_eq!(a, b, "{mode}");
             assert_eq!(a.len(), 2, "{mode}");
-            assert_eq!(a[0][5], mysql_async::Value::Bytes(b"-25:00:00.000000".to_vec()));
+            assert_eq!(
+                a[0][5],
+                mysql_async::Value::Bytes(b"-25:00:00.000000".to_vec())
+            );
             assert_eq!(a[0][3], mysql_async::Value::Bytes(vec![0, 255]));
         }
-        admin.query_drop(format!("DROP DATABASE {db}")).await.unwrap();
+        admin
+            .query_drop(format!("DROP DATABASE {db}"))
+            .await
+            .unwrap();
     }
 
     #[test]

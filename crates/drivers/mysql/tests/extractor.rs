@@ -32,23 +32,47 @@ async fn table_reads_honour_columns_where_limit_and_offset() {
         "table": "nums", "columns": ["name", "id"], "where": "id > 10", "limit": 3, "offset": 2,
         "batch_size": 100
     }));
-    let out = db.run.run(&MysqlExtractor, "read", config, &[]).await.unwrap();
+    let out = db
+        .run
+        .run(&MysqlExtractor, "read", config, &[])
+        .await
+        .unwrap();
     assert_eq!(out.rows, 3);
     assert_eq!(
-        db.run.query_strings("SELECT name || ':' || id FROM \"read\" ORDER BY id"),
-        [Some("n13:13".into()), Some("n14:14".into()), Some("n15:15".into())]
+        db.run
+            .query_strings("SELECT name || ':' || id FROM \"read\" ORDER BY id"),
+        [
+            Some("n13:13".into()),
+            Some("n14:14".into()),
+            Some("n15:15".into())
+        ]
     );
-    assert_eq!(db.duck_types("read")[0].0, "name", "columns keep their order");
+    assert_eq!(
+        db.duck_types("read")[0].0,
+        "name",
+        "columns keep their order"
+    );
 
     let bad = db.config(json!({"table": "nums", "columns": ["id", "nope"]}));
-    let err = db.run.run(&MysqlExtractor, "bad", bad, &[]).await.unwrap_err();
+    let err = db
+        .run
+        .run(&MysqlExtractor, "bad", bad, &[])
+        .await
+        .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Config);
     let message = err.to_string();
-    assert!(message.contains("\"nope\"") && message.contains("id, grp, name, amount"), "{message}");
+    assert!(
+        message.contains("\"nope\"") && message.contains("id, grp, name, amount"),
+        "{message}"
+    );
     assert!(!db.run.table_exists("bad"));
 
     let offset_only = db.config(json!({"table": "nums", "offset": 98}));
-    let out = db.run.run(&MysqlExtractor, "tail", offset_only, &[]).await.unwrap();
+    let out = db
+        .run
+        .run(&MysqlExtractor, "tail", offset_only, &[])
+        .await
+        .unwrap();
     assert_eq!(out.rows, 2);
 }
 
@@ -59,7 +83,11 @@ async fn partitioned_reads_cover_every_row_once() {
     let config = db.config(json!({
         "table": "nums", "partition_on": "grp", "partitions": 4, "where": "id <= 9000", "batch_size": 500
     }));
-    let out = db.run.run(&MysqlExtractor, "read", config, &[]).await.unwrap();
+    let out = db
+        .run
+        .run(&MysqlExtractor, "read", config, &[])
+        .await
+        .unwrap();
     assert_eq!(out.rows, 9000);
     assert_eq!(
         db.run.query_strings("SELECT CAST(count(DISTINCT id) AS VARCHAR) || '/' || CAST(sum(amount) AS VARCHAR) || '/' || CAST(count(*) FILTER (WHERE grp IS NULL) AS VARCHAR) FROM \"read\""),
@@ -67,7 +95,11 @@ async fn partitioned_reads_cover_every_row_once() {
     );
 
     let not_int = db.config(json!({"table": "nums", "partition_on": "name", "partitions": 2}));
-    let err = db.run.run(&MysqlExtractor, "bad", not_int, &[]).await.unwrap_err();
+    let err = db
+        .run
+        .run(&MysqlExtractor, "bad", not_int, &[])
+        .await
+        .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Config);
     assert!(err.to_string().contains("not an integer"), "{err}");
 }
@@ -78,11 +110,19 @@ async fn queries_run_read_only() {
     numbers(&db, 5).await;
     let err = db
         .run
-        .run(&MysqlExtractor, "del", db.config(json!({"query": "DELETE FROM nums"})), &[])
+        .run(
+            &MysqlExtractor,
+            "del",
+            db.config(json!({"query": "DELETE FROM nums"})),
+            &[],
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("READ ONLY"), "{err}");
-    assert_eq!(db.strings("SELECT COUNT(*) FROM nums").await, [Some("5".into())]);
+    assert_eq!(
+        db.strings("SELECT COUNT(*) FROM nums").await,
+        [Some("5".into())]
+    );
     assert!(!db.run.table_exists("del"));
 }
 
@@ -104,11 +144,18 @@ async fn a_million_rows_stream_with_flat_memory() {
          TIMESTAMP '2024-01-01 00:00:00' + INTERVAL seq SECOND FROM seq_1_to_1000000",
     )
     .await;
-    let expected = db.strings("SELECT CONCAT(SUM(amount), '/', CAST(MAX(at) AS DATETIME)) FROM big").await;
+    let expected = db
+        .strings("SELECT CONCAT(SUM(amount), '/', CAST(MAX(at) AS DATETIME)) FROM big")
+        .await;
     let before = peak_rss_kib();
     let out = db
         .run
-        .run(&MysqlExtractor, "read", db.config(json!({"table": "big", "batch_size": 10000})), &[])
+        .run(
+            &MysqlExtractor,
+            "read",
+            db.config(json!({"table": "big", "batch_size": 10000})),
+            &[],
+        )
         .await
         .unwrap();
     let growth_mib = (peak_rss_kib() - before) / 1024;
@@ -121,7 +168,10 @@ async fn a_million_rows_stream_with_flat_memory() {
     // Measured: ~155 MiB, of which the driver's reading side (batches in flight) is ~26 MiB
     // and the rest DuckDB's buffers for the new table. The rows are ~100 MB as text and
     // several times that as decoded MySQL values: holding them would break this bound.
-    assert!(growth_mib < 220, "peak memory grew by {growth_mib} MiB while reading 1M rows");
+    assert!(
+        growth_mib < 220,
+        "peak memory grew by {growth_mib} MiB while reading 1M rows"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,13 +196,19 @@ async fn a_killed_connection_fails_the_step_and_leaves_no_table() {
             .await
             .unwrap();
         if let Some(id) = id {
-            admin.query_drop(format!("KILL CONNECTION {id}")).await.unwrap();
+            admin
+                .query_drop(format!("KILL CONNECTION {id}"))
+                .await
+                .unwrap();
             killed = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert!(killed, "the extract query never showed up in the process list");
+    assert!(
+        killed,
+        "the extract query never showed up in the process list"
+    );
     let err = extract.await.unwrap().unwrap_err();
     assert_eq!(err.class(), ErrorClass::Connection, "{err}");
     assert!(err.to_string().contains("reading the rows failed"), "{err}");
@@ -186,7 +242,10 @@ async fn credential_and_network_errors_are_classified_without_secrets() {
     assert_eq!(err.class(), ErrorClass::Auth, "{err}");
     clean(&err.to_string());
 
-    let err = MysqlWriter.doctor(&fields(json!({"port": 1}))).await.unwrap_err();
+    let err = MysqlWriter
+        .doctor(&fields(json!({"port": 1})))
+        .await
+        .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Connection, "{err}");
     assert!(err.to_string().contains("refused"), "{err}");
     clean(&err.to_string());
@@ -203,7 +262,11 @@ async fn credential_and_network_errors_are_classified_without_secrets() {
 
     // A step with a wrong password fails as auth, secret-free, and leaves no table.
     let config = db.config(json!({"password": WRONG_PASSWORD, "query": "SELECT 1"}));
-    let err = db.run.run(&MysqlExtractor, "read", config, &[]).await.unwrap_err();
+    let err = db
+        .run
+        .run(&MysqlExtractor, "read", config, &[])
+        .await
+        .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Auth);
     clean(&err.to_string());
     assert!(!db.run.table_exists("read"));
@@ -218,8 +281,13 @@ async fn quotes_spaces_and_backticks_in_names() {
     )
     .await;
     let table = "we`ird \"ta'ble";
-    let config = db.config(json!({"table": table, "columns": ["it's", "col `x`", "sp ace", "quo\"te"]}));
-    let out = db.run.run(&MysqlExtractor, "odd step", config, &[]).await.unwrap();
+    let config =
+        db.config(json!({"table": table, "columns": ["it's", "col `x`", "sp ace", "quo\"te"]}));
+    let out = db
+        .run
+        .run(&MysqlExtractor, "odd step", config, &[])
+        .await
+        .unwrap();
     assert_eq!(out.rows, 2);
     assert_eq!(
         db.run.query_strings("SELECT \"it's\" || '|' || coalesce(\"sp ace\", '-') FROM \"odd step\" ORDER BY \"col `x`\""),
@@ -230,8 +298,14 @@ async fn quotes_spaces_and_backticks_in_names() {
     let write = db.config(json!({
         "table": target, "mode": "upsert", "primary_key": ["col `x`"], "create_table": true
     }));
-    db.run.run(&MysqlWriter, "odd write", write.clone(), &["odd step"]).await.unwrap();
-    db.run.run(&MysqlWriter, "odd write", write, &["odd step"]).await.unwrap();
+    db.run
+        .run(&MysqlWriter, "odd write", write.clone(), &["odd step"])
+        .await
+        .unwrap();
+    db.run
+        .run(&MysqlWriter, "odd write", write, &["odd step"])
+        .await
+        .unwrap();
     assert_eq!(
         db.strings("SELECT CONCAT(`col ``x```, '|', `it's`, '|', `quo\"te`) FROM `out ``t`` 'q' \"z\"` ORDER BY 1").await,
         [Some("1|x|10".into()), Some("2|y'z|20".into())]
