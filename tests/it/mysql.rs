@@ -111,3 +111,31 @@ fn mysql_to_duckdb_sql_to_csv_and_csv_upsert_into_mysql() {
         .unwrap_or_else(|| panic!("no write.method event in {events:#?}"));
     assert_eq!(method["method"], "load_data_local_infile", "{method}");
 }
+
+#[test]
+fn connections_doctor_checks_mysql_without_leaking_the_password() {
+    let db = Database::new();
+    let project = mysql_project();
+    let ok = project.osiris_env(
+        &["connections", "doctor", "@mysql.shop", "--json"],
+        &[("MYSQL_DATABASE", db.0.as_str())],
+    );
+    assert_eq!(ok.code, 0, "{}", ok.all());
+    let report: serde_json::Value = serde_json::from_str(&ok.stdout).unwrap();
+    assert_eq!(report[0]["category"], "ok", "{report}");
+
+    let secret = "Doctor-Wrong-Pass-31337";
+    let bad = project.osiris_env(
+        &["connections", "doctor", "@mysql.shop", "--json"],
+        &[
+            ("MYSQL_DATABASE", db.0.as_str()),
+            ("MYSQL_PASSWORD", secret),
+        ],
+    );
+    assert_ne!(bad.code, 0);
+    let report: serde_json::Value = serde_json::from_str(&bad.stdout).unwrap();
+    assert_eq!(report[0]["category"], "auth", "{report}");
+    for leaked in [secret, "root", "127.0.0.1"] {
+        assert!(!bad.all().contains(leaked), "{leaked} in {}", bad.all());
+    }
+}

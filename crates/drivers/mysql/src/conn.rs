@@ -217,7 +217,7 @@ pub fn classify(error: mysql_async::Error, doing: &str) -> DriverError {
                     ),
                 }
             } else if PERMISSION_CODES.contains(&code) {
-                DriverError::Auth {
+                DriverError::Permission {
                     message: format!(
                         "{doing}: permission denied: {} (MySQL error {code})",
                         scrub_accounts(&e.message)

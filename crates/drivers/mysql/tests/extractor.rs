@@ -250,6 +250,19 @@ async fn credential_and_network_errors_are_classified_without_secrets() {
     assert!(err.to_string().contains("refused"), "{err}");
     clean(&err.to_string());
 
+    // Valid credentials without access to the database: permission, no user name shown.
+    let user = format!("osiris_noperm_{}", std::process::id());
+    db.exec(&format!("DROP USER IF EXISTS '{user}'@'%'; CREATE USER '{user}'@'%' IDENTIFIED BY '{WRONG_PASSWORD}'"))
+        .await;
+    let err = MysqlExtractor
+        .doctor(&fields(json!({"user": user, "password": WRONG_PASSWORD})))
+        .await
+        .unwrap_err();
+    db.exec(&format!("DROP USER '{user}'@'%'")).await;
+    assert_eq!(err.class(), ErrorClass::Permission, "{err}");
+    clean(&err.to_string());
+    assert!(!err.to_string().contains(&user), "{err}");
+
     // A server that accepts TCP but never greets: the connect timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
