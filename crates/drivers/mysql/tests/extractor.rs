@@ -263,6 +263,20 @@ async fn credential_and_network_errors_are_classified_without_secrets() {
     clean(&err.to_string());
     assert!(!err.to_string().contains(&user), "{err}");
 
+    // A password full of URL and SQL metacharacters is passed as it is (no URL to escape).
+    let odd_password = "p@ss:w/rd?#%&'\"`\\ ž";
+    db.exec(&format!(
+        "DROP USER IF EXISTS '{user}'@'%'; CREATE USER '{user}'@'%' IDENTIFIED BY {}; GRANT SELECT ON `{}`.* TO '{user}'@'%'",
+        mysql_async::Value::from(odd_password).as_sql(false),
+        db.name
+    ))
+    .await;
+    let result = MysqlExtractor
+        .doctor(&fields(json!({"user": user, "password": odd_password})))
+        .await;
+    db.exec(&format!("DROP USER '{user}'@'%'")).await;
+    result.unwrap();
+
     // A server that accepts TCP but never greets: the connect timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
