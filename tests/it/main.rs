@@ -8,5 +8,6 @@ mod components;
 mod connections;
 mod graphql;
 mod layering;
+mod mysql;
 mod run;
 mod sessions;

@@ -18,7 +18,7 @@ pub enum ConnectionsCommand {
         #[arg(long, env = "OSIRIS_CONNECTIONS", value_name = "FILE")]
         connections: Option<PathBuf>,
     },
-    /// Check that connections work: ok / auth / network / timeout / unknown, with latency.
+    /// Check that connections work: ok / auth / permission / network / timeout / unknown, with latency.
     Doctor {
         /// One connection to check, `@family.alias` (default: all).
         connection: Option<String>,

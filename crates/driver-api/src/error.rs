@@ -49,6 +49,13 @@ pub enum DriverError {
         /// What was refused (never containing credentials).
         message: String,
     },
+    /// The remote system accepted the credentials but refused the operation (a missing
+    /// privilege or grant).
+    #[error("{message}")]
+    Permission {
+        /// What was refused (never containing credentials).
+        message: String,
+    },
     /// The remote system answered with an error.
     #[error("{message}")]
     Remote {
@@ -98,6 +105,8 @@ pub enum ErrorClass {
     Timeout,
     /// See [`DriverError::Auth`].
     Auth,
+    /// See [`DriverError::Permission`].
+    Permission,
     /// See [`DriverError::Remote`].
     Remote,
     /// See [`DriverError::DuckDb`].
@@ -120,6 +129,7 @@ impl ErrorClass {
             Self::Connection => "connection",
             Self::Timeout => "timeout",
             Self::Auth => "auth",
+            Self::Permission => "permission",
             Self::Remote => "remote",
             Self::Duckdb => "duckdb",
             Self::Unsupported => "unsupported",
@@ -183,6 +193,7 @@ impl DriverError {
             Self::Connection { .. } => ErrorClass::Connection,
             Self::Timeout { .. } => ErrorClass::Timeout,
             Self::Auth { .. } => ErrorClass::Auth,
+            Self::Permission { .. } => ErrorClass::Permission,
             Self::Remote { .. } => ErrorClass::Remote,
             Self::DuckDb { .. } => ErrorClass::Duckdb,
             Self::Unsupported { .. } => ErrorClass::Unsupported,

@@ -244,7 +244,7 @@ fn append_all(
                         .map_err(duck("cannot append to"))?;
                 }
                 rows += batch.num_rows() as u64;
-                let aligned = align_to(&batch, &columns)?;
+                let aligned = durations_as_micros(align_to(&batch, &columns)?)?;
                 appender
                     .append_record_batch(aligned)
                     .map_err(duck("cannot append a batch to"))?;
@@ -254,6 +254,18 @@ fn append_all(
         }
     }
     appender.flush().map_err(duck("cannot append to"))?;
+    drop(appender);
+    for field in columns
+        .iter()
+        .map(|c| &c.field)
+        .filter(|f| matches!(f.data_type(), DataType::Duration(_)))
+    {
+        conn.execute_batch(&format!(
+            "ALTER TABLE {table} ALTER COLUMN {col} SET DATA TYPE INTERVAL USING to_microseconds({col})",
+            col = quote_identifier(field.name())
+        ))
+        .map_err(duck("cannot convert a duration column of"))?;
+    }
     Ok(rows)
 }
 
@@ -315,6 +327,46 @@ fn column_for(field: &Field) -> Column {
         },
         untyped: field.data_type() == &DataType::Null,
     }
+}
+
+
+/// Replaces duration columns by their microseconds (Int64), NULLs kept; see [`column_type`].
+fn durations_as_micros(batch: RecordBatch) -> Result<RecordBatch> {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Duration(_)))
+    {
+        return Ok(batch);
+    }
+    let fail = |e: arrow::error::ArrowError| {
+        DriverError::internal(format!("cannot convert a duration column: {e}"))
+    };
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut arrays = Vec::with_capacity(batch.num_columns());
+    for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+        if let DataType::Duration(_) = field.data_type() {
+            let micros = cast_with_options(
+                array,
+                &DataType::Duration(TimeUnit::Microsecond),
+                &CastOptions {
+                    safe: false,
+                    ..CastOptions::default()
+                },
+            )
+            .map_err(fail)?;
+            arrays.push(
+                cast_with_options(&micros, &DataType::Int64, &CastOptions::default())
+                    .map_err(fail)?,
+            );
+            fields.push(Field::new(field.name(), DataType::Int64, true));
+        } else {
+            arrays.push(Arc::clone(array));
+            fields.push(field.as_ref().clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(fail)
 }
 
 /// The Arrow type a column is stored as: types DuckDB has no direct equivalent for are widened.
@@ -406,6 +458,10 @@ pub fn duckdb_type_for(data_type: &DataType) -> Result<String> {
 fn duckdb_type_for_field(field: &Field) -> Result<String> {
     if is_json(field) {
         Ok("JSON".into())
+    } else if let DataType::Duration(_) = field.data_type() {
+        // Appended as microseconds and converted to INTERVAL before commit: the Arrow
+        // conversion of duckdb-rs drops the NULLs of duration columns.
+        Ok("BIGINT".into())
     } else {
         duckdb_type_for(field.data_type())
     }
@@ -700,6 +756,82 @@ mod tests {
         assert_eq!(rows, 5000);
         assert_eq!(sum, "12622475.00"); // sum(0..5000) * 101 cents, exact
         assert_eq!(types, "BIGINT,DECIMAL(12,2),VARCHAR,TIMESTAMP");
+    }
+
+    #[tokio::test]
+    async fn text_marked_as_json_becomes_a_json_column() {
+        let conn = memory();
+        let field = Field::new("doc", DataType::Utf8, true).with_metadata(
+            [(
+                "ARROW:extension:name".to_owned(),
+                JSON_EXTENSION_NAME.to_owned(),
+            )]
+            .into(),
+        );
+        let s = Arc::new(Schema::new(vec![field]));
+        let mut writer = TableWriter::start(
+            conn.try_clone().unwrap(),
+            TableName::new("j").unwrap(),
+            Arc::clone(&s),
+            1,
+        );
+        writer
+            .send(batch(
+                &s,
+                vec![Arc::new(StringArray::from(vec![
+                    Some(r#"{"a": [1, 2]}"#),
+                    None,
+                ]))],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(writer.finish().await.unwrap(), 2);
+        let (ty, second): (String, i64) = conn
+            .query_row(
+                "SELECT typeof(doc), CAST(doc->'$.a[1]' AS BIGINT) FROM j WHERE doc IS NOT NULL",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((ty.as_str(), second), ("JSON", 2));
+    }
+
+    #[tokio::test]
+    async fn duration_columns_become_intervals_with_their_nulls() {
+        let conn = memory();
+        let s = schema(&[("d", DataType::Duration(TimeUnit::Microsecond))]);
+        let mut writer = TableWriter::start(
+            conn.try_clone().unwrap(),
+            TableName::new("d").unwrap(),
+            Arc::clone(&s),
+            1,
+        );
+        writer
+            .send(batch(
+                &s,
+                vec![Arc::new(arrow::array::DurationMicrosecondArray::from(
+                    vec![Some(-3_600_000_001), None, Some(90_000_000_000)],
+                ))],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(writer.finish().await.unwrap(), 3);
+        let mut stmt = conn
+            .prepare("SELECT typeof(d), CAST(d AS VARCHAR) FROM d ORDER BY rowid")
+            .unwrap();
+        let rows: Vec<(String, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("INTERVAL".into(), Some("-01:00:00.000001".into())),
+                ("INTERVAL".into(), None),
+                ("INTERVAL".into(), Some("25:00:00".into())),
+            ]
+        );
     }
 
     #[tokio::test]

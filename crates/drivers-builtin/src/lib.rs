@@ -15,5 +15,9 @@ pub fn builtin_registry() -> DriverRegistry {
         .register(driver_csv::CsvWriter);
     #[cfg(feature = "graphql")]
     registry.register(driver_graphql::GraphqlExtractor);
+    #[cfg(feature = "mysql")]
+    registry
+        .register(driver_mysql::MysqlExtractor)
+        .register(driver_mysql::MysqlWriter);
     registry
 }

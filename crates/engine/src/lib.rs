@@ -195,6 +195,7 @@ impl Engine {
                 Err(error) => DoctorResult {
                     category: match error.class() {
                         ErrorClass::Auth => "auth",
+                        ErrorClass::Permission => "permission",
                         ErrorClass::Connection => "network",
                         ErrorClass::Timeout => "timeout",
                         _ => "unknown",

@@ -1,0 +1,382 @@
+//! `bench-mysql`: `osiris run` against the MariaDB command-line client doing the same work, in
+//! the same run on the same machine (see `bench/run.sh mysql`).
+//!
+//! - extract: a table of mixed types (5M rows by default) into the step table with
+//!   `mysql.extractor`, against `mariadb --quick --batch -e 'SELECT * FROM t' > /dev/null`.
+//!   Goal: within 1.5x, peak memory under 300 MB, no growth from 1M to 5M rows (the 1M-row
+//!   extract runs too, to compare peaks).
+//! - write: 1M rows from the run database into MySQL with `mysql.writer` (append), against
+//!   `LOAD DATA LOCAL INFILE` of the same rows as a CSV file. Goal: within 1.3x.
+//!
+//! Needs MariaDB on 127.0.0.1:3306 (root, no password; `testing_env/setup.sh` starts it). The
+//! source table is created once in database `osiris_bench` and kept.
+
+mod measure;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+use crate::measure::{Measurement, run_measured};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench-mysql",
+    about = "Benchmark mysql.extractor / mysql.writer against the mariadb client and LOAD DATA.",
+    after_help = "Usually run through `bash bench/run.sh mysql`, which builds the release binaries first."
+)]
+struct Cli {
+    /// The `osiris` binary to benchmark [default: `osiris` next to this executable].
+    #[arg(long, env = "OSIRIS_BIN")]
+    osiris: Option<PathBuf>,
+    /// Rows of the extract table.
+    #[arg(long, default_value_t = 5_000_000)]
+    rows: u64,
+    /// Rows of the smaller extract (peak memory comparison) and of the write benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    write_rows: u64,
+    /// Runs of each side; medians are reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Database holding the benchmark tables (created when missing, kept).
+    #[arg(long, default_value = "osiris_bench")]
+    database: String,
+    /// Directory for pipelines, the CSV/Parquet files and scratch sessions.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/out/mysql"))]
+    out_dir: PathBuf,
+    /// Before each run, wait until other processes use less than this fraction of all CPUs.
+    #[arg(long, default_value_t = 0.5)]
+    quiet_threshold: f64,
+    /// The longest wait for a quiet machine before each run, in seconds.
+    #[arg(long, default_value_t = 120)]
+    max_wait: u64,
+
+    #[command(subcommand)]
+    internal: Option<Internal>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Internal {
+    /// Run a command and write its wall time and peak RSS to a JSON file.
+    #[command(hide = true)]
+    Measure {
+        #[arg(long)]
+        report: PathBuf,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.internal {
+        Some(Internal::Measure { report, command }) => {
+            measure::wrapper_main(report, command).map(|()| ExitCode::SUCCESS)
+        }
+        None => bench(&cli).map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("bench-mysql: error: {error:#}");
+        ExitCode::from(2)
+    })
+}
+
+const CLIENT: &[&str] = &[
+    "--protocol=tcp",
+    "-h",
+    "127.0.0.1",
+    "-P",
+    "3306",
+    "-u",
+    "root",
+];
+
+/// Runs SQL with the mariadb client; returns its output (tab-separated, no headers).
+fn sql(database: Option<&str>, statement: &str) -> Result<String> {
+    let mut command = Command::new("mariadb");
+    command
+        .args(CLIENT)
+        .args(["--local-infile=1", "-N", "-B", "-e", statement]);
+    if let Some(db) = database {
+        command.arg(db);
+    }
+    let output = command.output().context("cannot run the mariadb client")?;
+    if !output.status.success() {
+        bail!("{statement}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+const COLUMNS: &str = "id BIGINT PRIMARY KEY, qty INT NOT NULL, amount DECIMAL(12,2) NOT NULL, \
+    price DOUBLE NOT NULL, name VARCHAR(64) NOT NULL, status ENUM('open','paid','cancelled') NOT NULL, \
+    created DATETIME(6) NOT NULL, day DATE NOT NULL, flag TINYINT(1) NOT NULL, note VARCHAR(100) NULL";
+
+fn ensure_source(db: &str, rows: u64) -> Result<()> {
+    sql(
+        None,
+        &format!("CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4"),
+    )?;
+    let have = sql(
+        Some(db),
+        "SELECT IFNULL((SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'mixed'), -1)",
+    )?;
+    if have != "-1" && sql(Some(db), "SELECT COUNT(*) FROM mixed")? == rows.to_string() {
+        return Ok(());
+    }
+    println!("creating {db}.mixed with {rows} rows (once; kept for later runs)");
+    sql(
+        Some(db),
+        &format!(
+            "DROP TABLE IF EXISTS mixed; CREATE TABLE mixed ({COLUMNS}) CHARACTER SET utf8mb4;
+             INSERT INTO mixed SELECT seq, seq % 1000, (seq % 10000000) / 100, seq * 1.000001,
+               CONCAT('customer-', seq % 50000, '-', LEFT(MD5(seq % 997), 12)),
+               ELT(1 + seq % 3, 'open', 'paid', 'cancelled'),
+               TIMESTAMP '2020-01-01 00:00:00' + INTERVAL seq SECOND + INTERVAL (seq % 999983) MICROSECOND,
+               DATE '2020-01-01' + INTERVAL (seq % 3000) DAY, seq % 2,
+               IF(seq % 5 = 0, NULL, CONCAT('note ', seq))
+             FROM seq_1_to_{rows}"
+        ),
+    )?;
+    Ok(())
+}
+
+struct Setup {
+    osiris: PathBuf,
+    out: PathBuf,
+    db: String,
+}
+
+impl Setup {
+    fn pipeline(&self, name: &str, steps: &str) -> Result<PathBuf> {
+        let path = self.out.join(format!("{name}.yaml"));
+        std::fs::write(
+            &path,
+            format!("oml_version: \"0.1.0\"\nname: {name}\nsteps:\n{steps}"),
+        )?;
+        Ok(path)
+    }
+
+    fn connection(&self) -> String {
+        format!(
+            "host: 127.0.0.1, port: 3306, user: root, database: {}",
+            self.db
+        )
+    }
+
+    /// `osiris run <pipeline> --json`: the measurement and the duration of step `step`.
+    fn osiris(
+        &self,
+        pipeline: &Path,
+        step: &str,
+        keep: bool,
+    ) -> Result<(Measurement, f64, PathBuf)> {
+        let sessions = self.out.join("sessions");
+        let _ = std::fs::remove_dir_all(&sessions);
+        let args = vec![
+            "run".to_owned(),
+            pipeline.display().to_string(),
+            "--sessions-dir".to_owned(),
+            sessions.display().to_string(),
+            "--json".to_owned(),
+        ];
+        let measured = run_measured(&self.out, &self.osiris, &args).context("osiris run failed")?;
+        let summary: Value = serde_json::from_str(&measured.stdout)
+            .with_context(|| format!("no JSON from osiris: {}", measured.stderr))?;
+        ensure!(summary["status"] == "ok", "osiris run failed: {summary}");
+        let ms = summary["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["step_id"] == step))
+            .and_then(|s| s["duration_ms"].as_u64())
+            .with_context(|| format!("no duration for step {step}: {summary}"))?;
+        let database = PathBuf::from(summary["database"].as_str().unwrap_or_default());
+        if !keep {
+            let _ = std::fs::remove_dir_all(&sessions);
+        }
+        Ok((measured.measurement, ms as f64 / 1000.0, database))
+    }
+
+    /// A shell command under the measuring wrapper.
+    fn shell(&self, command: &str) -> Result<Measurement> {
+        let args = vec!["-c".to_owned(), command.to_owned()];
+        Ok(run_measured(&self.out, Path::new("/bin/sh"), &args)?.measurement)
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn mib(m: &Measurement) -> f64 {
+    m.max_rss_kib as f64 / 1024.0
+}
+
+fn bench(cli: &Cli) -> Result<()> {
+    let osiris = match &cli.osiris {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("osiris"),
+    };
+    ensure!(
+        osiris.is_file(),
+        "osiris binary not found at {}",
+        osiris.display()
+    );
+    std::fs::create_dir_all(&cli.out_dir)?;
+    let setup = Setup {
+        osiris: std::path::absolute(osiris)?,
+        out: std::path::absolute(&cli.out_dir)?,
+        db: cli.database.clone(),
+    };
+    ensure_source(&setup.db, cli.rows)?;
+    let conn = setup.connection();
+    let extract = setup.pipeline(
+        "extract",
+        &format!("  - id: extract\n    component: mysql.extractor\n    mode: read\n    config: {{{conn}, table: mixed}}\n"),
+    )?;
+    let extract_small = setup.pipeline(
+        "extract_small",
+        &format!(
+            "  - id: extract\n    component: mysql.extractor\n    mode: read\n    config: {{{conn}, table: mixed, where: \"id <= {}\"}}\n",
+            cli.write_rows
+        ),
+    )?;
+    let dump = format!(
+        "mariadb {} --quick --batch {} -e 'SELECT * FROM mixed' > /dev/null",
+        CLIENT.join(" "),
+        setup.db
+    );
+
+    // The write input: the first write_rows rows, as Parquet (osiris side) and CSV (LOAD DATA).
+    let (_, _, small_db) = setup.osiris(&extract_small, "extract", true)?;
+    let parquet = setup.out.join("rows.parquet");
+    let csv = setup.out.join("rows.csv");
+    {
+        let duck = duckdb::Connection::open(&small_db)?;
+        duck.execute_batch(&format!(
+            "COPY \"extract\" TO '{}' (FORMAT parquet); COPY \"extract\" TO '{}' (FORMAT csv, HEADER false, NULLSTR '\\N')",
+            parquet.display(),
+            csv.display()
+        ))?;
+    }
+    let _ = std::fs::remove_dir_all(setup.out.join("sessions"));
+    let write = setup.pipeline(
+        "write",
+        &format!(
+            "  - id: load\n    component: duckdb.processor\n    mode: transform\n    config: {{query: \"SELECT * FROM read_parquet('{}')\"}}\n  - id: write\n    component: mysql.writer\n    mode: write\n    needs: [load]\n    config: {{{conn}, table: dst_osiris}}\n",
+            parquet.display()
+        ),
+    )?;
+    sql(
+        Some(&setup.db),
+        "DROP TABLE IF EXISTS dst_osiris, dst_load; CREATE TABLE dst_osiris LIKE mixed; CREATE TABLE dst_load LIKE mixed",
+    )?;
+    let load = format!(
+        "mariadb {} --local-infile=1 {} -e \"LOAD DATA LOCAL INFILE '{}' INTO TABLE dst_load FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\\\"' LINES TERMINATED BY '\\n'\"",
+        CLIENT.join(" "),
+        setup.db,
+        csv.display()
+    );
+
+    println!(
+        "{:<4} {:<34} {:>8} {:>8} {:>10} {:>8}",
+        "run", "side", "wall s", "step s", "peak MiB", "noise s"
+    );
+    let mut dump_s = Vec::new();
+    let (mut ext_wall, mut ext_step, mut ext_rss, mut small_rss) = (vec![], vec![], vec![], vec![]);
+    let (mut load_s, mut write_wall, mut write_step) = (vec![], vec![], vec![]);
+    let show = |run: u32, side: &str, m: &Measurement, step: Option<f64>| {
+        println!(
+            "{:<4} {:<34} {:>8.2} {:>8} {:>10.0} {:>8}",
+            run + 1,
+            side,
+            m.wall_s,
+            step.map(|s| format!("{s:.2}")).unwrap_or_default(),
+            mib(m),
+            m.noise_s().map(|n| format!("{n:.2}")).unwrap_or_default()
+        );
+    };
+    for run in 0..cli.runs {
+        let quiet = || {
+            if cli.quiet_threshold < 1.0 {
+                measure::wait_for_quiet(
+                    cli.quiet_threshold,
+                    std::time::Duration::from_secs(cli.max_wait),
+                );
+            }
+        };
+        quiet();
+        let m = setup.shell(&dump)?;
+        show(run, "mariadb --quick --batch > /dev/null", &m, None);
+        dump_s.push(m.wall_s);
+        quiet();
+        let (m, step, _) = setup.osiris(&extract, "extract", false)?;
+        show(
+            run,
+            &format!("osiris extract {} rows", cli.rows),
+            &m,
+            Some(step),
+        );
+        ext_wall.push(m.wall_s);
+        ext_step.push(step);
+        ext_rss.push(mib(&m));
+        quiet();
+        let (m, step, _) = setup.osiris(&extract_small, "extract", false)?;
+        show(
+            run,
+            &format!("osiris extract {} rows", cli.write_rows),
+            &m,
+            Some(step),
+        );
+        small_rss.push(mib(&m));
+
+        sql(Some(&setup.db), "TRUNCATE dst_load; TRUNCATE dst_osiris")?;
+        quiet();
+        let m = setup.shell(&load)?;
+        show(run, "LOAD DATA LOCAL INFILE (CSV)", &m, None);
+        load_s.push(m.wall_s);
+        quiet();
+        let (m, step, _) = setup.osiris(&write, "write", false)?;
+        show(run, "osiris write (mysql.writer)", &m, Some(step));
+        write_wall.push(m.wall_s);
+        write_step.push(step);
+        let counts = sql(
+            Some(&setup.db),
+            "SELECT (SELECT COUNT(*) FROM dst_load), (SELECT COUNT(*) FROM dst_osiris)",
+        )?;
+        ensure!(
+            counts == format!("{0}\t{0}", cli.write_rows),
+            "row counts after the write runs: {counts}"
+        );
+    }
+    let (dump, wall, step) = (median(dump_s), median(ext_wall), median(ext_step));
+    let (load, wwall, wstep) = (median(load_s), median(write_wall), median(write_step));
+    println!();
+    println!(
+        "extract {} rows: mariadb client {dump:.2} s; osiris run {wall:.2} s (step {step:.2} s): ratio {:.2}x (step {:.2}x), goal 1.5x",
+        cli.rows,
+        wall / dump,
+        step / dump
+    );
+    println!(
+        "peak RSS of osiris run: {:.0} MiB at {} rows, {:.0} MiB at {} rows (goal < 300 MB, no growth)",
+        median(small_rss),
+        cli.write_rows,
+        median(ext_rss),
+        cli.rows
+    );
+    println!(
+        "write {} rows: LOAD DATA LOCAL INFILE {load:.2} s; osiris run {wwall:.2} s (writer step {wstep:.2} s): ratio {:.2}x (step {:.2}x), goal 1.3x",
+        cli.write_rows,
+        wwall / load,
+        wstep / load
+    );
+    Ok(())
+}

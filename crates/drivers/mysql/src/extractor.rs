@@ -1,0 +1,657 @@
+//! `mysql.extractor`: a query's result or a table's rows into the step table.
+//!
+//! Each reader runs its statement as a prepared statement (binary protocol) inside
+//! `START TRANSACTION READ ONLY`; rows are decoded straight into Arrow builders
+//! ([`crate::types`]) and every `batch_size` rows a batch goes to the shared
+//! [`TableWriter`], which commits the table only when every reader has finished. With
+//! `partition_on` several readers (each with its own connection) feed the one writer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use driver_api::{
+    Driver, DriverError, Result, SecretString, StepContext, StepInputs, StepOutput, TableWriter,
+};
+use execution_context::object;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Params, Value as MyValue};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::conn::{Endpoint, SslMode, classify, quote_mysql_identifier};
+use crate::types::{BatchBuilder, Kind, schema_of};
+
+/// The `mysql.extractor` driver.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MysqlExtractor;
+
+/// Configuration of a `mysql.extractor` step (connection fields merged in).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Server host name or IP address (usually from the connection).
+    #[serde(default)]
+    pub host: String,
+    /// Server TCP port. Default 3306.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Database (schema) to connect to.
+    #[serde(default)]
+    pub database: String,
+    /// User name.
+    #[serde(default)]
+    pub user: String,
+    /// Password of `user`; not set = no password.
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// Seconds for the TCP connection and the login handshake. Default 10.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: u64,
+    /// Seconds to wait for the first rows and then between two batches; 0 waits forever.
+    /// Default 600.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: u64,
+    /// TLS mode. Default `preferred`.
+    #[serde(default)]
+    pub ssl_mode: SslMode,
+    /// PEM file of CA certificates for verify_ca / verify_identity.
+    #[serde(default)]
+    pub ssl_ca: Option<String>,
+    /// One SQL statement returning rows. Exactly one of `query` and `table`.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// A table or view of `database` to read.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// Columns of `table` to read, in this order. Default: all.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// SQL condition for `table`, inserted as `WHERE (<where>)`.
+    #[serde(default, rename = "where")]
+    pub where_: Option<String>,
+    /// At most this many rows of `table`.
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// Skip this many rows of `table` first.
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// Rows per batch. Default 10000.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Integer column of `table` to split the read on.
+    #[serde(default)]
+    pub partition_on: Option<String>,
+    /// Number of ranges and parallel connections.
+    #[serde(default)]
+    pub partitions: Option<u32>,
+}
+
+pub(crate) fn default_port() -> u16 {
+    3306
+}
+pub(crate) fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_read_timeout() -> u64 {
+    600
+}
+fn default_batch_size() -> usize {
+    10_000
+}
+
+impl Config {
+    /// The connection part of the config; `ssl_ca` resolves against `base`.
+    pub fn endpoint(&self, base: &std::path::Path) -> Endpoint {
+        Endpoint {
+            host: self.host.clone(),
+            port: self.port,
+            database: self.database.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            connect_timeout: self.connect_timeout,
+            ssl_mode: self.ssl_mode,
+            ssl_ca: self.ssl_ca.as_ref().map(|p| base.join(p)),
+        }
+    }
+}
+
+/// One statement a reader runs.
+#[derive(Debug, Clone)]
+struct Read {
+    sql: String,
+    params: Vec<MyValue>,
+}
+
+/// What readers send to the step's writer loop.
+enum Msg {
+    Schema(SchemaRef),
+    Batch(RecordBatch),
+}
+
+#[async_trait]
+impl Driver for MysqlExtractor {
+    const NAME: &'static str = "mysql.extractor";
+    type Config = Config;
+
+    async fn run(
+        &self,
+        ctx: &StepContext,
+        config: Config,
+        _inputs: StepInputs,
+    ) -> Result<StepOutput> {
+        let started = Instant::now();
+        let endpoint = config.endpoint(ctx.base_dir());
+        let source = match (&config.query, &config.table) {
+            (Some(_), None) => "query".to_owned(),
+            (None, Some(t)) => format!("table {t}"),
+            _ => {
+                return Err(DriverError::Config {
+                    key: None,
+                    message:
+                        "set `query` (an SQL statement) or `table` (a table to read), not both"
+                            .into(),
+                });
+            }
+        };
+        ctx.event(
+            "extraction.start",
+            object([
+                ("database", Value::String(config.database.clone())),
+                ("source", Value::String(source)),
+            ]),
+        );
+        let reads = plan_reads(&endpoint, &config).await?;
+        let partitions = reads.len();
+        let rows = read_all(ctx, &endpoint, &config, reads).await?;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        ctx.metric("rows_read", rows);
+        ctx.metric("duration_ms", duration_ms);
+        ctx.event(
+            "extraction.complete",
+            object([
+                ("rows", rows.into()),
+                ("partitions", partitions.into()),
+                ("duration_ms", duration_ms.into()),
+            ]),
+        );
+        Ok(StepOutput::table(ctx.output_table().clone(), rows))
+    }
+
+    async fn doctor(&self, connection: &serde_json::Map<String, Value>) -> Result<()> {
+        crate::conn::endpoint_from_fields(connection)?.check().await
+    }
+}
+
+/// The statements to run: one, or one per partition.
+async fn plan_reads(endpoint: &Endpoint, config: &Config) -> Result<Vec<Read>> {
+    if let Some(query) = &config.query {
+        let sql = query.trim().trim_end_matches(';').trim_end().to_owned();
+        if sql.is_empty() {
+            return Err(DriverError::config("query", "is empty"));
+        }
+        return Ok(vec![Read {
+            sql,
+            params: Vec::new(),
+        }]);
+    }
+    let Some(table) = &config.table else {
+        return Err(DriverError::config("table", "set `query` or `table`"));
+    };
+    let mut conn = endpoint.connect().await?;
+    let select = match &config.columns {
+        None => "*".to_owned(),
+        Some(columns) => {
+            check_columns(&mut conn, table, columns).await?;
+            columns
+                .iter()
+                .map(|c| quote_mysql_identifier(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let from = format!("SELECT {select} FROM {}", quote_mysql_identifier(table));
+    let condition = config.where_.as_ref().map(|w| format!("({w})"));
+    let reads = match (&config.partition_on, config.partitions) {
+        (Some(column), Some(n)) if n > 1 => {
+            partitioned(&mut conn, table, column, n, &from, condition.as_deref()).await?
+        }
+        _ => {
+            let mut sql = from;
+            if let Some(c) = &condition {
+                sql.push_str(&format!(" WHERE {c}"));
+            }
+            match (config.limit, config.offset) {
+                (Some(l), Some(o)) => sql.push_str(&format!(" LIMIT {l} OFFSET {o}")),
+                (Some(l), None) => sql.push_str(&format!(" LIMIT {l}")),
+                (None, Some(o)) => sql.push_str(&format!(" LIMIT 18446744073709551615 OFFSET {o}")),
+                (None, None) => {}
+            }
+            vec![Read {
+                sql,
+                params: Vec::new(),
+            }]
+        }
+    };
+    let _ = conn.disconnect().await;
+    Ok(reads)
+}
+
+/// Fails with the table's column list when `columns` names one it does not have.
+async fn check_columns(conn: &mut Conn, table: &str, columns: &[String]) -> Result<()> {
+    let existing: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (table,),
+        )
+        .await
+        .map_err(|e| classify(e, "cannot read the columns of the table"))?;
+    if existing.is_empty() {
+        return Err(DriverError::config(
+            "table",
+            format!("table {table:?} does not exist in the database"),
+        ));
+    }
+    let missing: Vec<&String> = columns
+        .iter()
+        .filter(|c| !existing.iter().any(|e| e.eq_ignore_ascii_case(c)))
+        .collect();
+    if !missing.is_empty() {
+        return Err(DriverError::config(
+            "columns",
+            format!(
+                "table {table:?} has no column {}; its columns are: {}",
+                missing
+                    .iter()
+                    .map(|c| format!("{c:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                existing.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Cuts MIN..=MAX of an integer column into `n` ranges, one statement each.
+async fn partitioned(
+    conn: &mut Conn,
+    table: &str,
+    column: &str,
+    n: u32,
+    from: &str,
+    condition: Option<&str>,
+) -> Result<Vec<Read>> {
+    let data_type: Option<String> = conn
+        .exec_first(
+            "SELECT DATA_TYPE FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+            (table, column),
+        )
+        .await
+        .map_err(|e| classify(e, "cannot read the type of partition_on"))?;
+    match data_type.as_deref() {
+        Some("tinyint" | "smallint" | "mediumint" | "int" | "bigint") => {}
+        Some(other) => {
+            return Err(DriverError::config(
+                "partition_on",
+                format!(
+                    "column {column:?} is {other}, not an integer type; partition on an integer column"
+                ),
+            ));
+        }
+        None => {
+            return Err(DriverError::config(
+                "partition_on",
+                format!("table {table:?} has no column {column:?}"),
+            ));
+        }
+    }
+    let col = quote_mysql_identifier(column);
+    let bounds_sql = format!(
+        "SELECT CAST(MIN({col}) AS CHAR), CAST(MAX({col}) AS CHAR) FROM {}{}",
+        quote_mysql_identifier(table),
+        condition.map(|c| format!(" WHERE {c}")).unwrap_or_default()
+    );
+    let bounds: Option<(Option<String>, Option<String>)> = conn
+        .query_first(bounds_sql)
+        .await
+        .map_err(|e| classify(e, "cannot read the range of partition_on"))?;
+    let parse = |s: Option<String>| s.and_then(|s| s.parse::<i128>().ok());
+    let (lo, hi) = match bounds {
+        Some((lo, hi)) => (parse(lo), parse(hi)),
+        None => (None, None),
+    };
+    let where_prefix = condition.map(|c| format!("{c} AND ")).unwrap_or_default();
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        // No non-NULL values: one read of everything.
+        let sql = match condition {
+            Some(c) => format!("{from} WHERE {c}"),
+            None => from.to_owned(),
+        };
+        return Ok(vec![Read {
+            sql,
+            params: Vec::new(),
+        }]);
+    };
+    let span = hi - lo + 1;
+    let n = i128::from(n).min(span).max(1);
+    let step = (span + n - 1) / n;
+    let mut reads = Vec::new();
+    let mut start = lo;
+    let mut index = 0;
+    while start <= hi {
+        let end = (start + step).min(hi + 1);
+        let last = end > hi;
+        let mut range = format!("{col} >= {start} AND ");
+        if last {
+            range.push_str(&format!("{col} <= {hi}"));
+        } else {
+            range.push_str(&format!("{col} < {end}"));
+        }
+        if index == 0 {
+            range = format!("(({range}) OR {col} IS NULL)");
+        } else {
+            range = format!("({range})");
+        }
+        reads.push(Read {
+            sql: format!("{from} WHERE {where_prefix}{range}"),
+            params: Vec::new(),
+        });
+        index += 1;
+        start = end;
+    }
+    Ok(reads)
+}
+
+/// Runs every read concurrently into the one table writer.
+async fn read_all(
+    ctx: &StepContext,
+    endpoint: &Endpoint,
+    config: &Config,
+    reads: Vec<Read>,
+) -> Result<u64> {
+    let (tx, mut rx) = mpsc::channel::<Result<Msg>>(reads.len() * 2 + 2);
+    let mut tasks = JoinSet::new();
+    let read_timeout = (config.read_timeout > 0).then(|| Duration::from_secs(config.read_timeout));
+    let batch_size = config.batch_size.max(1);
+    for read in reads {
+        let tx = tx.clone();
+        let endpoint = endpoint.clone();
+        tasks.spawn(async move {
+            if let Err(e) = run_read(&endpoint, read, batch_size, read_timeout, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+    }
+    drop(tx);
+    let mut writer: Option<TableWriter> = None;
+    let outcome: Result<()> = async {
+        loop {
+            let msg = tokio::select! {
+                msg = rx.recv() => msg,
+                () = ctx.cancellation().cancelled() => return Err(DriverError::Cancelled),
+            };
+            match msg {
+                None => return Ok(()),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(Msg::Schema(schema))) => {
+                    if writer.is_none() {
+                        writer = Some(TableWriter::for_step(ctx, schema)?);
+                    }
+                }
+                Some(Ok(Msg::Batch(batch))) => match writer.as_mut() {
+                    Some(w) => w.send(batch).await?,
+                    None => return Err(DriverError::internal("a batch arrived before the schema")),
+                },
+            }
+        }
+    }
+    .await;
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    match (outcome, writer) {
+        (Ok(()), Some(w)) => w.finish().await,
+        (Ok(()), None) => Err(DriverError::internal("no reader reported a result")),
+        (Err(e), Some(w)) => {
+            w.abort().await;
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// One reader: connects, runs its statement in a read-only transaction, sends its schema
+/// and then its batches.
+async fn run_read(
+    endpoint: &Endpoint,
+    read: Read,
+    batch_size: usize,
+    read_timeout: Option<Duration>,
+    tx: &mpsc::Sender<Result<Msg>>,
+) -> Result<()> {
+    let mut conn = endpoint.connect().await?;
+    conn.query_drop("START TRANSACTION READ ONLY")
+        .await
+        .map_err(|e| classify(e, "cannot start a read-only transaction"))?;
+    let fail = |e| classify(e, "the query failed");
+    let params = if read.params.is_empty() {
+        Params::Empty
+    } else {
+        Params::Positional(read.params)
+    };
+    let statement = within(read_timeout, conn.prep(read.sql.as_str()))
+        .await?
+        .map_err(fail)?;
+    let json = json_columns(&mut conn, statement.columns()).await;
+    let mut result = within(read_timeout, conn.exec_iter(statement, params))
+        .await?
+        .map_err(fail)?;
+    let columns = result.columns().ok_or_else(|| {
+        DriverError::config("query", "the statement returns no rows (use a SELECT)")
+    })?;
+    if columns.is_empty() {
+        return Err(DriverError::config(
+            "query",
+            "the statement returns no rows (use a SELECT)",
+        ));
+    }
+    let names: Vec<String> = columns.iter().map(|c| c.name_str().into_owned()).collect();
+    let kinds: Vec<Kind> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if json.contains(&i) {
+                Kind::Json
+            } else {
+                Kind::of(c)
+            }
+        })
+        .collect();
+    let schema = schema_of(&names, &kinds);
+    if tx.send(Ok(Msg::Schema(Arc::clone(&schema)))).await.is_err() {
+        return Ok(());
+    }
+    let mut batch = BatchBuilder::new(schema, kinds, batch_size);
+    let mut row_number: u64 = 0;
+    loop {
+        // One timeout per batch: the first rows may take the query's execution time.
+        let more = within(read_timeout, async {
+            while batch.rows() < batch_size {
+                match result.next().await {
+                    Ok(Some(row)) => {
+                        row_number += 1;
+                        batch.push_row(row.unwrap_raw()).map_err(|bad| {
+                            DriverError::data(format!(
+                                "row {row_number}, column {:?}: {}",
+                                names.get(bad.column).map(String::as_str).unwrap_or("?"),
+                                bad.message
+                            ))
+                        })?;
+                    }
+                    Ok(None) => return Ok(false),
+                    Err(e) => return Err(classify(e, "reading the rows failed")),
+                }
+            }
+            Ok(true)
+        })
+        .await??;
+        if batch.rows() > 0 {
+            let record = batch
+                .finish()
+                .map_err(|e| DriverError::internal(format!("cannot build a batch: {e}")))?;
+            if tx.send(Ok(Msg::Batch(record))).await.is_err() {
+                return Ok(());
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    drop(result);
+    conn.query_drop("COMMIT")
+        .await
+        .map_err(|e| classify(e, "cannot end the read-only transaction"))?;
+    let _ = conn.disconnect().await;
+    Ok(())
+}
+
+/// Indexes of the text columns that are JSON columns of a MariaDB table: MariaDB reports JSON
+/// as LONGTEXT and marks it only with the `json_valid(<column>)` CHECK constraint it adds.
+/// Best effort: where the catalog cannot tell, the column stays text.
+async fn json_columns(conn: &mut Conn, columns: &[mysql_async::Column]) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut checked: Vec<((String, String), Vec<String>)> = Vec::new();
+    for (i, column) in columns.iter().enumerate() {
+        if Kind::of(column) != Kind::Text || column.org_table_ref().is_empty() {
+            continue;
+        }
+        let key = (
+            column.schema_str().into_owned(),
+            column.org_table_str().into_owned(),
+        );
+        let clauses = match checked.iter().find(|(k, _)| *k == key) {
+            Some((_, clauses)) => clauses.clone(),
+            None => {
+                let clauses: Vec<String> = conn
+                    .exec(
+                        "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+                         WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
+                        (&key.0, &key.1),
+                    )
+                    .await
+                    .unwrap_or_default();
+                checked.push((key, clauses.clone()));
+                clauses
+            }
+        };
+        let expected = format!(
+            "json_valid({})",
+            quote_mysql_identifier(&column.org_name_str())
+        );
+        if clauses.iter().any(|c| c.eq_ignore_ascii_case(&expected)) {
+            found.push(i);
+        }
+    }
+    found
+}
+
+async fn within<T>(
+    limit: Option<Duration>,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T> {
+    match limit {
+        None => Ok(work.await),
+        Some(limit) => tokio::time::timeout(limit, work)
+            .await
+            .map_err(|_| DriverError::Timeout {
+                message: format!(
+                    "the server sent no rows for {}s (read_timeout)",
+                    limit.as_secs()
+                ),
+            }),
+    }
+}
+
+/// A table or view found by [`discover`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DiscoveredTable {
+    /// Table name.
+    pub name: String,
+    /// `BASE TABLE` or `VIEW`.
+    pub table_type: String,
+    /// The server's row estimate (`information_schema.TABLES.TABLE_ROWS`).
+    pub estimated_rows: Option<u64>,
+    /// Primary key columns, in key order.
+    pub primary_key: Vec<String>,
+    /// Columns in table order.
+    pub columns: Vec<DiscoveredColumn>,
+}
+
+/// A column found by [`discover`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DiscoveredColumn {
+    /// Column name.
+    pub name: String,
+    /// The MySQL column type, e.g. `decimal(12,2) unsigned`.
+    pub mysql_type: String,
+    /// Whether it accepts NULL.
+    pub nullable: bool,
+}
+
+/// Discover mode: the tables and views of the config's `database` with their columns, types,
+/// primary keys and estimated row counts.
+pub async fn discover(config: &Config, base_dir: &std::path::Path) -> Result<Vec<DiscoveredTable>> {
+    let mut conn = config.endpoint(base_dir).connect().await?;
+    let fail = |e| classify(e, "cannot read the catalog");
+    let tables: Vec<(String, String, Option<u64>)> = conn
+        .query(
+            "SELECT TABLE_NAME, TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME",
+        )
+        .await
+        .map_err(fail)?;
+    let columns: Vec<(String, String, String, String)> = conn
+        .query(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = DATABASE() ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        )
+        .await
+        .map_err(fail)?;
+    let keys: Vec<(String, String)> = conn
+        .query(
+            "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+             WHERE TABLE_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 'PRIMARY' \
+             ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        )
+        .await
+        .map_err(fail)?;
+    let _ = conn.disconnect().await;
+    Ok(tables
+        .into_iter()
+        .map(|(name, table_type, rows)| DiscoveredTable {
+            primary_key: keys
+                .iter()
+                .filter(|(t, _)| *t == name)
+                .map(|(_, c)| c.clone())
+                .collect(),
+            columns: columns
+                .iter()
+                .filter(|(t, ..)| *t == name)
+                .map(|(_, c, ty, nullable)| DiscoveredColumn {
+                    name: c.clone(),
+                    mysql_type: ty.clone(),
+                    nullable: nullable == "YES",
+                })
+                .collect(),
+            estimated_rows: if table_type == "VIEW" { None } else { rows },
+            table_type,
+            name,
+        })
+        .collect())
+}
