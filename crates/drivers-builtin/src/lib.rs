@@ -13,5 +13,9 @@ pub fn builtin_registry() -> DriverRegistry {
     registry
         .register(driver_csv::CsvExtractor)
         .register(driver_csv::CsvWriter);
+    #[cfg(feature = "supabase")]
+    registry
+        .register(driver_supabase::SupabaseExtractor)
+        .register(driver_supabase::SupabaseWriter);
     registry
 }
