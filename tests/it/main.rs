@@ -9,3 +9,4 @@ mod connections;
 mod layering;
 mod run;
 mod sessions;
+mod supabase;

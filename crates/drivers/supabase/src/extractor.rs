@@ -1,12 +1,12 @@
 //! `supabase.extractor`: one table or view of a Supabase project through PostgREST.
 //!
 //! Column types come from the Postgres catalog when `pg_dsn` is given, else from PostgREST's
-//! OpenAPI description, else they are inferred from the values. Pages of `page_size` rows are
-//! read at increasing offsets (advancing by the rows received, so a server row cap smaller than
-//! the page does not end the read) until an empty page or `limit`; the order is `order`, else
-//! the primary key (pg_dsn), else the table's columns as the OpenAPI description lists them
-//! is NOT assumed unique: without a known key the read is unordered and a warning is logged.
-//! NUMERIC columns are selected as `::text` so that no digit goes through a float.
+//! OpenAPI description, else they are inferred from the values (ADR 0016). Pages of
+//! `page_size` rows are read at increasing offsets (advancing by the rows received, so a server
+//! row cap smaller than the page does not end the read) until an empty page or `limit`; the
+//! order is `order`, else the primary key (pg_dsn), else none, with a warning when more than one
+//! page is read. Known NUMERIC columns are selected as `::text` and pages are parsed as raw JSON,
+//! so that no digit goes through a float.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -150,9 +150,7 @@ impl Kind {
             "float4" | "real" => Self::Real,
             "float8" | "double precision" => Self::Double,
             "numeric" => match numeric {
-                Some((p, s)) if p > 0 && p <= 38 && s >= 0 && (s as u8) <= p => {
-                    Self::Decimal(p, s)
-                }
+                Some((p, s)) if p > 0 && p <= 38 && s >= 0 && (s as u8) <= p => Self::Decimal(p, s),
                 _ => Self::Numeric,
             },
             "bool" | "boolean" => Self::Bool,
@@ -223,7 +221,12 @@ impl Driver for SupabaseExtractor {
             key: config.key.as_ref(),
         };
         let timeout = Duration::from_secs(config.timeout);
-        let rest = Rest::new(location.rest_root()?, location.api_key()?, timeout, config.retries)?;
+        let rest = Rest::new(
+            location.rest_root()?,
+            location.api_key()?,
+            timeout,
+            config.retries,
+        )?;
         ctx.event(
             "extraction.start",
             object([
@@ -473,9 +476,7 @@ fn schema_of(columns: &[(String, Kind)]) -> SchemaRef {
 /// How PostgREST's select and order name a column: bare when plain, else double-quoted.
 fn postgrest_name(name: &str) -> String {
     let plain = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.starts_with(|c: char| c.is_ascii_digit());
     if plain {
         name.to_owned()
@@ -703,14 +704,19 @@ impl<'a> RawRow<'a> {
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for RawRow<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
         struct Visit<'a>(std::marker::PhantomData<&'a ()>);
         impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
             type Value = RawRow<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object (one row)")
             }
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> std::result::Result<Self::Value, M::Error> {
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> std::result::Result<Self::Value, M::Error> {
                 let mut pairs = Vec::new();
                 while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
                     pairs.push((k, v));

@@ -127,7 +127,9 @@ impl Column {
                     .into_builder()
                     .data_type(utc)
                     .build()
-                    .map_err(|e| DriverError::internal(format!("cannot relabel timestamps: {e}")))?;
+                    .map_err(|e| {
+                        DriverError::internal(format!("cannot relabel timestamps: {e}"))
+                    })?;
                 (as_text(&make_array(data))?, Hint::Text)
             }
             DataType::Date32

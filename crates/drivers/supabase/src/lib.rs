@@ -98,7 +98,10 @@ pub(crate) async fn doctor(connection: &Map<String, Value>) -> Result<()> {
         .await
     {
         Ok(_) => {}
-        Err(f) if f.status.is_some_and(|s| s.is_client_error() && s.as_u16() != 401) => {
+        Err(f)
+            if f.status
+                .is_some_and(|s| s.is_client_error() && s.as_u16() != 401) =>
+        {
             // Reachable and the key accepted; the root itself may be closed to this role.
         }
         Err(f) => return Err(f.into_error("PostgREST check failed")),
@@ -195,10 +198,8 @@ pub async fn discover(
                             props
                                 .iter()
                                 .map(|(c, p)| {
-                                    let ty = p
-                                        .get("format")
-                                        .and_then(Value::as_str)
-                                        .unwrap_or("text");
+                                    let ty =
+                                        p.get("format").and_then(Value::as_str).unwrap_or("text");
                                     (c.clone(), ty.to_owned())
                                 })
                                 .collect()

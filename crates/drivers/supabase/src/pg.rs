@@ -29,7 +29,8 @@ pub async fn connect(dsn: &SecretString, timeout: Duration) -> Result<Client> {
             Ok(client)
         } else {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let roots =
+                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             let tls = rustls::ClientConfig::builder()
                 .with_root_certificates(roots)
                 .with_no_client_auth();
@@ -84,7 +85,10 @@ const REGCLASS: &str = "to_regclass(format('%I.%I', $1::text, $2::text))";
 /// Whether `schema.table` exists (a table, view or other relation).
 pub async fn table_exists(client: &Client, schema: &str, table: &str) -> Result<bool> {
     let row = client
-        .query_one(&format!("SELECT {REGCLASS} IS NOT NULL"), &[&schema, &table])
+        .query_one(
+            &format!("SELECT {REGCLASS} IS NOT NULL"),
+            &[&schema, &table],
+        )
         .await
         .map_err(|e| classify(&e, "cannot look the table up in the Postgres catalog"))?;
     Ok(row.get(0))
@@ -120,7 +124,12 @@ pub async fn columns(client: &Client, schema: &str, table: &str) -> Result<Vec<P
             &[&schema, &table],
         )
         .await
-        .map_err(|e| classify(&e, "cannot read the table's columns from the Postgres catalog"))?;
+        .map_err(|e| {
+            classify(
+                &e,
+                "cannot read the table's columns from the Postgres catalog",
+            )
+        })?;
     Ok(rows
         .iter()
         .map(|r| {

@@ -132,7 +132,10 @@ impl Rest {
     /// A client for `root` sending `key`, each request limited to `timeout`, with `retries`
     /// extra attempts on network errors, timeouts, 429 and 5xx.
     pub fn new(root: Url, key: SecretString, timeout: Duration, retries: u32) -> Result<Self> {
+        // No redirects: the key travels in an `apikey` header that a redirect to another host
+        // would carry along.
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout)
             .build()
@@ -200,16 +203,14 @@ impl Rest {
             }
             let outcome = request.send().await;
             let (failure, retry_after) = match outcome {
-                Ok(response) if response.status().is_success() => {
-                    match response.bytes().await {
-                        Ok(body) => {
-                            return Ok(Answer {
-                                body: body.to_vec(),
-                            });
-                        }
-                        Err(e) => (network_failure(&e), None),
+                Ok(response) if response.status().is_success() => match response.bytes().await {
+                    Ok(body) => {
+                        return Ok(Answer {
+                            body: body.to_vec(),
+                        });
                     }
-                }
+                    Err(e) => (network_failure(&e), None),
+                },
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = response

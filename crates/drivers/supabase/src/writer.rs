@@ -189,7 +189,12 @@ impl Driver for SupabaseWriter {
             key: config.key.as_ref(),
         };
         let timeout = Duration::from_secs(config.timeout);
-        let rest = Rest::new(location.rest_root()?, location.api_key()?, timeout, config.retries)?;
+        let rest = Rest::new(
+            location.rest_root()?,
+            location.api_key()?,
+            timeout,
+            config.retries,
+        )?;
         let key: Vec<String> = config
             .primary_key
             .clone()
@@ -266,9 +271,8 @@ impl Driver for SupabaseWriter {
                 .collect();
             let sql = ddl::create_table(&config.schema, &config.table, &defs, &key);
             let path = ctx.artifacts_dir().join("ddl_plan.sql");
-            std::fs::write(&path, &sql).map_err(|e| {
-                DriverError::io(format!("cannot write {}", path.display()), e)
-            })?;
+            std::fs::write(&path, &sql)
+                .map_err(|e| DriverError::io(format!("cannot write {}", path.display()), e))?;
             Some((sql, path))
         } else {
             return Err(DriverError::Remote {
@@ -281,7 +285,8 @@ impl Driver for SupabaseWriter {
 
         let rows = match config.write_mode {
             WriteMode::Replace => {
-                let client = pg_client.ok_or_else(|| DriverError::internal("replace without pg_dsn"))?;
+                let client =
+                    pg_client.ok_or_else(|| DriverError::internal("replace without pg_dsn"))?;
                 replace(ctx, client, &config, &input.table, &columns, ddl.as_ref()).await?
             }
             WriteMode::Append | WriteMode::Upsert => {
@@ -290,17 +295,31 @@ impl Driver for SupabaseWriter {
                         .as_ref()
                         .ok_or_else(|| DriverError::internal("DDL without pg_dsn"))?;
                     client.batch_execute(sql).await.map_err(|e| {
-                        pg::classify(&e, &format!("cannot create table {}.{}", config.schema, config.table))
+                        pg::classify(
+                            &e,
+                            &format!("cannot create table {}.{}", config.schema, config.table),
+                        )
                     })?;
                     ddl_executed(ctx, &config, path);
                     client
                         .batch_execute("NOTIFY pgrst, 'reload schema'")
                         .await
-                        .map_err(|e| pg::classify(&e, "cannot ask PostgREST to reload its schema"))?;
+                        .map_err(|e| {
+                            pg::classify(&e, "cannot ask PostgREST to reload its schema")
+                        })?;
                     wait_until_visible(ctx, &rest, &config, timeout).await?;
                 }
                 drop(pg_client);
-                post_batches(ctx, &rest, &config, &key, &input.table, &columns, input.rows).await?
+                post_batches(
+                    ctx,
+                    &rest,
+                    &config,
+                    &key,
+                    &input.table,
+                    &columns,
+                    input.rows,
+                )
+                .await?
             }
         };
 
@@ -351,7 +370,9 @@ async fn step_columns(ctx: &StepContext, table: &TableName) -> Result<Vec<Source
                 )
                 .map_err(|e| DriverError::duckdb("cannot read the step table's columns", e))?;
             let rows = stmt
-                .query_map([&name], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .query_map([&name], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
                 .map_err(|e| DriverError::duckdb("cannot read the step table's columns", e))?;
             rows.collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| DriverError::duckdb("cannot read the step table's columns", e))
@@ -425,9 +446,9 @@ pub(crate) async fn rest_table_exists(
     {
         Ok(_) => Ok(true),
         Err(failure) if failure.is_missing_relation() => Ok(false),
-        Err(failure) => Err(failure.into_error(&format!(
-            "cannot check that table {schema}.{table} exists"
-        ))),
+        Err(failure) => {
+            Err(failure.into_error(&format!("cannot check that table {schema}.{table} exists")))
+        }
     }
 }
 
@@ -609,7 +630,10 @@ async fn replace(
         quote_identifier(&config.schema),
         quote_identifier(&config.table)
     );
-    let what = format!("cannot replace the rows of {}.{}", config.schema, config.table);
+    let what = format!(
+        "cannot replace the rows of {}.{}",
+        config.schema, config.table
+    );
     let tx = client
         .transaction()
         .await

@@ -50,10 +50,9 @@ async fn pages_continue_past_db_max_rows_in_primary_key_order() {
         vec![Some("2500,1,2500,3126250".into())]
     );
     // pages: 25 full ones and the empty one that ends the read.
-    let metrics = std::fs::read_to_string(
-        run.execution_context().session_dir().join("metrics.jsonl"),
-    )
-    .unwrap();
+    let metrics =
+        std::fs::read_to_string(run.execution_context().session_dir().join("metrics.jsonl"))
+            .unwrap();
     assert!(
         metrics.contains(r#""metric":"pages_fetched","value":26"#),
         "{metrics}"

@@ -39,9 +39,8 @@ async fn count(pg: &PostgRest, table: &str) -> i64 {
 }
 
 fn metric(run: &TestRun, name: &str) -> Option<Value> {
-    let text =
-        std::fs::read_to_string(run.execution_context().session_dir().join("metrics.jsonl"))
-            .unwrap_or_default();
+    let text = std::fs::read_to_string(run.execution_context().session_dir().join("metrics.jsonl"))
+        .unwrap_or_default();
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|m| m["metric"] == name || m["name"] == name)
@@ -131,9 +130,7 @@ async fn every_type_round_trips_through_create_if_missing_and_the_extractor() {
     .await;
     assert_eq!(
         nulls,
-        vec![Some(
-            "-9223372036854775808|-0.0000000001|f|t|t|t|t".into()
-        )]
+        vec![Some("-9223372036854775808|-0.0000000001|f|t|t|t|t".into())]
     );
 
     // Back through PostgREST with catalog types: the same values.
@@ -223,9 +220,11 @@ async fn every_type_round_trips_through_create_if_missing_and_the_extractor() {
 async fn upsert_updates_matching_keys_and_inserts_the_rest() {
     let pg = PostgRest::start(None).await;
     pg.exec(
-            "CREATE TABLE sales.items (id int8 PRIMARY KEY, name text, price numeric(10,2));
+        "CREATE TABLE sales.items (id int8 PRIMARY KEY, name text, price numeric(10,2));
              INSERT INTO sales.items VALUES (1, 'old', 1.00), (2, 'keep', 2.00);",
-        &["sales.items"]).await;
+        &["sales.items"],
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let run = run_in(&dir);
     source(
@@ -278,9 +277,11 @@ async fn upsert_updates_matching_keys_and_inserts_the_rest() {
 async fn replace_is_one_transaction_and_needs_pg_dsn() {
     let pg = PostgRest::start(None).await;
     pg.exec(
-            "CREATE TABLE scores (id int8 PRIMARY KEY, score int4 CHECK (score >= 0));
+        "CREATE TABLE scores (id int8 PRIMARY KEY, score int4 CHECK (score >= 0));
              INSERT INTO scores SELECT g, g FROM generate_series(1, 5) g;",
-        &["scores"]).await;
+        &["scores"],
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let run = run_in(&dir);
     source(
@@ -384,11 +385,13 @@ async fn a_missing_table_fails_unless_create_if_missing() {
     )
     .await
     .expect("created and written");
-    assert_eq!(texts(&pg, "SELECT v FROM fresh").await, vec![Some("x".into())]);
-    let events = std::fs::read_to_string(
-        run.execution_context().session_dir().join("events.jsonl"),
-    )
-    .unwrap();
+    assert_eq!(
+        texts(&pg, "SELECT v FROM fresh").await,
+        vec![Some("x".into())]
+    );
+    let events =
+        std::fs::read_to_string(run.execution_context().session_dir().join("events.jsonl"))
+            .unwrap();
     assert!(events.contains("table.ddl_executed"), "{events}");
 }
 
@@ -396,14 +399,19 @@ async fn a_missing_table_fails_unless_create_if_missing() {
 async fn wrong_key_and_missing_grant_are_clear_auth_errors() {
     let pg = PostgRest::start(None).await;
     pg.exec(
-            "CREATE TABLE private (id int8 PRIMARY KEY);
+        "CREATE TABLE private (id int8 PRIMARY KEY);
              REVOKE ALL ON private FROM anon, authenticated;",
-        &["private"]).await;
+        &["private"],
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let run = run_in(&dir);
     source(&run, "CREATE TABLE src AS SELECT 1::BIGINT AS id");
 
-    let wrong = common::jwt("service_role", "a-different-secret-that-is-long-enough-1234");
+    let wrong = common::jwt(
+        "service_role",
+        "a-different-secret-that-is-long-enough-1234",
+    );
     let err = run
         .run(
             &SupabaseWriter,
@@ -415,7 +423,10 @@ async fn wrong_key_and_missing_grant_are_clear_auth_errors() {
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Auth, "{err}");
     let text = err.to_string();
-    assert!(text.contains("401") && text.contains("rejected the API key"), "{text}");
+    assert!(
+        text.contains("401") && text.contains("rejected the API key"),
+        "{text}"
+    );
     assert!(!text.contains(&wrong), "the key leaked: {text}");
 
     // A role without the grant: 403 for a signed-in role (401 for anon), both named clearly.
@@ -445,7 +456,8 @@ async fn wrong_key_and_missing_grant_are_clear_auth_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_postgrest_restart_during_a_write_is_retried() {
     let mut pg = PostgRest::start(None).await;
-    pg.exec("CREATE TABLE big (id int8 PRIMARY KEY, v text)", &["big"]).await;
+    pg.exec("CREATE TABLE big (id int8 PRIMARY KEY, v text)", &["big"])
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let run = run_in(&dir);
     source(
@@ -456,11 +468,8 @@ async fn a_postgrest_restart_during_a_write_is_retried() {
                         "write_mode": "upsert", "primary_key": "id", "batch_size": 50,
                         "retries": 5});
     let writer_run = run.clone();
-    let write = tokio::spawn(async move {
-        writer_run
-            .run(&SupabaseWriter, "w", config, &["src"])
-            .await
-    });
+    let write =
+        tokio::spawn(async move { writer_run.run(&SupabaseWriter, "w", config, &["src"]).await });
     // Once rows arrive, stop PostgREST for a moment, then start it again on the same port.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while count(&pg, "big").await < 500 {
@@ -471,18 +480,30 @@ async fn a_postgrest_restart_during_a_write_is_retried() {
     let at_stop = count(&pg, "big").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     pg.start_again().await;
-    let out = write.await.unwrap().expect("the write survives the restart");
-    assert!(at_stop < 40000, "the restart came too late to test anything");
+    let out = write
+        .await
+        .unwrap()
+        .expect("the write survives the restart");
+    assert!(
+        at_stop < 40000,
+        "the restart came too late to test anything"
+    );
     assert_eq!(out.rows, 40000);
     assert_eq!(count(&pg, "big").await, 40000);
-    let retries = metric(&run, "retries").and_then(|v| v.as_u64()).unwrap_or(0);
+    let retries = metric(&run, "retries")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
     assert!(retries >= 1, "retries metric: {retries}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_batch_reports_which_batches_landed() {
     let pg = PostgRest::start(None).await;
-    pg.exec("CREATE TABLE capped (id int8 PRIMARY KEY CHECK (id < 250))", &["capped"]).await;
+    pg.exec(
+        "CREATE TABLE capped (id int8 PRIMARY KEY CHECK (id < 250))",
+        &["capped"],
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let run = run_in(&dir);
     source(

@@ -15,12 +15,16 @@ pub const SECRET: &str = "osiris-test-jwt-secret-at-least-32-characters-long";
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 pub fn postgrest_binary() -> PathBuf {
-    let path = std::env::var_os("OSIRIS_POSTGREST").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
-        cache.join("osiris-rs/postgrest-12.0.2/postgrest")
-    });
+    let path = std::env::var_os("OSIRIS_POSTGREST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache")
+                });
+            cache.join("osiris-rs/postgrest-12.0.2/postgrest")
+        });
     assert!(
         path.exists(),
         "PostgREST is missing at {}: run testing_env/setup.sh",
@@ -39,7 +43,19 @@ pub struct PostgRest {
 
 fn admin_sql(sql: &str) {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-c",
+            sql,
+        ])
         .output()
         .expect("psql runs (PostgreSQL client; testing_env/setup.sh installs it)");
     assert!(
@@ -57,7 +73,10 @@ impl PostgRest {
             "osiris_sb_{}_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
         );
         admin_sql(&format!("CREATE DATABASE {db}"));
         let client = Self::connect_db(&db).await;
@@ -99,7 +118,10 @@ impl PostgRest {
     }
 
     pub fn dsn(&self) -> String {
-        format!("postgresql://postgres@127.0.0.1:5432/{}?sslmode=disable", self.db)
+        format!(
+            "postgresql://postgres@127.0.0.1:5432/{}?sslmode=disable",
+            self.db
+        )
     }
 
     pub fn rest_url(&self) -> String {
@@ -145,7 +167,9 @@ impl PostgRest {
     /// The status of a bodyless request, None when nothing answers.
     async fn status(&self, method: &str, path: &str, profile: &str) -> Option<u16> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .ok()?;
         let req = format!(
             "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nAccept-Profile: {profile}\r\nConnection: close\r\n\r\n",
             self.service_key()
@@ -159,7 +183,11 @@ impl PostgRest {
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.status("GET", "/", "public").await != Some(200) {
-            assert!(Instant::now() < deadline, "PostgREST did not become ready on port {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "PostgREST did not become ready on port {}",
+                self.port
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -168,13 +196,22 @@ impl PostgRest {
     /// the given tables (`schema.table`).
     pub async fn exec(&self, sql: &str, tables: &[&str]) {
         let client = self.sql().await;
-        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-        client.batch_execute("NOTIFY pgrst, 'reload schema'").await.expect("notify");
+        client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        client
+            .batch_execute("NOTIFY pgrst, 'reload schema'")
+            .await
+            .expect("notify");
         let deadline = Instant::now() + Duration::from_secs(20);
         for table in tables {
             let (schema, name) = table.split_once('.').unwrap_or(("public", table));
             while self.status("OPTIONS", &format!("/{name}"), schema).await != Some(200) {
-                assert!(Instant::now() < deadline, "PostgREST does not serve {table}");
+                assert!(
+                    Instant::now() < deadline,
+                    "PostgREST does not serve {table}"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -202,7 +239,16 @@ impl Drop for PostgRest {
     fn drop(&mut self) {
         self.stop();
         let _ = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-q", "-c"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-q",
+                "-c",
+            ])
             .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db))
             .output();
     }
@@ -240,8 +286,15 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     }
     let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
     let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
-    let inner = Sha256::new().chain_update(&ipad).chain_update(message).finalize();
-    Sha256::new().chain_update(&opad).chain_update(inner).finalize().to_vec()
+    let inner = Sha256::new()
+        .chain_update(&ipad)
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(&opad)
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
 }
 
 /// An HS256 JWT with claim `role`, signed with `secret`.
@@ -257,5 +310,8 @@ pub fn jwt(role: &str, secret: &str) -> String {
 fn hmac_matches_rfc4231_case_2() {
     let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
     let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    assert_eq!(
+        hex,
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
 }
