@@ -153,10 +153,10 @@ impl Rest {
     /// `<root>/<path>` with `path` as one percent-encoded segment (a table name).
     pub fn url(&self, path: &str) -> Url {
         let mut url = self.root.clone();
-        if !path.is_empty() {
-            if let Ok(mut segments) = url.path_segments_mut() {
-                segments.pop_if_empty().push(path);
-            }
+        if !path.is_empty()
+            && let Ok(mut segments) = url.path_segments_mut()
+        {
+            segments.pop_if_empty().push(path);
         }
         url
     }

@@ -597,7 +597,7 @@ async fn post_batches(
                         config.schema, config.table
                     ))
                 })?;
-            if number % 10 == 0 {
+            if number.is_multiple_of(10) {
                 ctx.event(
                     "write.progress",
                     object([

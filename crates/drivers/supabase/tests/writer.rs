@@ -43,9 +43,9 @@ fn metric(run: &TestRun, name: &str) -> Option<Value> {
         .unwrap_or_default();
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["metric"] == name || m["name"] == name)
+        .filter(|m| m["metric"] == name)
         .map(|m| m["value"].clone())
-        .last()
+        .next_back()
 }
 
 const EVERY_TYPE: &str = r#"
