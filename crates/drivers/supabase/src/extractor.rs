@@ -222,6 +222,7 @@ impl Driver for SupabaseExtractor {
         };
         let timeout = Duration::from_secs(config.timeout);
         let rest = Rest::new(
+            Some(ctx),
             location.rest_root()?,
             location.api_key()?,
             timeout,
@@ -260,7 +261,7 @@ impl Driver for SupabaseExtractor {
                     .collect();
                 (known, key)
             }
-            None => match openapi_columns(ctx, &rest, &config.schema, &config.table).await {
+            None => match openapi_columns(&rest, &config.schema, &config.table).await {
                 Ok(known) => (known, Vec::new()),
                 Err(reason) => {
                     tracing::warn!(
@@ -320,7 +321,6 @@ impl Driver for SupabaseExtractor {
                 }
                 let answer = rest
                     .send(
-                        Some(ctx),
                         Method::GET,
                         url,
                         &[("Accept-Profile", config.schema.clone())],
@@ -593,12 +593,11 @@ fn filter_pairs(filter: Option<&Filter>) -> Result<Vec<(String, String)>> {
 
 /// Column types from PostgREST's OpenAPI description (GET <root>/). Err says why not.
 async fn openapi_columns(
-    ctx: &StepContext,
     rest: &Rest,
     schema: &str,
     table: &str,
 ) -> std::result::Result<Known, String> {
-    let doc = openapi(ctx, rest, schema).await?;
+    let doc = openapi(rest, schema).await?;
     let props = doc
         .pointer(&format!(
             "/definitions/{}/properties",
@@ -616,14 +615,9 @@ async fn openapi_columns(
         .collect())
 }
 
-async fn openapi(
-    ctx: &StepContext,
-    rest: &Rest,
-    schema: &str,
-) -> std::result::Result<Value, String> {
+async fn openapi(rest: &Rest, schema: &str) -> std::result::Result<Value, String> {
     let answer = rest
         .send(
-            Some(ctx),
             Method::GET,
             rest.root().clone(),
             &[

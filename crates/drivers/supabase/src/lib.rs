@@ -80,6 +80,7 @@ impl ConnectionFields {
             key: self.key.as_ref(),
         };
         rest::Rest::new(
+            None,
             location.rest_root()?,
             location.api_key()?,
             Duration::from_secs(10),
@@ -94,7 +95,7 @@ pub(crate) async fn doctor(connection: &Map<String, Value>) -> Result<()> {
     let fields = ConnectionFields::parse(connection)?;
     let rest = fields.rest()?;
     match rest
-        .send(None, reqwest::Method::GET, rest.root().clone(), &[], None)
+        .send(reqwest::Method::GET, rest.root().clone(), &[], None)
         .await
     {
         Ok(_) => {}
@@ -170,7 +171,6 @@ pub async fn discover(
     let rest = fields.rest()?;
     let answer = rest
         .send(
-            None,
             reqwest::Method::GET,
             rest.root().clone(),
             &[

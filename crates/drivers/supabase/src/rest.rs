@@ -1,16 +1,15 @@
 //! Requests to PostgREST: where (the REST root), with which key, and how its errors read.
 //!
-//! SEAM: `send` is the one place that performs HTTP requests with retries. It is meant to be
-//! the shared HTTP layer of the workspace (retry/backoff on network errors, 5xx and 429,
-//! request/retry events and metrics, secret-safe headers); until that layer is merged this
-//! module carries a minimal equivalent with the same contract (see ADR 0015).
+//! Requests go through the workspace's HTTP layer (`http-support`): one retry policy, retry
+//! events, request counters and secret-safe headers for every HTTP driver. This module only
+//! adds what is PostgREST's: the REST root and key of a connection, and reading PostgREST's
+//! error bodies (`code`, `message`, `details`, `hint`) into classified errors.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use driver_api::{DriverError, Result, SecretString, StepContext};
-use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode, Url};
+use http_support::{ClientOptions, Headers, HttpClient, Method, RetryPolicy, StatusCode};
+use reqwest::Url;
 use serde_json::Value;
 
 /// Where the project is and which key to send; the fields every Supabase step and connection has.
@@ -65,15 +64,12 @@ impl Location<'_> {
     }
 }
 
-/// A PostgREST client for one step.
+/// A PostgREST client for one step, on the workspace's HTTP layer (`http-support`): its retry
+/// policy, `http.retry` events, request/retry counters and secret-safe headers.
 #[derive(Debug)]
 pub struct Rest {
-    client: reqwest::Client,
+    client: HttpClient,
     root: Url,
-    key: SecretString,
-    retries: u32,
-    requests: AtomicU64,
-    retried: AtomicU64,
 }
 
 /// A failed request, after retries.
@@ -85,8 +81,8 @@ pub struct Failure {
     pub code: Option<String>,
     /// What happened, readable, without secrets.
     pub message: String,
-    /// Timed out (no answer in time).
-    pub timeout: bool,
+    /// No answer: the HTTP layer's classified error (connection, timeout, cancelled).
+    pub unanswered: Option<DriverError>,
 }
 
 impl Failure {
@@ -99,24 +95,26 @@ impl Failure {
     pub fn into_error(self, what: &str) -> DriverError {
         let message = format!("{what}: {}", self.message);
         let denied = self.code.as_deref() == Some("42501");
-        match self.status {
-            None if self.timeout => DriverError::Timeout { message },
-            None => DriverError::Connection { message },
+        match (self.status, self.unanswered) {
+            (_, Some(DriverError::Cancelled)) => DriverError::Cancelled,
+            (None, Some(DriverError::Timeout { .. })) => DriverError::Timeout { message },
+            (None, Some(DriverError::Remote { .. })) => DriverError::Remote { message },
+            (None, _) => DriverError::Connection { message },
             // PostgREST answers a missing privilege with 401 for the anon role, 403 otherwise.
-            Some(_) if denied => DriverError::Auth {
+            (Some(_), _) if denied => DriverError::Auth {
                 message: format!(
                     "{message} (the key's role lacks a privilege on this table: GRANT it to the role, or use the service_role key)"
                 ),
             },
-            Some(StatusCode::UNAUTHORIZED) => DriverError::Auth {
+            (Some(StatusCode::UNAUTHORIZED), _) => DriverError::Auth {
                 message: format!(
                     "{message} (PostgREST rejected the API key: check service_role_key/anon_key/key and that it is signed with the server's JWT secret)"
                 ),
             },
-            Some(StatusCode::FORBIDDEN) => DriverError::Auth {
+            (Some(StatusCode::FORBIDDEN), _) => DriverError::Auth {
                 message: format!("{message} (the key's role is not allowed to do this)"),
             },
-            Some(_) => DriverError::Remote { message },
+            (Some(_), _) => DriverError::Remote { message },
         }
     }
 }
@@ -125,29 +123,45 @@ impl Failure {
 #[derive(Debug)]
 pub struct Answer {
     /// Body.
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
 }
 
 impl Rest {
-    /// A client for `root` sending `key`, each request limited to `timeout`, with `retries`
-    /// extra attempts on network errors, timeouts, 429 and 5xx.
-    pub fn new(root: Url, key: SecretString, timeout: Duration, retries: u32) -> Result<Self> {
-        // No redirects: the key travels in an `apikey` header that a redirect to another host
-        // would carry along.
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| DriverError::internal(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self {
-            client,
-            root,
-            key,
-            retries,
-            requests: AtomicU64::new(0),
-            retried: AtomicU64::new(0),
-        })
+    /// A client for `root` sending `key` (as `apikey` and `Authorization: Bearer`), each request
+    /// limited to `timeout`, with `retries` extra attempts on network errors, timeouts, 429 and
+    /// 5xx (1 s, 2 s, 4 s, ... capped at 30 s, or a longer Retry-After). Inside a step, retries
+    /// are events of the step and the key is registered with the run's redactor.
+    pub fn new(
+        ctx: Option<&StepContext>,
+        root: Url,
+        key: SecretString,
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<Self> {
+        let mut headers = Headers::new();
+        headers.insert_secret("key", "apikey", &key)?;
+        headers.insert_secret(
+            "key",
+            "Authorization",
+            &SecretString::new(format!("Bearer {}", key.expose())),
+        )?;
+        let options = ClientOptions {
+            timeout,
+            connect_timeout: timeout,
+            headers,
+            retry: RetryPolicy {
+                max_retries: retries,
+                base_delay: Duration::from_secs(1),
+                max_delay: Duration::from_secs(30),
+                ..RetryPolicy::default()
+            },
+            ..ClientOptions::default()
+        };
+        let client = match ctx {
+            Some(ctx) => HttpClient::for_step(ctx, &options)?,
+            None => HttpClient::new(&options)?,
+        };
+        Ok(Self { client, root })
     }
 
     /// `<root>/<path>` with `path` as one percent-encoded segment (a table name).
@@ -168,122 +182,44 @@ impl Rest {
 
     /// Requests made so far (attempts included).
     pub fn requests_made(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.client.stats().requests_made
     }
 
     /// Retries made so far.
     pub fn retries(&self) -> u64 {
-        self.retried.load(Ordering::Relaxed)
+        self.client.stats().retries
     }
 
-    /// Sends a request (`headers` besides the key's), retrying as configured. A 2xx answer is
-    /// returned; anything else is a [`Failure`].
+    /// Sends a request (`headers` besides the key's), retried by the HTTP layer. A 2xx answer
+    /// is returned; anything else is a [`Failure`] that keeps PostgREST's error code.
     pub async fn send(
         &self,
-        ctx: Option<&StepContext>,
         method: Method,
         url: Url,
         headers: &[(&str, String)],
         body: Option<String>,
     ) -> std::result::Result<Answer, Failure> {
-        let mut attempt = 0u32;
-        loop {
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let mut request = self
-                .client
-                .request(method.clone(), url.clone())
-                .headers(self.auth_headers());
-            for (name, value) in headers {
-                request = request.header(*name, value);
-            }
-            if let Some(body) = &body {
-                request = request
-                    .header("Content-Type", "application/json")
-                    .body(body.clone());
-            }
-            let outcome = request.send().await;
-            let (failure, retry_after) = match outcome {
-                Ok(response) if response.status().is_success() => match response.bytes().await {
-                    Ok(body) => {
-                        return Ok(Answer {
-                            body: body.to_vec(),
-                        });
-                    }
-                    Err(e) => (network_failure(&e), None),
-                },
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let body = response.bytes().await.unwrap_or_default();
-                    (http_failure(status, &body), retry_after)
-                }
-                Err(e) => (network_failure(&e), None),
-            };
-            let retryable = match failure.status {
-                None => true,
-                Some(s) => s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error(),
-            };
-            if !retryable || attempt >= self.retries {
-                return Err(failure);
-            }
-            let backoff = Duration::from_secs(1u64 << attempt.min(5)).min(Duration::from_secs(30));
-            let wait = retry_after.map_or(backoff, |r| r.max(backoff));
-            attempt += 1;
-            self.retried.fetch_add(1, Ordering::Relaxed);
-            if let Some(ctx) = ctx {
-                ctx.event(
-                    "http.retry",
-                    execution_context::object([
-                        ("attempt", attempt.into()),
-                        ("wait_ms", (wait.as_millis() as u64).into()),
-                        ("reason", failure.message.clone().into()),
-                    ]),
-                );
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = ctx.cancellation().cancelled() => {
-                        return Err(Failure { status: None, code: None, message: "cancelled".into(), timeout: false });
-                    }
-                }
-            } else {
-                tokio::time::sleep(wait).await;
-            }
+        let mut request = self.client.request(method, url.as_str());
+        for (name, value) in headers {
+            request = request.header(*name, value);
         }
-    }
-
-    fn auth_headers(&self) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        if let Ok(mut v) = HeaderValue::from_str(self.key.expose()) {
-            v.set_sensitive(true);
-            headers.insert("apikey", v);
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body);
         }
-        if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", self.key.expose())) {
-            v.set_sensitive(true);
-            headers.insert("authorization", v);
+        match self.client.execute(request).await {
+            Ok(response) if response.is_success() => Ok(Answer {
+                body: response.body,
+            }),
+            Ok(response) => Err(http_failure(response.status, &response.body)),
+            Err(error) => Err(Failure {
+                status: None,
+                code: None,
+                message: error.to_string(),
+                unanswered: Some(error),
+            }),
         }
-        headers
-    }
-}
-
-fn network_failure(error: &reqwest::Error) -> Failure {
-    // reqwest's error text holds the URL but never headers; the URL carries no secret.
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(inner) = source {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    Failure {
-        status: None,
-        code: None,
-        message,
-        timeout: error.is_timeout(),
     }
 }
 
@@ -322,6 +258,6 @@ fn http_failure(status: StatusCode, body: &[u8]) -> Failure {
         status: Some(status),
         code,
         message,
-        timeout: false,
+        unanswered: None,
     }
 }

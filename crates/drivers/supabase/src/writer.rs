@@ -190,6 +190,7 @@ impl Driver for SupabaseWriter {
         };
         let timeout = Duration::from_secs(config.timeout);
         let rest = Rest::new(
+            Some(ctx),
             location.rest_root()?,
             location.api_key()?,
             timeout,
@@ -260,7 +261,7 @@ impl Driver for SupabaseWriter {
         };
         let exists = match &pg_client {
             Some(client) => pg::table_exists(client, &config.schema, &config.table).await?,
-            None => rest_table_exists(ctx, &rest, &config.schema, &config.table).await?,
+            None => rest_table_exists(&rest, &config.schema, &config.table).await?,
         };
         let ddl = if exists {
             None
@@ -426,17 +427,11 @@ async fn check_keys(ctx: &StepContext, table: &TableName, key: &[String]) -> Res
 }
 
 /// Without pg_dsn: asks PostgREST. Only its "relation does not exist" answer means missing.
-pub(crate) async fn rest_table_exists(
-    ctx: &StepContext,
-    rest: &Rest,
-    schema: &str,
-    table: &str,
-) -> Result<bool> {
+async fn rest_table_exists(rest: &Rest, schema: &str, table: &str) -> Result<bool> {
     let mut url = rest.url(table);
     url.query_pairs_mut().append_pair("limit", "0");
     match rest
         .send(
-            Some(ctx),
             Method::GET,
             url,
             &[("Accept-Profile", schema.to_owned())],
@@ -465,7 +460,6 @@ async fn wait_until_visible(
     loop {
         let probe = rest
             .send(
-                None,
                 Method::OPTIONS,
                 rest.url(&config.table),
                 &[("Accept-Profile", config.schema.clone())],
@@ -581,7 +575,7 @@ async fn post_batches(
         written += rows as u64;
         async move {
             ctx.check_cancelled()?;
-            rest.send(Some(ctx), Method::POST, url, headers, Some(body))
+            rest.send(Method::POST, url, headers, Some(body))
                 .await
                 .map_err(|failure| {
                     let landed_note = if number == 1 {
