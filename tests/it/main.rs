@@ -11,3 +11,4 @@ mod layering;
 mod mysql;
 mod run;
 mod sessions;
+mod supabase;

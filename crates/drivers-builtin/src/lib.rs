@@ -19,5 +19,9 @@ pub fn builtin_registry() -> DriverRegistry {
     registry
         .register(driver_mysql::MysqlExtractor)
         .register(driver_mysql::MysqlWriter);
+    #[cfg(feature = "supabase")]
+    registry
+        .register(driver_supabase::SupabaseExtractor)
+        .register(driver_supabase::SupabaseWriter);
     registry
 }

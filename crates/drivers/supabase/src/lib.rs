@@ -1,0 +1,216 @@
+//! Supabase drivers: `supabase.extractor` and `supabase.writer`, talking to PostgREST (the
+//! Supabase REST API, or a plain PostgREST server) and, when a `pg_dsn` is given, directly to
+//! the project's Postgres for catalog lookups, DDL and transactional replace.
+#![warn(missing_docs)]
+
+mod ddl;
+mod extractor;
+mod json_rows;
+mod pg;
+mod rest;
+mod writer;
+
+use std::time::Duration;
+
+use driver_api::{DriverError, Result, SecretString};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+pub use extractor::{Config as ExtractorConfig, Filter, OneOrMany, SupabaseExtractor};
+pub use json_rows::{Hint, RowEncoder};
+pub use writer::{Config as WriterConfig, DdlChannel, SupabaseWriter, WriteMode};
+
+/// One key column or several.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum KeyList {
+    /// One column.
+    One(String),
+    /// Several columns, in key order.
+    Many(Vec<String>),
+}
+
+impl KeyList {
+    /// The column names.
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(c) => vec![c],
+            Self::Many(cs) => cs,
+        }
+    }
+}
+
+pub(crate) fn elapsed_ms(start: std::time::Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The connection fields of a Supabase connection, for doctor and discover.
+#[derive(Debug, Deserialize)]
+struct ConnectionFields {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    project_id: Option<String>,
+    #[serde(default)]
+    rest_url: Option<String>,
+    #[serde(default)]
+    key: Option<SecretString>,
+    #[serde(default)]
+    service_role_key: Option<SecretString>,
+    #[serde(default)]
+    anon_key: Option<SecretString>,
+    #[serde(default)]
+    pg_dsn: Option<SecretString>,
+}
+
+impl ConnectionFields {
+    fn parse(connection: &Map<String, Value>) -> Result<Self> {
+        // Unknown fields (alias metadata such as `default`) are ignored here.
+        serde_json::from_value(Value::Object(connection.clone()))
+            .map_err(|e| DriverError::config("connection", e.to_string()))
+    }
+
+    fn rest(&self) -> Result<rest::Rest> {
+        let location = rest::Location {
+            url: self.url.as_deref(),
+            project_id: self.project_id.as_deref(),
+            rest_url: self.rest_url.as_deref(),
+            service_role_key: self.service_role_key.as_ref(),
+            anon_key: self.anon_key.as_ref(),
+            key: self.key.as_ref(),
+        };
+        rest::Rest::new(
+            None,
+            location.rest_root()?,
+            location.api_key()?,
+            Duration::from_secs(10),
+            0,
+        )
+    }
+}
+
+/// Checks a Supabase connection: PostgREST answers and accepts the key (a request for the
+/// root; 401 is a refused key), and, when `pg_dsn` is set, Postgres accepts a login.
+pub(crate) async fn doctor(connection: &Map<String, Value>) -> Result<()> {
+    let fields = ConnectionFields::parse(connection)?;
+    let rest = fields.rest()?;
+    match rest
+        .send(reqwest::Method::GET, rest.root().clone(), &[], None)
+        .await
+    {
+        Ok(_) => {}
+        Err(f)
+            if f.status
+                .is_some_and(|s| s.is_client_error() && s.as_u16() != 401) =>
+        {
+            // Reachable and the key accepted; the root itself may be closed to this role.
+        }
+        Err(f) => return Err(f.into_error("PostgREST check failed")),
+    }
+    if let Some(dsn) = &fields.pg_dsn {
+        let client = pg::connect(dsn, Duration::from_secs(10)).await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| pg::classify(&e, "Postgres check failed"))?;
+    }
+    Ok(())
+}
+
+/// A table or view found by [`discover`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DiscoveredTable {
+    /// Table name.
+    pub name: String,
+    /// Columns as (name, Postgres type).
+    pub columns: Vec<(String, String)>,
+    /// Primary key columns (pg_dsn only).
+    pub primary_key: Vec<String>,
+    /// Estimated row count (pg_dsn only).
+    pub estimated_rows: Option<i64>,
+}
+
+/// Lists the tables and views of `schema` with their columns (and, with `pg_dsn`, primary
+/// keys and estimated row counts from the catalog; without, from PostgREST's OpenAPI
+/// description, which Supabase may serve only to the service_role key). Sorted by name.
+pub async fn discover(
+    connection: &Map<String, Value>,
+    schema: &str,
+) -> Result<Vec<DiscoveredTable>> {
+    let fields = ConnectionFields::parse(connection)?;
+    if let Some(dsn) = &fields.pg_dsn {
+        let client = pg::connect(dsn, Duration::from_secs(30)).await?;
+        let rows = client
+            .query(
+                "SELECT c.relname::text, greatest(c.reltuples, 0)::int8
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
+                 ORDER BY c.relname",
+                &[&schema],
+            )
+            .await
+            .map_err(|e| pg::classify(&e, "cannot list tables"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let name: String = row.get(0);
+            let columns = pg::columns(&client, schema, &name)
+                .await?
+                .into_iter()
+                .map(|c| (c.name, c.formatted))
+                .collect();
+            let primary_key = pg::primary_key(&client, schema, &name).await?;
+            out.push(DiscoveredTable {
+                name,
+                columns,
+                primary_key,
+                estimated_rows: Some(row.get(1)),
+            });
+        }
+        return Ok(out);
+    }
+    let rest = fields.rest()?;
+    let answer = rest
+        .send(
+            reqwest::Method::GET,
+            rest.root().clone(),
+            &[
+                ("Accept-Profile", schema.to_owned()),
+                ("Accept", "application/openapi+json".to_owned()),
+            ],
+            None,
+        )
+        .await
+        .map_err(|f| f.into_error("cannot read PostgREST's OpenAPI description"))?;
+    let doc: Value = serde_json::from_slice(&answer.body).map_err(|e| {
+        DriverError::data(format!("PostgREST's OpenAPI description is not JSON: {e}"))
+    })?;
+    let mut out: Vec<DiscoveredTable> = doc
+        .get("definitions")
+        .and_then(Value::as_object)
+        .map(|defs| {
+            defs.iter()
+                .map(|(name, def)| DiscoveredTable {
+                    name: name.clone(),
+                    columns: def
+                        .get("properties")
+                        .and_then(Value::as_object)
+                        .map(|props| {
+                            props
+                                .iter()
+                                .map(|(c, p)| {
+                                    let ty =
+                                        p.get("format").and_then(Value::as_str).unwrap_or("text");
+                                    (c.clone(), ty.to_owned())
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    primary_key: Vec::new(),
+                    estimated_rows: None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
