@@ -56,12 +56,22 @@ pub struct RunArgs {
     /// The earlier session to replay from (id or a unique part of it).
     #[arg(long, requires = "from_step", value_name = "ID")]
     session: Option<String>,
+
+    /// Ignore the incremental state stored by earlier runs (extractors read everything again,
+    /// e.g. from `initial_since`); the state is replaced after a successful run.
+    #[arg(long)]
+    full_refresh: bool,
+
+    /// Directory of the incremental state store: `<DIR>/<pipeline name>/<step id>.json`.
+    /// Default: `.osiris/state` in the pipeline file's directory.
+    #[arg(long, env = "OSIRIS_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
     let engine = engine()?;
     let file = args.pipeline.pipeline.display().to_string();
-    let loaded = match load(&args.pipeline, &engine, Connect::Resolve) {
+    let mut loaded = match load(&args.pipeline, &engine, Connect::Resolve) {
         Ok(loaded) => loaded,
         Err(LoadError::Unreadable(message)) => {
             report_input_error(json, &file, &message, None);
@@ -88,6 +98,18 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INPUT));
     }
 
+    let state_root = match &args.state_dir {
+        Some(dir) => std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
+        None => loaded.base_dir.join(engine::STATE_DIR),
+    };
+    let state = engine::StateStore::new(&state_root, &loaded.prepared.plan.name);
+    if !args.full_refresh
+        && let Err(error) = state.load_into(&mut loaded.prepared)
+    {
+        report_input_error(json, &file, &error.to_string(), None);
+        return Ok(ExitCode::from(EXIT_INPUT));
+    }
+
     let sessions_root = std::path::absolute(&args.sessions_dir).unwrap_or(args.sessions_dir);
     let replay = match (&args.from_step, &args.session) {
         (Some(step), Some(id)) => {
@@ -106,6 +128,7 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
         base_dir: loaded.base_dir,
         session_id: args.session_id,
         replay,
+        state: Some(state.clone()),
     };
     let redactor = Arc::new(Redactor::default());
     let adapter = LocalAdapter::new(engine);
@@ -194,6 +217,24 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
                     .map(|p| p.to_owned())
             })
             .unwrap_or_else(|| report.session_dir.clone());
+        if status.ok {
+            let saved: Vec<&str> = report
+                .outcome
+                .steps
+                .iter()
+                .filter(|s| s.state.is_some())
+                .map(|s| s.step_id.as_str())
+                .collect();
+            if !saved.is_empty() {
+                say!(
+                    "State saved for {} in {}",
+                    saved.join(", "),
+                    state.dir().display()
+                );
+            }
+        } else if let Some(error) = &status.error {
+            warn_user!("error: {}", redactor.redact(error));
+        }
         say!(
             "Session: {}  (step tables in {})",
             shown.display(),

@@ -6,8 +6,10 @@
 #![warn(missing_docs)]
 
 mod prepare;
+mod state;
 
 pub use prepare::{CONNECTION_KEY, ConnectionMode, PreparedPlan, PreparedStep};
+pub use state::{STATE_DIR, StateError, StateStore};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -45,6 +47,10 @@ pub struct StepReport {
     pub status: StepStatus,
     /// Wall time of the step.
     pub duration_ms: u64,
+    /// Incremental state the step returned for its next run; stored by the adapter only when
+    /// the whole run succeeds. Not part of the printed report.
+    #[serde(skip)]
+    pub state: Option<Value>,
 }
 
 /// Outcome of one step.
@@ -349,8 +355,10 @@ impl Engine {
         );
         let result = self.execute(prepared, exec, base_dir, outputs).await;
         let duration_ms = millis(started.elapsed());
+        let mut state = None;
         let status = match result {
             Ok(output) => {
+                state = output.state;
                 let metric = if step.mode == StepMode::Read {
                     "rows_read"
                 } else {
@@ -397,6 +405,7 @@ impl Engine {
             mode: step.mode,
             status,
             duration_ms,
+            state,
         }
     }
 
@@ -414,7 +423,8 @@ impl Engine {
             .ok_or_else(|| DriverError::Unsupported {
                 operation: format!("component `{}` (no driver in this build)", step.component),
             })?;
-        let ctx = StepContext::new(exec, &step.id, &step.component, base_dir)?;
+        let ctx = StepContext::new(exec, &step.id, &step.component, base_dir)?
+            .with_state(prepared.state.clone());
         if let Some(connection) = &prepared.connection {
             ctx.event(
                 "connection_resolved",
