@@ -4,7 +4,9 @@
 //! them with DuckDB's Appender inside one transaction. The step's table appears only at commit;
 //! on any failure or abort the transaction rolls back, so no partial table is ever visible and
 //! a table from an earlier attempt of the same step stays as it was. Batches are matched to the
-//! table by column name, never by position.
+//! table by column name, never by position; how a column whose type changes between batches is
+//! handled is the writer's [`SchemaEvolution`]. A `Utf8` field carrying the Arrow extension name
+//! [`JSON_EXTENSION_NAME`] becomes a DuckDB `JSON` column.
 //!
 //! [`TableReader`]: streams a table (or any query) out as Arrow batches from a blocking thread.
 
@@ -21,6 +23,46 @@ use crate::{DriverError, Result, StepContext, TableName, quote_identifier};
 /// Batches in flight between a producer and the DuckDB writer thread. Bounds memory: a
 /// producer faster than DuckDB waits instead of buffering the whole source.
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 8;
+
+/// Arrow extension name (canonical `arrow.json`) that marks a `Utf8` field holding JSON text: the
+/// writer stores it as a DuckDB `JSON` column.
+pub const JSON_EXTENSION_NAME: &str = "arrow.json";
+
+/// A nullable `Utf8` field marked as JSON text (stored as a DuckDB `JSON` column).
+pub fn json_field(name: impl Into<String>) -> Field {
+    let mut metadata = std::collections::HashMap::new();
+    metadata.insert(
+        "ARROW:extension:name".to_owned(),
+        JSON_EXTENSION_NAME.to_owned(),
+    );
+    Field::new(name, DataType::Utf8, true).with_metadata(metadata)
+}
+
+fn is_json(field: &Field) -> bool {
+    field.extension_type_name() == Some(JSON_EXTENSION_NAME) && field.data_type() == &DataType::Utf8
+}
+
+/// What a [`TableWriter`] does when a column's type in a batch differs from the table's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchemaEvolution {
+    /// Cast the batch's column to the table's type; a value that does not fit fails the step.
+    /// For sources with a declared schema (databases, typed files).
+    #[default]
+    Cast,
+    /// Widen the table's column to a type that holds both: integers to BIGINT, integers and
+    /// floats to DOUBLE, any other mix to VARCHAR (existing values keep their text, e.g. `12`,
+    /// `true`, JSON); a column that so far held only NULLs (Arrow `Null`) takes the first real
+    /// type. For sources without a schema, such as JSON pages from an HTTP API.
+    Widen,
+}
+
+/// A column of the table being written.
+#[derive(Debug, Clone)]
+struct Column {
+    field: Field,
+    /// Created from an Arrow `Null` column and no typed value seen yet (Widen mode retypes it).
+    untyped: bool,
+}
 
 enum Message {
     Batch(RecordBatch),
@@ -42,12 +84,22 @@ impl std::fmt::Debug for TableWriter {
 impl TableWriter {
     /// Starts a writer for the step's output table with the given initial schema.
     pub fn for_step(ctx: &StepContext, schema: SchemaRef) -> Result<Self> {
+        Self::for_step_with(ctx, schema, SchemaEvolution::Cast)
+    }
+
+    /// Like [`for_step`](Self::for_step), choosing how column types may change between batches.
+    pub fn for_step_with(
+        ctx: &StepContext,
+        schema: SchemaRef,
+        evolution: SchemaEvolution,
+    ) -> Result<Self> {
         let conn = ctx.connection()?;
-        Ok(Self::start(
+        Ok(Self::start_with(
             conn,
             ctx.output_table().clone(),
             schema,
             DEFAULT_CHANNEL_CAPACITY,
+            evolution,
         ))
     }
 
@@ -61,8 +113,20 @@ impl TableWriter {
         schema: SchemaRef,
         capacity: usize,
     ) -> Self {
+        Self::start_with(conn, table, schema, capacity, SchemaEvolution::Cast)
+    }
+
+    /// Like [`start`](Self::start), choosing how column types may change between batches.
+    pub fn start_with(
+        conn: duckdb::Connection,
+        table: TableName,
+        schema: SchemaRef,
+        capacity: usize,
+        evolution: SchemaEvolution,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let handle = tokio::task::spawn_blocking(move || write_table(&conn, &table, schema, rx));
+        let handle =
+            tokio::task::spawn_blocking(move || write_table(&conn, &table, schema, evolution, rx));
         Self { tx, handle }
     }
 
@@ -112,10 +176,11 @@ fn write_table(
     conn: &duckdb::Connection,
     table: &TableName,
     schema: SchemaRef,
+    evolution: SchemaEvolution,
     rx: mpsc::Receiver<Message>,
 ) -> Result<u64> {
     in_transaction(conn, &format!("cannot write table {table}"), |conn| {
-        append_all(conn, table, schema, rx)
+        append_all(conn, table, schema, evolution, rx)
     })
 }
 
@@ -123,17 +188,14 @@ fn append_all(
     conn: &duckdb::Connection,
     table: &TableName,
     schema: SchemaRef,
+    evolution: SchemaEvolution,
     mut rx: mpsc::Receiver<Message>,
 ) -> Result<u64> {
     let duck = |context: &str| {
         let context = format!("{context} {table}");
         move |source| DriverError::duckdb(context, source)
     };
-    let mut columns: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| Field::new(f.name(), storage_type(f.data_type()), true))
-        .collect();
+    let mut columns: Vec<Column> = schema.fields().iter().map(|f| column_for(f)).collect();
     conn.execute_batch(&format!(
         "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({})",
         column_definitions(&columns)?
@@ -151,18 +213,31 @@ fn append_all(
                     continue;
                 }
                 let added = new_columns(&columns, batch.schema().fields());
-                if !added.is_empty() {
+                let retyped = match evolution {
+                    SchemaEvolution::Cast => Vec::new(),
+                    SchemaEvolution::Widen => widened_columns(&columns, batch.schema().fields()),
+                };
+                if !added.is_empty() || !retyped.is_empty() {
                     // The appender is bound to the table's old shape: flush, alter, re-open.
                     appender.flush().map_err(duck("cannot append to"))?;
                     drop(appender);
-                    for field in added {
+                    for (index, column) in retyped {
+                        conn.execute_batch(&format!(
+                            "ALTER TABLE {table} ALTER COLUMN {} TYPE {}",
+                            quote_identifier(column.field.name()),
+                            duckdb_type_for_field(&column.field)?
+                        ))
+                        .map_err(duck("cannot change a column type of"))?;
+                        columns[index] = column;
+                    }
+                    for column in added {
                         conn.execute_batch(&format!(
                             "ALTER TABLE {table} ADD COLUMN {} {}",
-                            quote_identifier(field.name()),
-                            duckdb_type_for(field.data_type())?
+                            quote_identifier(column.field.name()),
+                            duckdb_type_for_field(&column.field)?
                         ))
                         .map_err(duck("cannot add a column to"))?;
-                        columns.push(field);
+                        columns.push(column);
                     }
                     appender = conn
                         .appender(table.as_str())
@@ -227,6 +302,19 @@ pub fn table_row_count(conn: &duckdb::Connection, table: &TableName) -> Result<u
     })
     .map(|n| n as u64)
     .map_err(|e| DriverError::duckdb(format!("cannot count rows of {table}"), e))
+}
+
+/// The table column for an incoming field.
+fn column_for(field: &Field) -> Column {
+    let stored = Field::new(field.name(), storage_type(field.data_type()), true);
+    Column {
+        field: if is_json(field) {
+            json_field(field.name())
+        } else {
+            stored
+        },
+        untyped: field.data_type() == &DataType::Null,
+    }
 }
 
 /// The Arrow type a column is stored as: types DuckDB has no direct equivalent for are widened.
@@ -314,13 +402,22 @@ pub fn duckdb_type_for(data_type: &DataType) -> Result<String> {
     Ok(ty)
 }
 
-fn column_definitions(columns: &[Field]) -> Result<String> {
+/// The DuckDB column type of a field: [`duckdb_type_for`] its type, `JSON` for JSON text.
+fn duckdb_type_for_field(field: &Field) -> Result<String> {
+    if is_json(field) {
+        Ok("JSON".into())
+    } else {
+        duckdb_type_for(field.data_type())
+    }
+}
+
+fn column_definitions(columns: &[Column]) -> Result<String> {
     if columns.is_empty() {
         return Err(DriverError::internal("a table needs at least one column"));
     }
     let mut seen = std::collections::HashSet::new();
     let mut defs = Vec::with_capacity(columns.len());
-    for field in columns {
+    for Column { field, .. } in columns {
         if !seen.insert(field.name().to_lowercase()) {
             // DuckDB column names are case-insensitive: `id` and `ID` would collide.
             return Err(DriverError::data(format!(
@@ -331,31 +428,87 @@ fn column_definitions(columns: &[Field]) -> Result<String> {
         defs.push(format!(
             "{} {}",
             quote_identifier(field.name()),
-            duckdb_type_for(field.data_type())?
+            duckdb_type_for_field(field)?
         ));
     }
     Ok(defs.join(", "))
 }
 
-fn new_columns(columns: &[Field], incoming: &arrow::datatypes::Fields) -> Vec<Field> {
+fn new_columns(columns: &[Column], incoming: &arrow::datatypes::Fields) -> Vec<Column> {
     incoming
         .iter()
-        .filter(|f| !columns.iter().any(|c| c.name() == f.name()))
-        .map(|f| Field::new(f.name(), storage_type(f.data_type()), true))
+        .filter(|f| !columns.iter().any(|c| c.field.name() == f.name()))
+        .map(|f| column_for(f))
         .collect()
+}
+
+/// The table columns (by index) whose type must widen to take `incoming` (Widen mode).
+fn widened_columns(
+    columns: &[Column],
+    incoming: &arrow::datatypes::Fields,
+) -> Vec<(usize, Column)> {
+    let mut changes = Vec::new();
+    for field in incoming {
+        let Some(index) = columns.iter().position(|c| c.field.name() == field.name()) else {
+            continue;
+        };
+        let column = &columns[index];
+        if field.data_type() == &DataType::Null {
+            continue;
+        }
+        let target = if column.untyped {
+            column_for(field)
+        } else {
+            let wider = wider_field(&column.field, field);
+            if wider.data_type() == column.field.data_type()
+                && is_json(&wider) == is_json(&column.field)
+            {
+                continue;
+            }
+            Column {
+                field: wider,
+                untyped: false,
+            }
+        };
+        changes.push((index, target));
+    }
+    changes
+}
+
+/// A field that holds the values of both `table` and `incoming` (see [`SchemaEvolution::Widen`]).
+fn wider_field(table: &Field, incoming: &Field) -> Field {
+    let (a, b) = (table.data_type(), &storage_type(incoming.data_type()));
+    let name = table.name();
+    if a == b && is_json(table) == is_json(incoming) {
+        return table.clone();
+    }
+    if a.is_integer() && b.is_integer() {
+        // A wider table integer already holds the narrower one (the cast checks each value).
+        let wider = if a.primitive_width() >= b.primitive_width() && a.is_signed_integer() {
+            a.clone()
+        } else {
+            DataType::Int64
+        };
+        return Field::new(name, wider, true);
+    }
+    if (a.is_integer() || a.is_floating()) && (b.is_integer() || b.is_floating()) {
+        return Field::new(name, DataType::Float64, true);
+    }
+    Field::new(name, DataType::Utf8, true)
 }
 
 /// Re-shapes `batch` to the table's columns, by name: reorders, fills missing columns with
 /// NULL and casts differing types (failing on values that do not fit, never truncating).
-fn align_to(batch: &RecordBatch, columns: &[Field]) -> Result<RecordBatch> {
+fn align_to(batch: &RecordBatch, columns: &[Column]) -> Result<RecordBatch> {
     let schema = batch.schema();
+    let columns: Vec<Field> = columns.iter().map(|c| c.field.clone()).collect();
     let same_shape = schema.fields().len() == columns.len()
         && schema
             .fields()
             .iter()
-            .zip(columns)
+            .zip(&columns)
             .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
-    let target = Arc::new(Schema::new(columns.to_vec()));
+    let target = Arc::new(Schema::new(columns.clone()));
     if same_shape {
         return RecordBatch::try_new(target, batch.columns().to_vec())
             .map_err(|e| DriverError::internal(format!("cannot re-label batch: {e}")));
@@ -656,6 +809,79 @@ mod tests {
             rows,
             [(1, Some("x".into()), None), (2, None, Some("new".into()))]
         );
+    }
+
+    #[tokio::test]
+    async fn widen_mode_widens_columns_and_types_null_columns_late() {
+        use arrow::array::{BooleanArray, Float64Array, NullArray};
+        let conn = memory();
+        let first = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("score", DataType::Int64, true),
+            Field::new("later", DataType::Null, true),
+            Field::new("mixed", DataType::Boolean, true),
+            json_field("doc"),
+        ]));
+        let mut writer = TableWriter::start_with(
+            conn.try_clone().unwrap(),
+            TableName::new("w").unwrap(),
+            Arc::clone(&first),
+            1,
+            SchemaEvolution::Widen,
+        );
+        writer
+            .send(batch(
+                &first,
+                vec![
+                    Arc::new(Int64Array::from(vec![1])),
+                    Arc::new(Int64Array::from(vec![10])),
+                    Arc::new(NullArray::new(1)),
+                    Arc::new(BooleanArray::from(vec![true])),
+                    Arc::new(StringArray::from(vec![r#"{"a":[1,2]}"#])),
+                ],
+            ))
+            .await
+            .unwrap();
+        let second = schema(&[
+            ("id", DataType::Int64),
+            ("score", DataType::Float64),
+            ("later", DataType::Int64),
+            ("mixed", DataType::Utf8),
+        ]);
+        writer
+            .send(batch(
+                &second,
+                vec![
+                    Arc::new(Int64Array::from(vec![2])),
+                    Arc::new(Float64Array::from(vec![2.5])),
+                    Arc::new(Int64Array::from(vec![7])),
+                    Arc::new(StringArray::from(vec!["text"])),
+                ],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(writer.finish().await.unwrap(), 2);
+        let types: String = conn
+            .query_row(
+                "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'w'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            types,
+            "id BIGINT, score DOUBLE, later BIGINT, mixed VARCHAR, doc JSON"
+        );
+        let rows: Vec<String> = {
+            let mut stmt = conn
+                .prepare("SELECT concat_ws('|', id, score, later, mixed, doc->>'$.a[1]') FROM w ORDER BY id")
+                .unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect()
+        };
+        assert_eq!(rows, ["1|10.0|true|2", "2|2.5|7|text"]);
     }
 
     #[tokio::test]
