@@ -15,6 +15,9 @@ use serde_json::json;
 
 use crate::EXIT_INPUT;
 
+/// Exit code when every step succeeded but the incremental state could not be saved.
+const EXIT_STATE_NOT_SAVED: i32 = 1;
+
 /// `println!` that ignores a closed stdout (see `main`: a run must not die of SIGPIPE or panic).
 macro_rules! say {
     ($($arg:tt)*) => {{
@@ -128,7 +131,6 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
         base_dir: loaded.base_dir,
         session_id: args.session_id,
         replay,
-        state: Some(state.clone()),
     };
     let redactor = Arc::new(Redactor::default());
     let adapter = LocalAdapter::new(engine);
@@ -175,13 +177,26 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
             .await
     })?;
     runtime.shutdown_timeout(Duration::from_secs(5));
+    // Only a run that succeeded as a whole advances the steps' incremental state (ADR 0017).
+    let (state_saved, state_error) = match state.save_run(&exec, &report.outcome) {
+        Ok(saved) => (saved, None),
+        Err(error) => (
+            Vec::new(),
+            Some(redactor.redact(&error.to_string()).into_owned()),
+        ),
+    };
+    let exit_code = if state_error.is_some() {
+        EXIT_STATE_NOT_SAVED
+    } else {
+        report.status.exit_code
+    };
 
     let status = &report.status;
     if json {
         let summary = json!({
             "status": status.status,
             "ok": status.ok,
-            "exit_code": status.exit_code,
+            "exit_code": exit_code,
             "pipeline": status.pipeline,
             "session_id": report.session_id,
             "session_dir": report.session_dir.display().to_string(),
@@ -190,6 +205,8 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
             "steps_completed": status.steps_completed,
             "duration_ms": status.duration_ms,
             "steps": report.outcome.steps,
+            "state_saved": state_saved,
+            "state_error": state_error,
         });
         say!(
             "{}",
@@ -217,23 +234,17 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
                     .map(|p| p.to_owned())
             })
             .unwrap_or_else(|| report.session_dir.clone());
-        if status.ok {
-            let saved: Vec<&str> = report
-                .outcome
-                .steps
-                .iter()
-                .filter(|s| s.state.is_some())
-                .map(|s| s.step_id.as_str())
-                .collect();
-            if !saved.is_empty() {
-                say!(
-                    "State saved for {} in {}",
-                    saved.join(", "),
-                    state.dir().display()
-                );
-            }
-        } else if let Some(error) = &status.error {
-            warn_user!("error: {}", redactor.redact(error));
+        if !state_saved.is_empty() {
+            say!(
+                "State saved for {} in {}",
+                state_saved.join(", "),
+                state.dir().display()
+            );
+        }
+        if let Some(error) = &state_error {
+            warn_user!(
+                "error: the steps succeeded but their incremental state was not saved, so the next run reads again from the previous state: {error}"
+            );
         }
         say!(
             "Session: {}  (step tables in {})",
@@ -241,7 +252,7 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
             execution_context::DATABASE_FILE
         );
     }
-    Ok(ExitCode::from(u8::try_from(status.exit_code).unwrap_or(1)))
+    Ok(ExitCode::from(u8::try_from(exit_code).unwrap_or(1)))
 }
 
 /// Checks a replay request against the earlier session before anything runs.

@@ -47,9 +47,9 @@ pub struct StepReport {
     pub status: StepStatus,
     /// Wall time of the step.
     pub duration_ms: u64,
-    /// Incremental state the step returned for its next run; stored by the adapter only when
-    /// the whole run succeeds. Not part of the printed report.
-    #[serde(skip)]
+    /// Incremental state the step returned for its next run; saved by
+    /// [`StateStore::save_run`] only when the whole run succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<Value>,
 }
 

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use execution_context::{ExecutionContext, object};
+
 use crate::{PreparedPlan, RunOutcome};
 
 /// Default state directory, relative to the pipeline file's directory.
@@ -184,6 +186,59 @@ impl StateStore {
             }
         }
         Ok(saved)
+    }
+}
+
+impl StateStore {
+    /// After a run: saves the states its steps returned when the run succeeded (events
+    /// `state_saved`), or records that they were discarded (`state_discarded`). Called by
+    /// whoever ran the plan (`osiris run`), after the adapter finished, for local and remote
+    /// runs alike. Returns the ids of the steps whose state was saved.
+    pub fn save_run(
+        &self,
+        exec: &ExecutionContext,
+        outcome: &RunOutcome,
+    ) -> Result<Vec<String>, StateError> {
+        let pending: Vec<String> = outcome
+            .steps
+            .iter()
+            .filter(|s| s.state.is_some())
+            .map(|s| s.step_id.clone())
+            .collect();
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !outcome.ok() {
+            exec.event(
+                "state_discarded",
+                object([
+                    ("steps", pending.into()),
+                    ("reason", "the run did not succeed".into()),
+                ]),
+            );
+            return Ok(Vec::new());
+        }
+        match self.commit(outcome, exec.session_id()) {
+            Ok(saved) => {
+                for step_id in &saved {
+                    exec.event(
+                        "state_saved",
+                        object([
+                            ("step_id", step_id.as_str().into()),
+                            ("path", self.path(step_id).display().to_string().into()),
+                        ]),
+                    );
+                }
+                Ok(saved)
+            }
+            Err(error) => {
+                exec.event(
+                    "state_save_failed",
+                    object([("error", error.to_string().into())]),
+                );
+                Err(error)
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use engine::{Engine, PreparedPlan, RunObserver, RunOutcome, StateStore, StepStatus};
+use engine::{Engine, PreparedPlan, RunObserver, RunOutcome, StepStatus};
 use execution_context::{ExecutionContext, Redactor, new_session_id, now_iso, object};
 use pipeline::Plan;
 use serde::Serialize;
@@ -66,9 +66,6 @@ pub struct RunOptions {
     pub session_id: Option<String>,
     /// Run only part of the plan, reusing tables of an earlier session.
     pub replay: Option<Replay>,
-    /// Where the steps' incremental states are saved after a successful run (ADR 0017).
-    /// Loading them into the plan is the caller's job (it decides about `--full-refresh`).
-    pub state: Option<StateStore>,
 }
 
 /// Replaying a pipeline from one step: the step and everything downstream of it run again; the
@@ -139,12 +136,8 @@ pub struct Status {
     /// The failed step, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<String>,
-    /// Why the run did not complete (`step_failed`, `cancelled`, `state_not_saved`), or
-    /// `completed`.
+    /// Why the run did not complete (`step_failed`, `cancelled`), or `completed`.
     pub reason: String,
-    /// What went wrong after the steps, if anything (a state that could not be saved).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
     /// Start time, UTC ISO 8601.
     pub started_at: String,
     /// End time, UTC ISO 8601.
@@ -244,10 +237,7 @@ impl LocalAdapter {
         };
         exec.close_database()?;
 
-        let mut status = status_of(exec.session_id(), plan, &outcome, started_at);
-        if let Some(store) = &options.state {
-            save_states(store, exec, &outcome, &mut status);
-        }
+        let status = status_of(exec.session_id(), plan, &outcome, started_at);
         let text = serde_json::to_string_pretty(&status).expect("status serializes");
         write_file(&session_dir.join(STATUS_FILE), &format!("{text}\n"))?;
         if let Err(error) = sessions::release(&session_dir) {
@@ -259,61 +249,6 @@ impl LocalAdapter {
             outcome,
             status,
         })
-    }
-}
-
-/// Saves the steps' incremental states when the run succeeded. A state that cannot be saved
-/// fails the run: reporting success would make the next run re-read (and deliver again)
-/// everything since the old cursor without anyone noticing.
-fn save_states(
-    store: &StateStore,
-    exec: &ExecutionContext,
-    outcome: &RunOutcome,
-    status: &mut Status,
-) {
-    let pending: Vec<String> = outcome
-        .steps
-        .iter()
-        .filter(|s| s.state.is_some())
-        .map(|s| s.step_id.clone())
-        .collect();
-    if pending.is_empty() {
-        return;
-    }
-    if !outcome.ok() {
-        exec.event(
-            "state_discarded",
-            object([
-                ("steps", pending.into()),
-                ("reason", "the run did not succeed".into()),
-            ]),
-        );
-        return;
-    }
-    match store.commit(outcome, exec.session_id()) {
-        Ok(saved) => {
-            for step_id in saved {
-                exec.event(
-                    "state_saved",
-                    object([
-                        ("step_id", step_id.as_str().into()),
-                        ("path", store.path(&step_id).display().to_string().into()),
-                    ]),
-                );
-            }
-        }
-        Err(error) => {
-            let message = error.to_string();
-            exec.event(
-                "state_save_failed",
-                object([("error", message.as_str().into())]),
-            );
-            status.status = "failed";
-            status.ok = false;
-            status.exit_code = EXIT_RUN_FAILED;
-            status.reason = "state_not_saved".into();
-            status.error = Some(message);
-        }
     }
 }
 
@@ -395,7 +330,6 @@ fn status_of(session_id: &str, plan: &Plan, outcome: &RunOutcome, started_at: St
             .count(),
         failed_step,
         reason: reason.to_owned(),
-        error: None,
         started_at,
         finished_at: now_iso(),
         duration_ms: outcome.duration_ms,
