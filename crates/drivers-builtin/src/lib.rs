@@ -13,5 +13,7 @@ pub fn builtin_registry() -> DriverRegistry {
     registry
         .register(driver_csv::CsvExtractor)
         .register(driver_csv::CsvWriter);
+    #[cfg(feature = "posthog")]
+    registry.register(driver_posthog::PostHogExtractor);
     registry
 }
