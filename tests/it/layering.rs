@@ -62,7 +62,9 @@ fn dependencies_point_down_only() {
                 "pipeline",
                 "execution-context",
             ],
-            p if p.starts_with("driver-") => &["driver-api", "execution-context"],
+            // The one HTTP layer of the HTTP drivers: a library beside driver-api, no driver.
+            "http-support" => &["driver-api", "execution-context"],
+            p if p.starts_with("driver-") => &["driver-api", "execution-context", "http-support"],
             "drivers-builtin" => &[
                 "driver-api",
                 "driver-csv",

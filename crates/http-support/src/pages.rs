@@ -1,0 +1,194 @@
+//! Pages of JSON records into the step table, overlapped with fetching.
+//!
+//! The driver's fetch loop hands each page's records to [`PageLoader::send`] and goes on to
+//! request the next page. A blocking thread decodes the pages into Arrow batches
+//! ([`records_to_batch`]) and feeds a [`TableWriter`] in
+//! [`SchemaEvolution::Widen`] mode, whose own thread appends them to DuckDB. Both hand-offs are
+//! bounded channels: memory stays at a few pages whatever the result size, and a slow database
+//! slows fetching down instead of buffering.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use driver_api::{
+    DEFAULT_CHANNEL_CAPACITY, DriverError, Result, SchemaEvolution, StepContext, TableName,
+    TableWriter,
+};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::{JsonOptions, VALUE_COLUMN, records_to_batch};
+
+/// Pages waiting to be decoded.
+const PAGE_CHANNEL_CAPACITY: usize = 4;
+
+/// What a [`PageLoader`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadSummary {
+    /// Rows in the step table.
+    pub rows: u64,
+    /// Pages received (empty pages included).
+    pub pages: u64,
+}
+
+impl LoadSummary {
+    /// Writes the `rows_read` and `pages_fetched` metrics of the step.
+    pub fn report(&self, ctx: &StepContext) {
+        ctx.metric("rows_read", self.rows);
+        ctx.metric("pages_fetched", self.pages);
+    }
+}
+
+enum Message {
+    Page(Vec<Value>),
+    Finish,
+}
+
+/// Loads pages of JSON records into the step's table, atomically (see the module docs). The
+/// table appears at [`finish`](Self::finish); after an error, [`abort`](Self::abort) (or
+/// dropping the loader) leaves no table. With no records at all the table has the single
+/// VARCHAR column `value` and no rows.
+pub struct PageLoader {
+    tx: mpsc::Sender<Message>,
+    handle: JoinHandle<Result<u64>>,
+    pages: u64,
+}
+
+impl std::fmt::Debug for PageLoader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageLoader")
+            .field("pages", &self.pages)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PageLoader {
+    /// Starts a loader for the step's output table.
+    pub fn for_step(ctx: &StepContext, options: JsonOptions) -> Result<Self> {
+        Ok(Self::start(
+            ctx.connection()?,
+            ctx.output_table().clone(),
+            options,
+        ))
+    }
+
+    /// Starts a loader that (re)creates `table` on `conn`.
+    pub fn start(conn: duckdb::Connection, table: TableName, options: JsonOptions) -> Self {
+        let (tx, rx) = mpsc::channel(PAGE_CHANNEL_CAPACITY);
+        let runtime = tokio::runtime::Handle::current();
+        let handle = tokio::task::spawn_blocking(move || load(&runtime, conn, table, options, rx));
+        Self {
+            tx,
+            handle,
+            pages: 0,
+        }
+    }
+
+    /// Hands over one page of records (an empty page counts as a page). Waits while the
+    /// decoder is a few pages behind. When decoding or writing already failed, returns that
+    /// error.
+    pub async fn send(&mut self, records: Vec<Value>) -> Result<()> {
+        self.pages += 1;
+        if self.tx.send(Message::Page(records)).await.is_err() {
+            return Err(self.loader_error().await);
+        }
+        Ok(())
+    }
+
+    /// Pages sent so far.
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// Commits the table once every page is written.
+    pub async fn finish(self) -> Result<LoadSummary> {
+        let pages = self.pages;
+        let _ = self.tx.send(Message::Finish).await;
+        drop(self.tx);
+        let rows = join(self.handle).await?;
+        Ok(LoadSummary { rows, pages })
+    }
+
+    /// Abandons the table: nothing of it stays visible.
+    pub async fn abort(self) {
+        drop(self.tx);
+        let _ = join(self.handle).await;
+    }
+
+    async fn loader_error(&mut self) -> DriverError {
+        let handle = std::mem::replace(&mut self.handle, tokio::spawn(async { Ok(0) }));
+        match join(handle).await {
+            Err(error) => error,
+            Ok(_) => DriverError::internal("page loader stopped before its input ended"),
+        }
+    }
+}
+
+async fn join(handle: JoinHandle<Result<u64>>) -> Result<u64> {
+    handle
+        .await
+        .map_err(|e| DriverError::internal(format!("page loader thread failed: {e}")))?
+}
+
+fn load(
+    runtime: &tokio::runtime::Handle,
+    conn: duckdb::Connection,
+    table: TableName,
+    options: JsonOptions,
+    mut rx: mpsc::Receiver<Message>,
+) -> Result<u64> {
+    let mut conn = Some(conn);
+    let mut writer: Option<TableWriter> = None;
+    let start = |conn: duckdb::Connection, schema| {
+        let _guard = runtime.enter();
+        TableWriter::start_with(
+            conn,
+            table.clone(),
+            schema,
+            DEFAULT_CHANNEL_CAPACITY,
+            SchemaEvolution::Widen,
+        )
+    };
+    let outcome = (|| -> Result<()> {
+        loop {
+            match rx.blocking_recv() {
+                Some(Message::Page(records)) => {
+                    let Some(batch) = records_to_batch(records, options)? else {
+                        continue;
+                    };
+                    if writer.is_none() {
+                        let conn = conn.take().ok_or_else(|| {
+                            DriverError::internal("page loader lost its connection")
+                        })?;
+                        writer = Some(start(conn, batch.schema()));
+                    }
+                    if let Some(writer) = writer.as_mut() {
+                        runtime.block_on(writer.send(batch))?;
+                    }
+                }
+                Some(Message::Finish) => return Ok(()),
+                None => return Err(DriverError::Cancelled),
+            }
+        }
+    })();
+    match (outcome, writer, conn) {
+        (Ok(()), Some(writer), _) => runtime.block_on(writer.finish()),
+        (Ok(()), None, Some(conn)) => {
+            // No records at all: an empty table that still has a column.
+            let schema = Arc::new(Schema::new(vec![Field::new(
+                VALUE_COLUMN,
+                DataType::Utf8,
+                true,
+            )]));
+            runtime.block_on(start(conn, schema).finish())
+        }
+        (Ok(()), None, None) => Err(DriverError::internal("page loader lost its connection")),
+        (Err(error), writer, _) => {
+            if let Some(writer) = writer {
+                runtime.block_on(writer.abort());
+            }
+            Err(error)
+        }
+    }
+}
