@@ -74,7 +74,7 @@ impl Driver for PostHogExtractor {
             );
         }
         let plan = Plan::new(&config, previous.as_ref(), Timestamp::now())?;
-        let client = http::Client::new(&config)?;
+        let client = http::Client::new(ctx, &config)?;
         ctx.event(
             "extraction.start",
             object([
@@ -104,6 +104,8 @@ impl Driver for PostHogExtractor {
         let result = extraction
             .read_all(ctx, &config, &client, &plan, &mut writer)
             .await;
+        client.report(ctx);
+        ctx.metric("pages_fetched", extraction.pages);
         let rows = match (result, writer) {
             (Ok(()), Some(writer)) => writer.finish().await?,
             (Ok(()), None) => return Err(DriverError::internal("no page was read")),
@@ -216,7 +218,7 @@ impl Extraction {
             ctx.check_cancelled()?;
             let hogql = page_query(data_type, &plan.window, after.as_ref(), config.page_size);
             let body = json!({"query": {"kind": "HogQLQuery", "query": hogql}});
-            let response = client.query(ctx, &body).await?;
+            let response = client.query(&body).await?;
             let page = Page::parse(&response)?;
             self.pages += 1;
             let (ts_index, id_index) = (page.column(ts_column)?, page.column(id_column)?);
@@ -302,17 +304,100 @@ impl Extraction {
 }
 
 mod http {
-    //! TEMPORARY stub until the shared HTTP layer lands.
-    use super::*;
-    pub struct Client;
+    //! The query endpoint through the shared HTTP layer, with PostHog's statuses explained.
+
+    use std::time::Duration;
+
+    use driver_api::{DriverError, Result, StepContext};
+    use http_support::{Auth, ClientOptions, Headers, HttpClient, HttpResponse, RetryPolicy};
+    use serde_json::Value;
+
+    use crate::Config;
+
+    /// A client for one project's query endpoint.
+    pub struct Client {
+        http: HttpClient,
+        url: String,
+        project_id: u64,
+    }
+
     impl Client {
-        pub fn new(_config: &Config) -> Result<Self> {
-            Ok(Self)
-        }
-        pub async fn query(&self, _ctx: &StepContext, _body: &Value) -> Result<Value> {
-            Err(DriverError::Unsupported {
-                operation: "http".into(),
+        /// A client sending the API key as bearer token, retrying as the config says.
+        pub fn new(ctx: &StepContext, config: &Config) -> Result<Self> {
+            let mut headers = Headers::new();
+            Auth::Bearer(config.api_key()?.clone()).apply("api_key", &mut headers)?;
+            let options = ClientOptions {
+                timeout: Duration::from_secs(config.timeout),
+                headers,
+                retry: RetryPolicy::new(config.max_retries, Duration::from_secs(1)),
+                ..ClientOptions::default()
+            };
+            Ok(Self {
+                http: HttpClient::for_step(ctx, &options)?,
+                url: config.query_url()?,
+                project_id: config.project_id()?,
             })
+        }
+
+        /// Runs one query and returns the response body.
+        pub async fn query(&self, body: &Value) -> Result<Value> {
+            let response = self
+                .http
+                .execute(self.http.post_json(&self.url, body))
+                .await?;
+            if response.is_success() {
+                return response.json();
+            }
+            Err(self.error(&response))
+        }
+
+        /// Writes the `requests_made` and `retries` metrics.
+        pub fn report(&self, ctx: &StepContext) {
+            self.http.report(ctx);
+        }
+
+        fn error(&self, response: &HttpResponse) -> DriverError {
+            let detail = response
+                .json()
+                .ok()
+                .and_then(|b| b.get("detail").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_else(|| response.body_excerpt());
+            let attempts = match response.attempts {
+                1 => String::new(),
+                n => format!(" after {n} attempts"),
+            };
+            let target = &response.target;
+            match response.status.as_u16() {
+                401 => DriverError::Auth {
+                    message: format!(
+                        "PostHog rejected the API key (HTTP 401 from {target}): {detail}; check api_key of the connection (a personal API key, phx_...)"
+                    ),
+                },
+                403 => DriverError::Auth {
+                    message: format!(
+                        "the API key may not query project {} (HTTP 403 from {target}): {detail}; it needs the query:read scope and access to the project",
+                        self.project_id
+                    ),
+                },
+                404 => DriverError::Config {
+                    key: Some("project_id".into()),
+                    message: format!(
+                        "project not found: PostHog has no project {} at {target} (HTTP 404); check project_id and region / custom_base_url",
+                        self.project_id
+                    ),
+                },
+                429 => DriverError::Remote {
+                    message: format!(
+                        "PostHog kept rate limiting the queries (HTTP 429{attempts}): {detail}; raise max_retries, lower the run frequency or use a larger page_size"
+                    ),
+                },
+                400 => DriverError::Remote {
+                    message: format!(
+                        "PostHog rejected the query (HTTP 400 from {target}): {detail}"
+                    ),
+                },
+                _ => http_support::status_error(response),
+            }
         }
     }
 }

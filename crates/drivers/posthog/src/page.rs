@@ -10,6 +10,7 @@ use arrow::array::{ArrayRef, BooleanBuilder, StringBuilder, TimestampMicrosecond
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use driver_api::{DriverError, Result};
+use http_support::JsonOptions;
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
@@ -243,7 +244,7 @@ impl Converter {
                             row
                         })
                         .collect();
-                    let (f, a) = decode(&rows, std::slice::from_ref(column))?;
+                    let (f, a) = decode(rows, std::slice::from_ref(column))?;
                     fields.extend(f);
                     arrays.extend(a);
                 }
@@ -261,7 +262,7 @@ impl Converter {
                         }
                         rows.push(row);
                     }
-                    let (f, a) = decode(&rows, &order)?;
+                    let (f, a) = decode(rows, &order)?;
                     fields.extend(f);
                     arrays.extend(a);
                 }
@@ -299,36 +300,29 @@ fn scalar(value: &Value) -> Value {
     }
 }
 
-/// Decodes JSON rows into typed columns named `order` (types inferred from the values).
-fn decode(rows: &[Map<String, Value>], order: &[String]) -> Result<(Vec<Field>, Vec<ArrayRef>)> {
-    let internal = |e: arrow::error::ArrowError| {
-        DriverError::internal(format!("cannot decode a PostHog page: {e}"))
-    };
-    if order.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+/// Decodes JSON rows into columns named `order`, typed by the shared JSON -> Arrow decoding.
+fn decode(rows: Vec<Map<String, Value>>, order: &[String]) -> Result<(Vec<Field>, Vec<ArrayRef>)> {
+    let len = rows.len();
+    let records = rows.into_iter().map(Value::Object).collect();
+    let batch = http_support::records_to_batch(records, JsonOptions { flatten: false })?;
+    let mut fields = Vec::with_capacity(order.len());
+    let mut arrays = Vec::with_capacity(order.len());
+    for name in order {
+        match batch
+            .as_ref()
+            .and_then(|b| Some((b.schema().index_of(name).ok()?, b)))
+        {
+            Some((index, batch)) => {
+                fields.push(batch.schema().field(index).clone().with_nullable(true));
+                arrays.push(Arc::clone(batch.column(index)));
+            }
+            None => {
+                fields.push(Field::new(name, ArrowType::Utf8, true));
+                arrays.push(arrow::array::new_null_array(&ArrowType::Utf8, len));
+            }
+        }
     }
-    let inferred = arrow::json::reader::infer_json_schema_from_iterator(
-        rows.iter().map(|r| Ok(Value::Object(r.clone()))),
-    )
-    .map_err(internal)?;
-    let fields: Vec<Field> = order
-        .iter()
-        .map(|name| match inferred.field_with_name(name) {
-            Ok(f) => f.clone().with_nullable(true),
-            Err(_) => Field::new(name, ArrowType::Utf8, true),
-        })
-        .collect();
-    let schema = Arc::new(Schema::new(fields.clone()));
-    let mut decoder = arrow::json::ReaderBuilder::new(Arc::clone(&schema))
-        .with_coerce_primitive(true)
-        .build_decoder()
-        .map_err(internal)?;
-    decoder.serialize(rows).map_err(internal)?;
-    let batch = match decoder.flush().map_err(internal)? {
-        Some(batch) => batch,
-        None => RecordBatch::new_empty(schema),
-    };
-    Ok((fields, batch.columns().to_vec()))
+    Ok((fields, arrays))
 }
 
 #[cfg(test)]

@@ -31,8 +31,8 @@ CREATE TABLE events (uuid VARCHAR, event VARCHAR, timestamp TIMESTAMP, distinct_
 CREATE TABLE persons (id VARCHAR, created_at TIMESTAMP, is_identified BOOLEAN, properties VARCHAR);
 CREATE TABLE sessions (session_id VARCHAR, distinct_id VARCHAR, \"$start_timestamp\" TIMESTAMP, \"$end_timestamp\" TIMESTAMP, \"$pageview_count\" BIGINT, \"$entry_current_url\" VARCHAR);
 CREATE TABLE person_distinct_ids (distinct_id VARCHAR, person_id VARCHAR);
-CREATE MACRO toDateTime64(text, precision, zone) AS CAST(text AS TIMESTAMP);
-CREATE MACRO toUUID(text) AS text;
+CREATE MACRO toDateTime64(s, p, z) AS CAST(s AS TIMESTAMP);
+CREATE MACRO toUUID(s) AS s;
 ";
 
 struct Shared {
@@ -40,6 +40,9 @@ struct Shared {
     log: Mutex<Vec<Request>>,
     rate_limited: AtomicU32,
     failing: AtomicU32,
+    /// Requests answered so far; from `fail_from` on, every request gets 500.
+    served: AtomicU32,
+    fail_from: AtomicU32,
 }
 
 /// One request the server saw.
@@ -51,6 +54,8 @@ pub struct Request {
     pub status: u16,
     /// The Authorization header as received.
     pub authorization: String,
+    /// Rows answered.
+    pub rows: usize,
 }
 
 /// A running server; stops when dropped with the test's runtime.
@@ -71,11 +76,15 @@ impl PostHogServer {
             log: Mutex::new(Vec::new()),
             rate_limited: AtomicU32::new(0),
             failing: AtomicU32::new(0),
+            served: AtomicU32::new(0),
+            fail_from: AtomicU32::new(u32::MAX),
         });
         let app = axum::Router::new()
             .route("/api/projects/{project}/query/", post(query))
             .with_state(Arc::clone(&shared));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
@@ -85,7 +94,12 @@ impl PostHogServer {
 
     /// Runs SQL on the server's data (to add events, persons, ...).
     pub fn execute(&self, sql: &str) {
-        self.shared.db.lock().unwrap().execute_batch(sql).expect("test data SQL");
+        self.shared
+            .db
+            .lock()
+            .unwrap()
+            .execute_batch(sql)
+            .expect("test data SQL");
     }
 
     /// Every request so far.
@@ -107,6 +121,12 @@ impl PostHogServer {
     pub fn fail_next(&self, n: u32) {
         self.shared.failing.store(n, Ordering::SeqCst);
     }
+
+    /// Answers `n` more requests, then 500 to every one after.
+    pub fn fail_after(&self, n: u32) {
+        let served = self.shared.served.load(Ordering::SeqCst);
+        self.shared.fail_from.store(served + n, Ordering::SeqCst);
+    }
 }
 
 fn take(counter: &AtomicU32) -> bool {
@@ -126,12 +146,24 @@ async fn query(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let hogql = body["query"]["query"].as_str().unwrap_or_default().to_owned();
-    let (status, response) = answer(&shared, &project, &authorization, &body);
+    let hogql = body["query"]["query"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let served = shared.served.fetch_add(1, Ordering::SeqCst);
+    let (status, response) = if served >= shared.fail_from.load(Ordering::SeqCst) {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"detail": "A server error occurred."}),
+        )
+    } else {
+        answer(&shared, &project, &authorization, &body)
+    };
     shared.log.lock().unwrap().push(Request {
         query: hogql,
         status: status.as_u16(),
         authorization,
+        rows: response["results"].as_array().map_or(0, Vec::len),
     });
     if status == StatusCode::TOO_MANY_REQUESTS {
         return (
@@ -144,7 +176,12 @@ async fn query(
     (status, Json(response)).into_response()
 }
 
-fn answer(shared: &Shared, project: &str, authorization: &str, body: &Value) -> (StatusCode, Value) {
+fn answer(
+    shared: &Shared,
+    project: &str,
+    authorization: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
     match authorization.strip_prefix("Bearer ") {
         Some(KEY) => {}
         Some(KEY_WITHOUT_SCOPE) => {
@@ -161,16 +198,25 @@ fn answer(shared: &Shared, project: &str, authorization: &str, body: &Value) -> 
         }
     }
     if project != PROJECT.to_string() {
-        return (StatusCode::NOT_FOUND, json!({"type": "invalid_request", "code": "not_found", "detail": "Not found."}));
+        return (
+            StatusCode::NOT_FOUND,
+            json!({"type": "invalid_request", "code": "not_found", "detail": "Not found."}),
+        );
     }
     if take(&shared.rate_limited) {
         return (StatusCode::TOO_MANY_REQUESTS, Value::Null);
     }
     if take(&shared.failing) {
-        return (StatusCode::INTERNAL_SERVER_ERROR, json!({"detail": "A server error occurred."}));
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"detail": "A server error occurred."}),
+        );
     }
     if body["query"]["kind"] != "HogQLQuery" {
-        return (StatusCode::BAD_REQUEST, json!({"type": "validation_error", "detail": "unsupported query kind"}));
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"type": "validation_error", "detail": "unsupported query kind"}),
+        );
     }
     let hogql = body["query"]["query"].as_str().unwrap_or_default();
     let db = shared.db.lock().unwrap();
@@ -222,13 +268,13 @@ fn translate(hogql: &str) -> String {
     out
 }
 
-fn clickhouse_type(t: &duckdb::types::Type) -> &'static str {
-    use duckdb::types::Type;
+fn clickhouse_type(t: &duckdb::arrow::datatypes::DataType) -> &'static str {
+    use duckdb::arrow::datatypes::DataType;
     match t {
-        Type::Timestamp => "DateTime64(6, 'UTC')",
-        Type::Boolean => "Bool",
-        Type::BigInt | Type::Int => "Int64",
-        Type::Double | Type::Float => "Float64",
+        DataType::Timestamp(..) => "DateTime64(6, 'UTC')",
+        DataType::Boolean => "Bool",
+        DataType::Int64 | DataType::Int32 => "Int64",
+        DataType::Float64 | DataType::Float32 => "Float64",
         _ => "String",
     }
 }
@@ -265,7 +311,9 @@ fn run(db: &duckdb::Connection, sql: &str) -> Result<Value, String> {
                         TimeUnit::Nanosecond => v / 1_000,
                     };
                     let ts = jiff::Timestamp::from_microsecond(micros).expect("timestamp in range");
-                    ts.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string().into()
+                    ts.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+                        .to_string()
+                        .into()
                 }
                 other => format!("{other:?}").into(),
             };
@@ -273,6 +321,10 @@ fn run(db: &duckdb::Connection, sql: &str) -> Result<Value, String> {
         }
         results.push(Value::Array(values));
     }
-    let types: Vec<Value> = columns.iter().zip(types).map(|(c, t)| json!([c, t])).collect();
+    let types: Vec<Value> = columns
+        .iter()
+        .zip(types)
+        .map(|(c, t)| json!([c, t]))
+        .collect();
     Ok(json!({"columns": columns, "types": types, "results": results, "hasMore": false}))
 }
