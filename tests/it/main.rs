@@ -7,5 +7,6 @@ mod compile;
 mod components;
 mod connections;
 mod layering;
+mod posthog;
 mod run;
 mod sessions;
