@@ -47,6 +47,10 @@ impl Driver for PostHogExtractor {
     const NAME: &'static str = "posthog.extractor";
     type Config = Config;
 
+    async fn doctor(&self, connection: &serde_json::Map<String, Value>) -> Result<()> {
+        Self::check(connection).await
+    }
+
     async fn run(
         &self,
         ctx: &StepContext,
@@ -74,7 +78,7 @@ impl Driver for PostHogExtractor {
             );
         }
         let plan = Plan::new(&config, previous.as_ref(), Timestamp::now())?;
-        let client = http::Client::new(ctx, &config)?;
+        let client = http::Client::new(Some(ctx), &config)?;
         ctx.event(
             "extraction.start",
             object([
@@ -130,6 +134,24 @@ impl Driver for PostHogExtractor {
             DataType::PersonDistinctIds => output,
             _ => output.with_state(extraction.state(data_type, &config).to_value()),
         })
+    }
+}
+
+impl PostHogExtractor {
+    /// `doctor`: one `SELECT 1` query with the connection's key, project and region, no retries.
+    async fn check(connection: &serde_json::Map<String, Value>) -> Result<()> {
+        let mut fields = connection.clone();
+        fields.insert("max_retries".into(), 0.into());
+        fields.insert("timeout".into(), 10.into());
+        let config: Config =
+            serde_json::from_value(Value::Object(fields)).map_err(|e| DriverError::Config {
+                key: None,
+                message: format!("not a PostHog connection: {e}"),
+            })?;
+        config.check()?;
+        let client = http::Client::new(None, &config)?;
+        let body = json!({"query": {"kind": "HogQLQuery", "query": "SELECT 1"}});
+        client.query(&body).await.map(drop)
     }
 }
 
@@ -322,8 +344,9 @@ mod http {
     }
 
     impl Client {
-        /// A client sending the API key as bearer token, retrying as the config says.
-        pub fn new(ctx: &StepContext, config: &Config) -> Result<Self> {
+        /// A client sending the API key as bearer token, retrying as the config says; `ctx`
+        /// (a step) gets retry events, cancellation and the key registered for redaction.
+        pub fn new(ctx: Option<&StepContext>, config: &Config) -> Result<Self> {
             let mut headers = Headers::new();
             Auth::Bearer(config.api_key()?.clone()).apply("api_key", &mut headers)?;
             let options = ClientOptions {
@@ -333,7 +356,10 @@ mod http {
                 ..ClientOptions::default()
             };
             Ok(Self {
-                http: HttpClient::for_step(ctx, &options)?,
+                http: match ctx {
+                    Some(ctx) => HttpClient::for_step(ctx, &options)?,
+                    None => HttpClient::new(&options)?,
+                },
                 url: config.query_url()?,
                 project_id: config.project_id()?,
             })

@@ -617,3 +617,29 @@ fn spec_and_config_agree() {
         PostHogExtractor::NAME,
     );
 }
+
+#[tokio::test]
+async fn doctor_checks_key_and_project() {
+    let server = PostHogServer::start().await;
+    let connection = |key: &str, project: u64| {
+        json!({"api_key": key, "project_id": project.to_string(), "region": "self_hosted", "custom_base_url": server.url})
+            .as_object()
+            .unwrap()
+            .clone()
+    };
+    PostHogExtractor
+        .doctor(&connection(KEY, PROJECT))
+        .await
+        .unwrap();
+    assert_eq!(server.requests()[0].query, "SELECT 1");
+    let error = PostHogExtractor
+        .doctor(&connection("phx_bad", PROJECT))
+        .await
+        .unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Auth);
+    let error = PostHogExtractor
+        .doctor(&connection(KEY, 1))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("project not found"), "{error}");
+}
