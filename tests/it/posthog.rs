@@ -174,7 +174,21 @@ fn incremental_runs_save_state_only_after_success_and_full_refresh_starts_over()
         broken.stderr
     );
 
-    for ran in [&failed, &first, &second, &full, &broken] {
+    // Another state directory holds its own cursors: a first run there reads everything.
+    let elsewhere = project.osiris_env(&["run", "pipeline.yaml", "--state-dir", "cursors"], &env);
+    assert_eq!(elsewhere.code, 0, "{}", elsewhere.all());
+    assert_eq!(
+        rows(&latest_session(&project), "SELECT count(*) FROM events"),
+        ["5"]
+    );
+    assert!(
+        project
+            .path()
+            .join("cursors/posthog-events/events.json")
+            .is_file()
+    );
+
+    for ran in [&failed, &first, &second, &full, &broken, &elsewhere] {
         assert!(!ran.all().contains(KEY));
     }
     no_key_below(&project.path().join(".osiris_sessions"));
