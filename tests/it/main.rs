@@ -6,6 +6,7 @@ mod common;
 mod compile;
 mod components;
 mod connections;
+mod graphql;
 mod layering;
 mod posthog;
 mod run;

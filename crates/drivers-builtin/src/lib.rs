@@ -15,5 +15,7 @@ pub fn builtin_registry() -> DriverRegistry {
         .register(driver_csv::CsvWriter);
     #[cfg(feature = "posthog")]
     registry.register(driver_posthog::PostHogExtractor);
+    #[cfg(feature = "graphql")]
+    registry.register(driver_graphql::GraphqlExtractor);
     registry
 }

@@ -67,7 +67,7 @@
 //!     match result {
 //!         Ok(()) => {
 //!             let summary = loader.finish().await?;
-//!             summary.report(ctx); // rows_read, pages_fetched
+//!             summary.report(ctx); // pages_fetched (the engine writes rows_read)
 //!             Ok(StepOutput::table(ctx.output_table().clone(), summary.rows))
 //!         }
 //!         Err(error) => {

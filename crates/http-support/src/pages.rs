@@ -33,9 +33,8 @@ pub struct LoadSummary {
 }
 
 impl LoadSummary {
-    /// Writes the `rows_read` and `pages_fetched` metrics of the step.
+    /// Writes the `pages_fetched` metric of the step (the engine writes `rows_read`).
     pub fn report(&self, ctx: &StepContext) {
-        ctx.metric("rows_read", self.rows);
         ctx.metric("pages_fetched", self.pages);
     }
 }

@@ -1,0 +1,337 @@
+//! The fetch loop: one request per page, page info from the same response, records handed to
+//! the page loader while the next page is requested.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use driver_api::{Driver, DriverError, ErrorClass, Result, StepContext, StepInputs, StepOutput};
+use execution_context::object;
+use http_support::{
+    HttpClient, HttpResponse, JsonOptions, LoadSummary, Method, PageLoader, status_error,
+};
+use serde_json::{Map, Value, json};
+
+use crate::config::{Config, Pagination, Plan};
+
+/// The `graphql.extractor` driver.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GraphqlExtractor;
+
+#[async_trait]
+impl Driver for GraphqlExtractor {
+    const NAME: &'static str = "graphql.extractor";
+    type Config = Config;
+
+    async fn run(
+        &self,
+        ctx: &StepContext,
+        config: Config,
+        _inputs: StepInputs,
+    ) -> Result<StepOutput> {
+        let plan = Plan::new(config)?;
+        let client = HttpClient::for_step(ctx, &plan.client)?;
+        let started = Instant::now();
+        ctx.event(
+            "extraction.start",
+            object([
+                ("endpoint", Value::String(endpoint_for_log(&plan.endpoint))),
+                ("pagination", pagination_name(&plan.pagination).into()),
+            ]),
+        );
+        let mut loader = PageLoader::for_step(
+            ctx,
+            JsonOptions {
+                flatten: plan.flatten,
+            },
+        )?;
+        let fetched = fetch_pages(ctx, &plan, &client, &mut loader).await;
+        client.report(ctx);
+        if let Err(error) = fetched {
+            ctx.metric("pages_fetched", loader.pages());
+            loader.abort().await;
+            return Err(error);
+        }
+        let summary: LoadSummary = loader.finish().await?;
+        summary.report(ctx);
+        let stats = client.stats();
+        ctx.event(
+            "extraction.complete",
+            object([
+                ("rows", summary.rows.into()),
+                ("pages", summary.pages.into()),
+                ("requests", stats.requests_made.into()),
+                ("retries", stats.retries.into()),
+                ("duration_ms", (started.elapsed().as_millis() as u64).into()),
+            ]),
+        );
+        Ok(StepOutput::table(ctx.output_table().clone(), summary.rows))
+    }
+
+    async fn doctor(&self, connection: &Map<String, Value>) -> Result<()> {
+        let mut fields = connection.clone();
+        fields.retain(|k, _| {
+            matches!(
+                k.as_str(),
+                "endpoint"
+                    | "headers"
+                    | "auth_type"
+                    | "auth_token"
+                    | "auth_username"
+                    | "auth_password"
+                    | "api_key_header"
+                    | "auth_header_name"
+                    | "validate_ssl"
+                    | "timeout"
+            )
+        });
+        fields.insert("query".into(), "query { __typename }".into());
+        fields.insert("max_retries".into(), 1.into());
+        let config: Config = serde_json::from_value(Value::Object(fields))
+            .map_err(|e| DriverError::config("connection", e.to_string()))?;
+        let plan = Plan::new(config)?;
+        let client = HttpClient::new(&plan.client)?;
+        let body = json!({"query": plan.query});
+        graphql_page(&client, &plan.endpoint, &body)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Requests every page and hands its records to the loader.
+async fn fetch_pages(
+    ctx: &StepContext,
+    plan: &Plan,
+    client: &HttpClient,
+    loader: &mut PageLoader,
+) -> Result<()> {
+    let mut variables = plan.variables.clone();
+    if let Some((name, size)) = &plan.page_size {
+        variables.insert(name.clone(), (*size).into());
+    }
+    let mut offset: u64 = 0;
+    let mut cursors = HashSet::new();
+    let mut pages: u64 = 0;
+    loop {
+        ctx.check_cancelled()?;
+        if let Pagination::Offset { variable, .. } = &plan.pagination {
+            variables.insert(variable.clone(), offset.into());
+        }
+        let body = json!({"query": plan.query, "variables": variables});
+        let mut response = graphql_page(client, &plan.endpoint, &body).await?;
+        pages += 1;
+        // Page info first: it may live inside the subtree the records are taken from.
+        let next_cursor = match &plan.pagination {
+            Pagination::Relay {
+                page_info,
+                cursor_field,
+                has_next_field,
+                ..
+            } => relay_next(&response, page_info, cursor_field, has_next_field, pages)?,
+            _ => None,
+        };
+        let records = match plan.data_path.take(&mut response)? {
+            Value::Array(items) => items,
+            Value::Null => Vec::new(),
+            single => vec![single],
+        };
+        let count = records.len() as u64;
+        loader.send(records).await?;
+        let more = match &plan.pagination {
+            Pagination::None => false,
+            Pagination::Relay { variable, .. } => match next_cursor {
+                None => false,
+                Some(cursor) => {
+                    if !cursors.insert(cursor.to_string()) {
+                        return Err(DriverError::Remote {
+                            message: format!(
+                                "relay pagination: page {pages} returned the cursor {cursor} again; the server does not advance (check that the query passes ${variable} to the paginated field)"
+                            ),
+                        });
+                    }
+                    variables.insert(variable.clone(), cursor);
+                    true
+                }
+            },
+            Pagination::Offset { page_size, .. } => {
+                offset += count;
+                count >= u64::from(*page_size)
+            }
+        };
+        if !more {
+            return Ok(());
+        }
+        if plan.max_pages > 0 && pages >= plan.max_pages {
+            tracing::warn!(
+                step_id = ctx.step_id(),
+                pages,
+                "stopped after max_pages although the API has more pages"
+            );
+            ctx.event(
+                "extraction.max_pages_reached",
+                object([("pages", pages.into())]),
+            );
+            return Ok(());
+        }
+    }
+}
+
+/// Reads the relay page info: `Some(cursor)` when there is a next page.
+fn relay_next(
+    response: &Value,
+    page_info: &http_support::JsonPath,
+    cursor_field: &str,
+    has_next_field: &str,
+    page: u64,
+) -> Result<Option<Value>> {
+    let Some(Value::Object(info)) = page_info.get(response) else {
+        return Err(DriverError::Data {
+            message: format!(
+                "relay pagination: page {page} has no page-info object at {page_info}; set pagination_path to where the query selects pageInfo (e.g. data.users.pageInfo)"
+            ),
+        });
+    };
+    let has_next = match info.get(has_next_field) {
+        Some(Value::Bool(b)) => *b,
+        other => {
+            return Err(DriverError::Data {
+                message: format!(
+                    "relay pagination: {page_info}.{has_next_field} on page {page} is {}, not a boolean (select it in the query or set pagination_has_next_field)",
+                    other.map_or_else(|| "missing".to_owned(), Value::to_string)
+                ),
+            });
+        }
+    };
+    if !has_next {
+        return Ok(None);
+    }
+    match info.get(cursor_field) {
+        Some(cursor @ (Value::String(_) | Value::Number(_))) => Ok(Some(cursor.clone())),
+        other => Err(DriverError::Data {
+            message: format!(
+                "relay pagination: page {page} says there is a next page but {page_info}.{cursor_field} is {} (select it in the query or set pagination_cursor_field)",
+                other.map_or_else(|| "missing".to_owned(), Value::to_string)
+            ),
+        }),
+    }
+}
+
+/// Sends one GraphQL request and returns the parsed body of a successful response without
+/// GraphQL errors.
+async fn graphql_page(client: &HttpClient, endpoint: &str, body: &Value) -> Result<Value> {
+    let request = client
+        .request(Method::POST, endpoint)
+        .body(body.to_string());
+    let response = client.execute(request).await?;
+    let parsed = response.json();
+    let messages = parsed.as_ref().ok().and_then(graphql_errors);
+    if !response.is_success() {
+        let error = status_error(&response);
+        return Err(match messages {
+            Some(messages) => with_message(
+                error.class(),
+                format!("{}: HTTP {}: {messages}", response.target, response.status),
+            ),
+            None => error,
+        });
+    }
+    let parsed = parsed?;
+    if let Some(messages) = messages {
+        return Err(DriverError::Remote {
+            message: format!("{}: {messages}", response.target),
+        });
+    }
+    if !parsed.is_object() {
+        return Err(not_graphql(&response));
+    }
+    Ok(parsed)
+}
+
+fn not_graphql(response: &HttpResponse) -> DriverError {
+    DriverError::Remote {
+        message: format!(
+            "{}: the response is not a GraphQL result object: {}",
+            response.target,
+            response.body_excerpt()
+        ),
+    }
+}
+
+/// `GraphQL error: <message> (at a.b)` for the first errors of a non-empty `errors` list.
+fn graphql_errors(body: &Value) -> Option<String> {
+    let errors = body.get("errors")?.as_array()?;
+    if errors.is_empty() {
+        return None;
+    }
+    const SHOWN: usize = 3;
+    let mut parts: Vec<String> = errors
+        .iter()
+        .take(SHOWN)
+        .map(|e| {
+            let message = e
+                .get("message")
+                .and_then(Value::as_str)
+                .map_or_else(|| e.to_string(), str::to_owned);
+            let path = e.get("path").and_then(Value::as_array).map(|p| {
+                p.iter()
+                    .map(|s| s.as_str().map_or_else(|| s.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(".")
+            });
+            match path {
+                Some(path) if !path.is_empty() => format!("{message} (at {path})"),
+                _ => message,
+            }
+        })
+        .collect();
+    if errors.len() > SHOWN {
+        parts.push(format!("and {} more", errors.len() - SHOWN));
+    }
+    let noun = if errors.len() == 1 { "error" } else { "errors" };
+    Some(format!("GraphQL {noun}: {}", parts.join("; ")))
+}
+
+fn with_message(class: ErrorClass, message: String) -> DriverError {
+    match class {
+        ErrorClass::Auth => DriverError::Auth { message },
+        ErrorClass::Timeout => DriverError::Timeout { message },
+        ErrorClass::Connection => DriverError::Connection { message },
+        _ => DriverError::Remote { message },
+    }
+}
+
+fn pagination_name(p: &Pagination) -> &'static str {
+    match p {
+        Pagination::None => "none",
+        Pagination::Relay { .. } => "relay",
+        Pagination::Offset { .. } => "offset",
+    }
+}
+
+/// The endpoint without its query string (it may carry keys).
+fn endpoint_for_log(endpoint: &str) -> String {
+    endpoint
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(endpoint)
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graphql_error_messages_are_summarised() {
+        let body = json!({"errors": [
+            {"message": "a", "path": ["users", 0, "name"]},
+            {"message": "b"}, {"message": "c"}, {"message": "d"}
+        ]});
+        assert_eq!(
+            graphql_errors(&body).unwrap(),
+            "GraphQL errors: a (at users.0.name); b; c; and 1 more"
+        );
+        assert_eq!(graphql_errors(&json!({"errors": [], "data": {}})), None);
+        assert_eq!(graphql_errors(&json!({"data": {}})), None);
+    }
+}
