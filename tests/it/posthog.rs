@@ -2,12 +2,9 @@
 //! the state store end to end (saved only after a successful run, fed back next time, ignored
 //! with --full-refresh) and the API key kept out of every output.
 
-#[path = "../../crates/drivers/posthog/tests/support/server.rs"]
-mod server;
-
 use std::path::Path;
 
-use server::{KEY, PROJECT, PostHogServer};
+use test_posthog_server::{KEY, PROJECT, PostHogServer};
 
 use crate::common::{Project, jsonl, rows};
 

@@ -1,9 +1,6 @@
-//! posthog.extractor against a PostHog-compatible server on 127.0.0.1 (tests/support/server.rs):
+//! posthog.extractor against a PostHog-compatible server on 127.0.0.1 (crate test-posthog-server):
 //! incremental runs, the lookback window and deduplication, every data type's columns and
 //! types, and every failure path.
-
-#[path = "support/server.rs"]
-mod server;
 
 use std::path::Path;
 
@@ -11,7 +8,7 @@ use driver_api::testing::TestRun;
 use driver_api::{Driver, DriverError, DynDriver, ErrorClass, StepContext, StepInputs, StepOutput};
 use driver_posthog::PostHogExtractor;
 use serde_json::{Value, json};
-use server::{KEY, KEY_WITHOUT_SCOPE, PROJECT, PostHogServer};
+use test_posthog_server::{KEY, KEY_WITHOUT_SCOPE, PROJECT, PostHogServer};
 
 fn config(server: &PostHogServer, extra: Value) -> Value {
     let mut config = json!({

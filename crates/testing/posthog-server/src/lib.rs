@@ -6,7 +6,7 @@
 //! `{"columns", "types", "results", "hasMore"}`, timestamps as RFC 3339 text, 401 for a wrong
 //! key, 403 for a key without the query scope, 404 for another project, 429 with Retry-After
 //! or 500 for as many requests as a test asks.
-#![allow(dead_code)] // each test binary uses part of it
+#![warn(missing_docs)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
