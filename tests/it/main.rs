@@ -9,6 +9,7 @@ mod connections;
 mod graphql;
 mod layering;
 mod mysql;
+mod posthog;
 mod run;
 mod sessions;
 mod supabase;

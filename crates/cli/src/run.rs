@@ -15,6 +15,9 @@ use serde_json::json;
 
 use crate::EXIT_INPUT;
 
+/// Exit code when every step succeeded but the incremental state could not be saved.
+const EXIT_STATE_NOT_SAVED: i32 = 1;
+
 /// `println!` that ignores a closed stdout (see `main`: a run must not die of SIGPIPE or panic).
 macro_rules! say {
     ($($arg:tt)*) => {{
@@ -56,12 +59,22 @@ pub struct RunArgs {
     /// The earlier session to replay from (id or a unique part of it).
     #[arg(long, requires = "from_step", value_name = "ID")]
     session: Option<String>,
+
+    /// Ignore the incremental state stored by earlier runs (extractors read everything again,
+    /// e.g. from `initial_since`); the state is replaced after a successful run.
+    #[arg(long)]
+    full_refresh: bool,
+
+    /// Directory of the incremental state store: `<DIR>/<pipeline name>/<step id>.json`.
+    /// Default: `.osiris/state` in the pipeline file's directory.
+    #[arg(long, env = "OSIRIS_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
     let engine = engine()?;
     let file = args.pipeline.pipeline.display().to_string();
-    let loaded = match load(&args.pipeline, &engine, Connect::Resolve) {
+    let mut loaded = match load(&args.pipeline, &engine, Connect::Resolve) {
         Ok(loaded) => loaded,
         Err(LoadError::Unreadable(message)) => {
             report_input_error(json, &file, &message, None);
@@ -85,6 +98,18 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
     {
         let message = format!("--session-id {id:?} cannot name a directory");
         report_input_error(json, &file, &message, None);
+        return Ok(ExitCode::from(EXIT_INPUT));
+    }
+
+    let state_root = match &args.state_dir {
+        Some(dir) => std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
+        None => loaded.base_dir.join(engine::STATE_DIR),
+    };
+    let state = engine::StateStore::new(&state_root, &loaded.prepared.plan.name);
+    if !args.full_refresh
+        && let Err(error) = state.load_into(&mut loaded.prepared)
+    {
+        report_input_error(json, &file, &error.to_string(), None);
         return Ok(ExitCode::from(EXIT_INPUT));
     }
 
@@ -152,13 +177,26 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
             .await
     })?;
     runtime.shutdown_timeout(Duration::from_secs(5));
+    // Only a run that succeeded as a whole advances the steps' incremental state (ADR 0017).
+    let (state_saved, state_error) = match state.save_run(&exec, &report.outcome) {
+        Ok(saved) => (saved, None),
+        Err(error) => (
+            Vec::new(),
+            Some(redactor.redact(&error.to_string()).into_owned()),
+        ),
+    };
+    let exit_code = if state_error.is_some() {
+        EXIT_STATE_NOT_SAVED
+    } else {
+        report.status.exit_code
+    };
 
     let status = &report.status;
     if json {
         let summary = json!({
             "status": status.status,
             "ok": status.ok,
-            "exit_code": status.exit_code,
+            "exit_code": exit_code,
             "pipeline": status.pipeline,
             "session_id": report.session_id,
             "session_dir": report.session_dir.display().to_string(),
@@ -167,6 +205,8 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
             "steps_completed": status.steps_completed,
             "duration_ms": status.duration_ms,
             "steps": report.outcome.steps,
+            "state_saved": state_saved,
+            "state_error": state_error,
         });
         say!(
             "{}",
@@ -194,13 +234,25 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
                     .map(|p| p.to_owned())
             })
             .unwrap_or_else(|| report.session_dir.clone());
+        if !state_saved.is_empty() {
+            say!(
+                "State saved for {} in {}",
+                state_saved.join(", "),
+                state.dir().display()
+            );
+        }
+        if let Some(error) = &state_error {
+            warn_user!(
+                "error: the steps succeeded but their incremental state was not saved, so the next run reads again from the previous state: {error}"
+            );
+        }
         say!(
             "Session: {}  (step tables in {})",
             shown.display(),
             execution_context::DATABASE_FILE
         );
     }
-    Ok(ExitCode::from(u8::try_from(status.exit_code).unwrap_or(1)))
+    Ok(ExitCode::from(u8::try_from(exit_code).unwrap_or(1)))
 }
 
 /// Checks a replay request against the earlier session before anything runs.

@@ -21,6 +21,7 @@ pub struct StepContext {
     artifacts_dir: PathBuf,
     base_dir: PathBuf,
     cancel: CancellationToken,
+    state: Option<Value>,
 }
 
 impl StepContext {
@@ -43,7 +44,22 @@ impl StepContext {
             exec: Arc::clone(exec),
             artifacts_dir,
             base_dir: base_dir.into(),
+            state: None,
         })
+    }
+
+    /// Gives the step the incremental state its previous successful run returned (see
+    /// [`StepOutput::with_state`]); the runtime calls this, drivers read [`state`](Self::state).
+    pub fn with_state(mut self, state: Option<Value>) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// The incremental state the previous successful run of this step (same pipeline, same
+    /// step id) returned, or `None` on a first run or with `--full-refresh`. Drivers must
+    /// treat it as untrusted input: it is a JSON file the user may have edited.
+    pub fn state(&self) -> Option<&Value> {
+        self.state.as_ref()
     }
 
     /// The step id.
@@ -242,6 +258,10 @@ pub struct StepOutput {
     pub table: Option<TableName>,
     /// Rows in that table, or rows written to the destination (writers).
     pub rows: u64,
+    /// Incremental state for the next run of this step (e.g. an extractor's cursor). The
+    /// runtime stores it only when the whole run succeeds and hands it back through
+    /// [`StepContext::state`]. `None` leaves an earlier stored state untouched.
+    pub state: Option<Value>,
 }
 
 impl StepOutput {
@@ -250,11 +270,22 @@ impl StepOutput {
         Self {
             table: Some(table),
             rows,
+            state: None,
         }
     }
 
     /// A writer that wrote `rows` rows to its destination.
     pub fn written(rows: u64) -> Self {
-        Self { table: None, rows }
+        Self {
+            table: None,
+            rows,
+            state: None,
+        }
+    }
+
+    /// The same output, with incremental `state` for the next run.
+    pub fn with_state(mut self, state: Value) -> Self {
+        self.state = Some(state);
+        self
     }
 }

@@ -13,6 +13,8 @@ pub fn builtin_registry() -> DriverRegistry {
     registry
         .register(driver_csv::CsvExtractor)
         .register(driver_csv::CsvWriter);
+    #[cfg(feature = "posthog")]
+    registry.register(driver_posthog::PostHogExtractor);
     #[cfg(feature = "graphql")]
     registry.register(driver_graphql::GraphqlExtractor);
     #[cfg(feature = "mysql")]

@@ -6,8 +6,10 @@
 #![warn(missing_docs)]
 
 mod prepare;
+mod state;
 
 pub use prepare::{CONNECTION_KEY, ConnectionMode, PreparedPlan, PreparedStep};
+pub use state::{STATE_DIR, StateError, StateStore};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -45,6 +47,10 @@ pub struct StepReport {
     pub status: StepStatus,
     /// Wall time of the step.
     pub duration_ms: u64,
+    /// Incremental state the step returned for its next run; saved by
+    /// [`StateStore::save_run`] only when the whole run succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Value>,
 }
 
 /// Outcome of one step.
@@ -350,8 +356,10 @@ impl Engine {
         );
         let result = self.execute(prepared, exec, base_dir, outputs).await;
         let duration_ms = millis(started.elapsed());
+        let mut state = None;
         let status = match result {
             Ok(output) => {
+                state = output.state;
                 let metric = if step.mode == StepMode::Read {
                     "rows_read"
                 } else {
@@ -398,6 +406,7 @@ impl Engine {
             mode: step.mode,
             status,
             duration_ms,
+            state,
         }
     }
 
@@ -415,7 +424,8 @@ impl Engine {
             .ok_or_else(|| DriverError::Unsupported {
                 operation: format!("component `{}` (no driver in this build)", step.component),
             })?;
-        let ctx = StepContext::new(exec, &step.id, &step.component, base_dir)?;
+        let ctx = StepContext::new(exec, &step.id, &step.component, base_dir)?
+            .with_state(prepared.state.clone());
         if let Some(connection) = &prepared.connection {
             ctx.event(
                 "connection_resolved",
@@ -911,5 +921,77 @@ x-runtime: {driver: test.sql}
                 ..
             }
         ));
+    }
+
+    /// Counts its runs through the incremental state.
+    struct Counter;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NoConfig {}
+
+    #[async_trait]
+    impl Driver for Counter {
+        const NAME: &'static str = "test.counter";
+        type Config = NoConfig;
+
+        async fn run(
+            &self,
+            ctx: &StepContext,
+            _config: NoConfig,
+            _inputs: StepInputs,
+        ) -> driver_api::Result<StepOutput> {
+            let n = ctx.state().and_then(|s| s["runs"].as_u64()).unwrap_or(0) + 1;
+            let conn = ctx.connection()?;
+            let rows = replace_table_as(&conn, ctx.output_table(), &format!("SELECT {n} AS runs"))?;
+            Ok(StepOutput::table(ctx.output_table().clone(), rows)
+                .with_state(serde_json::json!({"runs": n})))
+        }
+    }
+
+    #[tokio::test]
+    async fn state_goes_to_the_driver_and_is_saved_only_after_a_successful_run() {
+        let mut drivers = DriverRegistry::new();
+        drivers.register(Counter).register(SqlStep);
+        let mut specs = SpecRegistry::default();
+        specs.insert(ComponentSpec::from_yaml("test", SPEC).unwrap());
+        specs.insert(
+            ComponentSpec::from_yaml(
+                "counter",
+                "name: test.counter\nversion: 1.0.0\nmodes: [extract]\ncapabilities: {discover: false, adHocAnalytics: false, inMemoryMove: false, streaming: false, bulkOperations: false, transactions: false, partitioning: false, customTransforms: false}\nconfigSchema: {type: object, additionalProperties: false, properties: {}}\nx-runtime: {driver: test.counter}\n",
+            )
+            .unwrap(),
+        );
+        let engine = Engine::new(drivers, specs);
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(&dir.path().join("state"), "t");
+        let run = |fail: bool, session: &'static str| {
+            let p = pipeline(&format!(
+                "  - {{id: count, component: test.counter, mode: read}}\n  - {{id: after, component: test.sql, mode: transform, needs: [count], config: {{sql: SELECT 1, fail: {fail}}}}}\n"
+            ));
+            let (plan, problems) = engine.prepare(&p, &ConnectionMode::Assume);
+            let mut plan = plan.unwrap_or_else(|| panic!("{problems}"));
+            store.load_into(&mut plan).unwrap();
+            let exec = Arc::new(ExecutionContext::new(session, dir.path().join(session)));
+            let base = dir.path().to_owned();
+            let engine = &engine;
+            let store = &store;
+            async move {
+                let outcome = engine.run(&plan, &exec, &base, &NoObserver).await;
+                (store.save_run(&exec, &outcome).unwrap(), outcome)
+            }
+        };
+        let (saved, outcome) = run(false, "s1").await;
+        assert_eq!(saved, ["count"]);
+        assert_eq!(outcome.steps[0].state, Some(serde_json::json!({"runs": 1})));
+        let (saved, outcome) = run(true, "s2").await;
+        assert!(saved.is_empty(), "a failed later step keeps the old state");
+        assert_eq!(outcome.steps[0].state, Some(serde_json::json!({"runs": 2})));
+        let (_, outcome) = run(false, "s3").await;
+        assert_eq!(
+            outcome.steps[0].state,
+            Some(serde_json::json!({"runs": 2})),
+            "the failed run's state was never handed back"
+        );
     }
 }

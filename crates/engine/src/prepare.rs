@@ -43,6 +43,10 @@ pub struct PreparedStep {
     pub connection: Option<ConnectionRef>,
     /// Config keys whose values are secret (masked in `cleaned_config.json`).
     pub secret_keys: BTreeSet<String>,
+    /// Incremental state stored by the step's previous successful run, handed to the driver
+    /// ([`StateStore::load_into`](crate::StateStore::load_into) fills it; `None` after
+    /// `prepare`).
+    pub state: Option<Value>,
 }
 
 impl std::fmt::Debug for PreparedStep {
@@ -306,6 +310,7 @@ impl Engine {
             config,
             connection,
             secret_keys,
+            state: None,
         })
     }
 
