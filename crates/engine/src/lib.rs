@@ -18,7 +18,7 @@ use component_spec::SpecRegistry;
 use driver_api::{DriverError, DriverRegistry, ErrorClass, InputTable, StepContext, StepInputs};
 use execution_context::{ExecutionContext, object};
 use pipeline::{Pipeline, Problems, Step, StepMode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// How long a cancelled step may take to stop and roll back before it is abandoned.
@@ -32,7 +32,7 @@ pub struct Engine {
 }
 
 /// What happened to one step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepReport {
     /// Step id.
     pub step_id: String,
@@ -48,7 +48,7 @@ pub struct StepReport {
 }
 
 /// Outcome of one step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum StepStatus {
     /// The step finished.
