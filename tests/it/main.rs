@@ -7,5 +7,6 @@ mod compile;
 mod components;
 mod connections;
 mod layering;
+mod remote;
 mod run;
 mod sessions;

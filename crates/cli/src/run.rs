@@ -102,7 +102,9 @@ enum Target {
 fn parse_duration(text: &str) -> Result<Duration, String> {
     match sessions::parse_age(text) {
         Some(d) if !d.is_zero() => Ok(d),
-        _ => Err(format!("expected a duration such as 30s, 10m or 2h, got {text:?}")),
+        _ => Err(format!(
+            "expected a duration such as 30s, 10m or 2h, got {text:?}"
+        )),
     }
 }
 

@@ -52,7 +52,12 @@ pub fn execute(args: WorkerArgs, json: bool) -> anyhow::Result<ExitCode> {
         (Some(addr), Some(file)) => {
             let token = match std::fs::read_to_string(file) {
                 Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
-                Ok(_) => return Ok(input_error(json, &format!("--token-file {} is empty", file.display()))),
+                Ok(_) => {
+                    return Ok(input_error(
+                        json,
+                        &format!("--token-file {} is empty", file.display()),
+                    ));
+                }
                 Err(e) => {
                     return Ok(input_error(
                         json,

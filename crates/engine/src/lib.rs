@@ -543,7 +543,9 @@ pub async fn run_with(
                 Ok(table) => {
                     outputs.insert(step.id.clone(), InputTable { table, rows: *rows });
                 }
-                Err(error) => tracing::warn!(%error, step = %step.id, "step reported an unusable table name"),
+                Err(error) => {
+                    tracing::warn!(%error, step = %step.id, "step reported an unusable table name")
+                }
             }
         }
         if let StepStatus::Failed { error_class, .. } = &report.status {

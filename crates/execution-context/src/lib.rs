@@ -244,7 +244,13 @@ impl ExecutionContext {
 
     /// Writes one metric line `{"ts","session","metric","value",...tags}` to `metrics.jsonl`.
     pub fn metric(&self, name: &str, value: impl Into<Value>, tags: Map<String, Value>) {
-        self.write_line(&self.metrics, LogKind::Metric, name, Some(value.into()), tags);
+        self.write_line(
+            &self.metrics,
+            LogKind::Metric,
+            name,
+            Some(value.into()),
+            tags,
+        );
     }
 
     /// An emitter that tags every event and metric with `step_id`.

@@ -155,7 +155,11 @@ impl LocalAdapter {
         }
         // The plan holds connection references, never resolved values; scrub it all the same.
         let manifest = plan.to_yaml();
-        sessions::begin(&session_dir, &started_at, &exec.redactor().redact(&manifest))?;
+        sessions::begin(
+            &session_dir,
+            &started_at,
+            &exec.redactor().redact(&manifest),
+        )?;
         exec.event("adapter_selected", object([("adapter", "local".into())]));
 
         let outcome = match &options.replay {

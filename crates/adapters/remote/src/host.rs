@@ -15,7 +15,9 @@ use engine::{
     Engine, PreparedPlan, PreparedStep, RunObserver, RunOutcome, StepExecutor, StepReport,
     StepStatus,
 };
-use execution_context::{ARTIFACTS_DIR, DATABASE_FILE, ExecutionContext, Redactor, now_iso, object};
+use execution_context::{
+    ARTIFACTS_DIR, DATABASE_FILE, ExecutionContext, Redactor, now_iso, object,
+};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWrite, BufReader};
@@ -155,13 +157,21 @@ impl RemoteAdapter {
     }
 
     /// Creates the host execution context of a new run (hook cancellation to it).
-    pub fn context(&self, options: &RemoteOptions, redactor: Arc<Redactor>) -> Arc<ExecutionContext> {
+    pub fn context(
+        &self,
+        options: &RemoteOptions,
+        redactor: Arc<Redactor>,
+    ) -> Arc<ExecutionContext> {
         let session_id = options
             .session_id
             .clone()
             .unwrap_or_else(execution_context::new_session_id);
         let session_dir = options.sessions_root.join(&session_id);
-        Arc::new(ExecutionContext::with_redactor(session_id, session_dir, redactor))
+        Arc::new(ExecutionContext::with_redactor(
+            session_id,
+            session_dir,
+            redactor,
+        ))
     }
 
     /// Starts (or connects to) the worker, checks its `hello` against this host and sends it
@@ -244,12 +254,16 @@ impl RemoteAdapter {
         };
         match answer {
             Ok(WorkerMessage::Prepared { session_dir, .. }) => {
-                conn.hello.insert("worker_session_dir".into(), session_dir.into());
+                conn.hello
+                    .insert("worker_session_dir".into(), session_dir.into());
                 Ok(conn)
             }
             Ok(WorkerMessage::Error { code, message }) => {
                 conn.stop().await;
-                let text = format!("worker `{}` cannot run this plan ({code}): {message}", conn.describe);
+                let text = format!(
+                    "worker `{}` cannot run this plan ({code}): {message}",
+                    conn.describe
+                );
                 Err(if code == "specs_mismatch" {
                     Error::Mismatch(text)
                 } else {
@@ -284,7 +298,11 @@ impl RemoteAdapter {
         let started_at = now_iso();
         let session_dir = exec.session_dir().to_owned();
         let manifest = prepared.plan.to_yaml();
-        sessions::begin(&session_dir, &started_at, &exec.redactor().redact(&manifest))?;
+        sessions::begin(
+            &session_dir,
+            &started_at,
+            &exec.redactor().redact(&manifest),
+        )?;
         exec.event("adapter_selected", object([("adapter", "remote".into())]));
         exec.event("worker_ready", conn.hello.clone());
 
@@ -382,13 +400,20 @@ impl Connection {
                     tokio::net::TcpStream::connect(addr),
                 )
                 .await
-                .map_err(|_| Error::Worker(format!("cannot connect to worker at {addr}: timed out")))?
+                .map_err(|_| {
+                    Error::Worker(format!("cannot connect to worker at {addr}: timed out"))
+                })?
                 .map_err(|e| Error::Worker(format!("cannot connect to worker at {addr}: {e}")))?;
                 let _ = stream.set_nodelay(true);
                 let (read, mut write) = stream.into_split();
-                write_message(&mut write, &HostMessage::Auth { token: token.clone() })
-                    .await
-                    .map_err(|e| Error::Worker(format!("cannot talk to worker at {addr}: {e}")))?;
+                write_message(
+                    &mut write,
+                    &HostMessage::Auth {
+                        token: token.clone(),
+                    },
+                )
+                .await
+                .map_err(|e| Error::Worker(format!("cannot talk to worker at {addr}: {e}")))?;
                 spawn_reader(BufReader::new(read), in_tx);
                 (Box::new(write), None)
             }
@@ -467,7 +492,8 @@ impl Connection {
             return Err(gone.clone());
         }
         loop {
-            let item = match tokio::time::timeout(self.heartbeat_timeout, self.incoming.recv()).await
+            let item = match tokio::time::timeout(self.heartbeat_timeout, self.incoming.recv())
+                .await
             {
                 Ok(Some(item)) => item,
                 Ok(None) => Incoming::Eof("its output ended".into()),
@@ -497,16 +523,22 @@ impl Connection {
                     other => return Ok(other),
                 },
                 Incoming::Malformed(error) => {
-                    warn_user(&self.redactor, &format!(
-                        "warning: worker `{}` sent a malformed message; ignored: {error}",
-                        self.describe
-                    ));
+                    warn_user(
+                        &self.redactor,
+                        &format!(
+                            "warning: worker `{}` sent a malformed message; ignored: {error}",
+                            self.describe
+                        ),
+                    );
                 }
                 Incoming::Oversized(n) => {
-                    warn_user(&self.redactor, &format!(
-                        "warning: worker `{}` sent a message of {n} bytes (limit {MAX_MESSAGE_BYTES}); ignored",
-                        self.describe
-                    ));
+                    warn_user(
+                        &self.redactor,
+                        &format!(
+                            "warning: worker `{}` sent a message of {n} bytes (limit {MAX_MESSAGE_BYTES}); ignored",
+                            self.describe
+                        ),
+                    );
                 }
                 Incoming::Eof(why) => return Err(self.lost(&why).await),
             }
@@ -530,7 +562,8 @@ impl Connection {
         }
         let mut text = format!("worker `{}` is gone: {why}", self.describe);
         if let Some(child) = &mut self.child {
-            if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+            if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), child.wait()).await
+            {
                 text.push_str(&format!(" (worker process {status})"));
             }
         }
@@ -546,7 +579,13 @@ impl Connection {
             .collect::<Vec<_>>();
         if !tail.is_empty() {
             text.push_str("; last stderr lines:\n");
-            text.push_str(&tail.iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n"));
+            text.push_str(
+                &tail
+                    .iter()
+                    .map(|l| format!("  | {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
         }
         let gone = Gone(self.redactor.redact(&text).into_owned());
         self.gone = Some(gone.clone());
@@ -600,7 +639,11 @@ impl Connection {
     }
 
     /// Receives the files of a `pull` into `session_dir`.
-    async fn pull(&mut self, session_dir: &Path, exec: &ExecutionContext) -> Result<(u64, u64), String> {
+    async fn pull(
+        &mut self,
+        session_dir: &Path,
+        exec: &ExecutionContext,
+    ) -> Result<(u64, u64), String> {
         self.send(&HostMessage::Pull).await.map_err(|g| g.0)?;
         let b64 = base64::engine::general_purpose::STANDARD;
         let mut current: Option<(String, PathBuf, std::fs::File, Sha256, u64)> = None;
@@ -641,16 +684,23 @@ impl Connection {
                     if name != path {
                         return Err(format!("end of {path:?} inside {name:?}"));
                     }
-                    file.flush().map_err(|e| format!("cannot write {path:?}: {e}"))?;
+                    file.flush()
+                        .map_err(|e| format!("cannot write {path:?}: {e}"))?;
                     drop(file);
                     let got = format!(
                         "sha256:{}",
-                        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()
+                        hasher
+                            .finalize()
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<String>()
                     );
                     let part = target.with_extension("part");
                     if got != sha256 {
                         let _ = std::fs::remove_file(&part);
-                        return Err(format!("{path} arrived damaged (checksum {got}, expected {sha256})"));
+                        return Err(format!(
+                            "{path} arrived damaged (checksum {got}, expected {sha256})"
+                        ));
                     }
                     std::fs::rename(&part, &target)
                         .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
@@ -708,9 +758,9 @@ where
             let item = match read_line(&mut reader, MAX_MESSAGE_BYTES).await {
                 Ok(Line::Text(text)) => match serde_json::from_slice::<WorkerMessage>(&text) {
                     Ok(message) => Incoming::Message(Box::new(message)),
-                    Err(error) => Incoming::Malformed(
-                        error.to_string().chars().take(300).collect(),
-                    ),
+                    Err(error) => {
+                        Incoming::Malformed(error.to_string().chars().take(300).collect())
+                    }
                 },
                 Ok(Line::Oversized(n)) => Incoming::Oversized(n),
                 Ok(Line::Eof) => Incoming::Eof("its output ended".into()),
@@ -846,9 +896,23 @@ mod tests {
     #[test]
     fn pulled_files_stay_inside_the_session() {
         let dir = Path::new("/s");
-        assert_eq!(pulled_path(dir, "pipeline_data.duckdb"), Some(dir.join("pipeline_data.duckdb")));
-        assert_eq!(pulled_path(dir, "artifacts/a/cleaned_config.json"), Some(dir.join("artifacts/a/cleaned_config.json")));
-        for bad in ["../x", "/etc/passwd", "artifacts/../../x", "status.json", "artifacts", "events.jsonl", ""] {
+        assert_eq!(
+            pulled_path(dir, "pipeline_data.duckdb"),
+            Some(dir.join("pipeline_data.duckdb"))
+        );
+        assert_eq!(
+            pulled_path(dir, "artifacts/a/cleaned_config.json"),
+            Some(dir.join("artifacts/a/cleaned_config.json"))
+        );
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            "artifacts/../../x",
+            "status.json",
+            "artifacts",
+            "events.jsonl",
+            "",
+        ] {
             assert_eq!(pulled_path(dir, bad), None, "{bad}");
         }
     }

@@ -221,7 +221,10 @@ pub enum Line {
 
 /// Reads one line of at most `max` bytes. A longer line is consumed and discarded, so the
 /// stream stays in sync for the next message.
-pub async fn read_line(reader: &mut (impl AsyncBufRead + Unpin), max: usize) -> std::io::Result<Line> {
+pub async fn read_line(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    max: usize,
+) -> std::io::Result<Line> {
     let mut line = Vec::new();
     let mut discarded = 0usize;
     loop {
@@ -276,11 +279,7 @@ pub fn specs_digest(specs: &component_spec::SpecRegistry, plan: &pipeline::Plan)
     names.dedup();
     let specs: Vec<Value> = names
         .iter()
-        .map(|name| {
-            specs
-                .get(name)
-                .map_or(Value::Null, |spec| spec.raw.clone())
-        })
+        .map(|name| specs.get(name).map_or(Value::Null, |spec| spec.raw.clone()))
         .collect();
     pipeline::compile::fingerprint(&Value::Array(specs))
 }
@@ -293,14 +292,22 @@ mod tests {
     async fn long_lines_are_discarded_and_the_stream_stays_in_sync() {
         let data = format!("{}\n{{\"a\":1}}\nshort\nlast", "x".repeat(100));
         let mut reader = tokio::io::BufReader::with_capacity(8, data.as_bytes());
-        assert!(matches!(read_line(&mut reader, 20).await.unwrap(), Line::Oversized(100)));
+        assert!(matches!(
+            read_line(&mut reader, 20).await.unwrap(),
+            Line::Oversized(100)
+        ));
         match read_line(&mut reader, 20).await.unwrap() {
             Line::Text(t) => assert_eq!(t, b"{\"a\":1}"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(read_line(&mut reader, 20).await.unwrap(), Line::Text(t) if t == b"short"));
+        assert!(
+            matches!(read_line(&mut reader, 20).await.unwrap(), Line::Text(t) if t == b"short")
+        );
         assert!(matches!(read_line(&mut reader, 20).await.unwrap(), Line::Text(t) if t == b"last"));
-        assert!(matches!(read_line(&mut reader, 20).await.unwrap(), Line::Eof));
+        assert!(matches!(
+            read_line(&mut reader, 20).await.unwrap(),
+            Line::Eof
+        ));
     }
 
     #[test]
@@ -313,7 +320,10 @@ mod tests {
         assert_eq!(report.step_id, "a");
         assert!(matches!(
             report.status,
-            engine::StepStatus::Failed { error_class: driver_api::ErrorClass::Duckdb, .. }
+            engine::StepStatus::Failed {
+                error_class: driver_api::ErrorClass::Duckdb,
+                ..
+            }
         ));
         let back: Value = serde_json::to_value(&message).unwrap();
         assert_eq!(back, serde_json::from_str::<Value>(text).unwrap());

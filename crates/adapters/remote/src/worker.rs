@@ -202,7 +202,10 @@ where
         let message = match incoming {
             Incoming::Message(message) => *message,
             Incoming::Malformed(error) => {
-                out.error("malformed", format!("not a valid message: {}", truncate(&error)));
+                out.error(
+                    "malformed",
+                    format!("not a valid message: {}", truncate(&error)),
+                );
                 continue;
             }
             Incoming::Oversized(n) => {
@@ -263,7 +266,10 @@ where
                     .find(|s| s.step.id == step_id)
                     .cloned()
                 else {
-                    out.error("unexpected", format!("no step '{step_id}' in the prepared plan"));
+                    out.error(
+                        "unexpected",
+                        format!("no step '{step_id}' in the prepared plan"),
+                    );
                     continue;
                 };
                 let outputs = match input_tables(&inputs) {
@@ -274,7 +280,9 @@ where
                     }
                 };
                 if hang_step.as_deref() == Some(step_id.as_str()) {
-                    eprintln!("osiris worker: test hook {TEST_HANG_ENV}: freezing at step '{step_id}'");
+                    eprintln!(
+                        "osiris worker: test hook {TEST_HANG_ENV}: freezing at step '{step_id}'"
+                    );
                     hung.store(true, Ordering::SeqCst);
                     std::future::pending::<()>().await;
                 }
@@ -301,7 +309,10 @@ where
                     continue;
                 };
                 if let Err(error) = run.exec.close_database() {
-                    out.error("io", run.exec.redactor().redact(&error.to_string()).into_owned());
+                    out.error(
+                        "io",
+                        run.exec.redactor().redact(&error.to_string()).into_owned(),
+                    );
                     continue;
                 }
                 let files = session_files(run.exec.session_dir())
@@ -406,22 +417,33 @@ fn prepare_run(
     }
     let id = &prepare.session_id;
     if id.is_empty() || id.contains(['/', '\\', '\0']) || id == "." || id == ".." {
-        return Err(("prepare_failed", format!("session id {id:?} cannot name a directory")));
+        return Err((
+            "prepare_failed",
+            format!("session id {id:?} cannot name a directory"),
+        ));
     }
     let mut steps = Vec::with_capacity(prepare.plan.steps.len());
     for step in &prepare.plan.steps {
         if !engine.is_runnable(&step.component) {
             return Err((
                 "prepare_failed",
-                format!("step '{}': this worker has no driver for `{}`", step.id, step.component),
+                format!(
+                    "step '{}': this worker has no driver for `{}`",
+                    step.id, step.component
+                ),
             ));
         }
         let Some(config) = prepare.steps.iter().find(|c| c.step_id == step.id) else {
-            return Err(("prepare_failed", format!("no config for step '{}'", step.id)));
+            return Err((
+                "prepare_failed",
+                format!("no config for step '{}'", step.id),
+            ));
         };
         let connection = match &config.connection {
             None => None,
-            Some(text) => Some(ConnectionRef::parse(text).map_err(|e| ("prepare_failed", e.to_string()))?),
+            Some(text) => {
+                Some(ConnectionRef::parse(text).map_err(|e| ("prepare_failed", e.to_string()))?)
+            }
         };
         steps.push(PreparedStep {
             step: step.clone(),
@@ -467,7 +489,13 @@ fn input_tables(inputs: &[InputRef]) -> Result<HashMap<String, InputTable>, Stri
         .map(|input| {
             let table = TableName::new(input.table.clone())
                 .map_err(|e| format!("input of step '{}': {e}", input.step_id))?;
-            Ok((input.step_id.clone(), InputTable { table, rows: input.rows }))
+            Ok((
+                input.step_id.clone(),
+                InputTable {
+                    table,
+                    rows: input.rows,
+                },
+            ))
         })
         .collect()
 }
@@ -514,7 +542,10 @@ async fn pull(out: &Outbox, session_dir: &Path) -> Result<(), String> {
             .map_err(|e| format!("cannot open {}: {e}", full.display()))?;
         let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
         if !out
-            .send_bulk(&WorkerMessage::FileBegin { path: path.clone(), size })
+            .send_bulk(&WorkerMessage::FileBegin {
+                path: path.clone(),
+                size,
+            })
             .await
         {
             return Ok(());
@@ -532,7 +563,10 @@ async fn pull(out: &Outbox, session_dir: &Path) -> Result<(), String> {
             total += n as u64;
             let data = engine.encode(&buf[..n]);
             if !out
-                .send_bulk(&WorkerMessage::FileChunk { path: path.clone(), data })
+                .send_bulk(&WorkerMessage::FileChunk {
+                    path: path.clone(),
+                    data,
+                })
                 .await
             {
                 return Ok(());
@@ -540,15 +574,25 @@ async fn pull(out: &Outbox, session_dir: &Path) -> Result<(), String> {
         }
         let sha256 = format!(
             "sha256:{}",
-            hasher.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()
+            hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         );
         count += 1;
-        if !out.send_bulk(&WorkerMessage::FileEnd { path, sha256 }).await {
+        if !out
+            .send_bulk(&WorkerMessage::FileEnd { path, sha256 })
+            .await
+        {
             return Ok(());
         }
     }
-    out.send_bulk(&WorkerMessage::PullDone { files: count, bytes: total })
-        .await;
+    out.send_bulk(&WorkerMessage::PullDone {
+        files: count,
+        bytes: total,
+    })
+    .await;
     Ok(())
 }
 
@@ -605,7 +649,8 @@ pub async fn listen(
             let _ = socket.set_nodelay(true);
             let (read, mut write) = socket.into_split();
             let mut reader = BufReader::new(read);
-            let first = tokio::time::timeout(Duration::from_secs(10), read_line(&mut reader, 4096)).await;
+            let first =
+                tokio::time::timeout(Duration::from_secs(10), read_line(&mut reader, 4096)).await;
             let authorized = match first {
                 Ok(Ok(Line::Text(text))) => match serde_json::from_slice::<HostMessage>(&text) {
                     Ok(HostMessage::Auth { token: given }) => same_token(&given, &token),
@@ -614,7 +659,9 @@ pub async fn listen(
                 _ => false,
             };
             if !authorized {
-                eprintln!("osiris worker: rejected a connection from {peer}: wrong or missing token");
+                eprintln!(
+                    "osiris worker: rejected a connection from {peer}: wrong or missing token"
+                );
                 let _ = write_message(
                     &mut write,
                     &WorkerMessage::Error {
@@ -642,4 +689,3 @@ fn same_token(given: &str, expected: &str) -> bool {
     }
     diff == 0
 }
-
