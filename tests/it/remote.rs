@@ -251,25 +251,22 @@ fn start_long_remote(
     let child = command.spawn().unwrap();
     let events = session_dir(project, session).join("events.jsonl");
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(&events).unwrap_or_default();
-        if text.contains("\"event\":\"step_start\",\"step_id\":\"heavy\"")
-            || text.contains("\"step_id\":\"heavy\"")
-        {
-            let pid = text
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|e| e["event"] == "worker_ready")
-                .and_then(|e| e["pid"].as_u64())
-                .expect("worker_ready names the worker pid");
-            return (child, u32::try_from(pid).unwrap());
-        }
+    let mut text = String::new();
+    while !text.contains("\"step_id\":\"heavy\"") {
         assert!(
             Instant::now() < deadline,
             "the heavy step never started: {text}"
         );
         std::thread::sleep(Duration::from_millis(50));
+        text = std::fs::read_to_string(&events).unwrap_or_default();
     }
+    let pid = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "worker_ready")
+        .and_then(|e| e["pid"].as_u64())
+        .expect("worker_ready names the worker pid");
+    (child, u32::try_from(pid).unwrap())
 }
 
 fn alive(pid: u32) -> bool {

@@ -561,11 +561,10 @@ impl Connection {
             return gone.clone();
         }
         let mut text = format!("worker `{}` is gone: {why}", self.describe);
-        if let Some(child) = &mut self.child {
-            if let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), child.wait()).await
-            {
-                text.push_str(&format!(" (worker process {status})"));
-            }
+        if let Some(child) = &mut self.child
+            && let Ok(Ok(status)) = tokio::time::timeout(Duration::from_secs(2), child.wait()).await
+        {
+            text.push_str(&format!(" (worker process {status})"));
         }
         if let Some(done) = self.stderr_done.take() {
             let _ = tokio::time::timeout(Duration::from_millis(500), done).await;

@@ -317,7 +317,6 @@ where
                 }
                 let files = session_files(run.exec.session_dir())
                     .into_iter()
-                    .map(|(path, size)| (path, size))
                     .collect::<BTreeMap<_, _>>();
                 out.send(&WorkerMessage::Cleaned { files });
             }
