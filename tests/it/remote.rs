@@ -462,6 +462,10 @@ fn protocol_and_registry_mismatches_stop_before_anything_runs() {
     );
     assert!(project.sessions().is_empty());
 
+    let ran = project.osiris(&["run", "pipeline.yaml", "--worker-cmd", "true"]);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(ran.stderr.contains("add --target remote"), "{}", ran.stderr);
+
     let ran = project.osiris(&[
         "run",
         "pipeline.yaml",

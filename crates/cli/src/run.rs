@@ -152,6 +152,16 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
+    if args.target == Target::Local
+        && (args.worker_cmd.is_some()
+            || args.worker_addr.is_some()
+            || args.no_pull
+            || args.step_timeout.is_some())
+    {
+        let message = "--worker-cmd, --worker-addr, --no-pull and --step-timeout apply to remote runs: add --target remote";
+        report_input_error(json, &file, message, None);
+        return Ok(ExitCode::from(EXIT_INPUT));
+    }
     if args.target == Target::Remote {
         if replay.is_some() {
             let message = "--from-step replays in this process only; drop --target remote";

@@ -839,6 +839,79 @@ x-runtime: {driver: test.sql}
         );
     }
 
+    /// Records the steps it is asked to run; fails the one named `fail_at`.
+    struct Scripted {
+        asked: Vec<(String, Vec<String>)>,
+        fail_at: &'static str,
+    }
+
+    impl StepExecutor for Scripted {
+        async fn execute_step(
+            &mut self,
+            step: &PreparedStep,
+            outputs: &HashMap<String, InputTable>,
+        ) -> StepReport {
+            let mut seen: Vec<String> = outputs.keys().cloned().collect();
+            seen.sort();
+            self.asked.push((step.step.id.clone(), seen));
+            let status = if step.step.id == self.fail_at {
+                StepStatus::Failed {
+                    error_class: ErrorClass::Remote,
+                    error: "worker gone".into(),
+                }
+            } else {
+                StepStatus::Ok {
+                    rows: 1,
+                    table: Some(step.step.id.clone()),
+                }
+            };
+            StepReport {
+                step_id: step.step.id.clone(),
+                component: step.step.component.clone(),
+                mode: step.step.mode,
+                status,
+                duration_ms: 0,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_step_loop_drives_any_executor_with_the_same_failure_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+        let p = pipeline(
+            r#"
+  - {id: one, component: test.sql, mode: read, config: {sql: "SELECT 1"}}
+  - {id: two, component: test.sql, mode: transform, needs: [one], config: {sql: "SELECT 1"}}
+  - {id: three, component: test.sql, mode: transform, needs: [two], config: {sql: "SELECT 1"}}
+"#,
+        );
+        let mut executor = Scripted {
+            asked: Vec::new(),
+            fail_at: "two",
+        };
+        let outcome = run_with(
+            &prepared(&p),
+            &exec,
+            &NoObserver,
+            HashMap::new(),
+            &mut executor,
+        )
+        .await;
+        assert_eq!(
+            executor.asked,
+            [
+                ("one".to_owned(), vec![]),
+                ("two".to_owned(), vec!["one".to_owned()])
+            ],
+            "inputs come from earlier results; nothing runs after the failure"
+        );
+        assert!(!outcome.ok() && !outcome.cancelled);
+        assert_eq!(outcome.failed_step().unwrap().step_id, "two");
+        let events = std::fs::read_to_string(exec.session_dir().join("events.jsonl")).unwrap();
+        assert!(events.contains("\"event\":\"run_error\"") && events.contains("worker gone"));
+    }
+
     fn connections(text: &str) -> pipeline::connections::Connections {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("osiris_connections.yaml");

@@ -502,8 +502,8 @@ impl Connection {
                         "no heartbeat or message for {}s (heartbeat timeout); the worker is hung or unreachable",
                         self.heartbeat_timeout.as_secs_f64()
                     );
+                    self.kill().await;
                     let gone = self.lost(&why).await;
-                    self.stop().await;
                     return Err(gone);
                 }
             };
@@ -596,8 +596,8 @@ impl Connection {
         warn_user(&self.redactor, &format!("warning: {why}"));
     }
 
-    /// Kills the worker (its whole process group) or drops the connection.
-    async fn stop(&mut self) {
+    /// Kills the worker command's whole process group (`sh -c "ssh ..."` and its children).
+    async fn kill(&mut self) {
         if let Some(child) = &mut self.child {
             if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
                 let _ = nix::sys::signal::killpg(
@@ -607,6 +607,11 @@ impl Connection {
             }
             let _ = child.kill().await;
         }
+    }
+
+    /// Kills the worker (its whole process group) or drops the connection.
+    async fn stop(&mut self) {
+        self.kill().await;
         if self.gone.is_none() {
             self.gone = Some(Gone(format!("worker `{}` was stopped", self.describe)));
         }
@@ -860,8 +865,8 @@ impl StepExecutor for RemoteExecutor<'_> {
                     let _ = self.conn.send(&HostMessage::Cancel { reason: "timeout".into() }).await;
                 }
                 () = tokio::time::sleep_until(grace_at), if cancel_sent.is_some() => {
+                    self.conn.kill().await;
                     let gone = self.conn.lost("it did not stop the cancelled step in time").await;
-                    self.conn.stop().await;
                     let class = if timed_out { ErrorClass::Timeout } else { ErrorClass::Cancelled };
                     return self.host_failure(failed(class, gone.0, started));
                 }
