@@ -10,6 +10,7 @@ mod graphql;
 mod layering;
 mod mysql;
 mod posthog;
+mod remote;
 mod run;
 mod sessions;
 mod supabase;

@@ -12,6 +12,7 @@ mod run;
 mod serve;
 mod sessions;
 mod validate;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -66,6 +67,8 @@ enum Command {
     /// List or describe the components this build knows.
     #[command(subcommand)]
     Components(components::ComponentsCommand),
+    /// Run steps for `osiris run --target remote` hosts (over stdio or TCP).
+    Worker(worker::WorkerArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,7 +84,10 @@ fn main() -> ExitCode {
     // Inspection commands die quietly when their reader goes away (`osiris components show x |
     // head`), as Unix tools do. A run keeps SIGPIPE ignored and tolerates a closed stdout: the
     // pipeline must finish and record its status whoever stopped watching.
-    if !matches!(cli.command, Command::Run(_) | Command::Serve(_)) {
+    if !matches!(
+        cli.command,
+        Command::Run(_) | Command::Serve(_) | Command::Worker(_)
+    ) {
         sigpipe::reset();
     }
     match run(cli) {
@@ -102,5 +108,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sessions(args) => sessions::execute(args, cli.json),
         Command::Serve(args) => serve::execute(args),
         Command::Components(command) => components::execute(command, cli.json),
+        Command::Worker(args) => worker::execute(args, cli.json),
     }
 }

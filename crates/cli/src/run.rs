@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use adapter_local::{LocalAdapter, RunOptions, SESSIONS_DIR};
+use adapter_remote::{RemoteAdapter, RemoteOptions, WorkerSpec};
 use clap::Args;
 use engine::{RunObserver, StepReport, StepStatus};
 use execution_context::Redactor;
@@ -69,6 +70,55 @@ pub struct RunArgs {
     /// Default: `.osiris/state` in the pipeline file's directory.
     #[arg(long, env = "OSIRIS_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
+
+    /// Where the steps run: in this process (`local`) or in an `osiris worker` (`remote`).
+    #[arg(long, value_enum, default_value = "local")]
+    target: Target,
+
+    /// Remote: the command that starts a worker speaking the protocol on stdin/stdout, run
+    /// with `sh -c` (default: this binary's `worker --stdio`), e.g.
+    /// "ssh build-box osiris worker --stdio" or "kubectl exec -i pod -- osiris worker --stdio".
+    #[arg(long, value_name = "COMMAND", conflicts_with = "worker_addr")]
+    worker_cmd: Option<String>,
+
+    /// Remote: connect to `osiris worker --listen` at HOST:PORT instead (needs --token-file).
+    #[arg(long, value_name = "HOST:PORT", requires = "token_file")]
+    worker_addr: Option<String>,
+
+    /// Remote: file holding the token of the worker given with --worker-addr.
+    #[arg(long, value_name = "FILE", requires = "worker_addr")]
+    token_file: Option<PathBuf>,
+
+    /// Remote: leave the run database and artifacts on the worker instead of pulling them
+    /// into the session directory.
+    #[arg(long)]
+    no_pull: bool,
+
+    /// Remote: cancel and fail a step running longer than this (e.g. 30s, 10m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    step_timeout: Option<Duration>,
+
+    /// Remote: give up a worker silent (no heartbeat) for this long.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    heartbeat_timeout: Duration,
+}
+
+/// Where a run's steps execute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Target {
+    /// In this process.
+    Local,
+    /// In an `osiris worker` (child process, SSH, kubectl exec, TCP).
+    Remote,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    match sessions::parse_age(text) {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!(
+            "expected a duration such as 30s, 10m or 2h, got {text:?}"
+        )),
+    }
 }
 
 pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
@@ -113,7 +163,8 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INPUT));
     }
 
-    let sessions_root = std::path::absolute(&args.sessions_dir).unwrap_or(args.sessions_dir);
+    let sessions_root =
+        std::path::absolute(&args.sessions_dir).unwrap_or_else(|_| args.sessions_dir.clone());
     let replay = match (&args.from_step, &args.session) {
         (Some(step), Some(id)) => {
             match replay_of(&sessions_root, id, step, &loaded.prepared.plan) {
@@ -126,6 +177,40 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
+    if args.target == Target::Local
+        && (args.worker_cmd.is_some()
+            || args.worker_addr.is_some()
+            || args.no_pull
+            || args.step_timeout.is_some())
+    {
+        let message = "--worker-cmd, --worker-addr, --no-pull and --step-timeout apply to remote runs: add --target remote";
+        report_input_error(json, &file, message, None);
+        return Ok(ExitCode::from(EXIT_INPUT));
+    }
+    if args.target == Target::Remote {
+        if replay.is_some() {
+            let message = "--from-step replays in this process only; drop --target remote";
+            report_input_error(json, &file, message, None);
+            return Ok(ExitCode::from(EXIT_INPUT));
+        }
+        let worker = match worker_spec(&args) {
+            Ok(worker) => worker,
+            Err(message) => {
+                report_input_error(json, &file, &message, None);
+                return Ok(ExitCode::from(EXIT_INPUT));
+            }
+        };
+        let options = RemoteOptions {
+            sessions_root,
+            base_dir: loaded.base_dir.clone(),
+            session_id: args.session_id,
+            worker,
+            pull: !args.no_pull,
+            step_timeout: args.step_timeout,
+            heartbeat_timeout: args.heartbeat_timeout,
+        };
+        return run_remote(engine, &loaded, &options, &state, &file, json);
+    }
     let options = RunOptions {
         sessions_root,
         base_dir: loaded.base_dir,
@@ -136,17 +221,10 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
     let adapter = LocalAdapter::new(engine);
     let exec = adapter.prepare(&options, Arc::clone(&redactor));
     let plan = &loaded.prepared.plan;
-    let id_width = plan.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
-    let progress = Progress::new(!json, stdout_is_terminal(), id_width, Arc::clone(&redactor));
+    let progress = progress(json, plan, &redactor);
     if !json {
         match &options.replay {
-            None => say!(
-                "Running {} ({} step{}) · session {}",
-                plan.name,
-                plan.steps.len(),
-                if plan.steps.len() == 1 { "" } else { "s" },
-                exec.session_id()
-            ),
+            None => say_running(plan, exec.session_id()),
             Some(replay) => say!(
                 "Replaying {} from step '{}' ({} of {} steps; tables of {} reused from session {}) · session {}",
                 plan.name,
@@ -166,19 +244,147 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
 
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(async {
-        let cancel = exec.cancellation().clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                cancel.cancel();
-            }
-        });
+        cancel_on_ctrl_c(&exec);
         adapter
             .run(&loaded.prepared, &exec, &options, &progress)
             .await
     })?;
     runtime.shutdown_timeout(Duration::from_secs(5));
-    // Only a run that succeeded as a whole advances the steps' incremental state (ADR 0017).
-    let (state_saved, state_error) = match state.save_run(&exec, &report.outcome) {
+    finish_run(
+        json,
+        &state,
+        &exec,
+        &report.status,
+        &report.outcome,
+        &report.session_id,
+        &report.session_dir,
+        &redactor,
+    )
+}
+
+fn say_running(plan: &pipeline::Plan, session_id: &str) {
+    say!(
+        "Running {} ({} step{}) · session {}",
+        plan.name,
+        plan.steps.len(),
+        if plan.steps.len() == 1 { "" } else { "s" },
+        session_id
+    );
+}
+
+fn progress(json: bool, plan: &pipeline::Plan, redactor: &Arc<Redactor>) -> Progress {
+    let id_width = plan.steps.iter().map(|s| s.id.len()).max().unwrap_or(0);
+    Progress::new(!json, stdout_is_terminal(), id_width, Arc::clone(redactor))
+}
+
+/// Ctrl-C cancels the run: the running step is asked to stop (on the worker for remote runs).
+fn cancel_on_ctrl_c(exec: &execution_context::ExecutionContext) {
+    let cancel = exec.cancellation().clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
+}
+
+/// The worker of a remote run, from --worker-cmd / --worker-addr (default: this binary).
+fn worker_spec(args: &RunArgs) -> Result<WorkerSpec, String> {
+    if let (Some(addr), Some(file)) = (&args.worker_addr, &args.token_file) {
+        let token = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read --token-file {}: {e}", file.display()))?;
+        let token = token.trim().to_owned();
+        if token.is_empty() {
+            return Err(format!("--token-file {} is empty", file.display()));
+        }
+        return Ok(WorkerSpec::Tcp {
+            addr: addr.clone(),
+            token,
+        });
+    }
+    if let Some(command) = &args.worker_cmd {
+        if command.trim().is_empty() {
+            return Err("--worker-cmd is empty".into());
+        }
+        return Ok(WorkerSpec::Shell(command.clone()));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find this osiris binary to start a worker: {e}"))?;
+    Ok(WorkerSpec::Program(
+        exe,
+        vec!["worker".into(), "--stdio".into()],
+    ))
+}
+
+fn run_remote(
+    engine: Arc<engine::Engine>,
+    loaded: &crate::load::Loaded,
+    options: &RemoteOptions,
+    state: &engine::StateStore,
+    file: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let redactor = Arc::new(Redactor::default());
+    let adapter = RemoteAdapter::new(engine);
+    let exec = adapter.context(options, Arc::clone(&redactor));
+    let plan = &loaded.prepared.plan;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(async {
+        // Nothing ran and nothing is written until the worker has accepted the plan.
+        let conn = match adapter.connect(&loaded.prepared, &exec, options).await {
+            Ok(conn) => conn,
+            Err(error) => return Ok(Err(error)),
+        };
+        let progress = progress(json, plan, &redactor);
+        if !json {
+            say_running(plan, exec.session_id());
+        }
+        cancel_on_ctrl_c(&exec);
+        adapter
+            .run(conn, &loaded.prepared, &exec, options, &progress)
+            .await
+            .map(Ok)
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    let report = match report {
+        Ok(Ok(report)) => report,
+        Ok(Err(error)) | Err(error) => {
+            let message = redactor.redact(&error.to_string()).into_owned();
+            if matches!(error, adapter_remote::Error::Session(_)) {
+                return Err(anyhow::anyhow!(message));
+            }
+            report_input_error(json, file, &message, None);
+            return Ok(ExitCode::from(EXIT_INPUT));
+        }
+    };
+    if !json && options.pull && report.pulled.is_none() {
+        warn_user!("warning: the run database and artifacts were not pulled back from the worker");
+    }
+    finish_run(
+        json,
+        state,
+        &exec,
+        &report.status,
+        &report.outcome,
+        &report.session_id,
+        &report.session_dir,
+        &redactor,
+    )
+}
+
+/// The end of a run, local or remote: saves the steps' incremental state when the run succeeded
+/// as a whole (ADR 0017), then prints one JSON summary or the verdict and session lines.
+#[allow(clippy::too_many_arguments)]
+fn finish_run(
+    json: bool,
+    state: &engine::StateStore,
+    exec: &execution_context::ExecutionContext,
+    status: &engine::Status,
+    outcome: &engine::RunOutcome,
+    session_id: &str,
+    session_dir: &std::path::Path,
+    redactor: &Redactor,
+) -> anyhow::Result<ExitCode> {
+    let (state_saved, state_error) = match state.save_run(exec, outcome) {
         Ok(saved) => (saved, None),
         Err(error) => (
             Vec::new(),
@@ -188,23 +394,21 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
     let exit_code = if state_error.is_some() {
         EXIT_STATE_NOT_SAVED
     } else {
-        report.status.exit_code
+        status.exit_code
     };
-
-    let status = &report.status;
     if json {
         let summary = json!({
             "status": status.status,
             "ok": status.ok,
             "exit_code": exit_code,
             "pipeline": status.pipeline,
-            "session_id": report.session_id,
-            "session_dir": report.session_dir.display().to_string(),
-            "database": report.session_dir.join(execution_context::DATABASE_FILE).display().to_string(),
+            "session_id": session_id,
+            "session_dir": session_dir.display().to_string(),
+            "database": session_dir.join(execution_context::DATABASE_FILE).display().to_string(),
             "steps_total": status.steps_total,
             "steps_completed": status.steps_completed,
             "duration_ms": status.duration_ms,
-            "steps": report.outcome.steps,
+            "steps": outcome.steps,
             "state_saved": state_saved,
             "state_error": state_error,
         });
@@ -226,14 +430,8 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
         );
         let shown = std::env::current_dir()
             .ok()
-            .and_then(|cwd| {
-                report
-                    .session_dir
-                    .strip_prefix(cwd)
-                    .ok()
-                    .map(|p| p.to_owned())
-            })
-            .unwrap_or_else(|| report.session_dir.clone());
+            .and_then(|cwd| session_dir.strip_prefix(cwd).ok().map(|p| p.to_owned()))
+            .unwrap_or_else(|| session_dir.to_owned());
         if !state_saved.is_empty() {
             say!(
                 "State saved for {} in {}",

@@ -329,7 +329,6 @@ fn column_for(field: &Field) -> Column {
     }
 }
 
-
 /// Replaces duration columns by their microseconds (Int64), NULLs kept; see [`column_type`].
 fn durations_as_micros(batch: RecordBatch) -> Result<RecordBatch> {
     if !batch

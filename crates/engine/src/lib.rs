@@ -20,7 +20,7 @@ use component_spec::SpecRegistry;
 use driver_api::{DriverError, DriverRegistry, ErrorClass, InputTable, StepContext, StepInputs};
 use execution_context::{ExecutionContext, object};
 use pipeline::{Pipeline, Problems, Step, StepMode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// How long a cancelled step may take to stop and roll back before it is abandoned.
@@ -34,7 +34,7 @@ pub struct Engine {
 }
 
 /// What happened to one step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepReport {
     /// Step id.
     pub step_id: String,
@@ -54,7 +54,7 @@ pub struct StepReport {
 }
 
 /// Outcome of one step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum StepStatus {
     /// The step finished.
@@ -106,6 +106,71 @@ impl RunOutcome {
         self.steps
             .iter()
             .find(|s| matches!(s.status, StepStatus::Failed { .. }))
+    }
+}
+
+/// Exit code of a successful run.
+pub const EXIT_OK: i32 = 0;
+/// Exit code of a run whose step failed.
+pub const EXIT_RUN_FAILED: i32 = 1;
+/// Exit code of a run cancelled by the user (Ctrl-C), as shells report SIGINT.
+pub const EXIT_CANCELLED: i32 = 130;
+
+/// The content of a session's `status.json`, the same for local and remote runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Session id.
+    pub session_id: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// `ok`, `failed` or `cancelled`.
+    pub status: &'static str,
+    /// Whether every step finished.
+    pub ok: bool,
+    /// The process exit code of this run.
+    pub exit_code: i32,
+    /// Steps in the plan.
+    pub steps_total: usize,
+    /// Steps that finished.
+    pub steps_completed: usize,
+    /// The failed step, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<String>,
+    /// Why the run did not complete (`step_failed`, `cancelled`), or `completed`.
+    pub reason: String,
+    /// Start time, UTC ISO 8601.
+    pub started_at: String,
+    /// End time, UTC ISO 8601.
+    pub finished_at: String,
+    /// Wall time of the run.
+    pub duration_ms: u64,
+}
+
+impl RunOutcome {
+    /// The `status.json` of this outcome, finishing now.
+    pub fn status(&self, session_id: &str, pipeline: &str, started_at: String) -> Status {
+        let failed_step = self.failed_step().map(|s| s.step_id.clone());
+        let (status, exit_code, reason) = if self.ok() {
+            ("ok", EXIT_OK, "completed")
+        } else if self.cancelled {
+            ("cancelled", EXIT_CANCELLED, "cancelled")
+        } else {
+            ("failed", EXIT_RUN_FAILED, "step_failed")
+        };
+        Status {
+            session_id: session_id.to_owned(),
+            pipeline: pipeline.to_owned(),
+            status,
+            ok: self.ok(),
+            exit_code,
+            steps_total: self.steps_total,
+            steps_completed: self.steps_completed(),
+            failed_step,
+            reason: reason.to_owned(),
+            started_at,
+            finished_at: execution_context::now_iso(),
+            duration_ms: self.duration_ms,
+        }
     }
 }
 
@@ -254,95 +319,24 @@ impl Engine {
         observer: &dyn RunObserver,
         seed: HashMap<String, InputTable>,
     ) -> RunOutcome {
-        let started = Instant::now();
-        for secret in &prepared.secrets {
-            exec.redactor().add_secret(secret);
-        }
-        let plan = &prepared.plan;
-        let total = plan.steps.len();
-        exec.event(
-            "run_start",
-            object([
-                ("pipeline", plan.name.clone().into()),
-                ("steps_total", total.into()),
-                (
-                    "session_dir",
-                    exec.session_dir().display().to_string().into(),
-                ),
-            ]),
-        );
-        let mut outputs: HashMap<&str, InputTable> =
-            seed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let mut reports = Vec::with_capacity(total);
-        let mut cancelled = false;
-        for (index, prepared_step) in prepared.steps.iter().enumerate() {
-            let step = &prepared_step.step;
-            if exec.cancellation().is_cancelled() {
-                cancelled = true;
-                break;
-            }
-            observer.step_started(step, index, total);
-            let report = self.run_step(prepared_step, exec, base_dir, &outputs).await;
-            observer.step_finished(&report);
-            let failed = matches!(report.status, StepStatus::Failed { .. });
-            if let StepStatus::Ok {
-                rows,
-                table: Some(table),
-            } = &report.status
-            {
-                let table = driver_api::TableName::new(table.clone())
-                    .expect("a step table name was validated when the step ran");
-                outputs.insert(step.id.as_str(), InputTable { table, rows: *rows });
-            }
-            if let StepStatus::Failed { error_class, .. } = &report.status {
-                cancelled = *error_class == ErrorClass::Cancelled;
-            }
-            reports.push(report);
-            if failed {
-                break;
-            }
-        }
-        let outcome = RunOutcome {
-            steps: reports,
-            steps_total: total,
-            cancelled,
-            duration_ms: millis(started.elapsed()),
+        let mut executor = InProcess {
+            engine: self,
+            exec,
+            base_dir,
         };
-        if outcome.ok() {
-            exec.event(
-                "run_complete",
-                object([
-                    ("pipeline", plan.name.clone().into()),
-                    ("steps_completed", outcome.steps_completed().into()),
-                    ("duration_ms", outcome.duration_ms.into()),
-                ]),
-            );
-        } else {
-            let mut fields = object([
-                ("pipeline", plan.name.clone().into()),
-                ("steps_completed", outcome.steps_completed().into()),
-                ("steps_total", total.into()),
-                ("duration_ms", outcome.duration_ms.into()),
-                ("cancelled", cancelled.into()),
-            ]);
-            if let Some(failed) = outcome.failed_step() {
-                fields.insert("step_id".into(), failed.step_id.clone().into());
-                if let StepStatus::Failed { error, .. } = &failed.status {
-                    fields.insert("error".into(), error.clone().into());
-                }
-            }
-            exec.event("run_error", fields);
-        }
-        exec.metric("run_duration_ms", outcome.duration_ms, Map::new());
-        outcome
+        run_with(prepared, exec, observer, seed, &mut executor).await
     }
 
-    async fn run_step(
+    /// Runs one step of a plan in this process: its events and metrics, its artifacts, the
+    /// driver call with the tables of earlier steps (`outputs`: step id -> table) and the
+    /// classification of its error. The step loop ([`run_with`]) calls it through
+    /// [`InProcess`]; a remote worker calls it for each step the host asks it to run.
+    pub async fn run_step(
         &self,
         prepared: &PreparedStep,
         exec: &Arc<ExecutionContext>,
         base_dir: &Path,
-        outputs: &HashMap<&str, InputTable>,
+        outputs: &HashMap<String, InputTable>,
     ) -> StepReport {
         let step = &prepared.step;
         let started = Instant::now();
@@ -415,7 +409,7 @@ impl Engine {
         prepared: &PreparedStep,
         exec: &Arc<ExecutionContext>,
         base_dir: &Path,
-        outputs: &HashMap<&str, InputTable>,
+        outputs: &HashMap<String, InputTable>,
     ) -> Result<driver_api::StepOutput, DriverError> {
         let step = &prepared.step;
         let driver = self
@@ -474,6 +468,138 @@ impl Engine {
             }
         }
     }
+}
+
+/// Runs one step for [`run_with`]: in this process ([`InProcess`]) or on a remote worker.
+pub trait StepExecutor {
+    /// Runs `step` with the tables of earlier steps (`outputs`: step id -> table) and reports
+    /// what happened. The step's events and metrics reach the run's `events.jsonl` /
+    /// `metrics.jsonl` through the executor (written or forwarded).
+    fn execute_step(
+        &mut self,
+        step: &PreparedStep,
+        outputs: &HashMap<String, InputTable>,
+    ) -> impl Future<Output = StepReport>;
+}
+
+/// Runs steps in this process with an [`Engine`].
+#[derive(Debug)]
+pub struct InProcess<'a> {
+    /// The engine (drivers and specs).
+    pub engine: &'a Engine,
+    /// The run's context.
+    pub exec: &'a Arc<ExecutionContext>,
+    /// Directory relative paths resolve against.
+    pub base_dir: &'a Path,
+}
+
+impl StepExecutor for InProcess<'_> {
+    fn execute_step(
+        &mut self,
+        step: &PreparedStep,
+        outputs: &HashMap<String, InputTable>,
+    ) -> impl Future<Output = StepReport> {
+        self.engine
+            .run_step(step, self.exec, self.base_dir, outputs)
+    }
+}
+
+/// The step loop: runs a prepared plan in order with `executor`, stopping at the first failed
+/// step or on cancellation of `exec`. Emits `run_start`, then `run_complete` or `run_error`, and
+/// the `run_duration_ms` metric. The plan's secrets are registered with the run's redactor
+/// first. `seed` holds tables of steps outside the plan already present in the run database.
+pub async fn run_with(
+    prepared: &PreparedPlan,
+    exec: &Arc<ExecutionContext>,
+    observer: &dyn RunObserver,
+    seed: HashMap<String, InputTable>,
+    executor: &mut impl StepExecutor,
+) -> RunOutcome {
+    let started = Instant::now();
+    for secret in &prepared.secrets {
+        exec.redactor().add_secret(secret);
+    }
+    let plan = &prepared.plan;
+    let total = plan.steps.len();
+    exec.event(
+        "run_start",
+        object([
+            ("pipeline", plan.name.clone().into()),
+            ("steps_total", total.into()),
+            (
+                "session_dir",
+                exec.session_dir().display().to_string().into(),
+            ),
+        ]),
+    );
+    let mut outputs = seed;
+    let mut reports = Vec::with_capacity(total);
+    let mut cancelled = false;
+    for (index, prepared_step) in prepared.steps.iter().enumerate() {
+        let step = &prepared_step.step;
+        if exec.cancellation().is_cancelled() {
+            cancelled = true;
+            break;
+        }
+        observer.step_started(step, index, total);
+        let report = executor.execute_step(prepared_step, &outputs).await;
+        observer.step_finished(&report);
+        let failed = matches!(report.status, StepStatus::Failed { .. });
+        if let StepStatus::Ok {
+            rows,
+            table: Some(table),
+        } = &report.status
+        {
+            match driver_api::TableName::new(table.clone()) {
+                Ok(table) => {
+                    outputs.insert(step.id.clone(), InputTable { table, rows: *rows });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, step = %step.id, "step reported an unusable table name")
+                }
+            }
+        }
+        if let StepStatus::Failed { error_class, .. } = &report.status {
+            cancelled = *error_class == ErrorClass::Cancelled;
+        }
+        reports.push(report);
+        if failed {
+            break;
+        }
+    }
+    let outcome = RunOutcome {
+        steps: reports,
+        steps_total: total,
+        cancelled,
+        duration_ms: millis(started.elapsed()),
+    };
+    if outcome.ok() {
+        exec.event(
+            "run_complete",
+            object([
+                ("pipeline", plan.name.clone().into()),
+                ("steps_completed", outcome.steps_completed().into()),
+                ("duration_ms", outcome.duration_ms.into()),
+            ]),
+        );
+    } else {
+        let mut fields = object([
+            ("pipeline", plan.name.clone().into()),
+            ("steps_completed", outcome.steps_completed().into()),
+            ("steps_total", total.into()),
+            ("duration_ms", outcome.duration_ms.into()),
+            ("cancelled", cancelled.into()),
+        ]);
+        if let Some(failed) = outcome.failed_step() {
+            fields.insert("step_id".into(), failed.step_id.clone().into());
+            if let StepStatus::Failed { error, .. } = &failed.status {
+                fields.insert("error".into(), error.clone().into());
+            }
+        }
+        exec.event("run_error", fields);
+    }
+    exec.metric("run_duration_ms", outcome.duration_ms, Map::new());
+    outcome
 }
 
 /// Writes `artifacts/<step>/cleaned_config.json`: the config the driver received, with secret
@@ -722,6 +848,80 @@ x-runtime: {driver: test.sql}
                 "run_error:three",
             ]
         );
+    }
+
+    /// Records the steps it is asked to run; fails the one named `fail_at`.
+    struct Scripted {
+        asked: Vec<(String, Vec<String>)>,
+        fail_at: &'static str,
+    }
+
+    impl StepExecutor for Scripted {
+        async fn execute_step(
+            &mut self,
+            step: &PreparedStep,
+            outputs: &HashMap<String, InputTable>,
+        ) -> StepReport {
+            let mut seen: Vec<String> = outputs.keys().cloned().collect();
+            seen.sort();
+            self.asked.push((step.step.id.clone(), seen));
+            let status = if step.step.id == self.fail_at {
+                StepStatus::Failed {
+                    error_class: ErrorClass::Remote,
+                    error: "worker gone".into(),
+                }
+            } else {
+                StepStatus::Ok {
+                    rows: 1,
+                    table: Some(step.step.id.clone()),
+                }
+            };
+            StepReport {
+                step_id: step.step.id.clone(),
+                component: step.step.component.clone(),
+                mode: step.step.mode,
+                status,
+                duration_ms: 0,
+                state: None,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_step_loop_drives_any_executor_with_the_same_failure_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+        let p = pipeline(
+            r#"
+  - {id: one, component: test.sql, mode: read, config: {sql: "SELECT 1"}}
+  - {id: two, component: test.sql, mode: transform, needs: [one], config: {sql: "SELECT 1"}}
+  - {id: three, component: test.sql, mode: transform, needs: [two], config: {sql: "SELECT 1"}}
+"#,
+        );
+        let mut executor = Scripted {
+            asked: Vec::new(),
+            fail_at: "two",
+        };
+        let outcome = run_with(
+            &prepared(&p),
+            &exec,
+            &NoObserver,
+            HashMap::new(),
+            &mut executor,
+        )
+        .await;
+        assert_eq!(
+            executor.asked,
+            [
+                ("one".to_owned(), vec![]),
+                ("two".to_owned(), vec!["one".to_owned()])
+            ],
+            "inputs come from earlier results; nothing runs after the failure"
+        );
+        assert!(!outcome.ok() && !outcome.cancelled);
+        assert_eq!(outcome.failed_step().unwrap().step_id, "two");
+        let events = std::fs::read_to_string(exec.session_dir().join("events.jsonl")).unwrap();
+        assert!(events.contains("\"event\":\"run_error\"") && events.contains("worker gone"));
     }
 
     fn connections(text: &str) -> pipeline::connections::Connections {

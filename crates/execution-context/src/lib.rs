@@ -88,7 +88,21 @@ pub struct ExecutionContext {
     metrics: JsonlSink,
     redactor: Arc<Redactor>,
     cancel: CancellationToken,
+    tap: Option<Tap>,
 }
+
+/// Which log a tapped line was written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogKind {
+    /// `events.jsonl`.
+    Event,
+    /// `metrics.jsonl`.
+    Metric,
+}
+
+/// Receives every line written to `events.jsonl` / `metrics.jsonl`, after secret scrubbing
+/// (a remote worker streams them to its host). Called on the writing thread: keep it quick.
+pub type Tap = Arc<dyn Fn(LogKind, &str) + Send + Sync>;
 
 impl std::fmt::Debug for ExecutionContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -122,7 +136,14 @@ impl ExecutionContext {
             db: Mutex::new(None),
             redactor,
             cancel: CancellationToken::new(),
+            tap: None,
         }
+    }
+
+    /// Sends every event and metric line this context writes to `tap` as well.
+    pub fn with_tap(mut self, tap: Tap) -> Self {
+        self.tap = Some(tap);
+        self
     }
 
     /// The session id.
@@ -218,12 +239,18 @@ impl ExecutionContext {
     /// Writing is best effort: a full disk must not turn a good run into a failed one, so
     /// failures are reported through `tracing` only.
     pub fn event(&self, name: &str, fields: Map<String, Value>) {
-        self.write_line(&self.events, "event", name, None, fields);
+        self.write_line(&self.events, LogKind::Event, name, None, fields);
     }
 
     /// Writes one metric line `{"ts","session","metric","value",...tags}` to `metrics.jsonl`.
     pub fn metric(&self, name: &str, value: impl Into<Value>, tags: Map<String, Value>) {
-        self.write_line(&self.metrics, "metric", name, Some(value.into()), tags);
+        self.write_line(
+            &self.metrics,
+            LogKind::Metric,
+            name,
+            Some(value.into()),
+            tags,
+        );
     }
 
     /// An emitter that tags every event and metric with `step_id`.
@@ -237,7 +264,7 @@ impl ExecutionContext {
     fn write_line(
         &self,
         sink: &JsonlSink,
-        kind: &str,
+        kind: LogKind,
         name: &str,
         value: Option<Value>,
         fields: Map<String, Value>,
@@ -245,7 +272,11 @@ impl ExecutionContext {
         let mut record = Map::with_capacity(fields.len() + 4);
         record.insert("ts".into(), Value::String(now_iso()));
         record.insert("session".into(), Value::String(self.session_id.clone()));
-        record.insert(kind.into(), Value::String(name.to_owned()));
+        let key = match kind {
+            LogKind::Event => "event",
+            LogKind::Metric => "metric",
+        };
+        record.insert(key.into(), Value::String(name.to_owned()));
         if let Some(value) = value {
             record.insert("value".into(), value);
         }
@@ -254,6 +285,9 @@ impl ExecutionContext {
         }
         let line = Value::Object(record).to_string();
         let line = self.redactor.redact(&line);
+        if let Some(tap) = &self.tap {
+            tap(kind, &line);
+        }
         if let Err(error) = self.ensure_session_dir().and_then(|()| sink.append(&line)) {
             tracing::warn!(%error, file = %sink.path().display(), "cannot write log line");
         }

@@ -148,6 +148,43 @@ pub fn release(session_dir: &Path) -> Result<()> {
     }
 }
 
+/// File holding the plan that ran.
+pub const MANIFEST_FILE: &str = "manifest.yaml";
+
+/// Starts a run's session directory, the same for every adapter: creates it, takes `run.lock`
+/// (held until [`finish`]: a session with a live lock is running and is never removed; a lock
+/// left by a dead process marks a crashed run) and writes `manifest.yaml`.
+pub fn begin(session_dir: &Path, started_at: &str, manifest: &str) -> Result<()> {
+    std::fs::create_dir_all(session_dir).map_err(|source| Error::Io {
+        action: "cannot create",
+        path: session_dir.to_owned(),
+        source,
+    })?;
+    acquire(session_dir, started_at)?;
+    let path = session_dir.join(MANIFEST_FILE);
+    std::fs::write(&path, manifest).map_err(|source| Error::Io {
+        action: "cannot write",
+        path,
+        source,
+    })
+}
+
+/// Ends a run's session: writes `status.json` (pretty JSON of `status`) and releases `run.lock`.
+pub fn finish(session_dir: &Path, status: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(status).expect("a status serializes");
+    let path = session_dir.join(STATUS_FILE);
+    std::fs::write(&path, text + "\n").map_err(|source| Error::Io {
+        action: "cannot write",
+        path,
+        source,
+    })?;
+    if let Err(error) = release(session_dir) {
+        // The status is written: the run is over whatever the lock says.
+        eprintln!("warning: {error}");
+    }
+    Ok(())
+}
+
 fn process_alive(pid: u64) -> bool {
     // Linux: a live process has /proc/<pid>. A zombie counts as gone.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -5,40 +5,26 @@
 #![warn(missing_docs)]
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use engine::{Engine, PreparedPlan, RunObserver, RunOutcome, StepStatus};
+use engine::{Engine, PreparedPlan, RunObserver, RunOutcome};
 use execution_context::{ExecutionContext, Redactor, new_session_id, now_iso, object};
 use pipeline::Plan;
-use serde::Serialize;
 
 /// Name of the directory (under the base directory) that holds one directory per run.
 pub const SESSIONS_DIR: &str = ".osiris_sessions";
-/// File name of the plan inside a session directory.
-pub const MANIFEST_FILE: &str = "manifest.yaml";
-/// File name of the run status inside a session directory.
-pub const STATUS_FILE: &str = "status.json";
+pub use sessions::{MANIFEST_FILE, STATUS_FILE};
 
-/// Exit code of a successful run.
-pub const EXIT_OK: i32 = 0;
-/// Exit code of a run whose step failed.
-pub const EXIT_RUN_FAILED: i32 = 1;
-/// Exit code of a run cancelled by the user (Ctrl-C), as shells report SIGINT.
-pub const EXIT_CANCELLED: i32 = 130;
+pub use engine::{EXIT_CANCELLED, EXIT_OK, EXIT_RUN_FAILED, Status};
 
 /// Errors that stop a run before its steps can start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The session directory or one of its files could not be written.
-    #[error("cannot write {}: {source}", path.display())]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Session(#[from] sessions::Error),
     /// The run database could not be closed cleanly.
     #[error(transparent)]
     Context(#[from] execution_context::Error),
@@ -116,36 +102,6 @@ impl Replay {
     }
 }
 
-/// The content of `status.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// Session id.
-    pub session_id: String,
-    /// Pipeline name.
-    pub pipeline: String,
-    /// `ok`, `failed` or `cancelled`.
-    pub status: &'static str,
-    /// Whether every step finished.
-    pub ok: bool,
-    /// The process exit code of this run.
-    pub exit_code: i32,
-    /// Steps in the plan.
-    pub steps_total: usize,
-    /// Steps that finished.
-    pub steps_completed: usize,
-    /// The failed step, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failed_step: Option<String>,
-    /// Why the run did not complete (`step_failed`, `cancelled`), or `completed`.
-    pub reason: String,
-    /// Start time, UTC ISO 8601.
-    pub started_at: String,
-    /// End time, UTC ISO 8601.
-    pub finished_at: String,
-    /// Wall time of the run.
-    pub duration_ms: u64,
-}
-
 /// The result of a local run.
 #[derive(Debug)]
 pub struct RunReport {
@@ -194,20 +150,14 @@ impl LocalAdapter {
         let started_at = now_iso();
         let plan = &prepared.plan;
         let session_dir = exec.session_dir().to_owned();
-        create_dir(&session_dir)?;
-        // Held until status.json is written: a session with a live lock is running and is never
-        // removed; a lock left by a dead process marks a crashed run.
-        sessions::acquire(&session_dir, &started_at).map_err(|e| Error::Io {
-            path: session_dir.join(sessions::LOCK_FILE),
-            source: std::io::Error::other(e.to_string()),
-        })?;
         for secret in &prepared.secrets {
             exec.redactor().add_secret(secret);
         }
         // The plan holds connection references, never resolved values; scrub it all the same.
         let manifest = plan.to_yaml();
-        write_file(
-            &session_dir.join(MANIFEST_FILE),
+        sessions::begin(
+            &session_dir,
+            &started_at,
             &exec.redactor().redact(&manifest),
         )?;
         exec.event("adapter_selected", object([("adapter", "local".into())]));
@@ -237,12 +187,8 @@ impl LocalAdapter {
         };
         exec.close_database()?;
 
-        let status = status_of(exec.session_id(), plan, &outcome, started_at);
-        let text = serde_json::to_string_pretty(&status).expect("status serializes");
-        write_file(&session_dir.join(STATUS_FILE), &format!("{text}\n"))?;
-        if let Err(error) = sessions::release(&session_dir) {
-            tracing::warn!(%error, "cannot remove run.lock");
-        }
+        let status = outcome.status(exec.session_id(), &plan.name, started_at);
+        sessions::finish(&session_dir, &status)?;
         Ok(RunReport {
             session_id: exec.session_id().to_owned(),
             session_dir,
@@ -305,47 +251,4 @@ fn copy_tables(
         ]),
     );
     Ok(seed)
-}
-
-fn status_of(session_id: &str, plan: &Plan, outcome: &RunOutcome, started_at: String) -> Status {
-    let failed_step = outcome.failed_step().map(|s| s.step_id.clone());
-    let (status, exit_code, reason) = if outcome.ok() {
-        ("ok", EXIT_OK, "completed")
-    } else if outcome.cancelled {
-        ("cancelled", EXIT_CANCELLED, "cancelled")
-    } else {
-        ("failed", EXIT_RUN_FAILED, "step_failed")
-    };
-    Status {
-        session_id: session_id.to_owned(),
-        pipeline: plan.name.clone(),
-        status,
-        ok: outcome.ok(),
-        exit_code,
-        steps_total: outcome.steps_total,
-        steps_completed: outcome
-            .steps
-            .iter()
-            .filter(|s| matches!(s.status, StepStatus::Ok { .. }))
-            .count(),
-        failed_step,
-        reason: reason.to_owned(),
-        started_at,
-        finished_at: now_iso(),
-        duration_ms: outcome.duration_ms,
-    }
-}
-
-fn create_dir(path: &Path) -> Result<()> {
-    std::fs::create_dir_all(path).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn write_file(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })
 }
