@@ -17,7 +17,7 @@ use driver_api::{
 };
 use execution_context::object;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Params, Value as MyValue};
+use mysql_async::{Conn, Params};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -124,7 +124,6 @@ impl Config {
 #[derive(Debug, Clone)]
 struct Read {
     sql: String,
-    params: Vec<MyValue>,
 }
 
 /// What readers send to the step's writer loop.
@@ -194,10 +193,7 @@ async fn plan_reads(endpoint: &Endpoint, config: &Config) -> Result<Vec<Read>> {
         if sql.is_empty() {
             return Err(DriverError::config("query", "is empty"));
         }
-        return Ok(vec![Read {
-            sql,
-            params: Vec::new(),
-        }]);
+        return Ok(vec![Read { sql }]);
     }
     let Some(table) = &config.table else {
         return Err(DriverError::config("table", "set `query` or `table`"));
@@ -231,10 +227,7 @@ async fn plan_reads(endpoint: &Endpoint, config: &Config) -> Result<Vec<Read>> {
                 (None, Some(o)) => sql.push_str(&format!(" LIMIT 18446744073709551615 OFFSET {o}")),
                 (None, None) => {}
             }
-            vec![Read {
-                sql,
-                params: Vec::new(),
-            }]
+            vec![Read { sql }]
         }
     };
     let _ = conn.disconnect().await;
@@ -334,10 +327,7 @@ async fn partitioned(
             Some(c) => format!("{from} WHERE {c}"),
             None => from.to_owned(),
         };
-        return Ok(vec![Read {
-            sql,
-            params: Vec::new(),
-        }]);
+        return Ok(vec![Read { sql }]);
     };
     let span = hi - lo + 1;
     let n = i128::from(n).min(span).max(1);
@@ -361,7 +351,6 @@ async fn partitioned(
         }
         reads.push(Read {
             sql: format!("{from} WHERE {where_prefix}{range}"),
-            params: Vec::new(),
         });
         index += 1;
         start = end;
@@ -440,16 +429,11 @@ async fn run_read(
         .await
         .map_err(|e| classify(e, "cannot start a read-only transaction"))?;
     let fail = |e| classify(e, "the query failed");
-    let params = if read.params.is_empty() {
-        Params::Empty
-    } else {
-        Params::Positional(read.params)
-    };
     let statement = within(read_timeout, conn.prep(read.sql.as_str()))
         .await?
         .map_err(fail)?;
     let json = json_columns(&mut conn, statement.columns()).await;
-    let mut result = within(read_timeout, conn.exec_iter(statement, params))
+    let mut result = within(read_timeout, conn.exec_iter(statement, Params::Empty))
         .await?
         .map_err(fail)?;
     let columns = result.columns().ok_or_else(|| {

@@ -358,3 +358,33 @@ async fn discover_lists_tables_columns_keys_and_estimates() {
     assert_eq!(tables[2].table_type, "VIEW");
     assert_eq!(tables[2].estimated_rows, None);
 }
+
+#[tokio::test]
+async fn ssl_modes_follow_mysql_client_semantics() {
+    let db = Db::new("ssl").await;
+    let have_ssl = db
+        .strings("SELECT @@have_ssl")
+        .await
+        .remove(0)
+        .unwrap_or_default();
+    let fields = |mode: &str| {
+        let mut m = db
+            .config(json!({"ssl_mode": mode}))
+            .as_object()
+            .unwrap()
+            .clone();
+        m.remove("query");
+        m
+    };
+    MysqlExtractor.doctor(&fields("disabled")).await.unwrap();
+    // preferred: TLS when offered, plain TCP otherwise.
+    MysqlExtractor.doctor(&fields("preferred")).await.unwrap();
+    let required = MysqlExtractor.doctor(&fields("required")).await;
+    if have_ssl == "YES" {
+        required.unwrap();
+    } else {
+        let err = required.unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Connection, "{err}");
+        assert!(err.to_string().contains("does not offer TLS"), "{err}");
+    }
+}

@@ -228,194 +228,197 @@ impl Driver for SupabaseExtractor {
             timeout,
             config.retries,
         )?;
-        ctx.event(
-            "extraction.start",
-            object([
-                ("table", config.table.clone().into()),
-                ("schema", config.schema.clone().into()),
-            ]),
-        );
+        // requests_made and retries are reported whether the step succeeds or not.
+        let result: Result<StepOutput> = async {
+            ctx.event(
+                "extraction.start",
+                object([
+                    ("table", config.table.clone().into()),
+                    ("schema", config.schema.clone().into()),
+                ]),
+            );
 
-        // Column types and the default order.
-        let (known, key) = match &config.pg_dsn {
-            Some(dsn) => {
-                let client = pg::connect(dsn, timeout).await?;
-                let cols = pg::columns(&client, &config.schema, &config.table).await?;
-                if cols.is_empty() {
-                    return Err(DriverError::Remote {
-                        message: format!(
-                            "table {}.{} does not exist (Postgres catalog of pg_dsn)",
-                            config.schema, config.table
-                        ),
-                    });
-                }
-                let key = pg::primary_key(&client, &config.schema, &config.table).await?;
-                let known: Known = cols
-                    .iter()
-                    .map(|c| {
-                        (
-                            c.name.clone(),
-                            Kind::from_pg(&c.type_name, Some(&c.category), c.numeric),
-                        )
-                    })
-                    .collect();
-                (known, key)
-            }
-            None => match openapi_columns(&rest, &config.schema, &config.table).await {
-                Ok(known) => (known, Vec::new()),
-                Err(reason) => {
-                    tracing::warn!(
-                        step = ctx.step_id(),
-                        "column types will be inferred from the values: {reason}"
-                    );
-                    (Vec::new(), Vec::new())
-                }
-            },
-        };
-
-        let select = select_list(&config.select, &known);
-        let order = config.order.clone().or_else(|| {
-            (!key.is_empty()).then(|| {
-                key.iter()
-                    .map(|k| postgrest_name(k))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-        });
-        let filters = filter_pairs(config.filter.as_ref())?;
-        let selected = selected_columns(&config.select, &known);
-
-        // Rows go to a staging table first: columns whose DuckDB type Arrow cannot carry
-        // (UUID, JSON) are cast when it becomes the step table (see `finish_stage`).
-        let out = ctx.output_table().clone();
-        let target = TableName::new(format!("__supabase_stage_{}", out.as_str()))?;
-        let mut writer: Option<TableWriter> = None;
-        let mut all_columns: Vec<(String, Kind)> = Vec::new();
-        let mut offset = 0u64;
-        let mut pages = 0u64;
-        let mut warned = false;
-        let result: Result<()> = async {
-            loop {
-                ctx.check_cancelled()?;
-                let want = match config.limit {
-                    Some(limit) if limit <= offset => break,
-                    Some(limit) => config.page_size.min(limit - offset),
-                    None => config.page_size,
-                };
-                let mut url = rest.url(&config.table);
-                {
-                    let mut q = url.query_pairs_mut();
-                    q.append_pair("select", &select);
-                    for (k, v) in &filters {
-                        q.append_pair(k, v);
+            // Column types and the default order.
+            let (known, key) = match &config.pg_dsn {
+                Some(dsn) => {
+                    let client = pg::connect(dsn, timeout).await?;
+                    let cols = pg::columns(&client, &config.schema, &config.table).await?;
+                    if cols.is_empty() {
+                        return Err(DriverError::Remote {
+                            message: format!(
+                                "table {}.{} does not exist (Postgres catalog of pg_dsn)",
+                                config.schema, config.table
+                            ),
+                        });
                     }
-                    if let Some(order) = &order {
-                        q.append_pair("order", order);
-                    }
-                    q.append_pair("limit", &want.to_string());
-                    q.append_pair("offset", &offset.to_string());
+                    let key = pg::primary_key(&client, &config.schema, &config.table).await?;
+                    let known: Known = cols
+                        .iter()
+                        .map(|c| {
+                            (
+                                c.name.clone(),
+                                Kind::from_pg(&c.type_name, Some(&c.category), c.numeric),
+                            )
+                        })
+                        .collect();
+                    (known, key)
                 }
-                if let Some(Filter::Raw(raw)) = &config.filter {
-                    let query = url.query().unwrap_or_default().to_owned();
-                    url.set_query(Some(&format!("{query}&{}", raw.trim_start_matches('&'))));
-                }
-                let answer = rest
-                    .send(
-                        Method::GET,
-                        url,
-                        &[("Accept-Profile", config.schema.clone())],
-                        None,
-                    )
-                    .await
-                    .map_err(|f| {
-                        f.into_error(&format!(
-                            "cannot read {}.{} (rows from {offset})",
-                            config.schema, config.table
-                        ))
-                    })?;
-                pages += 1;
-                let rows: Vec<RawRow<'_>> = serde_json::from_slice(&answer.body)
-                    .map_err(|e| {
-                        DriverError::data(format!(
-                            "PostgREST answered with something that is not a JSON array of rows: {e}"
-                        ))
-                    })?;
-                if rows.is_empty() {
-                    break;
-                }
-                if pages == 2 && order.is_none() && !warned {
-                    warned = true;
-                    tracing::warn!(
-                        step = ctx.step_id(),
-                        "reading more than one page without `order` (and without pg_dsn to find the primary key): pages at offsets are unordered, rows can be missed or repeated; set `order` to a unique column"
-                    );
-                }
-                offset += rows.len() as u64;
-                let batch = page_to_batch(&rows, &selected, &mut all_columns)?;
-                match &mut writer {
-                    Some(w) => w.send(batch).await?,
-                    None => {
-                        let conn = ctx.connection()?;
-                        let mut w = TableWriter::start(
-                            conn,
-                            target.clone(),
-                            batch.schema(),
-                            driver_api::DEFAULT_CHANNEL_CAPACITY,
+                None => match openapi_columns(&rest, &config.schema, &config.table).await {
+                    Ok(known) => (known, Vec::new()),
+                    Err(reason) => {
+                        tracing::warn!(
+                            step = ctx.step_id(),
+                            "column types will be inferred from the values: {reason}"
                         );
-                        w.send(batch).await?;
-                        writer = Some(w);
+                        (Vec::new(), Vec::new())
+                    }
+                },
+            };
+
+            let select = select_list(&config.select, &known);
+            let order = config.order.clone().or_else(|| {
+                (!key.is_empty()).then(|| {
+                    key.iter()
+                        .map(|k| postgrest_name(k))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+            });
+            let filters = filter_pairs(config.filter.as_ref())?;
+            let selected = selected_columns(&config.select, &known);
+
+            // Rows go to a staging table first: columns whose DuckDB type Arrow cannot carry
+            // (UUID, JSON) are cast when it becomes the step table (see `finish_stage`).
+            let out = ctx.output_table().clone();
+            let target = TableName::new(format!("__supabase_stage_{}", out.as_str()))?;
+            let mut writer: Option<TableWriter> = None;
+            let mut all_columns: Vec<(String, Kind)> = Vec::new();
+            let mut offset = 0u64;
+            let mut pages = 0u64;
+            let mut warned = false;
+            let result: Result<()> = async {
+                loop {
+                    ctx.check_cancelled()?;
+                    let want = match config.limit {
+                        Some(limit) if limit <= offset => break,
+                        Some(limit) => config.page_size.min(limit - offset),
+                        None => config.page_size,
+                    };
+                    let mut url = rest.url(&config.table);
+                    {
+                        let mut q = url.query_pairs_mut();
+                        q.append_pair("select", &select);
+                        for (k, v) in &filters {
+                            q.append_pair(k, v);
+                        }
+                        if let Some(order) = &order {
+                            q.append_pair("order", order);
+                        }
+                        q.append_pair("limit", &want.to_string());
+                        q.append_pair("offset", &offset.to_string());
+                    }
+                    if let Some(Filter::Raw(raw)) = &config.filter {
+                        let query = url.query().unwrap_or_default().to_owned();
+                        url.set_query(Some(&format!("{query}&{}", raw.trim_start_matches('&'))));
+                    }
+                    let answer = rest
+                        .send(
+                            Method::GET,
+                            url,
+                            &[("Accept-Profile", config.schema.clone())],
+                            None,
+                        )
+                        .await
+                        .map_err(|f| {
+                            f.into_error(&format!(
+                                "cannot read {}.{} (rows from {offset})",
+                                config.schema, config.table
+                            ))
+                        })?;
+                    pages += 1;
+                    let rows: Vec<RawRow<'_>> = serde_json::from_slice(&answer.body)
+                        .map_err(|e| {
+                            DriverError::data(format!(
+                                "PostgREST answered with something that is not a JSON array of rows: {e}"
+                            ))
+                        })?;
+                    if rows.is_empty() {
+                        break;
+                    }
+                    if pages == 2 && order.is_none() && !warned {
+                        warned = true;
+                        tracing::warn!(
+                            step = ctx.step_id(),
+                            "reading more than one page without `order` (and without pg_dsn to find the primary key): pages at offsets are unordered, rows can be missed or repeated; set `order` to a unique column"
+                        );
+                    }
+                    offset += rows.len() as u64;
+                    let batch = page_to_batch(&rows, &selected, &mut all_columns)?;
+                    match &mut writer {
+                        Some(w) => w.send(batch).await?,
+                        None => {
+                            let conn = ctx.connection()?;
+                            let mut w = TableWriter::start(
+                                conn,
+                                target.clone(),
+                                batch.schema(),
+                                driver_api::DEFAULT_CHANNEL_CAPACITY,
+                            );
+                            w.send(batch).await?;
+                            writer = Some(w);
+                        }
                     }
                 }
+                Ok(())
             }
-            Ok(())
+            .await;
+            if let Err(error) = result {
+                if let Some(w) = writer {
+                    w.abort().await;
+                }
+                return Err(error);
+            }
+            let rows = match writer {
+                Some(w) => w.finish().await?,
+                None => {
+                    // No rows: the table keeps its columns, from the catalog/OpenAPI or the select list.
+                    if selected.is_empty() {
+                        return Err(DriverError::Data {
+                            message: format!(
+                                "{}.{} returned no rows and its columns are unknown (no pg_dsn, no OpenAPI description for the key, select is not a plain column list); cannot create an empty table",
+                                config.schema, config.table
+                            ),
+                        });
+                    }
+                    all_columns = selected.clone();
+                    let w = TableWriter::start(
+                        ctx.connection()?,
+                        target.clone(),
+                        schema_of(&selected),
+                        driver_api::DEFAULT_CHANNEL_CAPACITY,
+                    );
+                    w.finish().await?
+                }
+            };
+            finish_stage(ctx, &target, &out, &all_columns).await?;
+
+            let duration = elapsed_ms(started);
+            ctx.metric("pages_fetched", pages);
+            ctx.metric("duration_ms", duration);
+            ctx.event(
+                "extraction.complete",
+                object([
+                    ("table", config.table.clone().into()),
+                    ("rows", rows.into()),
+                    ("pages", pages.into()),
+                    ("duration_ms", duration.into()),
+                ]),
+            );
+            Ok(StepOutput::table(out, rows))
         }
         .await;
-        if let Err(error) = result {
-            if let Some(w) = writer {
-                w.abort().await;
-            }
-            return Err(error);
-        }
-        let rows = match writer {
-            Some(w) => w.finish().await?,
-            None => {
-                // No rows: the table keeps its columns, from the catalog/OpenAPI or the select list.
-                if selected.is_empty() {
-                    return Err(DriverError::Data {
-                        message: format!(
-                            "{}.{} returned no rows and its columns are unknown (no pg_dsn, no OpenAPI description for the key, select is not a plain column list); cannot create an empty table",
-                            config.schema, config.table
-                        ),
-                    });
-                }
-                all_columns = selected.clone();
-                let w = TableWriter::start(
-                    ctx.connection()?,
-                    target.clone(),
-                    schema_of(&selected),
-                    driver_api::DEFAULT_CHANNEL_CAPACITY,
-                );
-                w.finish().await?
-            }
-        };
-        finish_stage(ctx, &target, &out, &all_columns).await?;
-
-        let duration = elapsed_ms(started);
-        ctx.metric("rows_read", rows);
-        ctx.metric("requests_made", rest.requests_made());
-        ctx.metric("pages_fetched", pages);
-        ctx.metric("retries", rest.retries());
-        ctx.metric("duration_ms", duration);
-        ctx.event(
-            "extraction.complete",
-            object([
-                ("table", config.table.clone().into()),
-                ("rows", rows.into()),
-                ("pages", pages.into()),
-                ("duration_ms", duration.into()),
-            ]),
-        );
-        Ok(StepOutput::table(out, rows))
+        rest.report(ctx);
+        result
     }
 
     async fn doctor(&self, connection: &Map<String, Value>) -> Result<()> {

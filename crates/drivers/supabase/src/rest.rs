@@ -180,14 +180,9 @@ impl Rest {
         &self.root
     }
 
-    /// Requests made so far (attempts included).
-    pub fn requests_made(&self) -> u64 {
-        self.client.stats().requests_made
-    }
-
-    /// Retries made so far.
-    pub fn retries(&self) -> u64 {
-        self.client.stats().retries
+    /// Writes the step's `requests_made` and `retries` metrics.
+    pub fn report(&self, ctx: &StepContext) {
+        self.client.report(ctx);
     }
 
     /// Sends a request (`headers` besides the key's), retried by the HTTP layer. A 2xx answer

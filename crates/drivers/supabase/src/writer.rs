@@ -196,150 +196,153 @@ impl Driver for SupabaseWriter {
             timeout,
             config.retries,
         )?;
-        let key: Vec<String> = config
-            .primary_key
-            .clone()
-            .map(KeyList::into_vec)
-            .unwrap_or_default();
-        if matches!(config.write_mode, WriteMode::Upsert | WriteMode::Replace) && key.is_empty() {
-            return Err(DriverError::config(
-                "primary_key",
-                format!(
-                    "write_mode {} needs primary_key: the key column(s) to match rows on",
-                    config.write_mode.as_str()
-                ),
-            ));
-        }
-        if config.write_mode == WriteMode::Replace && config.pg_dsn.is_none() {
-            return Err(DriverError::config(
-                "pg_dsn",
-                "write_mode replace needs pg_dsn: the table is truncated and loaded in one Postgres transaction, which the REST API cannot do; add pg_dsn to the connection, or use upsert",
-            ));
-        }
-        if config.create_if_missing && config.pg_dsn.is_none() {
-            return Err(DriverError::config(
-                "create_if_missing",
-                "needs pg_dsn: tables are created over a Postgres connection",
-            ));
-        }
-
-        let columns = step_columns(ctx, &input.table).await?;
-        for k in &key {
-            if !columns.iter().any(|c| &c.name == k) {
+        // requests_made and retries are reported whether the step succeeds or not.
+        let result: Result<StepOutput> = async {
+            let key: Vec<String> = config
+                .primary_key
+                .clone()
+                .map(KeyList::into_vec)
+                .unwrap_or_default();
+            if matches!(config.write_mode, WriteMode::Upsert | WriteMode::Replace) && key.is_empty() {
                 return Err(DriverError::config(
                     "primary_key",
                     format!(
-                        "column {k:?} is not in the table of step {:?} (columns: {})",
-                        input.table.as_str(),
-                        columns
-                            .iter()
-                            .map(|c| c.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "write_mode {} needs primary_key: the key column(s) to match rows on",
+                        config.write_mode.as_str()
                     ),
                 ));
             }
-        }
-        if !key.is_empty() && config.write_mode != WriteMode::Append {
-            check_keys(ctx, &input.table, &key).await?;
-        }
-
-        ctx.event(
-            "write.start",
-            object([
-                ("table", config.table.clone().into()),
-                ("schema", config.schema.clone().into()),
-                ("mode", config.write_mode.as_str().into()),
-                ("rows", input.rows.into()),
-                ("batch_size", config.batch_size.into()),
-            ]),
-        );
-
-        let pg_client = match &config.pg_dsn {
-            Some(dsn) => Some(pg::connect(dsn, timeout).await?),
-            None => None,
-        };
-        let exists = match &pg_client {
-            Some(client) => pg::table_exists(client, &config.schema, &config.table).await?,
-            None => rest_table_exists(&rest, &config.schema, &config.table).await?,
-        };
-        let ddl = if exists {
-            None
-        } else if config.create_if_missing {
-            let defs: Vec<(String, String)> = columns
-                .iter()
-                .map(|c| (c.name.clone(), c.duckdb_type.clone()))
-                .collect();
-            let sql = ddl::create_table(&config.schema, &config.table, &defs, &key);
-            let path = ctx.artifacts_dir().join("ddl_plan.sql");
-            std::fs::write(&path, &sql)
-                .map_err(|e| DriverError::io(format!("cannot write {}", path.display()), e))?;
-            Some((sql, path))
-        } else {
-            return Err(DriverError::Remote {
-                message: format!(
-                    "table {}.{} does not exist; create it, or set create_if_missing: true (with pg_dsn) to create it from the step's columns",
-                    config.schema, config.table
-                ),
-            });
-        };
-
-        let rows = match config.write_mode {
-            WriteMode::Replace => {
-                let client =
-                    pg_client.ok_or_else(|| DriverError::internal("replace without pg_dsn"))?;
-                replace(ctx, client, &config, &input.table, &columns, ddl.as_ref()).await?
+            if config.write_mode == WriteMode::Replace && config.pg_dsn.is_none() {
+                return Err(DriverError::config(
+                    "pg_dsn",
+                    "write_mode replace needs pg_dsn: the table is truncated and loaded in one Postgres transaction, which the REST API cannot do; add pg_dsn to the connection, or use upsert",
+                ));
             }
-            WriteMode::Append | WriteMode::Upsert => {
-                if let Some((sql, path)) = &ddl {
-                    let client = pg_client
-                        .as_ref()
-                        .ok_or_else(|| DriverError::internal("DDL without pg_dsn"))?;
-                    client.batch_execute(sql).await.map_err(|e| {
-                        pg::classify(
-                            &e,
-                            &format!("cannot create table {}.{}", config.schema, config.table),
-                        )
-                    })?;
-                    ddl_executed(ctx, &config, path);
-                    client
-                        .batch_execute("NOTIFY pgrst, 'reload schema'")
-                        .await
-                        .map_err(|e| {
-                            pg::classify(&e, "cannot ask PostgREST to reload its schema")
-                        })?;
-                    wait_until_visible(ctx, &rest, &config, timeout).await?;
+            if config.create_if_missing && config.pg_dsn.is_none() {
+                return Err(DriverError::config(
+                    "create_if_missing",
+                    "needs pg_dsn: tables are created over a Postgres connection",
+                ));
+            }
+
+            let columns = step_columns(ctx, &input.table).await?;
+            for k in &key {
+                if !columns.iter().any(|c| &c.name == k) {
+                    return Err(DriverError::config(
+                        "primary_key",
+                        format!(
+                            "column {k:?} is not in the table of step {:?} (columns: {})",
+                            input.table.as_str(),
+                            columns
+                                .iter()
+                                .map(|c| c.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
                 }
-                drop(pg_client);
-                post_batches(
-                    ctx,
-                    &rest,
-                    &config,
-                    &key,
-                    &input.table,
-                    &columns,
-                    input.rows,
-                )
-                .await?
             }
-        };
+            if !key.is_empty() && config.write_mode != WriteMode::Append {
+                check_keys(ctx, &input.table, &key).await?;
+            }
 
-        let duration = elapsed_ms(started);
-        ctx.metric("rows_written", rows);
-        ctx.metric("requests_made", rest.requests_made());
-        ctx.metric("retries", rest.retries());
-        ctx.metric("duration_ms", duration);
-        ctx.event(
-            "write.complete",
-            object([
-                ("table", config.table.clone().into()),
-                ("schema", config.schema.clone().into()),
-                ("mode", config.write_mode.as_str().into()),
-                ("rows_written", rows.into()),
-                ("duration_ms", duration.into()),
-            ]),
-        );
-        Ok(StepOutput::written(rows))
+            ctx.event(
+                "write.start",
+                object([
+                    ("table", config.table.clone().into()),
+                    ("schema", config.schema.clone().into()),
+                    ("mode", config.write_mode.as_str().into()),
+                    ("rows", input.rows.into()),
+                    ("batch_size", config.batch_size.into()),
+                ]),
+            );
+
+            let pg_client = match &config.pg_dsn {
+                Some(dsn) => Some(pg::connect(dsn, timeout).await?),
+                None => None,
+            };
+            let exists = match &pg_client {
+                Some(client) => pg::table_exists(client, &config.schema, &config.table).await?,
+                None => rest_table_exists(&rest, &config.schema, &config.table).await?,
+            };
+            let ddl = if exists {
+                None
+            } else if config.create_if_missing {
+                let defs: Vec<(String, String)> = columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.duckdb_type.clone()))
+                    .collect();
+                let sql = ddl::create_table(&config.schema, &config.table, &defs, &key);
+                let path = ctx.artifacts_dir().join("ddl_plan.sql");
+                std::fs::write(&path, &sql)
+                    .map_err(|e| DriverError::io(format!("cannot write {}", path.display()), e))?;
+                Some((sql, path))
+            } else {
+                return Err(DriverError::Remote {
+                    message: format!(
+                        "table {}.{} does not exist; create it, or set create_if_missing: true (with pg_dsn) to create it from the step's columns",
+                        config.schema, config.table
+                    ),
+                });
+            };
+
+            let rows = match config.write_mode {
+                WriteMode::Replace => {
+                    let client =
+                        pg_client.ok_or_else(|| DriverError::internal("replace without pg_dsn"))?;
+                    replace(ctx, client, &config, &input.table, &columns, ddl.as_ref()).await?
+                }
+                WriteMode::Append | WriteMode::Upsert => {
+                    if let Some((sql, path)) = &ddl {
+                        let client = pg_client
+                            .as_ref()
+                            .ok_or_else(|| DriverError::internal("DDL without pg_dsn"))?;
+                        client.batch_execute(sql).await.map_err(|e| {
+                            pg::classify(
+                                &e,
+                                &format!("cannot create table {}.{}", config.schema, config.table),
+                            )
+                        })?;
+                        ddl_executed(ctx, &config, path);
+                        client
+                            .batch_execute("NOTIFY pgrst, 'reload schema'")
+                            .await
+                            .map_err(|e| {
+                                pg::classify(&e, "cannot ask PostgREST to reload its schema")
+                            })?;
+                        wait_until_visible(ctx, &rest, &config, timeout).await?;
+                    }
+                    drop(pg_client);
+                    post_batches(
+                        ctx,
+                        &rest,
+                        &config,
+                        &key,
+                        &input.table,
+                        &columns,
+                        input.rows,
+                    )
+                    .await?
+                }
+            };
+
+            let duration = elapsed_ms(started);
+            ctx.metric("duration_ms", duration);
+            ctx.event(
+                "write.complete",
+                object([
+                    ("table", config.table.clone().into()),
+                    ("schema", config.schema.clone().into()),
+                    ("mode", config.write_mode.as_str().into()),
+                    ("rows_written", rows.into()),
+                    ("duration_ms", duration.into()),
+                ]),
+            );
+            Ok(StepOutput::written(rows))
+        }
+        .await;
+        rest.report(ctx);
+        result
     }
 
     async fn doctor(&self, connection: &serde_json::Map<String, Value>) -> Result<()> {
