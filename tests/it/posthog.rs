@@ -218,3 +218,49 @@ fn a_wrong_key_fails_the_step_as_an_auth_error() {
     assert!(!ran.all().contains("phx_not_the_right_key_1234"));
     assert!(!state_file(&project).exists());
 }
+
+/// A remote worker gets the stored state in `prepare` and hands the new one back in
+/// `step_result`; the host alone saves it, so incremental runs work the same remotely.
+#[test]
+fn remote_runs_read_and_advance_the_same_state() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(PostHogServer::start());
+    server.execute(
+        "INSERT INTO events VALUES
+        ('00000000-0000-0000-0000-000000000001', 'a', '2024-01-10 10:00:00', 'd1', 'p1', '{}'),
+        ('00000000-0000-0000-0000-000000000002', 'b', '2024-01-10 10:30:00', 'd1', 'p1', '{}');",
+    );
+    let project = Project::new();
+    project.write("pipeline.yaml", PIPELINE);
+    project.write("osiris_connections.yaml", connections(&server.url));
+    let env = [("POSTHOG_API_KEY", KEY)];
+
+    let first = project.osiris_env(&["run", "pipeline.yaml", "--target", "remote"], &env);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state_file(&project)).unwrap()).unwrap();
+    assert_eq!(
+        state["state"]["newest"]["id"],
+        "00000000-0000-0000-0000-000000000002"
+    );
+
+    server.execute(
+        "INSERT INTO events VALUES
+        ('00000000-0000-0000-0000-000000000003', 'new', '2024-01-10 12:00:00', 'd1', 'p1', '{}');",
+    );
+    server.clear_requests();
+    let second = project.osiris_env(&["run", "pipeline.yaml", "--target", "remote"], &env);
+    assert_eq!(second.code, 0, "{}", second.all());
+    assert_eq!(
+        rows(&latest_session(&project), "SELECT event FROM events"),
+        ["new"],
+        "the worker started from the stored state, and the 10:30 row was dropped as delivered"
+    );
+    let requests = server.requests();
+    assert!(
+        requests[0].query.contains("2024-01-10 10:15:00"),
+        "the worker's first query starts one lookback window before the stored newest row: {}",
+        requests[0].query
+    );
+    no_key_below(project.path());
+}
