@@ -56,6 +56,8 @@ fn run() -> Result<bool> {
         Some(path) => path,
         None => std::env::current_exe()?.with_file_name("osiris"),
     };
+    // Runs happen in a scratch directory: a relative path would not resolve there.
+    let osiris = std::path::absolute(&osiris)?;
     let dir = tempfile::tempdir()?;
     let mut yaml = String::from("oml_version: \"0.1.0\"\nname: tiny-chain\nsteps:\n");
     yaml.push_str("  - {id: s1, component: duckdb.processor, mode: transform, config: {query: \"SELECT 1 AS x\"}}\n");

@@ -625,6 +625,8 @@ impl Connection {
                 self.send(&HostMessage::Shutdown { remove_session }).await?;
                 loop {
                     if let WorkerMessage::Bye = self.recv(Some(exec)).await? {
+                        // Close the worker's stdin: its reader thread ends and it exits at once.
+                        self.writer = Box::new(tokio::io::sink());
                         return Ok::<(), Gone>(());
                     }
                 }

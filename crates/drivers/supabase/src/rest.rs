@@ -256,3 +256,67 @@ fn http_failure(status: StatusCode, body: &[u8]) -> Failure {
         unanswered: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rest_root_and_key_follow_the_documented_precedence() {
+        let service = SecretString::new("service-role-key-0123456789");
+        let anon = SecretString::new("anon-key-0123456789-abcdefg");
+        let hosted = Location {
+            url: Some("https://abcd.supabase.co/"),
+            project_id: Some("ignored"),
+            anon_key: Some(&anon),
+            ..Location::default()
+        };
+        assert_eq!(
+            hosted.rest_root().unwrap().as_str(),
+            "https://abcd.supabase.co/rest/v1/"
+        );
+        assert_eq!(hosted.api_key().unwrap().expose(), anon.expose());
+        let by_id = Location {
+            project_id: Some("xyz"),
+            service_role_key: Some(&service),
+            anon_key: Some(&anon),
+            ..Location::default()
+        };
+        assert_eq!(
+            by_id.rest_root().unwrap().as_str(),
+            "https://xyz.supabase.co/rest/v1/"
+        );
+        assert_eq!(by_id.api_key().unwrap().expose(), service.expose());
+        let plain = Location {
+            rest_url: Some("http://127.0.0.1:3000"),
+            url: Some("https://abcd.supabase.co"),
+            ..Location::default()
+        };
+        assert_eq!(
+            plain.rest_root().unwrap().as_str(),
+            "http://127.0.0.1:3000/"
+        );
+        assert!(plain.api_key().is_err());
+        assert!(Location::default().rest_root().is_err());
+    }
+
+    #[test]
+    fn postgrest_error_bodies_keep_their_code_and_hint() {
+        let f = http_failure(
+            StatusCode::NOT_FOUND,
+            br#"{"code":"42P01","details":null,"hint":null,"message":"relation \"public.x\" does not exist"}"#,
+        );
+        assert!(f.is_missing_relation());
+        assert_eq!(
+            f.message,
+            "HTTP 404 Not Found: relation \"public.x\" does not exist [42P01]"
+        );
+        let denied = http_failure(
+            StatusCode::UNAUTHORIZED,
+            br#"{"code":"42501","message":"permission denied for table t"}"#,
+        );
+        assert!(!denied.is_missing_relation());
+        let error = denied.into_error("write");
+        assert!(error.to_string().contains("GRANT"), "{error}");
+    }
+}

@@ -180,6 +180,12 @@ impl Driver for SupabaseWriter {
     ) -> Result<StepOutput> {
         let started = Instant::now();
         let input = inputs.single()?.clone();
+        if config.ddl_channel.is_some() {
+            tracing::warn!(
+                step = ctx.step_id(),
+                "ddl_channel is deprecated and has no effect: DDL always runs over pg_dsn"
+            );
+        }
         let location = Location {
             url: config.url.as_deref(),
             project_id: config.project_id.as_deref(),

@@ -203,3 +203,66 @@ async fn discover_lists_tables_and_columns() {
         via_openapi[0].columns
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_accepts_a_good_connection_and_names_a_bad_key() {
+    use driver_api::{DynDriver, ErrorClass};
+    let pg = PostgRest::start(None).await;
+    SupabaseExtractor
+        .doctor_json(&connection(&pg, true))
+        .await
+        .expect("healthy connection");
+
+    let mut wrong = connection(&pg, false);
+    wrong.insert(
+        "service_role_key".into(),
+        common::jwt("service_role", "not-the-server-secret-but-long-enough-0000").into(),
+    );
+    let err = SupabaseExtractor.doctor_json(&wrong).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Auth, "{err}");
+
+    let mut down = connection(&pg, false);
+    down.insert("rest_url".into(), "http://127.0.0.1:9".into());
+    let err = SupabaseExtractor.doctor_json(&down).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Connection, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_resources_and_computed_columns_get_inferred_types() {
+    let pg = PostgRest::start(None).await;
+    pg.exec(
+        "CREATE TABLE authors (id int8 PRIMARY KEY, name text);
+         CREATE TABLE posts (id int8 PRIMARY KEY, title text, author_id int8 REFERENCES authors,
+                             score numeric(6,3), meta jsonb);
+         INSERT INTO authors VALUES (1, 'Ann'), (2, 'Bo');
+         INSERT INTO posts VALUES (10, 'first', 1, 1.250, '{\"tags\": [\"a\"]}'),
+                                  (11, 'second', 2, NULL, NULL);",
+        &["authors", "posts"],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = TestRun::new(dir.path());
+    run.run(
+        &SupabaseExtractor,
+        "posts",
+        config(
+            &pg,
+            true,
+            json!({"table": "posts", "select": "id,score,meta,headline:title,author:authors(name)"}),
+        ),
+        &[],
+    )
+    .await
+    .expect("read with an embedded resource");
+    assert_eq!(
+        run.query_strings(
+            "SELECT concat_ws('|', id, typeof(score), score, typeof(meta), meta, typeof(headline), headline, typeof(author), author)
+             FROM posts ORDER BY id"
+        ),
+        vec![
+            Some(r#"10|DECIMAL(6,3)|1.250|JSON|{"tags": ["a"]}|VARCHAR|first|JSON|{"name": "Ann"}"#.into()),
+            Some(r#"11|DECIMAL(6,3)|JSON|VARCHAR|second|JSON|{"name": "Bo"}"#.into()),
+        ]
+    );
+    assert!(!run.table_exists("__supabase_stage_posts"));
+}

@@ -338,6 +338,24 @@ async fn replace_is_one_transaction_and_needs_pg_dsn() {
     assert!(err.to_string().contains("check constraint"), "{err}");
     let rows = texts(&pg, "SELECT id::text FROM scores ORDER BY id").await;
     assert_eq!(rows, vec![Some("10".into()), Some("11".into())]);
+
+    // replace into a missing table with create_if_missing: created and loaded in one go.
+    run.run(
+        &SupabaseWriter,
+        "r3",
+        json!({"rest_url": pg.rest_url(), "key": pg.service_key(), "pg_dsn": pg.dsn(),
+               "table": "fresh_scores", "write_mode": "replace", "primary_key": "id",
+               "create_if_missing": true}),
+        &["src"],
+    )
+    .await
+    .expect("replace creates the table");
+    let rows = texts(
+        &pg,
+        "SELECT concat_ws(',', id, score) FROM fresh_scores ORDER BY id",
+    )
+    .await;
+    assert_eq!(rows, vec![Some("10,100".into()), Some("11,110".into())]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
