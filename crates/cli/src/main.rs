@@ -52,7 +52,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a pipeline and keep its session (tables, events, metrics, status).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Check a pipeline without running it; reports every problem at once.
     Validate(validate::ValidateArgs),
     /// Compile a pipeline into a deterministic manifest plus one config file per step.
@@ -101,7 +101,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run::execute(args, cli.json),
+        Command::Run(args) => run::execute(*args, cli.json),
         Command::Validate(args) => validate::execute(args, cli.json),
         Command::Compile(args) => compile::execute(args, cli.json),
         Command::Connections(command) => connections::execute(command, cli.json),
