@@ -90,6 +90,6 @@ pub use arrow_json::{JsonOptions, VALUE_COLUMN, is_json_field, records_to_batch}
 pub use client::{ClientOptions, HttpClient, HttpResponse, HttpStats, status_error};
 pub use headers::{Auth, Headers};
 pub use pages::{LoadSummary, PageLoader};
-pub use path::JsonPath;
+pub use path::{JsonPath, into_records, pick};
 pub use reqwest::{Method, StatusCode};
 pub use retry::{RetryPolicy, is_retryable_status, retry_after};
