@@ -57,7 +57,7 @@ fn main() -> ExitCode {
 
 fn bench(cli: &Cli) -> Result<bool> {
     ensure!(
-        cli.pages > 0 && cli.rows % cli.pages == 0,
+        cli.pages > 0 && cli.rows.is_multiple_of(cli.pages),
         "rows must be a multiple of pages"
     );
     let page_size = cli.rows / cli.pages;

@@ -285,12 +285,12 @@ async fn graphql_page(
         }
     };
     let mut picked = picked.into_iter();
-    if let Some(errors) = picked.next().flatten() {
-        if let Some(messages) = error_messages(&errors) {
-            return Err(DriverError::Remote {
-                message: format!("{}: {messages}", response.target),
-            });
-        }
+    if let Some(errors) = picked.next().flatten()
+        && let Some(messages) = error_messages(&errors)
+    {
+        return Err(DriverError::Remote {
+            message: format!("{}: {messages}", response.target),
+        });
     }
     Ok(Page {
         page_info: picked.next().flatten(),
