@@ -177,5 +177,11 @@ async fn run_step(endpoint: &str, page_size: usize, rows: usize) -> Result<Durat
         "the step wrote {} rows, not {rows}",
         out.rows
     );
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        let events = std::fs::read_to_string(dir.path().join("session/events.jsonl"))?;
+        if let Some(line) = events.lines().find(|l| l.contains("extraction.complete")) {
+            println!("    {line}");
+        }
+    }
     Ok(elapsed)
 }

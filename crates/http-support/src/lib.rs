@@ -15,13 +15,16 @@
 //!   classified [`DriverError`](driver_api::DriverError): 401/403 `auth`, 408 `timeout`, other
 //!   statuses `remote`, quoting the request (`METHOD scheme://host/path`, never the query) and
 //!   the start of the body; no response at all is `connection` or `timeout`.
-//! - [`JsonPath`]: `data.users.edges[*].node`-style paths to the records and page info.
+//! - [`JsonPath`]: `data.users.edges[*].node`-style paths to the records and page info;
+//!   [`pick`] reads only a few values (`errors`, the page info) from a body without building
+//!   the rest, so a fetch loop can ask for the next page before the page is parsed.
 //! - [`records_to_batch`]: one page of JSON records to an Arrow batch with arrow-json (types
 //!   inferred per page, nested objects as dotted columns, lists as JSON), and [`PageLoader`]:
 //!   pages decoded on a blocking thread and appended by a [`TableWriter`](driver_api::TableWriter)
 //!   in [`Widen`](driver_api::SchemaEvolution::Widen) mode, so columns that appear, disappear or
 //!   widen between pages are merged by name, fetching overlaps decoding and DuckDB appends, and
-//!   the table appears atomically at the end.
+//!   the table appears atomically at the end. [`PageLoader::send_body`] hands over a whole body
+//!   and leaves parsing to the loader's thread as well.
 //!
 //! # Example: a paginated JSON API into the step table
 //!
@@ -90,6 +93,6 @@ pub use arrow_json::{JsonOptions, VALUE_COLUMN, is_json_field, records_to_batch}
 pub use client::{ClientOptions, HttpClient, HttpResponse, HttpStats, status_error};
 pub use headers::{Auth, Headers};
 pub use pages::{LoadSummary, PageLoader};
-pub use path::JsonPath;
+pub use path::{JsonPath, into_records, pick};
 pub use reqwest::{Method, StatusCode};
 pub use retry::{RetryPolicy, is_retryable_status, retry_after};

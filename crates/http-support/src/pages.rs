@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::{JsonOptions, VALUE_COLUMN, records_to_batch};
+use crate::{JsonOptions, JsonPath, VALUE_COLUMN, into_records, records_to_batch};
 
 /// Pages waiting to be decoded.
 const PAGE_CHANNEL_CAPACITY: usize = 4;
@@ -41,6 +41,7 @@ impl LoadSummary {
 
 enum Message {
     Page(Vec<Value>),
+    Body(bytes::Bytes, Arc<JsonPath>),
     Finish,
 }
 
@@ -90,6 +91,27 @@ impl PageLoader {
     pub async fn send(&mut self, records: Vec<Value>) -> Result<()> {
         self.pages += 1;
         if self.tx.send(Message::Page(records)).await.is_err() {
+            return Err(self.loader_error().await);
+        }
+        Ok(())
+    }
+
+    /// Hands over one whole response body whose records are at `records_at`: parsing it, taking
+    /// the records out ([`into_records`]) and decoding happen on the loader's thread, so the
+    /// fetch loop only has to [`pick`](crate::pick) what it needs for the next request. A body
+    /// that is not JSON or lacks the path fails the loader (reported by this or a later call).
+    pub async fn send_body(
+        &mut self,
+        body: bytes::Bytes,
+        records_at: &Arc<JsonPath>,
+    ) -> Result<()> {
+        self.pages += 1;
+        if self
+            .tx
+            .send(Message::Body(body, Arc::clone(records_at)))
+            .await
+            .is_err()
+        {
             return Err(self.loader_error().await);
         }
         Ok(())
@@ -152,7 +174,18 @@ fn load(
     let outcome = (|| -> Result<()> {
         loop {
             match rx.blocking_recv() {
-                Some(Message::Page(records)) => {
+                Some(message @ (Message::Page(_) | Message::Body(..))) => {
+                    let records = match message {
+                        Message::Body(body, records_at) => {
+                            let mut doc: Value =
+                                serde_json::from_slice(&body).map_err(|e| DriverError::Remote {
+                                    message: format!("the response is not valid JSON: {e}"),
+                                })?;
+                            into_records(records_at.take(&mut doc)?)
+                        }
+                        Message::Page(records) => records,
+                        Message::Finish => Vec::new(),
+                    };
                     let Some(batch) = records_to_batch(records, options)? else {
                         continue;
                     };
