@@ -149,10 +149,48 @@ pub fn status_error(response: &HttpResponse) -> DriverError {
         StatusCode::TOO_MANY_REQUESTS => DriverError::Remote {
             message: format!("{head} (rate limited; lower the request rate or retry later){body}"),
         },
+        _ if status.is_redirection() => {
+            let location = response
+                .headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| reqwest::Url::parse(v).ok())
+                .map(|url| {
+                    format!(
+                        " to {}",
+                        describe(&Method::GET, &url).trim_start_matches("GET ")
+                    )
+                })
+                .unwrap_or_default();
+            DriverError::Remote {
+                message: format!(
+                    "{head}: redirected{location}; redirects to another server are not followed because the request carries credentials: use the final URL"
+                ),
+            }
+        }
         _ => DriverError::Remote {
             message: format!("{head}{body}"),
         },
     }
+}
+
+/// Redirects are followed only within the same scheme, host and port. reqwest drops
+/// `Authorization` on a cross-host redirect but not custom headers such as `apikey` or
+/// `X-API-Key`, so following one could send credentials to another server. A redirect that is
+/// not followed comes back as its 3xx response and fails the request (see [`status_error`]).
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt.previous().last().is_some_and(|previous| {
+            previous.scheme() == attempt.url().scheme()
+                && previous.host_str() == attempt.url().host_str()
+                && previous.port_or_known_default() == attempt.url().port_or_known_default()
+        });
+        if same_origin && attempt.previous().len() < 10 {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
 }
 
 fn excerpt(body: &[u8]) -> String {
@@ -194,7 +232,8 @@ impl HttpClient {
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout.min(options.timeout))
             .user_agent(options.user_agent.clone())
-            .default_headers(options.headers.to_header_map());
+            .default_headers(options.headers.to_header_map())
+            .redirect(same_origin_redirects());
         if !options.validate_ssl {
             builder = builder.danger_accept_invalid_certs(true);
         }

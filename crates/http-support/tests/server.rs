@@ -347,3 +347,82 @@ async fn no_records_give_an_empty_value_table_and_abort_leaves_none() {
     loader.abort().await;
     assert!(!run.table_exists("other"));
 }
+
+#[tokio::test]
+async fn redirects_are_followed_within_the_server_only_so_keys_never_leave_it() {
+    // Another server that counts what reaches it.
+    let elsewhere_hits = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&elsewhere_hits);
+    let elsewhere = Router::new().route(
+        "/steal",
+        get(move || {
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({"stolen": true}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, elsewhere).await.unwrap() });
+
+    let away = format!("{other}/steal?token=abc");
+    let app = Router::new()
+        .route("/ok", get(|| async { axum::Json(json!({"ok": true})) }))
+        .route(
+            "/moved",
+            get(|| async { axum::response::Redirect::temporary("/ok") }),
+        )
+        .route(
+            "/away",
+            get(move || {
+                let away = away.clone();
+                async move { axum::response::Redirect::temporary(&away) }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let mut headers = Headers::new();
+    Auth::ApiKey {
+        header: "apikey".into(),
+        key: SecretString::new("k-secret-123"),
+    }
+    .apply("api_key", &mut headers)
+    .unwrap();
+    let client = HttpClient::new(&ClientOptions {
+        headers,
+        ..fast_retries(2)
+    })
+    .unwrap();
+    let same = client
+        .send(client.request(http_support::Method::GET, &format!("{base}/moved")))
+        .await
+        .unwrap();
+    assert_eq!(same.json().unwrap(), json!({"ok": true}));
+
+    let err = client
+        .send(client.request(http_support::Method::GET, &format!("{base}/away")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        elsewhere_hits.load(Ordering::SeqCst),
+        0,
+        "the key went elsewhere"
+    );
+    assert_eq!(err.class(), ErrorClass::Remote);
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("redirected to {other}/steal"))
+            && text.contains("use the final URL"),
+        "{text}"
+    );
+    assert!(!text.contains("token=abc"), "{text}");
+    assert_eq!(
+        client.stats().requests_made,
+        2,
+        "one request per send: the redirect to another server is not retried"
+    );
+}
