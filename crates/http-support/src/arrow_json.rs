@@ -77,7 +77,10 @@ impl Columns {
             // Records of one API mostly list their keys in the same order: try the key's
             // position first, hash only when it differs.
             let hinted = self.names.get(position).is_some_and(|n| n == key);
-            let i = match hinted.then_some(position).or_else(|| self.index.get(key).copied()) {
+            let i = match hinted
+                .then_some(position)
+                .or_else(|| self.index.get(key).copied())
+            {
                 Some(i) => i,
                 None => {
                     self.index.insert(key.clone(), self.names.len());
