@@ -73,9 +73,15 @@ struct Columns {
 
 impl Columns {
     fn observe(&mut self, record: &serde_json::Map<String, Value>, flatten: bool) {
-        for (key, value) in record {
-            let i = match self.index.get(key) {
-                Some(&i) => i,
+        for (position, (key, value)) in record.iter().enumerate() {
+            // Records of one API mostly list their keys in the same order: try the key's
+            // position first, hash only when it differs.
+            let hinted = self.names.get(position).is_some_and(|n| n == key);
+            let i = match hinted
+                .then_some(position)
+                .or_else(|| self.index.get(key).copied())
+            {
+                Some(i) => i,
                 None => {
                     self.index.insert(key.clone(), self.names.len());
                     self.names.push(key.clone());
