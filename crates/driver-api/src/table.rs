@@ -307,6 +307,46 @@ pub fn replace_table_as(conn: &duckdb::Connection, table: &TableName, query: &st
     })
 }
 
+/// Checks that `keys` identify the rows of a step table, as writers that upsert or replace by
+/// key need: no NULL in any key column and no key value twice. The error (class `data`) says
+/// how many rows break which rule.
+pub async fn check_key_columns(
+    ctx: &StepContext,
+    table: &TableName,
+    keys: &[String],
+) -> Result<()> {
+    let quoted: Vec<String> = keys.iter().map(|k| quote_identifier(k)).collect();
+    let any_null = quoted
+        .iter()
+        .map(|k| format!("{k} IS NULL"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let sql = format!(
+        "SELECT (SELECT count(*) FROM {table} WHERE {any_null}), \
+         (SELECT count(*) FROM (SELECT 1 FROM {table} GROUP BY {k} HAVING count(*) > 1))",
+        k = quoted.join(", ")
+    );
+    let context = format!("cannot check the primary_key values of {table}");
+    let (nulls, dups): (i64, i64) = ctx
+        .run_blocking(move |conn, _| {
+            conn.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(|e| DriverError::duckdb(context, e))
+        })
+        .await?;
+    let names = keys.join(", ");
+    if nulls > 0 {
+        return Err(DriverError::data(format!(
+            "{nulls} rows of {table} have NULL in a primary_key column ({names}); every key column needs a value"
+        )));
+    }
+    if dups > 0 {
+        return Err(DriverError::data(format!(
+            "{dups} primary_key values ({names}) appear more than once in {table}; writing by key needs one row per key"
+        )));
+    }
+    Ok(())
+}
+
 /// Number of rows of `table`.
 pub fn table_row_count(conn: &duckdb::Connection, table: &TableName) -> Result<u64> {
     conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {

@@ -193,7 +193,7 @@ impl MysqlWriter {
             }
         }
         if config.mode == Mode::Upsert {
-            check_keys_in_step_table(ctx, &input, &keys).await?;
+            driver_api::check_key_columns(ctx, &input, &keys).await?;
         }
         ctx.event(
             "write.start",
@@ -255,49 +255,6 @@ fn describe(conn: &duckdb::Connection, table: &TableName) -> Result<Vec<WriteCol
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
     Ok(columns)
-}
-
-/// Upsert keys must identify the step's rows: no NULLs, no duplicates.
-async fn check_keys_in_step_table(
-    ctx: &StepContext,
-    table: &TableName,
-    keys: &[String],
-) -> Result<()> {
-    let quoted: Vec<String> = keys.iter().map(|k| quote_identifier(k)).collect();
-    let any_null = quoted
-        .iter()
-        .map(|k| format!("{k} IS NULL"))
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    let sql = format!(
-        "SELECT (SELECT count(*) FROM {table} WHERE {any_null}), \
-         (SELECT count(*) FROM (SELECT 1 FROM {table} GROUP BY {k} HAVING count(*) > 1))",
-        k = quoted.join(", ")
-    );
-    let table_name = table.clone();
-    let (nulls, dups): (i64, i64) = ctx
-        .run_blocking(move |conn, _| {
-            conn.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(|e| {
-                    DriverError::duckdb(format!("cannot check the keys of {table_name}"), e)
-                })
-        })
-        .await?;
-    if nulls > 0 {
-        return Err(DriverError::data(format!(
-            "{nulls} rows of {} have NULL in a primary_key column ({})",
-            table.as_str(),
-            keys.join(", ")
-        )));
-    }
-    if dups > 0 {
-        return Err(DriverError::data(format!(
-            "{dups} primary_key values ({}) appear more than once in {}; upsert needs one row per key",
-            keys.join(", "),
-            table.as_str()
-        )));
-    }
-    Ok(())
 }
 
 fn fail(doing: &'static str) -> impl Fn(mysql_async::Error) -> DriverError {

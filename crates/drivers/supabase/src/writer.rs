@@ -249,7 +249,7 @@ impl Driver for SupabaseWriter {
                 }
             }
             if !key.is_empty() && config.write_mode != WriteMode::Append {
-                check_keys(ctx, &input.table, &key).await?;
+                driver_api::check_key_columns(ctx, &input.table, &key).await?;
             }
 
             ctx.event(
@@ -398,41 +398,6 @@ async fn step_columns(ctx: &StepContext, table: &TableName) -> Result<Vec<Source
         .into_iter()
         .map(|(n, t)| source_column(n, t))
         .collect())
-}
-
-/// upsert and replace: the key must be non-NULL and unique in the step table.
-async fn check_keys(ctx: &StepContext, table: &TableName, key: &[String]) -> Result<()> {
-    let cols = key.iter().map(|k| quote_identifier(k)).collect::<Vec<_>>();
-    let nulls = cols
-        .iter()
-        .map(|c| format!("{c} IS NULL"))
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    let sql = format!(
-        "SELECT (SELECT count(*) FROM {table} WHERE {nulls}), \
-                (SELECT count(*) FROM (SELECT 1 FROM {table} GROUP BY {list} HAVING count(*) > 1))",
-        list = cols.join(", ")
-    );
-    let (nulls, dups) = ctx
-        .run_blocking(move |conn, _| {
-            conn.query_row(&sql, [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-                .map_err(|e| DriverError::duckdb("cannot check the primary_key values", e))
-        })
-        .await?;
-    let names = key.join(", ");
-    if nulls > 0 {
-        return Err(DriverError::data(format!(
-            "{nulls} row(s) of step {:?} have NULL in the primary_key ({names}); upsert and replace need a value in every key column",
-            table.as_str()
-        )));
-    }
-    if dups > 0 {
-        return Err(DriverError::data(format!(
-            "{dups} primary_key value(s) ({names}) appear more than once in step {:?}; each key must be unique",
-            table.as_str()
-        )));
-    }
-    Ok(())
 }
 
 /// Without pg_dsn: asks PostgREST. Only its "relation does not exist" answer means missing.
