@@ -622,14 +622,29 @@ fn align_to(batch: &RecordBatch, columns: &[Column]) -> Result<RecordBatch> {
                     if array.data_type() == column.data_type() {
                         Ok(Arc::clone(array))
                     } else {
-                        cast_with_options(array, column.data_type(), &strict).map_err(|e| {
+                        let changed = |why: String| {
                             DriverError::data(format!(
-                                "column {:?} changed type from {} to {} between batches: {e}",
+                                "column {:?} changed type from {} to {} between batches: {why}",
                                 column.name(),
                                 column.data_type(),
                                 array.data_type()
                             ))
-                        })
+                        };
+                        let cast = cast_with_options(array, column.data_type(), &strict)
+                            .map_err(|e| changed(e.to_string()))?;
+                        if may_lose_precision(array.data_type(), column.data_type()) {
+                            // Arrow's casts truncate fractions (2.5 -> 2) and sub-units
+                            // (nanoseconds -> microseconds) without an error; a value that
+                            // does not come back unchanged did not fit.
+                            let back = cast_with_options(&cast, array.data_type(), &strict)
+                                .map_err(|e| changed(e.to_string()))?;
+                            if back.as_ref() != array.as_ref() {
+                                return Err(changed(
+                                    "some values do not fit the earlier type exactly".into(),
+                                ));
+                            }
+                        }
+                        Ok(cast)
                     }
                 }
             }
@@ -637,6 +652,28 @@ fn align_to(batch: &RecordBatch, columns: &[Column]) -> Result<RecordBatch> {
         .collect::<Result<Vec<_>>>()?;
     RecordBatch::try_new(target, arrays)
         .map_err(|e| DriverError::internal(format!("cannot build aligned batch: {e}")))
+}
+
+/// Whether casting `from` to `to` can change a value without failing: from fractional or
+/// finer-grained numbers and times to anything but text.
+fn may_lose_precision(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let lossy_source = matches!(
+        from,
+        Float16
+            | Float32
+            | Float64
+            | Decimal32(..)
+            | Decimal64(..)
+            | Decimal128(..)
+            | Decimal256(..)
+            | Timestamp(..)
+            | Time32(..)
+            | Time64(..)
+            | Duration(..)
+            | Date64
+    );
+    lossy_source && !matches!(to, Utf8 | LargeUtf8 | Utf8View)
 }
 
 /// Streams the result of a query (by default a whole table) as Arrow batches.
@@ -719,7 +756,8 @@ impl TableReader {
 mod tests {
     use super::*;
     use arrow::array::{
-        Decimal128Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+        Decimal128Array, Float64Array, Int32Array, Int64Array, StringArray,
+        TimestampMicrosecondArray,
     };
 
     fn memory() -> duckdb::Connection {
@@ -912,6 +950,44 @@ mod tests {
         assert!(err.to_string().contains("changed type"), "{err}");
         let x: i32 = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(x, 41, "the earlier table is untouched");
+    }
+
+    #[tokio::test]
+    async fn a_later_batch_whose_values_do_not_fit_exactly_fails_instead_of_truncating() {
+        let conn = memory();
+        let table = TableName::new("t").unwrap();
+        let ints = schema(&[("x", DataType::Int64)]);
+        let floats = schema(&[("x", DataType::Float64)]);
+        let run = |values: Vec<f64>| {
+            let (conn, table, ints, floats) = (
+                conn.try_clone().unwrap(),
+                table.clone(),
+                Arc::clone(&ints),
+                Arc::clone(&floats),
+            );
+            async move {
+                let mut writer = TableWriter::start(conn, table, Arc::clone(&ints), 1);
+                writer
+                    .send(batch(&ints, vec![Arc::new(Int64Array::from(vec![1]))]))
+                    .await
+                    .unwrap();
+                let _ = writer
+                    .send(batch(&floats, vec![Arc::new(Float64Array::from(values))]))
+                    .await;
+                writer.finish().await
+            }
+        };
+        // Whole numbers arriving as floats still fit the BIGINT column.
+        assert_eq!(run(vec![2.0, 3.0]).await.unwrap(), 3);
+        let err = run(vec![2.0, 2.5]).await.unwrap_err();
+        assert!(err.to_string().contains("do not fit"), "{err}");
+        let xs: i64 = conn
+            .query_row("SELECT sum(x) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            xs, 6,
+            "the table of the earlier successful run is untouched"
+        );
     }
 
     #[tokio::test]
