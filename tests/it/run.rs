@@ -206,6 +206,11 @@ fn session_directory_has_manifest_events_metrics_status_and_artifacts() {
             .clone()
     };
     assert_eq!(find("rows_read", "read-orders"), 10);
+    let rows_read = metrics
+        .iter()
+        .filter(|m| m["metric"] == "rows_read" && m["step_id"] == "read-orders")
+        .count();
+    assert_eq!(rows_read, 1, "one rows_read per step, from the engine");
     assert_eq!(find("rows_written", "revenue_by_customer"), 5);
     assert_eq!(find("rows_written", "write-revenue"), 5);
     assert!(find("step_duration_ms", "write-revenue").is_u64());

@@ -6,6 +6,7 @@ use driver_api::DriverRegistry;
 
 /// A registry holding every driver enabled in this build.
 pub fn builtin_registry() -> DriverRegistry {
+    #[allow(unused_mut)] // no driver feature enabled: nothing is registered
     let mut registry = DriverRegistry::new();
     #[cfg(feature = "duckdb")]
     registry.register(driver_duckdb::DuckDbProcessor);

@@ -168,7 +168,7 @@ impl Driver for MysqlExtractor {
         let partitions = reads.len();
         let rows = read_all(ctx, &endpoint, &config, reads).await?;
         let duration_ms = started.elapsed().as_millis() as u64;
-        ctx.metric("rows_read", rows);
+        // rows_read is the engine's metric (from the step output), written once per step.
         ctx.metric("duration_ms", duration_ms);
         ctx.event(
             "extraction.complete",
