@@ -139,3 +139,51 @@ fn connections_doctor_checks_mysql_without_leaking_the_password() {
         assert!(!bad.all().contains(leaked), "{leaked} in {}", bad.all());
     }
 }
+
+#[test]
+fn connections_discover_lists_tables_columns_and_keys() {
+    let db = Database::new();
+    db.query(
+        "CREATE TABLE `odd name` (`a``b` INT NOT NULL, note VARCHAR(20), PRIMARY KEY (`a``b`));
+         CREATE VIEW recent AS SELECT note FROM `odd name`",
+    );
+    let project = mysql_project();
+    let env = [("MYSQL_DATABASE", db.0.as_str())];
+    let found = project.osiris_env(&["connections", "discover", "@mysql.shop", "--json"], &env);
+    assert_eq!(found.code, 0, "{}", found.all());
+    let report: serde_json::Value = serde_json::from_str(&found.stdout).unwrap();
+    assert_eq!(report["component"], "mysql.extractor");
+    let tables = report["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 2, "{report}");
+    assert_eq!(tables[0]["name"], "odd name");
+    assert_eq!(tables[0]["kind"], "table");
+    assert_eq!(tables[0]["primary_key"], serde_json::json!(["a`b"]));
+    assert_eq!(tables[0]["columns"][1]["source_type"], "varchar(20)");
+    assert_eq!(tables[0]["columns"][0]["nullable"], false);
+    assert_eq!(tables[1]["kind"], "view");
+
+    let text = project.osiris_env(&["connections", "discover", "@mysql.shop"], &env);
+    assert_eq!(text.code, 0, "{}", text.all());
+    assert!(
+        text.stdout.contains("odd name  table")
+            && text.stdout.contains("primary key (a`b)")
+            && text.stdout.contains("varchar(20)"),
+        "{}",
+        text.stdout
+    );
+
+    let secret = "Discover-Wrong-Pass-4242";
+    let bad = project.osiris_env(
+        &["connections", "discover", "@mysql.shop"],
+        &[
+            ("MYSQL_DATABASE", db.0.as_str()),
+            ("MYSQL_PASSWORD", secret),
+        ],
+    );
+    assert_eq!(bad.code, 1, "{}", bad.all());
+    assert!(bad.stderr.contains("(auth)"), "{}", bad.stderr);
+    assert!(!bad.all().contains(secret), "{}", bad.all());
+
+    let none = project.osiris(&["connections", "discover", "@mysql.nope"]);
+    assert_eq!(none.code, 2, "{}", none.all());
+}

@@ -1,4 +1,4 @@
-//! `osiris connections list|doctor`.
+//! `osiris connections list|doctor|discover`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +26,15 @@ pub enum ConnectionsCommand {
         #[arg(long, env = "OSIRIS_CONNECTIONS", value_name = "FILE")]
         connections: Option<PathBuf>,
     },
+    /// List the tables a connection offers: columns with their source types, primary keys and
+    /// row estimates.
+    Discover {
+        /// The connection, `@family.alias`.
+        connection: String,
+        /// The connections file.
+        #[arg(long, env = "OSIRIS_CONNECTIONS", value_name = "FILE")]
+        connections: Option<PathBuf>,
+    },
 }
 
 fn discover(explicit: Option<&std::path::Path>) -> anyhow::Result<Connections> {
@@ -45,7 +54,105 @@ pub fn execute(command: ConnectionsCommand, json: bool) -> anyhow::Result<ExitCo
             connection.as_deref(),
             json,
         ),
+        ConnectionsCommand::Discover {
+            connection,
+            connections,
+        } => discover_tables(&discover(connections.as_deref())?, &connection, json),
     }
+}
+
+/// A redactor holding a resolved connection's secret values, for anything a driver echoes.
+fn connection_redactor(
+    resolved: &pipeline::connections::ResolvedConnection,
+) -> execution_context::Redactor {
+    let redactor = execution_context::Redactor::default();
+    for (k, v) in &resolved.fields {
+        if let Value::String(s) = v
+            && is_secret_key(k)
+        {
+            redactor.add_secret(s);
+        }
+    }
+    redactor
+}
+
+fn discover_tables(
+    connections: &Connections,
+    reference: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let engine = engine()?;
+    let parsed = match ConnectionRef::parse(reference) {
+        Ok(r) => r,
+        Err(e) => return Ok(crate::output::input_error(json, &e.to_string())),
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let resolved = match connections.resolve(&parsed.family, Some(&parsed.alias), &env) {
+        Ok(resolved) => resolved,
+        Err(e) => return Ok(crate::output::input_error(json, &e.to_string())),
+    };
+    let redactor = connection_redactor(&resolved);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (component, tables) = match runtime.block_on(engine.discover(&resolved)) {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            let message = format!(
+                "no driver in this build can discover `{}` connections",
+                parsed.family
+            );
+            return Ok(crate::output::input_error(json, &message));
+        }
+        Err(error) => {
+            let message = redactor.redact(&error.to_string()).into_owned();
+            if json {
+                println!(
+                    "{}",
+                    json!({"connection": reference, "status": "error", "error_class": error.class().as_str(), "message": message})
+                );
+            } else {
+                eprintln!("error: {reference} ({}): {message}", error.class().as_str());
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if json {
+        let out = json!({"connection": reference, "component": component, "tables": tables});
+        println!("{}", redactor.redact(&serde_json::to_string_pretty(&out)?));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = format!(
+        "{reference} ({component}): {} table{}\n",
+        tables.len(),
+        if tables.len() == 1 { "" } else { "s" }
+    );
+    for table in &tables {
+        let mut facts = vec![table.kind.unwrap_or("table").to_owned()];
+        if let Some(rows) = table.estimated_rows {
+            facts.push(format!("~{} rows", crate::output::thousands(rows)));
+        }
+        if !table.primary_key.is_empty() {
+            facts.push(format!("primary key ({})", table.primary_key.join(", ")));
+        }
+        text.push_str(&format!("  {}  {}\n", table.name, facts.join(" · ")));
+        let width = table
+            .columns
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(0);
+        for column in &table.columns {
+            let null = match column.nullable {
+                Some(false) => "  not null",
+                _ => "",
+            };
+            text.push_str(&format!(
+                "      {:<width$}  {}{null}\n",
+                column.name, column.source_type
+            ));
+        }
+    }
+    print!("{}", redactor.redact(&text));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A field as shown: `${VAR}` references as written, secret literals masked.
@@ -179,14 +286,7 @@ fn doctor(connections: &Connections, only: Option<&str>, json: bool) -> anyhow::
                 let mut value = serde_json::to_value(&r)?;
                 value["connection"] = reference.clone().into();
                 // Scrub anything a driver might echo back.
-                let redactor = execution_context::Redactor::default();
-                for (k, v) in &resolved.fields {
-                    if let Value::String(s) = v
-                        && is_secret_key(k)
-                    {
-                        redactor.add_secret(s);
-                    }
-                }
+                let redactor = connection_redactor(&resolved);
                 serde_json::from_str(&redactor.redact(&value.to_string()))?
             }
         };

@@ -56,4 +56,45 @@ pub trait Driver: Send + Sync + 'static {
             operation: "doctor".into(),
         })
     }
+
+    /// Lists what a connection offers to read: tables and views with their columns, types,
+    /// primary keys and row estimates, sorted by name. Default: unsupported.
+    async fn discover(
+        &self,
+        _connection: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Vec<DiscoveredTable>> {
+        Err(DriverError::Unsupported {
+            operation: "discover".into(),
+        })
+    }
+}
+
+/// A table or view found by [`Driver::discover`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DiscoveredTable {
+    /// Table name (schema-qualified names keep the schema out; see `schema`).
+    pub name: String,
+    /// The schema or database holding it, when the source has several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// `table` or `view`, when the source says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// The source's row estimate, when it keeps one.
+    pub estimated_rows: Option<u64>,
+    /// Primary key columns in key order (empty when none or unknown).
+    pub primary_key: Vec<String>,
+    /// Columns in table order.
+    pub columns: Vec<DiscoveredColumn>,
+}
+
+/// A column found by [`Driver::discover`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DiscoveredColumn {
+    /// Column name.
+    pub name: String,
+    /// The source's type, as the source spells it (e.g. `decimal(12,2) unsigned`, `numeric`).
+    pub source_type: String,
+    /// Whether it accepts NULL, when known.
+    pub nullable: Option<bool>,
 }

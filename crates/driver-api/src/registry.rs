@@ -21,6 +21,12 @@ pub trait DynDriver: Send + Sync {
     /// Checks a connection; see [`Driver::doctor`].
     async fn doctor_json(&self, connection: &serde_json::Map<String, Value>) -> Result<()>;
 
+    /// Lists tables; see [`Driver::discover`].
+    async fn discover_json(
+        &self,
+        connection: &serde_json::Map<String, Value>,
+    ) -> Result<Vec<crate::DiscoveredTable>>;
+
     /// Deserializes `config` and runs the step.
     async fn run_json(
         &self,
@@ -52,6 +58,13 @@ impl<D: Driver> DynDriver for D {
 
     async fn doctor_json(&self, connection: &serde_json::Map<String, Value>) -> Result<()> {
         self.doctor(connection).await
+    }
+
+    async fn discover_json(
+        &self,
+        connection: &serde_json::Map<String, Value>,
+    ) -> Result<Vec<crate::DiscoveredTable>> {
+        self.discover(connection).await
     }
 
     async fn run_json(

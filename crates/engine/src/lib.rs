@@ -16,8 +16,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use component_spec::SpecRegistry;
-use driver_api::{DriverError, DriverRegistry, ErrorClass, InputTable, StepContext, StepInputs};
+use component_spec::{ComponentSpec, SpecRegistry};
+use driver_api::{
+    DriverError, DriverRegistry, DynDriver, ErrorClass, InputTable, StepContext, StepInputs,
+};
 use execution_context::{ExecutionContext, object};
 use pipeline::{Pipeline, Problems, Step, StepMode};
 use serde::{Deserialize, Serialize};
@@ -243,17 +245,7 @@ impl Engine {
     ) -> DoctorResult {
         let started = Instant::now();
         let family = connection.reference.family.as_str();
-        for spec in self.specs.iter().filter(|s| s.family() == family) {
-            let Some(driver) = self.drivers.get(&spec.name) else {
-                continue;
-            };
-            let fields: Map<String, Value> = spec
-                .connection_fields()
-                .into_iter()
-                .filter_map(|f| connection.fields.get(&f.name).map(|v| (f.name, v.clone())))
-                .collect();
-            let mut fields = fields;
-            spec.coerce(&mut fields);
+        for (spec, driver, fields) in self.family_drivers(connection) {
             let result = driver.doctor_json(&fields).await;
             let latency_ms = millis(started.elapsed());
             return match result {
@@ -281,6 +273,44 @@ impl Engine {
             latency_ms: None,
             message: format!("no driver in this build can check `{family}` connections"),
         }
+    }
+
+    /// Lists the tables a resolved connection offers, with the first runnable driver of its
+    /// family that implements `discover`. `Ok(None)`: no driver here can discover `family`.
+    pub async fn discover(
+        &self,
+        connection: &pipeline::connections::ResolvedConnection,
+    ) -> Result<Option<(String, Vec<driver_api::DiscoveredTable>)>, DriverError> {
+        for (spec, driver, fields) in self.family_drivers(connection) {
+            match driver.discover_json(&fields).await {
+                Err(DriverError::Unsupported { .. }) => continue,
+                Ok(tables) => return Ok(Some((spec.name.clone(), tables))),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The runnable components of a connection's family with their drivers, each given the
+    /// connection fields its spec declares (coerced to their types).
+    fn family_drivers<'a>(
+        &'a self,
+        connection: &'a pipeline::connections::ResolvedConnection,
+    ) -> impl Iterator<Item = (&'a ComponentSpec, &'a dyn DynDriver, Map<String, Value>)> + 'a {
+        let family = connection.reference.family.as_str();
+        self.specs
+            .iter()
+            .filter(move |s| s.family() == family)
+            .filter_map(move |spec| {
+                let driver = self.drivers.get(&spec.name)?.as_ref();
+                let mut fields: Map<String, Value> = spec
+                    .connection_fields()
+                    .into_iter()
+                    .filter_map(|f| connection.fields.get(&f.name).map(|v| (f.name, v.clone())))
+                    .collect();
+                spec.coerce(&mut fields);
+                Some((spec, driver, fields))
+            })
     }
 
     /// Whether this build has a driver for `component`.

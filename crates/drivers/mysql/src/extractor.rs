@@ -13,7 +13,8 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use driver_api::{
-    Driver, DriverError, Result, SecretString, StepContext, StepInputs, StepOutput, TableWriter,
+    DiscoveredColumn, DiscoveredTable, Driver, DriverError, Result, SecretString, StepContext,
+    StepInputs, StepOutput, TableWriter,
 };
 use execution_context::object;
 use mysql_async::prelude::Queryable;
@@ -183,6 +184,13 @@ impl Driver for MysqlExtractor {
 
     async fn doctor(&self, connection: &serde_json::Map<String, Value>) -> Result<()> {
         crate::conn::endpoint_from_fields(connection)?.check().await
+    }
+
+    async fn discover(
+        &self,
+        connection: &serde_json::Map<String, Value>,
+    ) -> Result<Vec<DiscoveredTable>> {
+        discover(&crate::conn::endpoint_from_fields(connection)?).await
     }
 }
 
@@ -562,36 +570,10 @@ async fn within<T>(
     }
 }
 
-/// A table or view found by [`discover`].
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DiscoveredTable {
-    /// Table name.
-    pub name: String,
-    /// `BASE TABLE` or `VIEW`.
-    pub table_type: String,
-    /// The server's row estimate (`information_schema.TABLES.TABLE_ROWS`).
-    pub estimated_rows: Option<u64>,
-    /// Primary key columns, in key order.
-    pub primary_key: Vec<String>,
-    /// Columns in table order.
-    pub columns: Vec<DiscoveredColumn>,
-}
-
-/// A column found by [`discover`].
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DiscoveredColumn {
-    /// Column name.
-    pub name: String,
-    /// The MySQL column type, e.g. `decimal(12,2) unsigned`.
-    pub mysql_type: String,
-    /// Whether it accepts NULL.
-    pub nullable: bool,
-}
-
-/// Discover mode: the tables and views of the config's `database` with their columns, types,
-/// primary keys and estimated row counts.
-pub async fn discover(config: &Config, base_dir: &std::path::Path) -> Result<Vec<DiscoveredTable>> {
-    let mut conn = config.endpoint(base_dir).connect().await?;
+/// Discover mode: the tables and views of the connection's `database` with their columns,
+/// types, primary keys and estimated row counts.
+pub async fn discover(endpoint: &Endpoint) -> Result<Vec<DiscoveredTable>> {
+    let mut conn = endpoint.connect().await?;
     let fail = |e| classify(e, "cannot read the catalog");
     let tables: Vec<(String, String, Option<u64>)> = conn
         .query(
@@ -629,12 +611,17 @@ pub async fn discover(config: &Config, base_dir: &std::path::Path) -> Result<Vec
                 .filter(|(t, ..)| *t == name)
                 .map(|(_, c, ty, nullable)| DiscoveredColumn {
                     name: c.clone(),
-                    mysql_type: ty.clone(),
-                    nullable: nullable == "YES",
+                    source_type: ty.clone(),
+                    nullable: Some(nullable == "YES"),
                 })
                 .collect(),
             estimated_rows: if table_type == "VIEW" { None } else { rows },
-            table_type,
+            kind: Some(if table_type == "VIEW" {
+                "view"
+            } else {
+                "table"
+            }),
+            schema: Some(endpoint.database.clone()),
             name,
         })
         .collect())

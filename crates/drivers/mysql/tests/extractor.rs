@@ -345,17 +345,19 @@ async fn discover_lists_tables_columns_keys_and_estimates() {
     numbers(&db, 50).await;
     db.exec("CREATE VIEW v AS SELECT id FROM nums; CREATE TABLE pair (a INT, b VARCHAR(5), PRIMARY KEY (b, a))")
         .await;
-    let config: extractor::Config =
-        serde_json::from_value(db.config(json!({"query": "SELECT 1"}))).unwrap();
-    let tables = extractor::discover(&config, db.dir.path()).await.unwrap();
+    let mut fields = db.config(json!({})).as_object().unwrap().clone();
+    fields.remove("query");
+    let tables = MysqlExtractor.discover(&fields).await.unwrap();
     let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["nums", "pair", "v"]);
     assert_eq!(tables[0].primary_key, ["id"]);
     assert_eq!(tables[1].primary_key, ["b", "a"]);
-    assert_eq!(tables[0].columns[3].mysql_type, "decimal(10,2)");
-    assert!(tables[0].columns[1].nullable && !tables[0].columns[0].nullable);
+    assert_eq!(tables[0].columns[3].source_type, "decimal(10,2)");
+    assert_eq!(tables[0].columns[1].nullable, Some(true));
+    assert_eq!(tables[0].columns[0].nullable, Some(false));
     assert!(tables[0].estimated_rows.is_some());
-    assert_eq!(tables[2].table_type, "VIEW");
+    assert_eq!(tables[0].kind, Some("table"));
+    assert_eq!(tables[2].kind, Some("view"));
     assert_eq!(tables[2].estimated_rows, None);
 }
 

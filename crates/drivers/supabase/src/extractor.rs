@@ -17,8 +17,8 @@ use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use driver_api::{
-    Driver, DriverError, Result, SecretString, StepContext, StepInputs, StepOutput, TableName,
-    TableWriter, quote_identifier, replace_table_as,
+    DiscoveredTable, Driver, DriverError, Result, SecretString, StepContext, StepInputs,
+    StepOutput, TableName, TableWriter, quote_identifier, replace_table_as,
 };
 use execution_context::object;
 use reqwest::Method;
@@ -423,6 +423,11 @@ impl Driver for SupabaseExtractor {
 
     async fn doctor(&self, connection: &Map<String, Value>) -> Result<()> {
         crate::doctor(connection).await
+    }
+
+    /// The tables and views of the `public` schema.
+    async fn discover(&self, connection: &Map<String, Value>) -> Result<Vec<DiscoveredTable>> {
+        crate::discover(connection, "public").await
     }
 }
 

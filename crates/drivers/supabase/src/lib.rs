@@ -12,7 +12,7 @@ mod writer;
 
 use std::time::Duration;
 
-use driver_api::{DriverError, Result, SecretString};
+use driver_api::{DiscoveredColumn, DiscoveredTable, DriverError, Result, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -117,19 +117,6 @@ pub(crate) async fn doctor(connection: &Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
-/// A table or view found by [`discover`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct DiscoveredTable {
-    /// Table name.
-    pub name: String,
-    /// Columns as (name, Postgres type).
-    pub columns: Vec<(String, String)>,
-    /// Primary key columns (pg_dsn only).
-    pub primary_key: Vec<String>,
-    /// Estimated row count (pg_dsn only).
-    pub estimated_rows: Option<i64>,
-}
-
 /// Lists the tables and views of `schema` with their columns (and, with `pg_dsn`, primary
 /// keys and estimated row counts from the catalog; without, from PostgREST's OpenAPI
 /// description, which Supabase may serve only to the service_role key). Sorted by name.
@@ -142,7 +129,7 @@ pub async fn discover(
         let client = pg::connect(dsn, Duration::from_secs(30)).await?;
         let rows = client
             .query(
-                "SELECT c.relname::text, greatest(c.reltuples, 0)::int8
+                "SELECT c.relname::text, greatest(c.reltuples, 0)::int8, c.relkind::text
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                  WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'p', 'f')
                  ORDER BY c.relname",
@@ -156,14 +143,26 @@ pub async fn discover(
             let columns = pg::columns(&client, schema, &name)
                 .await?
                 .into_iter()
-                .map(|c| (c.name, c.formatted))
+                .map(|c| DiscoveredColumn {
+                    name: c.name,
+                    source_type: c.formatted,
+                    nullable: None,
+                })
                 .collect();
             let primary_key = pg::primary_key(&client, schema, &name).await?;
+            let relkind: String = row.get(2);
+            let estimated: i64 = row.get(1);
             out.push(DiscoveredTable {
                 name,
-                columns,
+                schema: Some(schema.to_owned()),
+                kind: Some(if matches!(relkind.as_str(), "v" | "m") {
+                    "view"
+                } else {
+                    "table"
+                }),
+                estimated_rows: u64::try_from(estimated).ok(),
                 primary_key,
-                estimated_rows: Some(row.get(1)),
+                columns,
             });
         }
         return Ok(out);
@@ -191,6 +190,8 @@ pub async fn discover(
             defs.iter()
                 .map(|(name, def)| DiscoveredTable {
                     name: name.clone(),
+                    schema: Some(schema.to_owned()),
+                    kind: None,
                     columns: def
                         .get("properties")
                         .and_then(Value::as_object)
@@ -200,7 +201,11 @@ pub async fn discover(
                                 .map(|(c, p)| {
                                     let ty =
                                         p.get("format").and_then(Value::as_str).unwrap_or("text");
-                                    (c.clone(), ty.to_owned())
+                                    DiscoveredColumn {
+                                        name: c.clone(),
+                                        source_type: ty.to_owned(),
+                                        nullable: None,
+                                    }
                                 })
                                 .collect()
                         })

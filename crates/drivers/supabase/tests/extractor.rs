@@ -180,8 +180,14 @@ async fn discover_lists_tables_and_columns() {
         .expect("discover over pg_dsn");
     let names: Vec<&str> = with_dsn.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["customers", "rich"]);
+    let columns = |t: &driver_api::DiscoveredTable| -> Vec<(String, String)> {
+        t.columns
+            .iter()
+            .map(|c| (c.name.clone(), c.source_type.clone()))
+            .collect()
+    };
     assert_eq!(
-        with_dsn[0].columns,
+        columns(&with_dsn[0]),
         [
             ("id".to_owned(), "bigint".to_owned()),
             ("name".to_owned(), "text".to_owned()),
@@ -189,6 +195,8 @@ async fn discover_lists_tables_and_columns() {
         ]
     );
     assert_eq!(with_dsn[0].primary_key, ["id"]);
+    assert_eq!(with_dsn[0].kind, Some("table"));
+    assert_eq!(with_dsn[1].kind, Some("view"));
 
     let via_openapi = driver_supabase::discover(&connection(&pg, false), "public")
         .await
@@ -196,9 +204,7 @@ async fn discover_lists_tables_and_columns() {
     let names: Vec<&str> = via_openapi.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["customers", "rich"]);
     assert!(
-        via_openapi[0]
-            .columns
-            .contains(&("id".to_owned(), "bigint".to_owned())),
+        columns(&via_openapi[0]).contains(&("id".to_owned(), "bigint".to_owned())),
         "{:?}",
         via_openapi[0].columns
     );
