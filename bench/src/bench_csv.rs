@@ -7,6 +7,7 @@
 mod baseline;
 mod data;
 mod measure;
+mod stats;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use serde_json::Value;
 
 use crate::baseline::BaselineTimes;
 use crate::measure::run_measured;
+use crate::stats::median;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -533,17 +535,6 @@ fn path_arg(path: &Path) -> Result<String> {
         .with_context(|| format!("{} is not UTF-8", path.display()))
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
 /// The median of every column independently.
 fn median_of(runs: &[RunResult]) -> RunResult {
     RunResult {
@@ -698,13 +689,6 @@ fn thousands(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_handles_odd_and_even_counts() {
-        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
-        assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
-        assert!(median(std::iter::empty()).is_nan());
-    }
 
     #[test]
     fn thousands_groups_digits() {

@@ -11,6 +11,8 @@
 //!
 //! Hand-run: `bash bench/run-graphql.sh` (release build).
 
+mod stats;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -91,8 +93,8 @@ fn bench(cli: &Cli) -> Result<bool> {
         download.push(d_time.as_secs_f64());
         step.push(s_time.as_secs_f64());
     }
-    let d = median(&mut download);
-    let s = median(&mut step);
+    let d = stats::median(download.iter().copied());
+    let s = stats::median(step.iter().copied());
     let ratio = s / d;
     println!(
         "download (same client, bodies only): {d:.3} s ({:.1} MiB, {:.0} rows/s)",
@@ -109,11 +111,6 @@ fn bench(cli: &Cli) -> Result<bool> {
         if ratio <= cli.goal { "met" } else { "MISSED" }
     );
     Ok(ratio <= cli.goal)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// The step's own client settings: same timeout, retries and headers as the driver's.

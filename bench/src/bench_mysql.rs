@@ -12,6 +12,7 @@
 //! source table is created once in database `osiris_bench` and kept.
 
 mod measure;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -21,6 +22,7 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 
 use crate::measure::{Measurement, run_measured};
+use crate::stats::median;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -202,16 +204,6 @@ impl Setup {
     fn shell(&self, command: &str) -> Result<Measurement> {
         let args = vec!["-c".to_owned(), command.to_owned()];
         Ok(run_measured(&self.out, Path::new("/bin/sh"), &args)?.measurement)
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
     }
 }
 

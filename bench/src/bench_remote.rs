@@ -3,6 +3,8 @@
 //!
 //! Hand-run (see `bench/remote.sh`). Goal (issue 7): under 20 ms of overhead per step.
 
+mod stats;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -79,11 +81,7 @@ fn run() -> Result<bool> {
         remote.push(measure(&osiris, dir.path(), true, &format!("r{i}"))?);
     }
     let steps = f64::from(cli.steps);
-    let median = |v: &[Sample], f: fn(&Sample) -> f64| {
-        let mut x: Vec<f64> = v.iter().map(f).collect();
-        x.sort_by(f64::total_cmp);
-        x[x.len() / 2]
-    };
+    let median = |v: &[Sample], f: fn(&Sample) -> f64| stats::median(v.iter().map(f));
     let (lw, rw) = (
         median(&local, |s| s.wall_ms),
         median(&remote, |s| s.wall_ms),
