@@ -28,8 +28,8 @@ pub struct Page {
 }
 
 impl Page {
-    /// Reads a response body.
-    pub fn parse(body: &Value) -> Result<Self> {
+    /// Reads a response body, moving its rows out (no copy per row).
+    pub fn parse(mut body: Value) -> Result<Self> {
         let bad = |what: &str| DriverError::Remote {
             message: format!("PostHog answered with an unexpected query response: {what}"),
         };
@@ -58,13 +58,13 @@ impl Page {
             .iter()
             .map(|c| types_by_name.get(c.as_str()).map(|t| (*t).to_owned()))
             .collect();
-        let rows = body
-            .get("results")
-            .and_then(Value::as_array)
-            .ok_or_else(|| bad("no `results` list"))?
-            .iter()
-            .map(|row| match row.as_array() {
-                Some(values) if values.len() == columns.len() => Ok(values.clone()),
+        let Some(Value::Array(results)) = body.get_mut("results").map(Value::take) else {
+            return Err(bad("no `results` list"));
+        };
+        let rows = results
+            .into_iter()
+            .map(|row| match row {
+                Value::Array(values) if values.len() == columns.len() => Ok(values),
                 _ => Err(bad("a row does not match the columns")),
             })
             .collect::<Result<_>>()?;
@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn events_spread_properties_with_case_suffix_and_json_text() {
-        let page = Page::parse(&json!({
+        let page = Page::parse(json!({
             "columns": ["uuid", "event", "timestamp", "distinct_id", "person_id", "properties"],
             "types": [["timestamp", "DateTime64(6, 'UTC')"]],
             "results": [
@@ -391,7 +391,7 @@ mod tests {
             .unwrap();
         assert_eq!(tags.value(0), "[1,2]");
         // The next page keeps the names chosen on the first one.
-        let page2 = Page::parse(&json!({
+        let page2 = Page::parse(json!({
             "columns": ["uuid", "event", "timestamp", "distinct_id", "person_id", "properties"],
             "results": [["u3", "x", "2024-01-02T00:00:00Z", "d", null, {"plan": "free"}]]
         }))
@@ -402,7 +402,7 @@ mod tests {
 
     #[test]
     fn rows_not_kept_are_dropped_and_an_empty_page_still_has_its_columns() {
-        let page = Page::parse(&json!({
+        let page = Page::parse(json!({
             "columns": ["session_id", "$start_timestamp", "duration"],
             "types": [["session_id", "String"], ["$start_timestamp", "DateTime64(6, 'UTC')"], ["duration", "Int64"]],
             "results": [["s1", "2024-01-01T00:00:00Z", 5], ["s2", "2024-01-01T00:00:01Z", 7]]
@@ -419,7 +419,7 @@ mod tests {
 
     #[test]
     fn malformed_responses_are_remote_errors() {
-        let error = Page::parse(&json!({"columns": ["a"], "results": [[1, 2]]})).unwrap_err();
+        let error = Page::parse(json!({"columns": ["a"], "results": [[1, 2]]})).unwrap_err();
         assert!(
             error.to_string().contains("does not match the columns"),
             "{error}"
