@@ -139,7 +139,7 @@ fn kind_of(data_type: DataType, name: &str, clickhouse: Option<&str>) -> Kind {
 pub struct Converter {
     data_type: DataType,
     /// Property column of each (prefix, property name).
-    names: HashMap<(String, String), String>,
+    names: HashMap<(&'static str, String), String>,
     /// Lower-cased column names taken (names are case-insensitive in DuckDB).
     taken: HashSet<String>,
 }
@@ -154,10 +154,12 @@ impl Converter {
         }
     }
 
-    fn property_column(&mut self, prefix: &str, property: &str) -> String {
-        if let Some(name) = self.names.get(&(prefix.to_owned(), property.to_owned())) {
+    fn property_column(&mut self, prefix: &'static str, property: String) -> String {
+        let key = (prefix, property);
+        if let Some(name) = self.names.get(&key) {
             return name.clone();
         }
+        let (prefix, property) = key;
         let base = format!("{prefix}{property}");
         let mut name = base.clone();
         let mut n = 1;
@@ -166,8 +168,7 @@ impl Converter {
             name = format!("{base}_{n}");
         }
         self.taken.insert(name.to_lowercase());
-        self.names
-            .insert((prefix.to_owned(), property.to_owned()), name.clone());
+        self.names.insert((prefix, property), name.clone());
         name
     }
 
@@ -240,7 +241,7 @@ impl Converter {
                     let rows: Vec<Map<String, Value>> = values
                         .map(|v| {
                             let mut row = Map::new();
-                            row.insert(column.clone(), scalar(v));
+                            row.insert(column.clone(), scalar(v.clone()));
                             row
                         })
                         .collect();
@@ -250,15 +251,17 @@ impl Converter {
                 }
                 Kind::Spread(prefix) => {
                     let mut order: Vec<String> = Vec::new();
+                    let mut in_order: HashSet<String> = HashSet::new();
                     let mut rows: Vec<Map<String, Value>> = Vec::with_capacity(keep.len());
                     for v in values {
                         let mut row = Map::new();
                         for (property, value) in properties(v, column)? {
-                            let name = self.property_column(prefix, &property);
-                            if !order.contains(&name) {
+                            let name = self.property_column(prefix, property);
+                            if !in_order.contains(&name) {
+                                in_order.insert(name.clone());
                                 order.push(name.clone());
                             }
-                            row.insert(name, scalar(&value));
+                            row.insert(name, scalar(value));
                         }
                         rows.push(row);
                     }
@@ -293,10 +296,10 @@ fn properties(value: &Value, column: &str) -> Result<Map<String, Value>> {
 }
 
 /// Objects and lists become JSON text; scalars stay.
-fn scalar(value: &Value) -> Value {
+fn scalar(value: Value) -> Value {
     match value {
         Value::Object(_) | Value::Array(_) => Value::String(value.to_string()),
-        other => other.clone(),
+        other => other,
     }
 }
 
