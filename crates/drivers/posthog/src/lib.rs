@@ -241,7 +241,7 @@ impl Extraction {
             let hogql = page_query(data_type, &plan.window, after.as_ref(), config.page_size);
             let body = json!({"query": {"kind": "HogQLQuery", "query": hogql}});
             let response = client.query(&body).await?;
-            let page = Page::parse(&response)?;
+            let page = Page::parse(response)?;
             self.pages += 1;
             let (ts_index, id_index) = (page.column(ts_column)?, page.column(id_column)?);
             let mut keep = Vec::with_capacity(page.rows.len());

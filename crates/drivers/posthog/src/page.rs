@@ -28,8 +28,8 @@ pub struct Page {
 }
 
 impl Page {
-    /// Reads a response body.
-    pub fn parse(body: &Value) -> Result<Self> {
+    /// Reads a response body, moving its rows out (no copy per row).
+    pub fn parse(mut body: Value) -> Result<Self> {
         let bad = |what: &str| DriverError::Remote {
             message: format!("PostHog answered with an unexpected query response: {what}"),
         };
@@ -58,13 +58,13 @@ impl Page {
             .iter()
             .map(|c| types_by_name.get(c.as_str()).map(|t| (*t).to_owned()))
             .collect();
-        let rows = body
-            .get("results")
-            .and_then(Value::as_array)
-            .ok_or_else(|| bad("no `results` list"))?
-            .iter()
-            .map(|row| match row.as_array() {
-                Some(values) if values.len() == columns.len() => Ok(values.clone()),
+        let Some(Value::Array(results)) = body.get_mut("results").map(Value::take) else {
+            return Err(bad("no `results` list"));
+        };
+        let rows = results
+            .into_iter()
+            .map(|row| match row {
+                Value::Array(values) if values.len() == columns.len() => Ok(values),
                 _ => Err(bad("a row does not match the columns")),
             })
             .collect::<Result<_>>()?;
@@ -139,7 +139,7 @@ fn kind_of(data_type: DataType, name: &str, clickhouse: Option<&str>) -> Kind {
 pub struct Converter {
     data_type: DataType,
     /// Property column of each (prefix, property name).
-    names: HashMap<(String, String), String>,
+    names: HashMap<(&'static str, String), String>,
     /// Lower-cased column names taken (names are case-insensitive in DuckDB).
     taken: HashSet<String>,
 }
@@ -154,10 +154,12 @@ impl Converter {
         }
     }
 
-    fn property_column(&mut self, prefix: &str, property: &str) -> String {
-        if let Some(name) = self.names.get(&(prefix.to_owned(), property.to_owned())) {
+    fn property_column(&mut self, prefix: &'static str, property: String) -> String {
+        let key = (prefix, property);
+        if let Some(name) = self.names.get(&key) {
             return name.clone();
         }
+        let (prefix, property) = key;
         let base = format!("{prefix}{property}");
         let mut name = base.clone();
         let mut n = 1;
@@ -166,8 +168,7 @@ impl Converter {
             name = format!("{base}_{n}");
         }
         self.taken.insert(name.to_lowercase());
-        self.names
-            .insert((prefix.to_owned(), property.to_owned()), name.clone());
+        self.names.insert((prefix, property), name.clone());
         name
     }
 
@@ -240,7 +241,7 @@ impl Converter {
                     let rows: Vec<Map<String, Value>> = values
                         .map(|v| {
                             let mut row = Map::new();
-                            row.insert(column.clone(), scalar(v));
+                            row.insert(column.clone(), scalar(v.clone()));
                             row
                         })
                         .collect();
@@ -250,15 +251,17 @@ impl Converter {
                 }
                 Kind::Spread(prefix) => {
                     let mut order: Vec<String> = Vec::new();
+                    let mut in_order: HashSet<String> = HashSet::new();
                     let mut rows: Vec<Map<String, Value>> = Vec::with_capacity(keep.len());
                     for v in values {
                         let mut row = Map::new();
                         for (property, value) in properties(v, column)? {
-                            let name = self.property_column(prefix, &property);
-                            if !order.contains(&name) {
+                            let name = self.property_column(prefix, property);
+                            if !in_order.contains(&name) {
+                                in_order.insert(name.clone());
                                 order.push(name.clone());
                             }
-                            row.insert(name, scalar(&value));
+                            row.insert(name, scalar(value));
                         }
                         rows.push(row);
                     }
@@ -293,10 +296,10 @@ fn properties(value: &Value, column: &str) -> Result<Map<String, Value>> {
 }
 
 /// Objects and lists become JSON text; scalars stay.
-fn scalar(value: &Value) -> Value {
+fn scalar(value: Value) -> Value {
     match value {
         Value::Object(_) | Value::Array(_) => Value::String(value.to_string()),
-        other => other.clone(),
+        other => other,
     }
 }
 
@@ -332,7 +335,7 @@ mod tests {
 
     #[test]
     fn events_spread_properties_with_case_suffix_and_json_text() {
-        let page = Page::parse(&json!({
+        let page = Page::parse(json!({
             "columns": ["uuid", "event", "timestamp", "distinct_id", "person_id", "properties"],
             "types": [["timestamp", "DateTime64(6, 'UTC')"]],
             "results": [
@@ -391,7 +394,7 @@ mod tests {
             .unwrap();
         assert_eq!(tags.value(0), "[1,2]");
         // The next page keeps the names chosen on the first one.
-        let page2 = Page::parse(&json!({
+        let page2 = Page::parse(json!({
             "columns": ["uuid", "event", "timestamp", "distinct_id", "person_id", "properties"],
             "results": [["u3", "x", "2024-01-02T00:00:00Z", "d", null, {"plan": "free"}]]
         }))
@@ -402,7 +405,7 @@ mod tests {
 
     #[test]
     fn rows_not_kept_are_dropped_and_an_empty_page_still_has_its_columns() {
-        let page = Page::parse(&json!({
+        let page = Page::parse(json!({
             "columns": ["session_id", "$start_timestamp", "duration"],
             "types": [["session_id", "String"], ["$start_timestamp", "DateTime64(6, 'UTC')"], ["duration", "Int64"]],
             "results": [["s1", "2024-01-01T00:00:00Z", 5], ["s2", "2024-01-01T00:00:01Z", 7]]
@@ -419,7 +422,7 @@ mod tests {
 
     #[test]
     fn malformed_responses_are_remote_errors() {
-        let error = Page::parse(&json!({"columns": ["a"], "results": [[1, 2]]})).unwrap_err();
+        let error = Page::parse(json!({"columns": ["a"], "results": [[1, 2]]})).unwrap_err();
         assert!(
             error.to_string().contains("does not match the columns"),
             "{error}"
