@@ -694,14 +694,7 @@ impl Connection {
                     file.flush()
                         .map_err(|e| format!("cannot write {path:?}: {e}"))?;
                     drop(file);
-                    let got = format!(
-                        "sha256:{}",
-                        hasher
-                            .finalize()
-                            .iter()
-                            .map(|b| format!("{b:02x}"))
-                            .collect::<String>()
-                    );
+                    let got = crate::protocol::file_digest(hasher);
                     let part = target.with_extension("part");
                     if got != sha256 {
                         let _ = std::fs::remove_file(&part);

@@ -573,14 +573,7 @@ async fn pull(out: &Outbox, session_dir: &Path) -> Result<(), String> {
                 return Ok(());
             }
         }
-        let sha256 = format!(
-            "sha256:{}",
-            hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
+        let sha256 = crate::protocol::file_digest(hasher);
         count += 1;
         if !out
             .send_bulk(&WorkerMessage::FileEnd { path, sha256 })
