@@ -162,14 +162,9 @@ impl RemoteAdapter {
         options: &RemoteOptions,
         redactor: Arc<Redactor>,
     ) -> Arc<ExecutionContext> {
-        let session_id = options
-            .session_id
-            .clone()
-            .unwrap_or_else(execution_context::new_session_id);
-        let session_dir = options.sessions_root.join(&session_id);
-        Arc::new(ExecutionContext::with_redactor(
-            session_id,
-            session_dir,
+        Arc::new(ExecutionContext::in_sessions_root(
+            &options.sessions_root,
+            options.session_id.clone(),
             redactor,
         ))
     }

@@ -467,8 +467,9 @@ fn prepare_run(
             LogKind::Metric => WorkerMessage::Metric { record },
         });
     });
-    let session_dir = options.sessions_root.join(id);
-    let exec = ExecutionContext::with_redactor(id.clone(), session_dir, redactor).with_tap(tap);
+    let exec =
+        ExecutionContext::in_sessions_root(&options.sessions_root, Some(id.clone()), redactor)
+            .with_tap(tap);
     let base_dir = options
         .base_dir
         .clone()
