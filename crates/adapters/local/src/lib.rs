@@ -151,13 +151,7 @@ impl LocalAdapter {
         for secret in &prepared.secrets {
             exec.redactor().add_secret(secret);
         }
-        // The plan holds connection references, never resolved values; scrub it all the same.
-        let manifest = plan.to_yaml();
-        sessions::begin(
-            &session_dir,
-            &started_at,
-            &exec.redactor().redact(&manifest),
-        )?;
+        sessions::begin(exec, &started_at, &plan.to_yaml())?;
         exec.event("adapter_selected", object([("adapter", "local".into())]));
 
         let outcome = match &options.replay {

@@ -292,12 +292,7 @@ impl RemoteAdapter {
     ) -> Result<RunReport, Error> {
         let started_at = now_iso();
         let session_dir = exec.session_dir().to_owned();
-        let manifest = prepared.plan.to_yaml();
-        sessions::begin(
-            &session_dir,
-            &started_at,
-            &exec.redactor().redact(&manifest),
-        )?;
+        sessions::begin(exec, &started_at, &prepared.plan.to_yaml())?;
         exec.event("adapter_selected", object([("adapter", "remote".into())]));
         exec.event("worker_ready", conn.hello.clone());
 
