@@ -8,7 +8,7 @@ use adapter_local::SESSIONS_DIR;
 use clap::Args;
 use execution_context::SecretString;
 
-use crate::EXIT_INPUT;
+use crate::output::input_error;
 
 /// Environment variable holding the password clients must use.
 const PASSWORD_VAR: &str = "OSIRIS_PG_PASSWORD";
@@ -37,10 +37,12 @@ pub struct ServeArgs {
 
 pub fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let Some(password) = std::env::var(PASSWORD_VAR).ok().filter(|p| !p.is_empty()) else {
-        eprintln!(
-            "error: set {PASSWORD_VAR} (in the environment or .env) to the password PostgreSQL clients must use"
-        );
-        return Ok(ExitCode::from(EXIT_INPUT));
+        return Ok(input_error(
+            false,
+            &format!(
+                "set {PASSWORD_VAR} (in the environment or .env) to the password PostgreSQL clients must use"
+            ),
+        ));
     };
     let root = std::path::absolute(&args.sessions_dir).unwrap_or(args.sessions_dir);
     let mut config =
@@ -51,10 +53,7 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let server = match pg_server::bind(config).await {
             Ok(server) => server,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return Ok(ExitCode::from(EXIT_INPUT));
-            }
+            Err(error) => return Ok(input_error(false, &error.to_string())),
         };
         let addr = server.local_addr();
         println!(

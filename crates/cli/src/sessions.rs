@@ -10,7 +10,6 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use sessions::{Session, State};
 
-use crate::EXIT_INPUT;
 use crate::output::{duration, input_error, thousands};
 
 #[derive(Debug, Args)]
@@ -409,10 +408,7 @@ fn query_batches(session: &Session, sql: &str) -> anyhow::Result<Result<Vec<Reco
 fn query(session: &Session, sql: &str, format: Format) -> anyhow::Result<ExitCode> {
     let batches = match query_batches(session, sql)? {
         Ok(b) => b,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(ExitCode::from(EXIT_INPUT));
-        }
+        Err(message) => return Ok(input_error(false, &message)),
     };
     let stdout = std::io::stdout();
     match format {

@@ -121,6 +121,18 @@ impl ExecutionContext {
         Self::with_redactor(session_id, session_dir, Arc::new(Redactor::default()))
     }
 
+    /// The context of a run whose session lives in `sessions_root`, under `session_id` or a
+    /// new one from [`new_session_id`]: how every adapter opens a run.
+    pub fn in_sessions_root(
+        sessions_root: &Path,
+        session_id: Option<String>,
+        redactor: Arc<Redactor>,
+    ) -> Self {
+        let session_id = session_id.unwrap_or_else(new_session_id);
+        let session_dir = sessions_root.join(&session_id);
+        Self::with_redactor(session_id, session_dir, redactor)
+    }
+
     /// Like [`new`](Self::new), scrubbing the secrets known to `redactor` from every line written.
     pub fn with_redactor(
         session_id: impl Into<String>,

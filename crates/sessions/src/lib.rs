@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use execution_context::ExecutionContext;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -153,8 +154,12 @@ pub const MANIFEST_FILE: &str = "manifest.yaml";
 
 /// Starts a run's session directory, the same for every adapter: creates it, takes `run.lock`
 /// (held until [`finish`]: a session with a live lock is running and is never removed; a lock
-/// left by a dead process marks a crashed run) and writes `manifest.yaml`.
-pub fn begin(session_dir: &Path, started_at: &str, manifest: &str) -> Result<()> {
+/// left by a dead process marks a crashed run) and writes `manifest.yaml`, scrubbed by the
+/// run's redactor (a plan holds connection references, never resolved values, but a secret
+/// must not reach the session even if one slipped in).
+pub fn begin(exec: &ExecutionContext, started_at: &str, manifest: &str) -> Result<()> {
+    let session_dir = exec.session_dir();
+    let manifest = exec.redactor().redact(manifest);
     std::fs::create_dir_all(session_dir).map_err(|source| Error::Io {
         action: "cannot create",
         path: session_dir.to_owned(),
@@ -162,7 +167,7 @@ pub fn begin(session_dir: &Path, started_at: &str, manifest: &str) -> Result<()>
     })?;
     acquire(session_dir, started_at)?;
     let path = session_dir.join(MANIFEST_FILE);
-    std::fs::write(&path, manifest).map_err(|source| Error::Io {
+    std::fs::write(&path, manifest.as_bytes()).map_err(|source| Error::Io {
         action: "cannot write",
         path,
         source,

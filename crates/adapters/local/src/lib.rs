@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use engine::{Engine, PreparedPlan, RunObserver, RunOutcome};
-use execution_context::{ExecutionContext, Redactor, new_session_id, now_iso, object};
+use execution_context::{ExecutionContext, Redactor, now_iso, object};
 use pipeline::Plan;
 
 /// Name of the directory (under the base directory) that holds one directory per run.
@@ -130,11 +130,9 @@ impl LocalAdapter {
     /// Creates the execution context of a new run (so that callers can hook cancellation to
     /// it before calling [`run`](Self::run)).
     pub fn prepare(&self, options: &RunOptions, redactor: Arc<Redactor>) -> Arc<ExecutionContext> {
-        let session_id = options.session_id.clone().unwrap_or_else(new_session_id);
-        let session_dir = options.sessions_root.join(&session_id);
-        Arc::new(ExecutionContext::with_redactor(
-            session_id,
-            session_dir,
+        Arc::new(ExecutionContext::in_sessions_root(
+            &options.sessions_root,
+            options.session_id.clone(),
             redactor,
         ))
     }
@@ -153,13 +151,7 @@ impl LocalAdapter {
         for secret in &prepared.secrets {
             exec.redactor().add_secret(secret);
         }
-        // The plan holds connection references, never resolved values; scrub it all the same.
-        let manifest = plan.to_yaml();
-        sessions::begin(
-            &session_dir,
-            &started_at,
-            &exec.redactor().redact(&manifest),
-        )?;
+        sessions::begin(exec, &started_at, &plan.to_yaml())?;
         exec.event("adapter_selected", object([("adapter", "local".into())]));
 
         let outcome = match &options.replay {

@@ -162,14 +162,9 @@ impl RemoteAdapter {
         options: &RemoteOptions,
         redactor: Arc<Redactor>,
     ) -> Arc<ExecutionContext> {
-        let session_id = options
-            .session_id
-            .clone()
-            .unwrap_or_else(execution_context::new_session_id);
-        let session_dir = options.sessions_root.join(&session_id);
-        Arc::new(ExecutionContext::with_redactor(
-            session_id,
-            session_dir,
+        Arc::new(ExecutionContext::in_sessions_root(
+            &options.sessions_root,
+            options.session_id.clone(),
             redactor,
         ))
     }
@@ -297,12 +292,7 @@ impl RemoteAdapter {
     ) -> Result<RunReport, Error> {
         let started_at = now_iso();
         let session_dir = exec.session_dir().to_owned();
-        let manifest = prepared.plan.to_yaml();
-        sessions::begin(
-            &session_dir,
-            &started_at,
-            &exec.redactor().redact(&manifest),
-        )?;
+        sessions::begin(exec, &started_at, &prepared.plan.to_yaml())?;
         exec.event("adapter_selected", object([("adapter", "remote".into())]));
         exec.event("worker_ready", conn.hello.clone());
 
@@ -694,14 +684,7 @@ impl Connection {
                     file.flush()
                         .map_err(|e| format!("cannot write {path:?}: {e}"))?;
                     drop(file);
-                    let got = format!(
-                        "sha256:{}",
-                        hasher
-                            .finalize()
-                            .iter()
-                            .map(|b| format!("{b:02x}"))
-                            .collect::<String>()
-                    );
+                    let got = crate::protocol::file_digest(hasher);
                     let part = target.with_extension("part");
                     if got != sha256 {
                         let _ = std::fs::remove_file(&part);

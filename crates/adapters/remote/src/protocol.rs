@@ -274,6 +274,18 @@ pub async fn write_message(
     writer.flush().await
 }
 
+/// The `sha256:<hex>` form a [`WorkerMessage::FileEnd`] carries, so that the worker computing
+/// it and the host checking it format the digest the same way.
+pub fn file_digest(hasher: sha2::Sha256) -> String {
+    use sha2::Digest;
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
 /// `sha256:` digest of the specs of the components a plan uses, so that host and worker agree
 /// on every schema and default, not only on names and versions.
 pub fn specs_digest(specs: &component_spec::SpecRegistry, plan: &pipeline::Plan) -> String {

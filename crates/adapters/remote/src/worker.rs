@@ -467,8 +467,9 @@ fn prepare_run(
             LogKind::Metric => WorkerMessage::Metric { record },
         });
     });
-    let session_dir = options.sessions_root.join(id);
-    let exec = ExecutionContext::with_redactor(id.clone(), session_dir, redactor).with_tap(tap);
+    let exec =
+        ExecutionContext::in_sessions_root(&options.sessions_root, Some(id.clone()), redactor)
+            .with_tap(tap);
     let base_dir = options
         .base_dir
         .clone()
@@ -573,14 +574,7 @@ async fn pull(out: &Outbox, session_dir: &Path) -> Result<(), String> {
                 return Ok(());
             }
         }
-        let sha256 = format!(
-            "sha256:{}",
-            hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
+        let sha256 = crate::protocol::file_digest(hasher);
         count += 1;
         if !out
             .send_bulk(&WorkerMessage::FileEnd { path, sha256 })
