@@ -51,11 +51,11 @@ fn dependencies_point_down_only() {
     let deps = workspace_dependencies();
     let allowed = |package: &str| -> Option<&[&str]> {
         Some(match package {
-            "execution-context" | "component-spec" | "pipeline" => &[],
+            "execution-context" | "component-spec" | "pipeline" | "duckdb-parser" => &[],
             "sessions" => &["execution-context"],
             // Serves kept sessions to SQL clients: beside the adapters, below the CLI.
             "pg-server" => &["sessions", "execution-context"],
-            "driver-api" => &["execution-context"],
+            "driver-api" => &["execution-context", "duckdb-parser"],
             "engine" => &[
                 "driver-api",
                 "component-spec",

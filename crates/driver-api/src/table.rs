@@ -294,17 +294,57 @@ fn in_transaction<T>(
 
 /// Creates (or replaces) `table` as the result of `query`, atomically: an earlier table of the
 /// same name stays untouched if the query fails. Returns the new table's row count.
+///
+/// `query` must be exactly one query, as DuckDB's own parser sees it ([`duckdb_parser`]): a
+/// text with several statements or a statement of another kind (`COPY`, `ATTACH`, `DROP`, ...)
+/// is refused before anything runs, as a config error on the key `query`. DuckDB's messages
+/// about the query give line numbers of the query itself.
 pub fn replace_table_as(conn: &duckdb::Connection, table: &TableName, query: &str) -> Result<u64> {
-    in_transaction(conn, &format!("cannot create table {table}"), |conn| {
-        conn.execute_batch(&format!(
-            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} AS {query}"
-        ))
-        .map_err(|source| DriverError::DuckDb {
-            context: format!("cannot create table {table}"),
-            source,
-        })?;
+    let create = duckdb_parser::checked_create_table_as(&table.quoted(), query)
+        .map_err(|error| DriverError::config("query", error.to_string()))?;
+    let context = format!("cannot create table {table}");
+    in_transaction(conn, &context, |conn| {
+        conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))
+            .map_err(|source| DriverError::duckdb(context.clone(), source))?;
+        // One statement (checked above), so `execute` runs exactly it.
+        conn.execute(&create, [])
+            .map_err(|source| DriverError::DuckDb {
+                context: context.clone(),
+                source: query_relative_lines(source),
+            })?;
         table_row_count(conn, table)
     })
+}
+
+/// DuckDB numbers the lines of the `CREATE TABLE ... AS` text, whose first line is ours: make
+/// `LINE n:` in its message count lines of the query.
+fn query_relative_lines(error: duckdb::Error) -> duckdb::Error {
+    match error {
+        duckdb::Error::DuckDBFailure(code, Some(message)) => {
+            duckdb::Error::DuckDBFailure(code, Some(shift_line_numbers(&message, 1)))
+        }
+        other => other,
+    }
+}
+
+/// Rewrites every `LINE <n>:` of a DuckDB message to `LINE <n - by>:`.
+pub fn shift_line_numbers(message: &str, by: usize) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("LINE ") {
+        out.push_str(&rest[..at + 5]);
+        rest = &rest[at + 5..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) if rest[digits..].starts_with(':') => {
+                out.push_str(&n.saturating_sub(by).max(1).to_string());
+                rest = &rest[digits..];
+            }
+            _ => {}
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Checks that `keys` identify the rows of a step table, as writers that upsert or replace by
@@ -1180,5 +1220,34 @@ mod tests {
         let err = replace_table_as(&conn, &t, "SELECT * FROM missing_table").unwrap_err();
         assert!(err.to_string().contains("missing_table"), "{err}");
         assert_eq!(table_row_count(&conn, &t).unwrap(), 2, "old table kept");
+    }
+
+    #[test]
+    fn replace_table_as_runs_one_query_and_nothing_else() {
+        let conn = memory();
+        conn.execute_batch("CREATE TABLE src AS SELECT 1 AS x").unwrap();
+        let t = TableName::new("p").unwrap();
+        for query in [
+            "SELECT 1; DROP TABLE src",
+            "SELECT 1; COMMIT; SELECT error('x')",
+            "DROP TABLE src",
+        ] {
+            let err = replace_table_as(&conn, &t, query).unwrap_err();
+            assert_eq!(err.class(), crate::ErrorClass::Config, "{query}: {err}");
+            assert!(err.to_string().starts_with("config key `query`: "), "{err}");
+        }
+        assert_eq!(table_row_count(&conn, &TableName::new("src").unwrap()).unwrap(), 1);
+        assert!(!table_exists(&conn, "p"));
+    }
+
+    #[test]
+    fn line_numbers_in_messages_count_lines_of_the_query() {
+        let conn = memory();
+        let t = TableName::new("p").unwrap();
+        let err = replace_table_as(&conn, &t, "SELECT 1 AS x\nUNION ALL\nSELECT nope FROM missing_table")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LINE 3:"), "{err}");
+        assert_eq!(shift_line_numbers("a LINE 2: b LINE 10: c LINE x", 1), "a LINE 1: b LINE 9: c LINE x");
     }
 }

@@ -1,0 +1,82 @@
+//! The unsafe part: DuckDB's C API on a private in-memory database, used only to parse.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString, c_char};
+use std::ptr;
+
+use duckdb::ffi;
+
+/// An in-memory database and one connection to it, closed on drop.
+struct Parser {
+    db: ffi::duckdb_database,
+    con: ffi::duckdb_connection,
+}
+
+impl Parser {
+    fn open() -> Result<Self, String> {
+        let mut db: ffi::duckdb_database = ptr::null_mut();
+        let mut con: ffi::duckdb_connection = ptr::null_mut();
+        // SAFETY: a null path opens an in-memory database; both out-pointers are valid locals.
+        // On failure the handles stay null and `Drop` skips them.
+        unsafe {
+            if ffi::duckdb_open(ptr::null(), &mut db) != ffi::DuckDBSuccess {
+                return Err("cannot open DuckDB's parser".into());
+            }
+            let mut parser = Parser { db, con };
+            if ffi::duckdb_connect(parser.db, &mut con) != ffi::DuckDBSuccess {
+                return Err("cannot connect to DuckDB's parser".into());
+            }
+            parser.con = con;
+            Ok(parser)
+        }
+    }
+}
+
+impl Drop for Parser {
+    fn drop(&mut self) {
+        // SAFETY: the handles were created by duckdb_connect / duckdb_open and are closed once;
+        // DuckDB accepts null handles here.
+        unsafe {
+            if !self.con.is_null() {
+                ffi::duckdb_disconnect(&mut self.con);
+            }
+            if !self.db.is_null() {
+                ffi::duckdb_close(&mut self.db);
+            }
+        }
+    }
+}
+
+/// The extracted statements of one text, destroyed on drop.
+struct Extracted(ffi::duckdb_extracted_statements);
+
+impl Drop for Extracted {
+    fn drop(&mut self) {
+        // SAFETY: created by duckdb_extract_statements (possibly null), destroyed once.
+        unsafe { ffi::duckdb_destroy_extracted(&mut self.0) }
+    }
+}
+
+pub(crate) fn count_statements(sql: &str) -> Result<usize, String> {
+    let text = CString::new(sql).map_err(|_| "the query contains a NUL character".to_owned())?;
+    let parser = Parser::open()?;
+    let mut extracted = Extracted(ptr::null_mut());
+    // SAFETY: `parser.con` is a live connection, `text` a NUL-terminated string that outlives
+    // the call, and `extracted.0` a valid out-pointer freed by `Extracted`'s drop.
+    let count = unsafe {
+        ffi::duckdb_extract_statements(parser.con, text.as_ptr() as *const c_char, &mut extracted.0)
+    };
+    if count == 0 {
+        // SAFETY: `extracted.0` is what duckdb_extract_statements returned; the message (if
+        // any) lives as long as it and is copied before it is destroyed.
+        let error = unsafe {
+            let message = ffi::duckdb_extract_statements_error(extracted.0);
+            (!message.is_null()).then(|| CStr::from_ptr(message).to_string_lossy().into_owned())
+        };
+        return match error {
+            Some(message) if !message.is_empty() => Err(message),
+            _ => Ok(0),
+        };
+    }
+    usize::try_from(count).map_err(|_| "too many statements".to_owned())
+}
