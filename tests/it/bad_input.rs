@@ -234,7 +234,7 @@ steps:
     assert_eq!(ran.code, 1, "{}", ran.all());
     assert!(
         ran.stderr
-            .contains("error: step 'totals' (duckdb.processor): query failed:"),
+            .contains("error: step 'totals' (duckdb.processor): config key `query`: query failed:"),
         "{}",
         ran.stderr
     );

@@ -1225,7 +1225,8 @@ mod tests {
     #[test]
     fn replace_table_as_runs_one_query_and_nothing_else() {
         let conn = memory();
-        conn.execute_batch("CREATE TABLE src AS SELECT 1 AS x").unwrap();
+        conn.execute_batch("CREATE TABLE src AS SELECT 1 AS x")
+            .unwrap();
         let t = TableName::new("p").unwrap();
         for query in [
             "SELECT 1; DROP TABLE src",
@@ -1236,7 +1237,10 @@ mod tests {
             assert_eq!(err.class(), crate::ErrorClass::Config, "{query}: {err}");
             assert!(err.to_string().starts_with("config key `query`: "), "{err}");
         }
-        assert_eq!(table_row_count(&conn, &TableName::new("src").unwrap()).unwrap(), 1);
+        assert_eq!(
+            table_row_count(&conn, &TableName::new("src").unwrap()).unwrap(),
+            1
+        );
         assert!(!table_exists(&conn, "p"));
     }
 
@@ -1244,10 +1248,17 @@ mod tests {
     fn line_numbers_in_messages_count_lines_of_the_query() {
         let conn = memory();
         let t = TableName::new("p").unwrap();
-        let err = replace_table_as(&conn, &t, "SELECT 1 AS x\nUNION ALL\nSELECT nope FROM missing_table")
-            .unwrap_err()
-            .to_string();
+        let err = replace_table_as(
+            &conn,
+            &t,
+            "SELECT 1 AS x\nUNION ALL\nSELECT nope FROM missing_table",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("LINE 3:"), "{err}");
-        assert_eq!(shift_line_numbers("a LINE 2: b LINE 10: c LINE x", 1), "a LINE 1: b LINE 9: c LINE x");
+        assert_eq!(
+            shift_line_numbers("a LINE 2: b LINE 10: c LINE x", 1),
+            "a LINE 1: b LINE 9: c LINE x"
+        );
     }
 }

@@ -93,7 +93,10 @@ mod tests {
     #[test]
     fn one_query_becomes_create_table_as() {
         let sql = checked_create_table_as("\"t\"", "SELECT 1 AS x -- trailing comment").unwrap();
-        assert_eq!(sql, "CREATE TABLE \"t\" AS\nSELECT 1 AS x -- trailing comment\n");
+        assert_eq!(
+            sql,
+            "CREATE TABLE \"t\" AS\nSELECT 1 AS x -- trailing comment\n"
+        );
         for query in [
             "FROM range(3)",
             "VALUES (1), (2)",

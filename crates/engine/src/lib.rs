@@ -5,9 +5,11 @@
 //! Failure policy: the first failed step stops the run; later steps do not start.
 #![warn(missing_docs)]
 
+mod access;
 mod prepare;
 mod state;
 
+pub use access::file_access;
 pub use prepare::{CONNECTION_KEY, ConnectionMode, PreparedPlan, PreparedStep};
 pub use state::{STATE_DIR, StateError, StateStore};
 

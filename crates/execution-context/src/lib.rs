@@ -7,6 +7,7 @@
 //! that each step (or each blocking task of a step) owns a connection to the same database.
 #![warn(missing_docs)]
 
+mod access;
 mod redact;
 mod secret;
 mod sink;
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+pub use access::FileAccess;
 pub use redact::{MASK, Redactor, is_secret_key};
 pub use secret::SecretString;
 use sink::JsonlSink;
@@ -57,6 +59,10 @@ pub enum Error {
     /// A step id cannot name an artifact directory.
     #[error("step id {0:?} cannot be used as a directory name")]
     InvalidStepId(String),
+    /// File access was restricted after the run database had been opened (a bug of the caller:
+    /// DuckDB cannot narrow or widen it on an open database).
+    #[error("the file access of the run database must be set before it is opened")]
+    AccessAfterOpen,
 }
 
 /// Result type of this crate.
@@ -84,6 +90,7 @@ pub struct ExecutionContext {
     session_id: String,
     session_dir: PathBuf,
     db: Mutex<Option<duckdb::Connection>>,
+    file_access: Mutex<Option<FileAccess>>,
     events: JsonlSink,
     metrics: JsonlSink,
     redactor: Arc<Redactor>,
@@ -146,6 +153,7 @@ impl ExecutionContext {
             metrics: JsonlSink::new(session_dir.join(METRICS_FILE)),
             session_dir,
             db: Mutex::new(None),
+            file_access: Mutex::new(None),
             redactor,
             cancel: CancellationToken::new(),
             tap: None,
@@ -183,6 +191,22 @@ impl ExecutionContext {
         &self.cancel
     }
 
+    /// Restricts what SQL on the run database may reach outside it to `access` (and the session
+    /// directory): DuckDB's external access is turned off when the database opens, except for
+    /// these paths. Every adapter sets this before a run's first step; a context without it
+    /// (unit tests, tools) opens the database unrestricted. Fails once the database is open.
+    pub fn restrict_file_access(&self, access: FileAccess) -> Result<()> {
+        let db = self.lock_db();
+        if db.is_some() {
+            return Err(Error::AccessAfterOpen);
+        }
+        *self
+            .file_access
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(access);
+        Ok(())
+    }
+
     /// A connection to the run database, opening (and creating) it on first use. Every call
     /// returns a new `try_clone()` of the one cached handle: all of them see the same tables.
     pub fn connection(&self) -> Result<duckdb::Connection> {
@@ -190,7 +214,18 @@ impl ExecutionContext {
         if guard.is_none() {
             let path = self.database_path();
             self.ensure_session_dir()?;
-            let conn = open_database(&path)?;
+            let access = self
+                .file_access
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone();
+            let conn = match access {
+                Some(mut access) => {
+                    access.allow_directory(&self.session_dir);
+                    open_restricted(&path, &access)?
+                }
+                None => open_database(&path)?,
+            };
             *guard = Some(conn);
             drop(guard);
             self.event(
@@ -333,6 +368,18 @@ pub fn open_database(path: &Path) -> Result<duckdb::Connection> {
     duckdb::Connection::open_with_flags(path, config).map_err(err)
 }
 
+/// Opens a DuckDB database file like [`open_database`], with external access off except for
+/// what `access` allows ([`FileAccess`]).
+pub fn open_restricted(path: &Path, access: &FileAccess) -> Result<duckdb::Connection> {
+    let conn = open_database(path)?;
+    conn.execute_batch(&access.lockdown_sql())
+        .map_err(|source| Error::Database {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(conn)
+}
+
 /// Tags events and metrics of one step with its `step_id`.
 #[derive(Clone)]
 pub struct StepEmitter {
@@ -394,6 +441,83 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn restricted_database_reaches_only_the_allowed_paths() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(data.join("in.csv"), "a\n1\n").unwrap();
+        std::fs::write(elsewhere.join("secret.txt"), "top secret").unwrap();
+        std::fs::write(elsewhere.join("one.csv"), "b\n2\n").unwrap();
+        let ctx = context(tmp.path());
+        let mut access = FileAccess::none();
+        access.allow_directory(&data);
+        access.allow_file(elsewhere.join("one.csv"));
+        ctx.restrict_file_access(access).unwrap();
+        let conn = ctx.connection().unwrap();
+        let lit = |p: &Path| quote_literal(&p.display().to_string());
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM read_csv({})",
+                lit(&data.join("in.csv"))
+            ))
+            .unwrap(),
+            1
+        );
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM read_csv({})",
+                lit(&elsewhere.join("one.csv"))
+            ))
+            .unwrap(),
+            1
+        );
+        conn.execute_batch(&format!(
+            "COPY (SELECT 1) TO {}",
+            lit(&data.join("out.csv"))
+        ))
+        .unwrap();
+        // The session directory (spill files, a step's scratch files) is always reachable.
+        conn.execute_batch(&format!(
+            "COPY (SELECT 1) TO {}",
+            lit(&ctx.session_dir().join("x.csv"))
+        ))
+        .unwrap();
+        for sql in [
+            format!(
+                "SELECT count(*) FROM read_text({})",
+                lit(&elsewhere.join("secret.txt"))
+            ),
+            format!("COPY (SELECT 1) TO {}", lit(&elsewhere.join("out.csv"))),
+            format!("ATTACH {} AS other", lit(&elsewhere.join("other.duckdb"))),
+            "SET enable_external_access = true".to_owned(),
+            "INSTALL httpfs".to_owned(),
+            "SELECT count(*) FROM read_text('/etc/passwd')".to_owned(),
+        ] {
+            assert!(conn.execute_batch(&sql).is_err(), "{sql} must fail");
+        }
+        assert!(!elsewhere.join("out.csv").exists());
+        assert!(!elsewhere.join("other.duckdb").exists());
+        // Clones share the restriction: it is the database's, not the connection's.
+        let other = ctx.connection().unwrap();
+        assert!(
+            other
+                .execute_batch(&format!(
+                    "COPY (SELECT 1) TO {}",
+                    lit(&elsewhere.join("o.csv"))
+                ))
+                .is_err()
+        );
+        // Too late once open.
+        assert!(matches!(
+            ctx.restrict_file_access(FileAccess::none()),
+            Err(Error::AccessAfterOpen)
+        ));
     }
 
     #[test]

@@ -151,6 +151,11 @@ impl LocalAdapter {
         for secret in &prepared.secrets {
             exec.redactor().add_secret(secret);
         }
+        let mut access = engine::file_access(prepared, &options.base_dir);
+        if let Some(replay) = &options.replay {
+            access.allow_file(&replay.database);
+        }
+        exec.restrict_file_access(access)?;
         sessions::begin(exec, &started_at, &plan.to_yaml())?;
         exec.event("adapter_selected", object([("adapter", "local".into())]));
 

@@ -474,13 +474,16 @@ fn prepare_run(
         .base_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(&prepare.base_dir));
+    let prepared = PreparedPlan {
+        plan: prepare.plan,
+        steps,
+        secrets: prepare.secrets,
+    };
+    exec.restrict_file_access(engine::file_access(&prepared, &base_dir))
+        .map_err(|e| ("unexpected", e.to_string()))?;
     Ok(Run {
         exec: Arc::new(exec),
-        prepared: PreparedPlan {
-            plan: prepare.plan,
-            steps,
-            secrets: prepare.secrets,
-        },
+        prepared,
         base_dir,
     })
 }

@@ -38,7 +38,13 @@ pub struct Config {
 pub fn osiris_input_name(step_id: &str) -> String {
     let mut name: String = step_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if name.starts_with(|c: char| c.is_ascii_digit()) {
         name.insert(0, '_');
@@ -283,7 +289,9 @@ mod tests {
             .unwrap_err();
         let message = err.to_string();
         assert!(
-            message.starts_with("config key `query`: query failed: table missing_table does not exist"),
+            message.starts_with(
+                "config key `query`: query failed: table missing_table does not exist"
+            ),
             "{message}"
         );
         assert!(message.contains("this step has no inputs"), "{message}");
@@ -386,11 +394,19 @@ mod tests {
             "SELECT count(*) AS n FROM \"extract-movies\"",
         ] {
             let out = run
-                .run(&DuckDbProcessor, "counted", json!({ "query": query }), &["extract-movies"])
+                .run(
+                    &DuckDbProcessor,
+                    "counted",
+                    json!({ "query": query }),
+                    &["extract-movies"],
+                )
                 .await
                 .unwrap_or_else(|e| panic!("{query}: {e}"));
             assert_eq!(out.rows, 1);
-            assert_eq!(run.query_strings("SELECT CAST(n AS VARCHAR) FROM counted"), [Some("2".into())]);
+            assert_eq!(
+                run.query_strings("SELECT CAST(n AS VARCHAR) FROM counted"),
+                [Some("2".into())]
+            );
         }
         // The aliases never become objects of the run database.
         assert_eq!(
@@ -434,7 +450,10 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("Did you mean"), "{message}");
-        assert!(message.contains("LINE 2:"), "position of the query kept: {message}");
+        assert!(
+            message.contains("LINE 2:"),
+            "position of the query kept: {message}"
+        );
         assert_eq!(err.class(), driver_api::ErrorClass::Config);
     }
 
@@ -471,10 +490,19 @@ mod tests {
             "DROP TABLE \"extract-movies\"".to_owned(),
         ] {
             let err = run
-                .run(&DuckDbProcessor, "evil", json!({ "query": query }), &["extract-movies"])
+                .run(
+                    &DuckDbProcessor,
+                    "evil",
+                    json!({ "query": query }),
+                    &["extract-movies"],
+                )
                 .await
                 .unwrap_err();
-            assert_eq!(err.class(), driver_api::ErrorClass::Config, "{query}: {err}");
+            assert_eq!(
+                err.class(),
+                driver_api::ErrorClass::Config,
+                "{query}: {err}"
+            );
             assert!(!run.table_exists("evil"), "{query}");
         }
         assert!(run.table_exists("extract-movies"));
