@@ -8,8 +8,10 @@
 pub mod compile;
 pub mod connections;
 mod params;
+mod position;
 
 pub use params::{ENV_PREFIX as PARAM_ENV_PREFIX, ParamInputs};
+pub use position::{ScalarStyle, ValuePosition, config_value_position};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

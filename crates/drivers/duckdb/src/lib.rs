@@ -107,7 +107,8 @@ impl Driver for DuckDbProcessor {
         config: Config,
         inputs: StepInputs,
     ) -> Result<StepOutput> {
-        let query = config.query.trim().to_owned();
+        // Not trimmed: DuckDB's line numbers must stay those of the query as written.
+        let query = config.query;
         let table = ctx.output_table().clone();
         let inputs = inputs_with_aliases(&inputs);
         ctx.event(
