@@ -9,6 +9,7 @@ mod connections;
 mod graphql;
 mod layering;
 mod mysql;
+mod osiris_compat;
 mod posthog;
 mod remote;
 mod run;
