@@ -10,6 +10,7 @@ mod graphql;
 mod hostile_sql;
 mod layering;
 mod mysql;
+mod osiris_compat;
 mod posthog;
 mod remote;
 mod run;
