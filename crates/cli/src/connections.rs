@@ -61,18 +61,38 @@ pub fn execute(command: ConnectionsCommand, json: bool) -> anyhow::Result<ExitCo
     }
 }
 
-/// A redactor holding a resolved connection's secret values, for anything a driver echoes.
+/// A redactor holding a resolved connection's secrets, registered as a run registers them
+/// (values of secret fields and of the spec's secret fields, URL credentials, Basic
+/// `user:password` pairs, with their encoded forms), for anything a driver or a server echoes:
+/// a 401 body may quote the `Authorization` header it got.
 fn connection_redactor(
+    engine: &engine::Engine,
     resolved: &pipeline::connections::ResolvedConnection,
 ) -> execution_context::Redactor {
+    let family = resolved.reference.family.as_str();
+    let spec_secrets: Vec<String> = engine
+        .specs()
+        .iter()
+        .filter(|s| s.family() == family)
+        .flat_map(|s| s.secret_fields())
+        .collect();
     let redactor = execution_context::Redactor::default();
-    for (k, v) in &resolved.fields {
-        if let Value::String(s) = v
-            && is_secret_key(k)
-        {
-            redactor.add_secret(s);
+    fn strings(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+            Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+            _ => {}
         }
     }
+    for (k, v) in &resolved.fields {
+        if is_secret_key(k) || spec_secrets.iter().any(|f| f == k) {
+            let mut found = Vec::new();
+            strings(v, &mut found);
+            found.iter().for_each(|s| redactor.add_secret(s));
+        }
+    }
+    redactor.add_config_fields(&resolved.fields);
     redactor
 }
 
@@ -91,7 +111,7 @@ fn discover_tables(
         Ok(resolved) => resolved,
         Err(e) => return Ok(crate::output::input_error(json, &e.to_string())),
     };
-    let redactor = connection_redactor(&resolved);
+    let redactor = connection_redactor(&engine, &resolved);
     let runtime = tokio::runtime::Runtime::new()?;
     let (component, tables) = match runtime.block_on(engine.discover(&resolved)) {
         Ok(Some(found)) => found,
@@ -279,14 +299,18 @@ fn doctor(connections: &Connections, only: Option<&str>, json: bool) -> anyhow::
         let reference = format!("@{family}.{alias}");
         let result = match connections.resolve(&family, Some(&alias), &env) {
             Err(error) => {
-                json!({"connection": reference, "category": "config", "message": error.to_string()})
+                // Unresolved: no values known, but a URL with credentials is still masked.
+                let message = execution_context::Redactor::default()
+                    .redact(&error.to_string())
+                    .into_owned();
+                json!({"connection": reference, "category": "config", "message": message})
             }
             Ok(resolved) => {
                 let r = runtime.block_on(engine.doctor(&resolved));
                 let mut value = serde_json::to_value(&r)?;
                 value["connection"] = reference.clone().into();
-                // Scrub anything a driver might echo back.
-                let redactor = connection_redactor(&resolved);
+                // Scrub anything a driver or server echoes back, in text and --json alike.
+                let redactor = connection_redactor(&engine, &resolved);
                 serde_json::from_str(&redactor.redact(&value.to_string()))?
             }
         };

@@ -1,7 +1,8 @@
 //! `osiris`: run, validate and inspect OML pipelines.
 //!
-//! Exit codes: 0 success, 1 a step failed, 2 the input (pipeline, config, flags) is wrong,
-//! 130 the run was interrupted.
+//! Exit codes: 0 success, 1 a step failed, 2 the input (pipeline, config, flags) or the
+//! environment (sessions dir, session id) is unusable and nothing ran, 130 / 143 / 129 the run
+//! was interrupted by SIGINT / SIGTERM / SIGHUP.
 
 mod compile;
 mod components;
@@ -38,7 +39,8 @@ pub const EXIT_INPUT: u8 = 2;
         osiris connections list\n  \
         osiris components list\n  \
         osiris components show filesystem.csv_extractor\n\n\
-        Exit codes: 0 ok, 1 a step failed, 2 invalid pipeline or flags, 130 interrupted."
+        Exit codes: 0 ok, 1 a step failed, 2 invalid pipeline or flags, 130 interrupted \
+        (143 SIGTERM, 129 SIGHUP)."
 )]
 struct Cli {
     /// Print machine-readable JSON on stdout instead of human output.
@@ -93,10 +95,25 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_chain(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, `: `-separated like `{:#}`, leaving out a cause whose text the
+/// message already contains (library errors often print their source themselves: `cannot
+/// create X: Permission denied` must not end in a second `: Permission denied`).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

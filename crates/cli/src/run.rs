@@ -151,6 +151,21 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INPUT));
     }
 
+    let sessions_root =
+        std::path::absolute(&args.sessions_dir).unwrap_or_else(|_| args.sessions_dir.clone());
+    if let Some(id) = &args.session_id
+        && std::fs::symlink_metadata(sessions_root.join(id)).is_ok()
+    {
+        // Checked again, atomically, when the directory is created; this only answers early
+        // (before a remote worker is started).
+        let taken = sessions::Error::Exists {
+            id: id.clone(),
+            root: sessions_root.clone(),
+        };
+        report_input_error(json, &file, &taken.to_string(), None);
+        return Ok(ExitCode::from(EXIT_INPUT));
+    }
+
     let state_root = match &args.state_dir {
         Some(dir) => std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
         None => loaded.base_dir.join(engine::STATE_DIR),
@@ -163,8 +178,6 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INPUT));
     }
 
-    let sessions_root =
-        std::path::absolute(&args.sessions_dir).unwrap_or_else(|_| args.sessions_dir.clone());
     let replay = match (&args.from_step, &args.session) {
         (Some(step), Some(id)) => {
             match replay_of(&sessions_root, id, step, &loaded.prepared.plan) {
@@ -208,6 +221,7 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
             pull: !args.no_pull,
             step_timeout: args.step_timeout,
             heartbeat_timeout: args.heartbeat_timeout,
+            interrupt: sessions::Interrupt::default(),
         };
         return run_remote(engine, &loaded, &options, &state, &file, json);
     }
@@ -216,6 +230,7 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
         base_dir: loaded.base_dir,
         session_id: args.session_id,
         replay,
+        interrupt: sessions::Interrupt::default(),
     };
     let redactor = Arc::new(Redactor::default());
     let adapter = LocalAdapter::new(engine);
@@ -244,12 +259,22 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
 
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(async {
-        cancel_on_ctrl_c(&exec);
+        cancel_on_signals(&exec, &options.interrupt);
         adapter
             .run(&loaded.prepared, &exec, &options, &progress)
             .await
-    })?;
+    });
     runtime.shutdown_timeout(Duration::from_secs(5));
+    let report = match report {
+        Ok(report) => report,
+        // The session could not be started: nothing ran.
+        Err(adapter_local::Error::Session(error)) => {
+            let message = redactor.redact(&error.to_string()).into_owned();
+            report_input_error(json, &file, &message, None);
+            return Ok(ExitCode::from(EXIT_INPUT));
+        }
+        Err(error) => return Err(error.into()),
+    };
     finish_run(
         json,
         &state,
@@ -259,6 +284,7 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
         &report.session_id,
         &report.session_dir,
         &redactor,
+        false,
     )
 }
 
@@ -277,13 +303,40 @@ fn progress(json: bool, plan: &pipeline::Plan, redactor: &Arc<Redactor>) -> Prog
     Progress::new(!json, stdout_is_terminal(), id_width, Arc::clone(redactor))
 }
 
-/// Ctrl-C cancels the run: the running step is asked to stop (on the worker for remote runs).
-fn cancel_on_ctrl_c(exec: &execution_context::ExecutionContext) {
+/// Ctrl-C, SIGTERM and SIGHUP cancel the run the same way: the running step is asked to stop
+/// (on the worker for remote runs), its temporary files and tables go, `status.json` says
+/// `cancelled`, and the process exits 128 + the signal (130, 143, 129). Without this a
+/// `kill` (systemd, Kubernetes, a closed terminal) would leave an abandoned session.
+fn cancel_on_signals(exec: &execution_context::ExecutionContext, interrupt: &sessions::Interrupt) {
+    use tokio::signal::unix::{SignalKind, signal};
     let cancel = exec.cancellation().clone();
+    let interrupt = interrupt.clone();
+    let (term, hup) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    );
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.cancel();
-        }
+        let (mut term, mut hup) = match (term, hup) {
+            (Ok(term), Ok(hup)) => (term, hup),
+            _ => {
+                // No handler for TERM/HUP: Ctrl-C still works.
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    interrupt.record(sessions::Interrupt::SIGINT);
+                    cancel.cancel();
+                }
+                return;
+            }
+        };
+        let code = tokio::select! {
+            result = tokio::signal::ctrl_c() => match result {
+                Ok(()) => sessions::Interrupt::SIGINT,
+                Err(_) => std::future::pending().await,
+            },
+            _ = term.recv() => sessions::Interrupt::SIGTERM,
+            _ = hup.recv() => sessions::Interrupt::SIGHUP,
+        };
+        interrupt.record(code);
+        cancel.cancel();
     });
 }
 
@@ -338,7 +391,7 @@ fn run_remote(
         if !json {
             say_running(plan, exec.session_id());
         }
-        cancel_on_ctrl_c(&exec);
+        cancel_on_signals(&exec, &options.interrupt);
         adapter
             .run(conn, &loaded.prepared, &exec, options, &progress)
             .await
@@ -349,9 +402,23 @@ fn run_remote(
         Ok(Ok(report)) => report,
         Ok(Err(error)) | Err(error) => {
             let message = redactor.redact(&error.to_string()).into_owned();
-            if matches!(error, adapter_remote::Error::Session(_)) {
-                return Err(anyhow::anyhow!(message));
+            if matches!(error, adapter_remote::Error::Lost(_)) {
+                // The worker started and died: the run failed (exit 1), nothing is wrong with
+                // the input. No step ran, so no session was written.
+                if json {
+                    say!(
+                        "{}",
+                        json!({"status": "failed", "ok": false, "exit_code": engine::EXIT_RUN_FAILED, "error_class": "remote", "message": message})
+                    );
+                } else {
+                    warn_user!("error (remote): {message}");
+                }
+                return Ok(ExitCode::from(
+                    u8::try_from(engine::EXIT_RUN_FAILED).unwrap_or(1),
+                ));
             }
+            // Wrong input or environment (worker command, mismatch, session id taken or
+            // sessions dir unwritable): nothing ran.
             report_input_error(json, file, &message, None);
             return Ok(ExitCode::from(EXIT_INPUT));
         }
@@ -368,6 +435,7 @@ fn run_remote(
         &report.session_id,
         &report.session_dir,
         &redactor,
+        true,
     )
 }
 
@@ -383,6 +451,7 @@ fn finish_run(
     session_id: &str,
     session_dir: &std::path::Path,
     redactor: &Redactor,
+    remote: bool,
 ) -> anyhow::Result<ExitCode> {
     let (state_saved, state_error) = match state.save_run(exec, outcome) {
         Ok(saved) => (saved, None),
@@ -391,6 +460,8 @@ fn finish_run(
             Some(redactor.redact(&error.to_string()).into_owned()),
         ),
     };
+    let database = session_dir.join(execution_context::DATABASE_FILE);
+    let has_database = database.is_file();
     let exit_code = if state_error.is_some() {
         EXIT_STATE_NOT_SAVED
     } else {
@@ -404,7 +475,7 @@ fn finish_run(
             "pipeline": status.pipeline,
             "session_id": session_id,
             "session_dir": session_dir.display().to_string(),
-            "database": session_dir.join(execution_context::DATABASE_FILE).display().to_string(),
+            "database": has_database.then(|| database.display().to_string()),
             "steps_total": status.steps_total,
             "steps_completed": status.steps_completed,
             "duration_ms": status.duration_ms,
@@ -444,11 +515,16 @@ fn finish_run(
                 "error: the steps succeeded but their incremental state was not saved, so the next run reads again from the previous state: {error}"
             );
         }
-        say!(
-            "Session: {}  (step tables in {})",
-            shown.display(),
-            execution_context::DATABASE_FILE
-        );
+        // Say where the tables are only where they are: a remote run whose database was not
+        // pulled back (worker lost, --no-pull) has none on this machine.
+        let tables = if has_database {
+            format!("step tables in {}", execution_context::DATABASE_FILE)
+        } else if remote {
+            "no step tables here: the run database was not pulled back from the worker".to_owned()
+        } else {
+            "no step tables: no step produced one".to_owned()
+        };
+        say!("Session: {}  ({tables})", shown.display());
     }
     Ok(ExitCode::from(u8::try_from(exit_code).unwrap_or(1)))
 }

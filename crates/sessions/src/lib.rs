@@ -36,6 +36,18 @@ pub enum Error {
     /// The session is still running.
     #[error("session `{0}` is still running (its run.lock belongs to a live process)")]
     Running(String),
+    /// A run asked for a session id that is already taken (running, finished or crashed):
+    /// reusing it would mix two runs in one directory.
+    #[error(
+        "session `{id}` already exists in {}: a session id names one run; choose another --session-id, or omit it for a new generated id",
+        root.display()
+    )]
+    Exists {
+        /// The id asked for.
+        id: String,
+        /// The sessions root it is in.
+        root: PathBuf,
+    },
     /// A file could not be read or removed.
     #[error("{action} {}: {source}", path.display())]
     Io {
@@ -157,14 +169,13 @@ pub const MANIFEST_FILE: &str = "manifest.yaml";
 /// left by a dead process marks a crashed run) and writes `manifest.yaml`, scrubbed by the
 /// run's redactor (a plan holds connection references, never resolved values, but a secret
 /// must not reach the session even if one slipped in).
+///
+/// The directory is created exclusively ([`create`]): an id that is already taken, in whatever
+/// state, is refused with [`Error::Exists`] and nothing of that session is touched.
 pub fn begin(exec: &ExecutionContext, started_at: &str, manifest: &str) -> Result<()> {
     let session_dir = exec.session_dir();
     let manifest = exec.redactor().redact(manifest);
-    std::fs::create_dir_all(session_dir).map_err(|source| Error::Io {
-        action: "cannot create",
-        path: session_dir.to_owned(),
-        source,
-    })?;
+    create(session_dir)?;
     acquire(session_dir, started_at)?;
     let path = session_dir.join(MANIFEST_FILE);
     std::fs::write(&path, manifest.as_bytes()).map_err(|source| Error::Io {
@@ -172,6 +183,31 @@ pub fn begin(exec: &ExecutionContext, started_at: &str, manifest: &str) -> Resul
         path,
         source,
     })
+}
+
+/// Creates a new session directory: its parents as needed, the directory itself with one
+/// atomic `mkdir` that fails when it exists, so two runs can never share a directory (a second
+/// run with the same id would otherwise overwrite the first one's manifest and lock).
+pub fn create(session_dir: &Path) -> Result<()> {
+    let io = |source, path: &Path| Error::Io {
+        action: "cannot create",
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(root) = session_dir.parent() {
+        std::fs::create_dir_all(root).map_err(|e| io(e, root))?;
+    }
+    match std::fs::create_dir(session_dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Exists {
+            id: session_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            root: session_dir.parent().unwrap_or(Path::new(".")).to_owned(),
+        }),
+        Err(e) => Err(io(e, session_dir)),
+    }
 }
 
 /// Ends a run's session: writes `status.json` (pretty JSON of `status`) and releases `run.lock`.
@@ -188,6 +224,39 @@ pub fn finish(session_dir: &Path, status: &impl Serialize) -> Result<()> {
         eprintln!("warning: {error}");
     }
     Ok(())
+}
+
+/// Which signal stopped a run, for its exit code: the CLI's signal handler records it before
+/// cancelling the run, and the adapter writes it into `status.json`. Unset (a cancel from
+/// elsewhere, or Ctrl-C) leaves the engine's code, 130.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(std::sync::Arc<std::sync::atomic::AtomicI32>);
+
+impl Interrupt {
+    /// Exit code of a run stopped by SIGINT (Ctrl-C): 128 + 2.
+    pub const SIGINT: i32 = 130;
+    /// Exit code of a run stopped by SIGTERM: 128 + 15.
+    pub const SIGTERM: i32 = 143;
+    /// Exit code of a run stopped by SIGHUP: 128 + 1.
+    pub const SIGHUP: i32 = 129;
+
+    /// Records the exit code of the signal that stops the run (the first one wins).
+    pub fn record(&self, exit_code: i32) {
+        let _ = self.0.compare_exchange(
+            0,
+            exit_code,
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
+    /// The recorded exit code, if a signal stopped the run.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => None,
+            code => Some(code),
+        }
+    }
 }
 
 fn process_alive(pid: u64) -> bool {
@@ -338,7 +407,8 @@ pub fn find(root: &Path, id: &str) -> Result<Session> {
     })
 }
 
-/// Opens a session's database read-only (a running session's file is locked by its process).
+/// Opens a session's database read-only and without access to anything but that file (a
+/// running session's file is locked by its process).
 pub fn open_read_only(session: &Session) -> Result<duckdb::Connection> {
     if session.state == State::Running {
         return Err(Error::Running(session.id.clone()));
@@ -347,8 +417,11 @@ pub fn open_read_only(session: &Session) -> Result<duckdb::Connection> {
         id: session.id.clone(),
         source,
     };
+    // External access off: a query on a kept run reads its tables, not the machine's files
+    // (`read_text('/etc/passwd')`, `COPY ... TO`, `ATTACH` all fail).
     let config = execution_context::base_config()
         .and_then(|c| c.access_mode(duckdb::AccessMode::ReadOnly))
+        .and_then(|c| c.enable_external_access(false))
         .map_err(fail)?;
     duckdb::Connection::open_with_flags(session.database_path(), config).map_err(fail)
 }
@@ -449,6 +522,55 @@ pub fn gc_candidates(
         })
         .cloned()
         .collect()
+}
+
+/// Name prefixes of the tables drivers stage rows in before a step's table appears (renamed or
+/// copied in one transaction). A run killed in the middle of a step can leave one behind.
+pub const STAGING_PREFIXES: &[&str] = &["__osiris_staging", "__supabase_stage_"];
+
+/// Drops the staging tables ([`STAGING_PREFIXES`]) a killed run left in a kept session's
+/// database and returns their names. The database is opened for writing only when it holds
+/// some; a running session is refused.
+pub fn drop_staging_tables(session: &Session) -> Result<Vec<String>> {
+    let leftovers: Vec<String> = tables(session)?
+        .into_iter()
+        .map(|t| t.name)
+        .filter(|name| STAGING_PREFIXES.iter().any(|p| name.starts_with(p)))
+        .collect();
+    if leftovers.is_empty() {
+        return Ok(leftovers);
+    }
+    if read(&session.dir).is_some_and(|s| s.state == State::Running) {
+        return Err(Error::Running(session.id.clone()));
+    }
+    let db = |source| Error::Database {
+        id: session.id.clone(),
+        source,
+    };
+    let conn = execution_context::base_config()
+        .and_then(|c| c.enable_external_access(false))
+        .and_then(|c| duckdb::Connection::open_with_flags(session.database_path(), c))
+        .map_err(db)?;
+    for name in &leftovers {
+        conn.execute_batch(&format!(
+            "DROP TABLE IF EXISTS {}",
+            execution_context::quote_identifier(name)
+        ))
+        .map_err(db)?;
+    }
+    Ok(leftovers)
+}
+
+/// Session directories under a worker's sessions root whose worker died: they still hold a
+/// `run.lock` whose process is gone (a worker releases its lock when its host ends the session
+/// in order; a killed host or worker leaves it). Only those started before `older_than` (all
+/// when `None`). Directories a worker kept on purpose (`--no-pull`) hold no lock and are left.
+pub fn crashed_worker_dirs(root: &Path, older_than: Option<jiff::Timestamp>) -> Vec<Session> {
+    let crashed: Vec<Session> = list(root)
+        .into_iter()
+        .filter(|s| s.state == State::Abandoned && s.dir.join(LOCK_FILE).exists())
+        .collect();
+    gc_candidates(&crashed, older_than, 0)
 }
 
 /// Parses `7d`, `24h`, `30m`, `45s` or `2w` into a duration.
@@ -586,5 +708,72 @@ mod tests {
                 ("v".to_owned(), "VARCHAR".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn an_existing_session_id_is_refused_whatever_its_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let running = session(tmp.path(), "s12", None, Some(u64::from(std::process::id())));
+        let finished = session(tmp.path(), "s13", Some("ok"), None);
+        let manifest_before = std::fs::read(running.join(LOCK_FILE)).unwrap();
+        for dir in [&running, &finished] {
+            let err = create(dir).unwrap_err();
+            assert!(matches!(err, Error::Exists { .. }), "{err}");
+            assert!(err.to_string().contains("choose another --session-id"), "{err}");
+        }
+        let exec = ExecutionContext::new("s12", &running);
+        assert!(matches!(
+            begin(&exec, "2026-11-12T00:00:00+00:00", "name: p\n"),
+            Err(Error::Exists { .. })
+        ));
+        assert_eq!(std::fs::read(running.join(LOCK_FILE)).unwrap(), manifest_before);
+        assert!(!running.join(MANIFEST_FILE).exists());
+        assert_eq!(find(tmp.path(), "s12").unwrap().state, State::Running);
+        // A new id under a root that does not exist yet is created with its parents.
+        create(&tmp.path().join("deeper/s20")).unwrap();
+    }
+
+    #[test]
+    fn queries_on_a_kept_session_cannot_reach_files_and_staging_tables_are_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = session(tmp.path(), "s10", Some("failed"), None);
+        {
+            let conn =
+                duckdb::Connection::open(dir.join(execution_context::DATABASE_FILE)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE kept AS SELECT 1 AS x; \
+                 CREATE TABLE \"__supabase_stage_people\" AS SELECT 1 AS x; \
+                 CREATE TABLE \"__osiris_staging_load\" AS SELECT 1 AS x;",
+            )
+            .unwrap();
+        }
+        let s = find(tmp.path(), "s10").unwrap();
+        let conn = open_read_only(&s).unwrap();
+        for sql in [
+            "SELECT * FROM read_text('/etc/passwd')",
+            "COPY kept TO '/tmp/osiris-should-not-exist.csv'",
+        ] {
+            assert!(conn.execute_batch(sql).is_err(), "{sql} must fail");
+        }
+        drop(conn);
+        let mut dropped = drop_staging_tables(&s).unwrap();
+        dropped.sort();
+        assert_eq!(dropped, ["__osiris_staging_load", "__supabase_stage_people"]);
+        let names: Vec<String> = tables(&s).unwrap().into_iter().map(|t| t.name).collect();
+        assert_eq!(names, ["kept"]);
+        assert!(drop_staging_tables(&s).unwrap().is_empty());
+    }
+
+    #[test]
+    fn only_worker_dirs_whose_worker_died_are_collected() {
+        let tmp = tempfile::tempdir().unwrap();
+        session(tmp.path(), "s10", None, Some(999_999_999)); // worker killed
+        session(tmp.path(), "s11", None, Some(u64::from(std::process::id()))); // alive
+        session(tmp.path(), "s12", None, None); // ended in order, kept (--no-pull)
+        let ids: Vec<String> = crashed_worker_dirs(tmp.path(), None)
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(ids, ["s10"]);
     }
 }

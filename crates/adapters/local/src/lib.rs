@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub session_id: Option<String>,
     /// Run only part of the plan, reusing tables of an earlier session.
     pub replay: Option<Replay>,
+    /// The signal that cancelled the run, if any: its exit code goes into `status.json`.
+    pub interrupt: sessions::Interrupt,
 }
 
 /// Replaying a pipeline from one step: the step and everything downstream of it run again; the
@@ -151,6 +153,9 @@ impl LocalAdapter {
         for secret in &prepared.secrets {
             exec.redactor().add_secret(secret);
         }
+        for step in &prepared.steps {
+            exec.redactor().add_config_fields(&step.config);
+        }
         let mut access = engine::file_access(prepared, &options.base_dir);
         if let Some(replay) = &options.replay {
             access.allow_file(&replay.database);
@@ -184,7 +189,12 @@ impl LocalAdapter {
         };
         exec.close_database()?;
 
-        let status = outcome.status(exec.session_id(), &plan.name, started_at);
+        let mut status = outcome.status(exec.session_id(), &plan.name, started_at);
+        if outcome.cancelled
+            && let Some(code) = options.interrupt.exit_code()
+        {
+            status.exit_code = code;
+        }
         sessions::finish(&session_dir, &status)?;
         Ok(RunReport {
             session_id: exec.session_id().to_owned(),

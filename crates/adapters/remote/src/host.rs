@@ -78,6 +78,8 @@ pub struct RemoteOptions {
     pub step_timeout: Option<Duration>,
     /// Longest the worker may stay silent (no heartbeat, no message) before it is given up.
     pub heartbeat_timeout: Duration,
+    /// The signal that cancelled the run, if any: its exit code goes into `status.json`.
+    pub interrupt: sessions::Interrupt,
 }
 
 /// Errors that stop a remote run before its steps start (nothing ran: exit 2), or that end its
@@ -91,6 +93,10 @@ pub enum Error {
     /// Host and worker do not match (protocol, components).
     #[error("{0}")]
     Mismatch(String),
+    /// The worker started but went away (died, or its command failed) before it accepted the
+    /// plan: a failed run of class `remote` (exit 1), not wrong input.
+    #[error("{0}")]
+    Lost(String),
     /// The session directory could not be written.
     #[error(transparent)]
     Session(#[from] sessions::Error),
@@ -180,6 +186,9 @@ impl RemoteAdapter {
         for secret in &prepared.secrets {
             exec.redactor().add_secret(secret);
         }
+        for step in &prepared.steps {
+            exec.redactor().add_config_fields(&step.config);
+        }
         let mut conn = Connection::open(options, Arc::clone(exec.redactor())).await?;
         let hello = match conn.recv(None).await {
             Ok(WorkerMessage::Hello {
@@ -231,7 +240,7 @@ impl RemoteAdapter {
             }
             Err(Gone(why)) => {
                 conn.stop().await;
-                return Err(Error::Worker(why));
+                return Err(Error::Lost(why));
             }
         };
         conn.hello = hello;
@@ -275,7 +284,7 @@ impl RemoteAdapter {
             }
             Err(Gone(why)) => {
                 conn.stop().await;
-                Err(Error::Worker(why))
+                Err(Error::Lost(why))
             }
         }
     }
@@ -292,7 +301,12 @@ impl RemoteAdapter {
     ) -> Result<RunReport, Error> {
         let started_at = now_iso();
         let session_dir = exec.session_dir().to_owned();
-        sessions::begin(exec, &started_at, &prepared.plan.to_yaml())?;
+        if let Err(error) = sessions::begin(exec, &started_at, &prepared.plan.to_yaml()) {
+            // Not our session (taken id) or not writable: nothing may be written through
+            // `exec`, and the worker has nothing to run.
+            conn.stop().await;
+            return Err(error.into());
+        }
         exec.event("adapter_selected", object([("adapter", "remote".into())]));
         exec.event("worker_ready", conn.hello.clone());
 
@@ -338,7 +352,12 @@ impl RemoteAdapter {
         }
         conn.shutdown(pulled.is_some(), exec).await;
 
-        let status = outcome.status(exec.session_id(), &prepared.plan.name, started_at);
+        let mut status = outcome.status(exec.session_id(), &prepared.plan.name, started_at);
+        if outcome.cancelled
+            && let Some(code) = options.interrupt.exit_code()
+        {
+            status.exit_code = code;
+        }
         sessions::finish(&session_dir, &status)?;
         Ok(RunReport {
             session_id: exec.session_id().to_owned(),

@@ -339,6 +339,8 @@ where
                     let _ = run.exec.close_database();
                     if remove_session {
                         let _ = std::fs::remove_dir_all(run.exec.session_dir());
+                    } else {
+                        let _ = sessions::release(run.exec.session_dir());
                     }
                 }
                 out.send(&WorkerMessage::Bye);
@@ -457,6 +459,9 @@ fn prepare_run(
     for secret in &prepare.secrets {
         redactor.add_secret(secret);
     }
+    for step in &steps {
+        redactor.add_config_fields(&step.config);
+    }
     let tap_out = Arc::clone(out);
     let tap: execution_context::Tap = Arc::new(move |kind: LogKind, text: &str| {
         let Ok(Value::Object(record)) = serde_json::from_str::<Value>(text) else {
@@ -470,6 +475,15 @@ fn prepare_run(
     let exec =
         ExecutionContext::in_sessions_root(&options.sessions_root, Some(id.clone()), redactor)
             .with_tap(tap);
+    // Exclusive, as on the host: two hosts sending one id must not share a directory. The lock
+    // (this worker's pid) stays until the host ends the session in order; a worker killed
+    // mid-run leaves it behind, which is how `osiris sessions gc` knows its directory is junk.
+    sessions::create(exec.session_dir()).map_err(|error| match error {
+        sessions::Error::Exists { .. } => ("session_exists", error.to_string()),
+        other => ("prepare_failed", other.to_string()),
+    })?;
+    sessions::acquire(exec.session_dir(), &execution_context::now_iso())
+        .map_err(|error| ("prepare_failed", error.to_string()))?;
     let base_dir = options
         .base_dir
         .clone()
