@@ -128,3 +128,41 @@ fn a_worker_applies_the_same_limits() {
     assert_eq!(ran.code, 1, "{}", ran.all());
     assert!(ran.stderr.contains("2 statements"), "{}", ran.stderr);
 }
+
+#[test]
+fn an_error_inside_a_multi_line_query_names_the_pipeline_line() {
+    let project = Project::new();
+    project.write("data/input.csv", "id,amount\n1,10\n");
+    project.write(
+        "p.yaml",
+        r#"oml_version: "0.1.0"
+name: positions
+steps:
+  - {id: src, component: filesystem.csv_extractor, mode: read, config: {path: data/input.csv}}
+  - id: totals
+    component: duckdb.processor
+    mode: transform
+    needs: [src]
+    config:
+      query: |
+        SELECT
+          id,
+          sum(amount_usd) AS total
+        FROM src
+        GROUP BY id
+"#,
+    );
+    for target in [
+        &["run", "p.yaml"][..],
+        &["run", "p.yaml", "--target", "remote"],
+    ] {
+        let ran = project.osiris(target);
+        assert_eq!(ran.code, 1, "{}", ran.all());
+        // `amount_usd` is on the query's third line, line 13 of the file.
+        assert!(
+            ran.stderr.contains("LINE 3 (p.yaml line 13):"),
+            "{target:?}: {}",
+            ran.stderr
+        );
+    }
+}

@@ -78,7 +78,10 @@ const OFFLINE_ENV: &[(&str, &str)] = &[
 fn compat_project(file: &str) -> Project {
     let project = Project::new();
     let dir = corpus_dir();
-    project.write(file, std::fs::read(dir.join("pipelines").join(file)).unwrap());
+    project.write(
+        file,
+        std::fs::read(dir.join("pipelines").join(file)).unwrap(),
+    );
     project.write(
         "osiris_connections.yaml",
         std::fs::read(dir.join("osiris_connections.yaml")).unwrap(),
@@ -540,7 +543,11 @@ mod run {
                 )
             )
             .await,
-            ["1|Cillian Murphy|1976", "2|Margot Robbie|1990", "3|Song Kang-ho|1967"]
+            [
+                "1|Cillian Murphy|1976",
+                "2|Margot Robbie|1990",
+                "3|Song Kang-ho|1967"
+            ]
         );
         assert_eq!(
             pg_rows(

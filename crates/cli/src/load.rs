@@ -149,8 +149,15 @@ pub fn load(args: &PipelineArgs, engine: &Engine, connect: Connect) -> Result<Lo
         },
         None => ConnectionMode::Assume,
     };
-    let (prepared, more) = engine.prepare(&pipeline, &mode);
+    let (mut prepared, more) = engine.prepare(&pipeline, &mode);
     problems.0.extend(more.0);
+    if let (Some(prepared), false) = (&mut prepared, from_manifest) {
+        // Errors inside a multi-line SQL value then name the pipeline file's line.
+        let file = path.display().to_string();
+        for step in &mut prepared.steps {
+            step.source = pipeline::SourceLines::locate(&file, &text, step.step.index, &["query"]);
+        }
+    }
     let problems = problems.locate(Some(&pipeline));
     match prepared {
         Some(prepared) if !problems.has_errors() => Ok(Loaded {

@@ -409,7 +409,13 @@ impl Engine {
                 }
             }
             Err(error) => {
-                let message = exec.redactor().redact(&error.to_string()).into_owned();
+                let mut message = error.to_string();
+                if let (DriverError::Config { key: Some(key), .. }, Some(source)) =
+                    (&error, &prepared.source)
+                {
+                    message = source.annotate(key, &message);
+                }
+                let message = exec.redactor().redact(&message).into_owned();
                 emitter.metric("step_duration_ms", duration_ms);
                 emitter.event(
                     "step_failed",

@@ -47,6 +47,9 @@ pub struct PreparedStep {
     /// ([`StateStore::load_into`](crate::StateStore::load_into) fills it; `None` after
     /// `prepare`).
     pub state: Option<Value>,
+    /// Where the step's multi-line config values (a SQL `query`) are in the pipeline file, so
+    /// that an error inside one names the file's line. Filled by whoever read the file.
+    pub source: Option<pipeline::SourceLines>,
 }
 
 impl std::fmt::Debug for PreparedStep {
@@ -311,6 +314,7 @@ impl Engine {
             connection,
             secret_keys,
             state: None,
+            source: None,
         })
     }
 

@@ -11,7 +11,7 @@ mod params;
 mod position;
 
 pub use params::{ENV_PREFIX as PARAM_ENV_PREFIX, ParamInputs};
-pub use position::{ScalarStyle, ValuePosition, config_value_position};
+pub use position::{ScalarStyle, SourceLines, ValuePosition, config_value_position};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -5,8 +5,13 @@
 //! pipelines use (`steps:` as a block sequence, `config:` a block mapping); any other layout
 //! gives `None` and messages then count lines of the value alone.
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
 /// How a scalar value is written, which decides how its lines map to the file's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ScalarStyle {
     /// `key: |` (literal block): line `n` of the value is line `start + n - 1` of the file.
     Literal,
@@ -18,7 +23,7 @@ pub enum ScalarStyle {
 }
 
 /// The first line (1-based) of a config value in the file, and its style.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValuePosition {
     /// The file line of the value's first line.
     pub line: usize,
@@ -34,6 +39,60 @@ impl ValuePosition {
             (ScalarStyle::Inline, 1) => Some(self.line),
             _ => None,
         }
+    }
+}
+
+/// Where a step's multi-line config values are in the pipeline file: the file's name (as the
+/// user gave it) and the position of each located key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceLines {
+    /// The pipeline file, as named on the command line.
+    pub file: String,
+    /// Config key -> where its value starts.
+    pub values: BTreeMap<String, ValuePosition>,
+}
+
+impl SourceLines {
+    /// Locates `keys` of the step at `index` in `text` (the file `file`); `None` when none is
+    /// found.
+    pub fn locate(file: &str, text: &str, index: usize, keys: &[&str]) -> Option<Self> {
+        let values: BTreeMap<String, ValuePosition> = keys
+            .iter()
+            .filter_map(|key| Some((key.to_string(), config_value_position(text, index, key)?)))
+            .collect();
+        (!values.is_empty()).then(|| Self {
+            file: file.to_owned(),
+            values,
+        })
+    }
+
+    /// Rewrites DuckDB's `LINE <n>:` markers in `message`, which count lines of the value of
+    /// `key`, to also name the file's line: `LINE <n> (<file> line <m>):`.
+    pub fn annotate(&self, key: &str, message: &str) -> String {
+        let Some(position) = self.values.get(key) else {
+            return message.to_owned();
+        };
+        let mut out = String::with_capacity(message.len() + 32);
+        let mut rest = message;
+        while let Some(at) = rest.find("LINE ") {
+            out.push_str(&rest[..at + 5]);
+            rest = &rest[at + 5..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let line = rest[..digits].parse::<usize>().ok();
+            match line.and_then(|n| position.file_line(n)) {
+                Some(file_line) if rest[digits..].starts_with(':') => {
+                    out.push_str(&format!(
+                        "{} ({} line {file_line})",
+                        &rest[..digits],
+                        self.file
+                    ));
+                    rest = &rest[digits..];
+                }
+                _ => {}
+            }
+        }
+        out.push_str(rest);
+        out
     }
 }
 
@@ -261,6 +320,18 @@ steps:
         assert_eq!(config_value_position(PIPELINE, 5, "query"), None);
         assert_eq!(config_value_position(PIPELINE, 0, "missing"), None);
         assert_eq!(config_value_position("steps: []\n", 0, "query"), None);
+    }
+
+    #[test]
+    fn messages_name_the_file_line() {
+        let lines = SourceLines::locate("p.yaml", PIPELINE, 1, &["query"]).unwrap();
+        assert_eq!(
+            lines.annotate("query", "Binder Error: x\n\nLINE 3: FROM input_df\n  ^"),
+            "Binder Error: x\n\nLINE 3 (p.yaml line 23): FROM input_df\n  ^"
+        );
+        assert_eq!(lines.annotate("other", "LINE 3: x"), "LINE 3: x");
+        let folded = SourceLines::locate("p.yaml", PIPELINE, 4, &["query"]).unwrap();
+        assert_eq!(folded.annotate("query", "LINE 1: x"), "LINE 1: x");
     }
 
     #[test]

@@ -376,6 +376,7 @@ fn step_config(step: &PreparedStep) -> StepConfig {
         connection: step.connection.as_ref().map(ToString::to_string),
         secret_keys: step.secret_keys.iter().cloned().collect(),
         state: step.state.clone(),
+        source: step.source.clone(),
     }
 }
 

@@ -96,6 +96,9 @@ pub struct StepConfig {
     /// The incremental state stored by earlier runs for this step (ADR 0017), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<Value>,
+    /// Where the step's multi-line values are in the host's pipeline file (error positions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<pipeline::SourceLines>,
 }
 
 impl std::fmt::Debug for StepConfig {

@@ -453,6 +453,7 @@ fn prepare_run(
             connection,
             secret_keys: config.secret_keys.iter().cloned().collect(),
             state: config.state.clone(),
+            source: config.source.clone(),
         });
     }
     let redactor = Arc::new(Redactor::default());

@@ -94,6 +94,7 @@ fn prepare(engine: &Engine, digest: Option<&str>) -> HostMessage {
             connection: None,
             secret_keys: Vec::new(),
             state: None,
+            source: None,
         })
         .collect();
     HostMessage::Prepare(Box::new(Prepare {
