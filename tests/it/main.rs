@@ -7,6 +7,7 @@ mod compile;
 mod components;
 mod connections;
 mod graphql;
+mod hostile;
 mod layering;
 mod mysql;
 mod posthog;

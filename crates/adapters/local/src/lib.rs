@@ -158,6 +158,7 @@ impl LocalAdapter {
         }
         sessions::begin(exec, &started_at, &plan.to_yaml())?;
         exec.event("adapter_selected", object([("adapter", "local".into())]));
+        sessions::clean_write_targets(exec, write_targets(prepared, &options.base_dir));
 
         let outcome = match &options.replay {
             None => {
@@ -198,6 +199,17 @@ impl LocalAdapter {
             status,
         })
     }
+}
+
+/// The files the write steps of `prepared` write (their `path`, relative to `base_dir`).
+pub fn write_targets(prepared: &PreparedPlan, base_dir: &std::path::Path) -> Vec<PathBuf> {
+    prepared
+        .steps
+        .iter()
+        .filter(|s| s.step.mode == pipeline::StepMode::Write)
+        .filter_map(|s| s.config.get("path").and_then(serde_json::Value::as_str))
+        .map(|path| base_dir.join(path))
+        .collect()
 }
 
 /// Copies the replayed steps' upstream tables from the earlier session into this run's

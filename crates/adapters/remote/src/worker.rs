@@ -31,6 +31,13 @@ pub const TEST_HANG_ENV: &str = "OSIRIS_WORKER_TEST_HANG_STEP";
 /// How long a cancelled step may take to stop before the worker gives up waiting.
 const CANCEL_WAIT: Duration = Duration::from_secs(15);
 
+/// Where a worker keeps its session directories unless told otherwise
+/// (`<temp dir>/osiris-worker-sessions`); `osiris sessions gc` looks there for the directories
+/// of killed workers.
+pub fn default_sessions_root() -> PathBuf {
+    std::env::temp_dir().join("osiris-worker-sessions")
+}
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -488,6 +495,13 @@ fn prepare_run(
         .base_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(&prepare.base_dir));
+    // Temporary files that killed runs left next to this run's outputs (on this machine).
+    let targets = steps
+        .iter()
+        .filter(|s| s.step.mode == pipeline::StepMode::Write)
+        .filter_map(|s| s.config.get("path").and_then(Value::as_str))
+        .map(|path| base_dir.join(path));
+    sessions::clean_write_targets(&exec, targets);
     Ok(Run {
         exec: Arc::new(exec),
         prepared: PreparedPlan {
