@@ -7,6 +7,7 @@ mod compile;
 mod components;
 mod connections;
 mod graphql;
+mod hostile;
 mod hostile_sql;
 mod layering;
 mod mysql;

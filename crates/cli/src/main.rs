@@ -128,3 +128,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => worker::execute(args, cli.json),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_that_prints_its_cause_does_not_print_it_twice() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied");
+        let error = anyhow::Error::new(::sessions::Error::Io {
+            action: "cannot create",
+            path: "/x".into(),
+            source: io,
+        });
+        assert_eq!(error_chain(&error), "cannot create /x: Permission denied");
+        let layered = anyhow::anyhow!("outer").context("context");
+        assert_eq!(error_chain(&layered), "context: outer");
+    }
+}

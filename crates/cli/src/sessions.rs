@@ -158,14 +158,62 @@ pub fn execute(args: SessionsArgs, json: bool) -> anyhow::Result<ExitCode> {
                 removed.push(session.id.clone());
             }
             let kept = all.len() - removed.len();
+            // Leftovers of killed runs: staging tables in the databases kept, and the session
+            // directories of killed workers on this machine.
+            let mut staging = Vec::new();
+            for session in all
+                .iter()
+                .filter(|s| s.state != State::Running && !removed.contains(&s.id))
+            {
+                let found = if dry_run {
+                    sessions::tables(session).map(|t| {
+                        t.into_iter()
+                            .map(|t| t.name)
+                            .filter(|n| sessions::STAGING_PREFIXES.iter().any(|p| n.starts_with(p)))
+                            .collect()
+                    })
+                } else {
+                    sessions::drop_staging_tables(session)
+                };
+                match found {
+                    Ok(names) => {
+                        staging.extend(names.into_iter().map(|n| format!("{}:{n}", session.id)))
+                    }
+                    Err(error) => eprintln!("warning: {error}"),
+                }
+            }
+            let worker_root = std::env::var_os("OSIRIS_WORKER_SESSIONS_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(adapter_remote::worker::default_sessions_root);
+            let mut worker_dirs = Vec::new();
+            for dir in sessions::crashed_worker_dirs(&worker_root, cutoff) {
+                if !dry_run && let Err(error) = sessions::remove(&dir) {
+                    eprintln!("warning: {error}");
+                    continue;
+                }
+                freed += dir.size_bytes;
+                worker_dirs.push(dir.dir.display().to_string());
+            }
             if json {
                 println!(
                     "{}",
-                    json!({"removed": removed, "dry_run": dry_run, "freed_bytes": freed, "kept": kept})
+                    json!({"removed": removed, "dry_run": dry_run, "freed_bytes": freed, "kept": kept, "staging_tables_dropped": staging, "worker_dirs_removed": worker_dirs})
                 );
             } else {
                 for id in &removed {
                     println!("{} {id}", if dry_run { "would remove" } else { "removed" });
+                }
+                for table in &staging {
+                    println!(
+                        "{} staging table {table}",
+                        if dry_run { "would drop" } else { "dropped" }
+                    );
+                }
+                for dir in &worker_dirs {
+                    println!(
+                        "{} dead worker's directory {dir}",
+                        if dry_run { "would remove" } else { "removed" }
+                    );
                 }
                 println!(
                     "{} {} session{}, {} freed; {kept} kept",
@@ -371,9 +419,48 @@ fn exact_decimals(batches: &[RecordBatch]) -> anyhow::Result<Vec<RecordBatch>> {
         .collect()
 }
 
+/// DuckDB hands TIMESTAMPTZ to Arrow with the zone name `UTC`, which Arrow cannot format
+/// without its time-zone database ("only offset based timezones supported"). The values are
+/// UTC instants: relabel such columns `+00:00`, which every formatter understands.
+fn utc_offsets(batches: Vec<RecordBatch>) -> anyhow::Result<Vec<RecordBatch>> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let offset_based = |tz: &str| tz.starts_with(['+', '-']);
+    batches
+        .into_iter()
+        .map(|batch| {
+            let schema = batch.schema();
+            if !schema.fields().iter().any(|f| {
+                matches!(f.data_type(), DataType::Timestamp(_, Some(tz)) if !offset_based(tz))
+            }) {
+                return Ok(batch);
+            }
+            let mut fields = Vec::new();
+            let mut columns = Vec::new();
+            for (field, column) in schema.fields().iter().zip(batch.columns()) {
+                match field.data_type() {
+                    DataType::Timestamp(unit, Some(tz)) if !offset_based(tz) => {
+                        let utc = DataType::Timestamp(*unit, Some("+00:00".into()));
+                        let data = column.to_data().into_builder().data_type(utc.clone()).build()?;
+                        fields.push(Field::new(field.name(), utc, field.is_nullable()));
+                        columns.push(arrow::array::make_array(data));
+                    }
+                    _ => {
+                        fields.push(field.as_ref().clone());
+                        columns.push(std::sync::Arc::clone(column));
+                    }
+                }
+            }
+            Ok(RecordBatch::try_new(
+                std::sync::Arc::new(Schema::new(fields)),
+                columns,
+            )?)
+        })
+        .collect()
+}
+
 /// Rows as a JSON array of objects, decimals as exact strings.
 fn json_rows(batches: &[RecordBatch]) -> anyhow::Result<serde_json::Value> {
-    let batches = exact_decimals(batches)?;
+    let batches = exact_decimals(&utc_offsets(batches.to_vec())?)?;
     let mut buf = Vec::new();
     {
         let mut writer = arrow::json::ArrayWriter::new(&mut buf);
@@ -402,7 +489,7 @@ fn query_batches(session: &Session, sql: &str) -> anyhow::Result<Result<Vec<Reco
         Ok(arrow) => arrow.collect(),
         Err(e) => return Ok(Err(e.to_string())),
     };
-    Ok(Ok(batches))
+    Ok(Ok(utc_offsets(batches)?))
 }
 
 fn query(session: &Session, sql: &str, format: Format) -> anyhow::Result<ExitCode> {

@@ -39,7 +39,7 @@ pub fn execute(args: WorkerArgs, json: bool) -> anyhow::Result<ExitCode> {
     let engine = engine()?;
     let sessions_root = args
         .sessions_dir
-        .unwrap_or_else(|| std::env::temp_dir().join("osiris-worker-sessions"));
+        .unwrap_or_else(adapter_remote::worker::default_sessions_root);
     let sessions_root = std::path::absolute(&sessions_root).unwrap_or(sessions_root);
     let options = WorkerOptions {
         sessions_root,

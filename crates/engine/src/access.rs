@@ -22,19 +22,12 @@ pub fn file_access(prepared: &PreparedPlan, base_dir: &Path) -> FileAccess {
     let mut access = FileAccess::none();
     access.allow_directory(base_dir);
     for step in &prepared.steps {
-        let config = &step.config;
-        let root = match config.get("base_dir").and_then(Value::as_str) {
-            Some(dir) => {
-                let dir = base_dir.join(dir);
-                access.allow_directory(&dir);
-                dir
-            }
-            None => base_dir.to_owned(),
-        };
-        let Some(path) = config.get("path").and_then(Value::as_str) else {
+        if let Some(dir) = step.config.get("base_dir").and_then(Value::as_str) {
+            access.allow_directory(base_dir.join(dir));
+        }
+        let Some((_, path)) = step_path(&step.config, base_dir) else {
             continue;
         };
-        let path = root.join(path);
         match (step.step.mode, glob_root(&path)) {
             (_, Some(dir)) => access.allow_directory(dir),
             (StepMode::Read, None) => access.allow_file(&path),
@@ -45,6 +38,32 @@ pub fn file_access(prepared: &PreparedPlan, base_dir: &Path) -> FileAccess {
         }
     }
     access
+}
+
+/// The output files of the plan's writing steps (`path`, resolved as [`file_access`] does), so
+/// that temporary files a killed run left beside them can be removed.
+pub fn output_paths(prepared: &PreparedPlan, base_dir: &Path) -> Vec<PathBuf> {
+    prepared
+        .steps
+        .iter()
+        .filter(|step| step.step.mode == StepMode::Write)
+        .filter_map(|step| Some(step_path(&step.config, base_dir)?.1))
+        .collect()
+}
+
+/// A step's `base_dir` (resolved against the pipeline's directory) and `path` (resolved against
+/// that base), as the filesystem drivers resolve them.
+fn step_path(
+    config: &serde_json::Map<String, Value>,
+    base_dir: &Path,
+) -> Option<(Option<PathBuf>, PathBuf)> {
+    let base = config
+        .get("base_dir")
+        .and_then(Value::as_str)
+        .map(|dir| base_dir.join(dir));
+    let path = config.get("path").and_then(Value::as_str)?;
+    let root = base.as_deref().unwrap_or(base_dir);
+    Some((base.clone(), root.join(path)))
 }
 
 /// For a path with a wildcard (`*`, `?`, `[`, `{`), the directory before the first component

@@ -9,7 +9,7 @@ mod access;
 mod prepare;
 mod state;
 
-pub use access::file_access;
+pub use access::{file_access, output_paths};
 pub use prepare::{CONNECTION_KEY, ConnectionMode, PreparedPlan, PreparedStep};
 pub use state::{STATE_DIR, StateError, StateStore};
 

@@ -573,6 +573,66 @@ pub fn crashed_worker_dirs(root: &Path, older_than: Option<jiff::Timestamp>) -> 
     gc_candidates(&crashed, older_than, 0)
 }
 
+/// Removes the temporary files a killed run left next to an output file: writers write
+/// `.<file name>.<pid>-<n>.osiris-tmp` beside `target` and rename it over `target` at the end
+/// (the CSV writer). One whose process is gone is junk; one of a live process is a write in
+/// progress and stays. Returns the removed paths.
+pub fn remove_dead_temp_files(target: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(middle) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|f| f.strip_suffix(".osiris-tmp"))
+        else {
+            continue;
+        };
+        let Some(pid) = middle
+            .split_once('-')
+            .and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u64>().ok()))
+        else {
+            continue;
+        };
+        if !process_alive(pid) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let path = entry.path();
+            if std::fs::remove_file(&path).is_ok() {
+                removed.push(path);
+            }
+        }
+    }
+    removed
+}
+
+/// At the start of a run: removes the temporary files killed runs left next to the files this
+/// run writes (`targets`, see [`remove_dead_temp_files`]), with one `stale_temp_file_removed`
+/// event each.
+pub fn clean_write_targets(exec: &ExecutionContext, targets: impl IntoIterator<Item = PathBuf>) {
+    for target in targets {
+        for removed in remove_dead_temp_files(&target) {
+            exec.event(
+                "stale_temp_file_removed",
+                execution_context::object([(
+                    "path",
+                    Value::String(removed.display().to_string()),
+                )]),
+            );
+        }
+    }
+}
+
 /// Parses `7d`, `24h`, `30m`, `45s` or `2w` into a duration.
 pub fn parse_age(text: &str) -> Option<std::time::Duration> {
     let text = text.trim();
@@ -784,5 +844,19 @@ mod tests {
             .map(|s| s.id)
             .collect();
         assert_eq!(ids, ["s10"]);
+    }
+
+    #[test]
+    fn temp_files_of_dead_writers_are_removed_and_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("out.csv");
+        let dead = tmp.path().join(".out.csv.999999999-0.osiris-tmp");
+        let live = tmp.path().join(format!(".out.csv.{}-3.osiris-tmp", std::process::id()));
+        let other = tmp.path().join(".other.csv.999999999-0.osiris-tmp");
+        for f in [&dead, &live, &other, &target] {
+            std::fs::write(f, "x").unwrap();
+        }
+        assert_eq!(remove_dead_temp_files(&target), [dead.clone()]);
+        assert!(!dead.exists() && live.exists() && other.exists() && target.exists());
     }
 }

@@ -163,6 +163,7 @@ impl LocalAdapter {
         exec.restrict_file_access(access)?;
         sessions::begin(exec, &started_at, &plan.to_yaml())?;
         exec.event("adapter_selected", object([("adapter", "local".into())]));
+        sessions::clean_write_targets(exec, engine::output_paths(prepared, &options.base_dir));
 
         let outcome = match &options.replay {
             None => {

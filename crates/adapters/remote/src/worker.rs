@@ -31,6 +31,13 @@ pub const TEST_HANG_ENV: &str = "OSIRIS_WORKER_TEST_HANG_STEP";
 /// How long a cancelled step may take to stop before the worker gives up waiting.
 const CANCEL_WAIT: Duration = Duration::from_secs(15);
 
+/// Where a worker keeps its session directories unless told otherwise
+/// (`<temp dir>/osiris-worker-sessions`); `osiris sessions gc` looks there for the directories
+/// of killed workers.
+pub fn default_sessions_root() -> PathBuf {
+    std::env::temp_dir().join("osiris-worker-sessions")
+}
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -496,6 +503,8 @@ fn prepare_run(
     };
     exec.restrict_file_access(engine::file_access(&prepared, &base_dir))
         .map_err(|e| ("unexpected", e.to_string()))?;
+    // Temporary files that killed runs left next to this run's outputs (on this machine).
+    sessions::clean_write_targets(&exec, engine::output_paths(&prepared, &base_dir));
     Ok(Run {
         exec: Arc::new(exec),
         prepared,
