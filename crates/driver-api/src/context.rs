@@ -120,6 +120,20 @@ impl StepContext {
         self.emitter.event(name, fields);
     }
 
+    /// Reports a config key that is accepted (for pipelines written for the Python Osiris) but
+    /// has no effect here: a `config.warning` event naming the key and why, and a log warning,
+    /// so that a setting is never dropped silently.
+    pub fn warn_config(&self, key: &str, message: &str) {
+        tracing::warn!(step_id = %self.step_id, key, message, "config key has no effect");
+        self.event(
+            "config.warning",
+            Map::from_iter([
+                ("key".to_owned(), Value::String(key.to_owned())),
+                ("message".to_owned(), Value::String(message.to_owned())),
+            ]),
+        );
+    }
+
     /// Writes a metric tagged with this step's id.
     pub fn metric(&self, name: &str, value: impl Into<Value>) {
         self.emitter.metric(name, value);

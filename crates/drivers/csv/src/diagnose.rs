@@ -2,11 +2,15 @@
 //!
 //! DuckDB's messages end with a long dump of sniffer settings; we keep only their first lines.
 //! A row with the wrong number of fields inside the sniffer's sample gives only "could not
-//! detect the CSV dialect", and a row later gives a line number that counts records rather
-//! than physical lines when quoted values span lines; so for field-count errors we re-scan the
-//! file with the `csv` crate (streaming, same delimiter, comment and skipped lines) to find the
-//! first record whose field count differs from the header's; a scan of the quoting finds the
-//! line where an unclosed quoted value starts.
+//! detect the CSV dialect", a row later gives a line number that counts records rather than
+//! physical lines when quoted values span lines, and a line over `max_line_size` is reported as
+//! line 1; so on such errors [`scan`] re-reads the file (streaming, same delimiter, comment and
+//! skipped lines) and finds the first physical problem: a record whose field count differs
+//! from the header's, a quoted value that is not closed, or a line longer than the limit.
+//!
+//! Every read of the input here is bounded: the scan keeps a few counters whatever the file
+//! holds (no line is ever buffered), and [`probe`] stops at the first byte of content or at a
+//! skipped line longer than `max_line_size`. A line ends at LF, CRLF or a lone CR.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -35,6 +39,8 @@ pub(crate) struct Dialect {
     pub skip_lines: u64,
     /// Whether the first record read is a header.
     pub header: bool,
+    /// The longest line (record) accepted, in bytes: DuckDB's `max_line_size`.
+    pub max_line_size: u64,
 }
 
 impl Dialect {
@@ -48,7 +54,43 @@ impl Dialect {
                 ruzstd::decoding::StreamingDecoder::new(BufReader::new(file))
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?,
             ),
+            Codec::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(BufReader::new(file))),
+            Codec::Xz => Box::new(lzma_rust2::XzReader::new(BufReader::new(file), true)),
+            Codec::Zip => {
+                return Err(io::Error::other(
+                    "a zip archive is read through with_bytes, not open_bytes",
+                ));
+            }
         })
+    }
+
+    /// Calls `read` with the file's bytes after decompression; for a zip archive, the bytes of
+    /// its one file (an archive with more or fewer files is refused, as pandas does).
+    pub(crate) fn with_bytes<T>(
+        &self,
+        read: impl FnOnce(&mut dyn Read) -> io::Result<T>,
+    ) -> io::Result<T> {
+        if self.codec != Codec::Zip {
+            return read(&mut *self.open_bytes()?);
+        }
+        let mut archive = zip::ZipArchive::new(BufReader::new(File::open(&self.path)?))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        let files: Vec<usize> = (0..archive.len())
+            .filter(|&i| archive.by_index_raw(i).is_ok_and(|f| f.is_file()))
+            .collect();
+        let [index] = files[..] else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the zip archive holds {} files; it must hold exactly one CSV file",
+                    files.len()
+                ),
+            ));
+        };
+        let mut entry = archive
+            .by_index(index)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        read(&mut entry)
     }
 
     fn display(&self) -> String {
@@ -56,7 +98,7 @@ impl Dialect {
     }
 }
 
-/// What the re-scan found.
+/// What the re-scan found: the first problem in the file, in file order.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Scan {
     /// The first record whose field count differs from the first record's.
@@ -68,68 +110,230 @@ pub(crate) enum Scan {
         /// Fields in this record.
         found: usize,
     },
+    /// A quoted value that is never closed, or whose closing quote is followed by more text
+    /// (DuckDB reports both as "unterminated quote").
+    Quote {
+        /// 1-based physical line where the value starts.
+        line: u64,
+    },
+    /// A line (or a record spanning lines) longer than `max_line_size`.
+    LineTooLong {
+        /// 1-based physical line where it starts.
+        line: u64,
+        /// Its length in bytes, without the line break.
+        size: u64,
+    },
     /// The file ends within the lines skipped before the header.
     TooShort {
         /// Physical lines in the file.
         lines: u64,
     },
     /// Every record has the same number of fields.
-    Consistent,
+    Consistent {
+        /// Records end with more than one kind of line break (LF, CRLF, CR).
+        mixed_line_breaks: bool,
+    },
 }
 
-/// Re-reads the file as CSV and finds the first record with a different field count. The
-/// encodings DuckDB reads directly (UTF-8, latin-1) are ASCII-compatible, so bytes suffice.
-pub(crate) fn rescan(dialect: &Dialect) -> io::Result<Scan> {
+/// Counts physical lines, ending at LF, CRLF or a lone CR, and the length of the current one.
+#[derive(Debug)]
+struct Lines {
+    /// 1-based number of the line the next byte belongs to.
+    number: u64,
+    /// Bytes of the current line so far.
+    length: u64,
+    after_cr: bool,
+}
+
+impl Lines {
+    fn new() -> Self {
+        Self {
+            number: 1,
+            length: 0,
+            after_cr: false,
+        }
+    }
+
+    /// Feeds one byte; returns whether it ends a line (the LF of a CRLF does not: the CR did).
+    fn feed(&mut self, b: u8) -> bool {
+        let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
+        match b {
+            b'\n' if after_cr => false,
+            b'\n' | b'\r' => {
+                self.number += 1;
+                self.length = 0;
+                true
+            }
+            _ => {
+                self.length += 1;
+                false
+            }
+        }
+    }
+}
+
+/// Reads the file once, streaming, and returns its first problem (see [`Scan`]). The encodings
+/// DuckDB reads directly (UTF-8, latin-1) are ASCII-compatible, so bytes suffice.
+pub(crate) fn scan(dialect: &Dialect) -> io::Result<Scan> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        RecordStart,
+        FieldStart,
+        Unquoted,
+        Quoted,
+        QuoteSeen,
+        Comment,
+    }
     let mut reader = BufReader::with_capacity(1 << 20, dialect.open_bytes()?);
-    let mut skipped = 0u64;
-    let mut line = Vec::new();
-    while skipped < dialect.skip_lines {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            return Ok(Scan::TooShort { lines: skipped });
+    let limit = dialect.max_line_size;
+    let mut lines = Lines::new();
+    // The line (or record) over the limit, and its size so far: read to its end for the size.
+    let mut too_long: Option<(u64, u64)> = None;
+    let mut state = State::RecordStart;
+    let mut record_line = 0;
+    let mut record_length = 0u64;
+    let mut fields = 0usize;
+    let mut opened = 0;
+    let mut expected: Option<usize> = None;
+    // Line breaks that ended records: LF, and CR (alone or in CRLF).
+    let mut breaks = [false; 2];
+    let mut previous = 0u8;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            break;
         }
-        skipped += 1;
+        for &b in buf {
+            let line = lines.number;
+            let ends_line = lines.feed(b);
+            if let Some((start, size)) = &mut too_long {
+                if ends_line {
+                    return Ok(Scan::LineTooLong {
+                        line: *start,
+                        size: *size,
+                    });
+                }
+                *size += 1;
+                previous = b;
+                continue;
+            }
+            if line <= dialect.skip_lines {
+                if lines.length > limit {
+                    too_long = Some((line, lines.length));
+                }
+                previous = b;
+                continue;
+            }
+            let terminator = ends_line || (b == b'\n' && previous == b'\r');
+            let mut end_record = false;
+            state = match state {
+                State::RecordStart if terminator => State::RecordStart,
+                State::RecordStart if Some(b) == dialect.comment => State::Comment,
+                State::Comment if ends_line => State::RecordStart,
+                State::Comment => State::Comment,
+                State::RecordStart | State::FieldStart => {
+                    if state == State::RecordStart {
+                        record_line = line;
+                        record_length = 0;
+                        fields = 1;
+                    }
+                    match b {
+                        b'"' => {
+                            opened = line;
+                            State::Quoted
+                        }
+                        b'\n' | b'\r' => {
+                            end_record = true;
+                            State::RecordStart
+                        }
+                        _ if b == dialect.delimiter => {
+                            fields += 1;
+                            State::FieldStart
+                        }
+                        _ => State::Unquoted,
+                    }
+                }
+                State::Unquoted => match b {
+                    b'\n' | b'\r' => {
+                        end_record = true;
+                        State::RecordStart
+                    }
+                    _ if b == dialect.delimiter => {
+                        fields += 1;
+                        State::FieldStart
+                    }
+                    _ => State::Unquoted,
+                },
+                State::Quoted if b == b'"' => State::QuoteSeen,
+                State::Quoted => State::Quoted,
+                State::QuoteSeen => match b {
+                    b'"' => State::Quoted,
+                    b'\n' | b'\r' => {
+                        end_record = true;
+                        State::RecordStart
+                    }
+                    _ if b == dialect.delimiter => {
+                        fields += 1;
+                        State::FieldStart
+                    }
+                    _ => return Ok(Scan::Quote { line: opened }),
+                },
+            };
+            if end_record {
+                breaks[if b == b'\n' { 0 } else { 1 }] = true;
+                if let Some(problem) = check_record(&mut expected, fields, record_line) {
+                    return Ok(problem);
+                }
+            } else if matches!(state, State::Comment) {
+                if lines.length > limit {
+                    too_long = Some((line, lines.length));
+                }
+            } else if state != State::RecordStart {
+                record_length += 1;
+                if record_length > limit {
+                    too_long = Some((record_line, record_length));
+                }
+            }
+            previous = b;
+        }
+        let consumed = buf.len();
+        reader.consume(consumed);
     }
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(dialect.delimiter)
-        .quote(b'"')
-        .double_quote(true)
-        .comment(dialect.comment)
-        .from_reader(reader);
-    let mut record = csv::ByteRecord::new();
-    let mut expected = None;
-    while csv.read_byte_record(&mut record).map_err(csv_io)? {
-        let found = record.len();
-        // DuckDB skips blank lines; the csv crate reports them as one empty field.
-        if found == 1 && record[0].is_empty() && expected.is_some_and(|e| e > 1) {
-            continue;
-        }
-        let Some(expected) = expected else {
-            expected = Some(found);
-            continue;
-        };
-        if found != expected {
-            let line = record.position().map_or(0, |p| p.line());
-            return Ok(Scan::Ragged {
-                line: skipped + line,
-                expected,
-                found,
-            });
-        }
+    if let Some((line, size)) = too_long {
+        return Ok(Scan::LineTooLong { line, size });
     }
-    Ok(if expected.is_none() && dialect.skip_lines > 0 {
-        Scan::TooShort { lines: skipped }
-    } else {
-        Scan::Consistent
+    match state {
+        State::Quoted => return Ok(Scan::Quote { line: opened }),
+        State::FieldStart | State::Unquoted | State::QuoteSeen => {
+            if let Some(problem) = check_record(&mut expected, fields, record_line) {
+                return Ok(problem);
+            }
+        }
+        State::RecordStart | State::Comment => {}
+    }
+    if expected.is_none() && dialect.skip_lines > 0 {
+        let lines_read = lines.number - 1 + u64::from(lines.length > 0);
+        return Ok(Scan::TooShort {
+            lines: lines_read.min(dialect.skip_lines),
+        });
+    }
+    Ok(Scan::Consistent {
+        mixed_line_breaks: breaks.iter().filter(|b| **b).count() > 1,
     })
 }
 
-fn csv_io(error: csv::Error) -> io::Error {
-    match error.into_kind() {
-        csv::ErrorKind::Io(error) => error,
-        other => io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
+fn check_record(expected: &mut Option<usize>, found: usize, line: u64) -> Option<Scan> {
+    match *expected {
+        None => {
+            *expected = Some(found);
+            None
+        }
+        Some(expected) if expected != found => Some(Scan::Ragged {
+            line,
+            expected,
+            found,
+        }),
+        Some(_) => None,
     }
 }
 
@@ -143,6 +347,11 @@ pub(crate) enum Start {
         /// Physical lines in the file.
         lines: u64,
     },
+    /// A line skipped before the header is longer than `max_line_size`.
+    LineTooLong {
+        /// 1-based physical line.
+        line: u64,
+    },
     /// Content follows the skipped lines, after this many blank lines.
     Content {
         /// Blank lines between the skipped lines and the header (or first row).
@@ -153,122 +362,82 @@ pub(crate) enum Start {
 /// At most this many leading blank lines are counted; DuckDB handles any beyond.
 const MAX_LEADING_BLANK_LINES: u64 = 10_000;
 
-/// Reads the start of the file: skips `skip_lines` lines, then counts blank lines. DuckDB
-/// would take a leading blank line for the header (pandas skips them). An unreadable file
-/// counts as content: DuckDB then reports what is wrong with it.
+/// Reads the start of the file: skips `skip_lines` lines, then counts blank lines, and stops
+/// at the first byte of content. DuckDB would take a leading blank line for the header (pandas
+/// skips them). An unreadable file counts as content: DuckDB then reports what is wrong.
 pub(crate) fn probe(dialect: &Dialect) -> Start {
     let Ok(reader) = dialect.open_bytes() else {
         return Start::Content { blank_lines: 0 };
     };
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
-    let mut line = Vec::new();
-    let mut number = 0u64;
-    // Some(blank) per line, None at the end; a read error ends the probe.
-    let mut next_line = |line: &mut Vec<u8>| -> io::Result<Option<bool>> {
-        line.clear();
-        if reader.read_until(b'\n', line)? == 0 {
-            return Ok(None);
-        }
-        let mut text: &[u8] = line;
-        if number == 0 {
-            text = text.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(text);
-        }
-        number += 1;
-        Ok(Some(text.iter().all(|b| matches!(b, b'\r' | b'\n'))))
-    };
     let unreadable = Start::Content { blank_lines: 0 };
-    let mut all_blank = true;
-    for lines in 0..dialect.skip_lines {
-        match next_line(&mut line) {
-            Err(_) => return unreadable,
-            Ok(None) if all_blank => return Start::Empty,
-            Ok(None) => return Start::TooShort { lines },
-            Ok(Some(blank)) => all_blank &= blank,
-        }
-    }
-    let mut blank_lines = 0;
-    while blank_lines < MAX_LEADING_BLANK_LINES {
-        match next_line(&mut line) {
-            Err(_) => return unreadable,
-            Ok(None) if all_blank => return Start::Empty,
-            Ok(None) => {
-                return Start::TooShort {
-                    lines: dialect.skip_lines + blank_lines,
-                };
-            }
-            Ok(Some(true)) => blank_lines += 1,
-            Ok(Some(false)) => break,
-        }
-    }
-    Start::Content { blank_lines }
-}
-
-/// Finds a quoted value that is never closed, or whose closing quote is followed by more text
-/// (DuckDB reports both as "unterminated quote"); returns the physical line where the value
-/// starts.
-pub(crate) fn find_quote_error(dialect: &Dialect) -> io::Result<Option<u64>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum State {
-        RecordStart,
-        FieldStart,
-        Unquoted,
-        Quoted,
-        QuoteSeen,
-        Comment,
-    }
-    let mut reader = BufReader::with_capacity(1 << 20, dialect.open_bytes()?);
-    let mut line = Vec::new();
-    for _ in 0..dialect.skip_lines {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            return Ok(None);
-        }
-    }
-    let mut number = dialect.skip_lines + 1;
-    let mut opened = 0;
-    let mut state = State::RecordStart;
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut lines = Lines::new();
+    const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+    let mut bom_matched = Some(0);
+    // Whether the skipped lines held anything but line breaks.
+    let mut skipped_content = false;
     loop {
-        let buf = reader.fill_buf()?;
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(_) => return unreadable,
+        };
         if buf.is_empty() {
-            return Ok((state == State::Quoted).then_some(opened));
+            break;
         }
         for &b in buf {
-            if b == b'\n' {
-                number += 1;
-            }
-            state = match state {
-                State::RecordStart if Some(b) == dialect.comment => State::Comment,
-                State::Comment if b == b'\n' => State::RecordStart,
-                State::Comment => State::Comment,
-                State::RecordStart | State::FieldStart => match b {
-                    b'"' => {
-                        opened = number;
-                        State::Quoted
+            if let Some(matched) = bom_matched {
+                if matched < BOM.len() && b == BOM[matched] {
+                    bom_matched = Some(matched + 1);
+                    continue;
+                }
+                bom_matched = None;
+                if matched > 0 && matched < BOM.len() {
+                    // Not a byte order mark after all: those bytes were content.
+                    if dialect.skip_lines == 0 {
+                        return Start::Content { blank_lines: 0 };
                     }
-                    b'\n' => State::RecordStart,
-                    b'\r' => state,
-                    _ if b == dialect.delimiter => State::FieldStart,
-                    _ => State::Unquoted,
-                },
-                State::Unquoted => match b {
-                    b'\n' => State::RecordStart,
-                    _ if b == dialect.delimiter => State::FieldStart,
-                    _ => State::Unquoted,
-                },
-                State::Quoted if b == b'"' => State::QuoteSeen,
-                State::Quoted => State::Quoted,
-                State::QuoteSeen => match b {
-                    b'"' => State::Quoted,
-                    b'\n' => State::RecordStart,
-                    b'\r' => State::Unquoted,
-                    _ if b == dialect.delimiter => State::FieldStart,
-                    _ => return Ok(Some(opened)),
-                },
-            };
+                    skipped_content = true;
+                }
+            }
+            let line = lines.number;
+            let ends_line = lines.feed(b);
+            if line <= dialect.skip_lines {
+                skipped_content |= !ends_line && b != b'\n';
+                if lines.length > dialect.max_line_size {
+                    return Start::LineTooLong { line };
+                }
+            } else if ends_line || b == b'\n' {
+                if lines.number - 1 - dialect.skip_lines >= MAX_LEADING_BLANK_LINES {
+                    return Start::Content {
+                        blank_lines: MAX_LEADING_BLANK_LINES,
+                    };
+                }
+            } else {
+                return Start::Content {
+                    blank_lines: line - 1 - dialect.skip_lines,
+                };
+            }
         }
         let consumed = buf.len();
         reader.consume(consumed);
     }
+    // The end of the file: no content after the skipped lines.
+    if skipped_content {
+        Start::TooShort {
+            lines: lines.number - 1 + u64::from(lines.length > 0),
+        }
+    } else {
+        Start::Empty
+    }
+}
+
+/// Whether DuckDB's error is about the CSV file's layout (as opposed to types or I/O).
+pub(crate) fn is_csv_error(error: &duckdb::Error) -> bool {
+    let message = error.to_string();
+    message.contains("CSV Error")
+        || message.contains("Error when sniffing file")
+        || message.contains("Expected Number of Columns")
+        || message.contains("state machine reached an invalid state")
 }
 
 /// Explains a DuckDB error raised while reading the file of `dialect`.
@@ -310,16 +479,39 @@ pub(crate) fn explain(error: duckdb::Error, dialect: &Dialect) -> DriverError {
             "{path} line {line}: a quoted value is not closed properly: its closing quote is missing or followed by more text (a quote inside a quoted value is written twice: \"\")"
         ))
     };
+    let too_long = |line: Option<u64>, size: Option<u64>| {
+        DriverError::data(format!(
+            "{}: {} longer than `max_line_size` ({} bytes); if the file is right, raise `max_line_size`",
+            at(line),
+            match size {
+                Some(size) => format!("the line has {size} bytes,"),
+                None => "a line is".into(),
+            },
+            dialect.max_line_size
+        ))
+    };
+    let scanned = |dialect: &Dialect| {
+        scan(dialect).inspect_err(|error| {
+            tracing::debug!(%error, path = %path, "re-scan of a malformed CSV file failed");
+        })
+    };
+    if message.contains("Maximum line size") {
+        return match scanned(dialect) {
+            Ok(Scan::LineTooLong { line, size }) => too_long(Some(line), Some(size)),
+            // DuckDB's own line number counts from the start of its buffer, not the file.
+            _ => too_long(None, None),
+        };
+    }
     if message.contains("unterminated quote") {
-        return match find_quote_error(dialect) {
-            Ok(Some(line)) => quote_problem(line),
+        return match scanned(dialect) {
+            Ok(Scan::Quote { line }) => quote_problem(line),
             _ => DriverError::data(format!("{}: {}", at(line), essential(&message))),
         };
     }
     if message.contains("Expected Number of Columns")
         || message.contains("Error when sniffing file")
     {
-        match rescan(dialect) {
+        match scanned(dialect) {
             Ok(Scan::Ragged {
                 line,
                 expected,
@@ -335,14 +527,9 @@ pub(crate) fn explain(error: duckdb::Error, dialect: &Dialect) -> DriverError {
                 ));
             }
             Ok(Scan::TooShort { lines }) => return too_short(dialect, lines),
-            Ok(Scan::Consistent) => {
-                if let Ok(Some(line)) = find_quote_error(dialect) {
-                    return quote_problem(line);
-                }
-            }
-            Err(error) => {
-                tracing::debug!(%error, path = %path, "re-scan of a malformed CSV file failed");
-            }
+            Ok(Scan::Quote { line }) => return quote_problem(line),
+            Ok(Scan::LineTooLong { line, size }) => return too_long(Some(line), Some(size)),
+            Ok(Scan::Consistent { .. }) | Err(_) => {}
         }
         if line.is_none() {
             return DriverError::data(format!(
@@ -457,6 +644,7 @@ mod tests {
             comment: None,
             skip_lines: 0,
             header: true,
+            max_line_size: 2_000_000,
         }
     }
 
@@ -465,7 +653,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dialect(dir.path(), "a.csv", b"a,b\n1,\"x\ny\"\n\n2,3\n4,5,6\n");
         assert_eq!(
-            rescan(&d).unwrap(),
+            scan(&d).unwrap(),
             Scan::Ragged {
                 line: 6,
                 expected: 2,
@@ -482,7 +670,7 @@ mod tests {
         d.comment = Some(b'#');
         d.skip_lines = 1;
         assert_eq!(
-            rescan(&d).unwrap(),
+            scan(&d).unwrap(),
             Scan::Ragged {
                 line: 5,
                 expected: 2,
@@ -490,7 +678,7 @@ mod tests {
             }
         );
         d.skip_lines = 9;
-        assert_eq!(rescan(&d).unwrap(), Scan::TooShort { lines: 5 });
+        assert_eq!(scan(&d).unwrap(), Scan::TooShort { lines: 5 });
     }
 
     #[test]
@@ -516,11 +704,16 @@ mod tests {
     fn quote_errors_name_the_line_where_the_value_starts() {
         let dir = tempfile::tempdir().unwrap();
         let unclosed = dialect(dir.path(), "u", b"a,b\n1,\"ok\"\"\"\n2,\"x\n3,4\n");
-        assert_eq!(find_quote_error(&unclosed).unwrap(), Some(3));
+        assert_eq!(scan(&unclosed).unwrap(), Scan::Quote { line: 3 });
         let trailing = dialect(dir.path(), "t", b"a,b\n\"x\ny\",1\n2,\"z\"w\n");
-        assert_eq!(find_quote_error(&trailing).unwrap(), Some(4));
-        let fine = dialect(dir.path(), "f", b"a,b\r\n\"x\"\r\n1,ab\"c\n");
-        assert_eq!(find_quote_error(&fine).unwrap(), None);
+        assert_eq!(scan(&trailing).unwrap(), Scan::Quote { line: 4 });
+        let fine = dialect(dir.path(), "f", b"a,b\r\n\"x\",\r\n1,ab\"c\n");
+        assert_eq!(
+            scan(&fine).unwrap(),
+            Scan::Consistent {
+                mixed_line_breaks: true
+            }
+        );
     }
 
     #[test]
@@ -533,5 +726,62 @@ mod tests {
             essential(multi_line_echo),
             "Value with unterminated quote found."
         );
+    }
+
+    #[test]
+    fn scan_counts_lone_cr_as_a_line_break() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dialect(dir.path(), "cr", b"a,b\r1,2\r3\r");
+        assert_eq!(
+            scan(&d).unwrap(),
+            Scan::Ragged {
+                line: 3,
+                expected: 2,
+                found: 1
+            }
+        );
+        let crlf = dialect(dir.path(), "crlf", b"a,b\r\n1,2\r\n");
+        assert_eq!(
+            scan(&crlf).unwrap(),
+            Scan::Consistent {
+                mixed_line_breaks: false
+            }
+        );
+    }
+
+    #[test]
+    fn scan_finds_the_line_over_max_line_size_with_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut content = b"a\n1\n2\n".to_vec();
+        content.extend(std::iter::repeat_n(b'x', 100));
+        content.extend(b"\n3\n");
+        let mut d = dialect(dir.path(), "long", &content);
+        d.max_line_size = 50;
+        assert_eq!(scan(&d).unwrap(), Scan::LineTooLong { line: 4, size: 100 });
+        // Without any line break the whole file is one line: bounded memory, exact size.
+        let mut d = dialect(dir.path(), "flat", &[b'z'; 5000]);
+        d.max_line_size = 50;
+        assert_eq!(
+            scan(&d).unwrap(),
+            Scan::LineTooLong {
+                line: 1,
+                size: 5000
+            }
+        );
+    }
+
+    #[test]
+    fn probe_stops_at_content_and_bounds_skipped_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        // A first line with no end: the probe reads only its first byte.
+        let d = dialect(dir.path(), "flat", &[b'z'; 100_000]);
+        assert_eq!(probe(&d), Start::Content { blank_lines: 0 });
+        let mut d = dialect(dir.path(), "skip", &[b'z'; 100_000]);
+        d.skip_lines = 1;
+        d.max_line_size = 1000;
+        assert_eq!(probe(&d), Start::LineTooLong { line: 1 });
+        let mut d = dialect(dir.path(), "cr", b"title\r\ra,b\r1,2\r");
+        d.skip_lines = 1;
+        assert_eq!(probe(&d), Start::Content { blank_lines: 1 });
     }
 }

@@ -26,7 +26,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::diagnose::{Dialect, Start, explain, probe, too_short};
+use crate::diagnose::{Dialect, Scan, Start, explain, is_csv_error, probe, scan, too_short};
 use crate::encoding::{InvalidUtf16, decode_utf16_file};
 use crate::options::{Codec, CsvChar, elapsed_ms, reject_glob_characters};
 
@@ -73,16 +73,24 @@ pub struct Config {
     /// with `#` is data).
     #[serde(default)]
     pub comment: Option<CsvChar>,
-    /// Compression of the file. Default `infer` (from the extension: `.gz` gzip, `.zst` zstd).
+    /// Compression of the file. Default `infer` (from the extension: `.gz` gzip, `.zst` zstd,
+    /// `.bz2` bzip2, `.xz` xz, `.zip` a zip archive holding one file).
     #[serde(default)]
     pub compression: Compression,
-    /// Blank lines are skipped. Only `true` is supported (DuckDB's reader always skips them;
-    /// in a one-column file a blank line cannot be told from an empty value and reads as NULL).
-    #[serde(default = "yes", deserialize_with = "only_true")]
+    /// Blank lines are skipped. `false` is accepted with a warning and has no effect: DuckDB's
+    /// reader always skips them (in a one-column file a blank line reads as NULL).
+    #[serde(default = "yes")]
     pub skip_blank_lines: bool,
-    /// Column types by column name (DuckDB type names such as `VARCHAR`, `BIGINT`,
-    /// `DECIMAL(12,2)`, `DATE`). Columns not listed get the type DuckDB detects from a sample
-    /// of the file. With `header: false` the names are `"0"`, `"1"`, ...
+    /// The longest line (record) accepted, in bytes; default 2,000,000 (DuckDB's default). A
+    /// longer line fails the step naming it; the limit also bounds every read of the file
+    /// before DuckDB's.
+    #[serde(default)]
+    pub max_line_size: Option<NonZeroU64>,
+    /// Column types by column name: DuckDB type names (`VARCHAR`, `BIGINT`, `DECIMAL(12,2)`,
+    /// `DATE`, ...) or pandas dtype names (`float64`, `int64`, `Int64`, `str`, `object`,
+    /// `string`, `bool`, `category`, `datetime64[ns]`; see [`duckdb_type`]). Columns not listed
+    /// get the type DuckDB detects from a sample of the file. With `header: false` the names
+    /// are `"0"`, `"1"`, ...
     #[serde(default)]
     pub dtype: BTreeMap<String, String>,
     /// Date detection. Absent or `true`: columns that look like dates, times or timestamps get
@@ -104,13 +112,26 @@ fn yes() -> bool {
     true
 }
 
-fn only_true<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
-    if bool::deserialize(deserializer)? {
-        Ok(true)
-    } else {
-        Err(de::Error::custom(
-            "false is not supported: DuckDB's CSV reader always skips blank lines",
-        ))
+/// DuckDB's default `max_line_size`.
+const DEFAULT_MAX_LINE_SIZE: u64 = 2_000_000;
+
+/// The DuckDB type for a `dtype` value: pandas dtype names (what Python Osiris pipelines use)
+/// map to the DuckDB type holding the same values; anything else is taken as a DuckDB type name.
+pub fn duckdb_type(dtype: &str) -> &str {
+    match dtype {
+        "float64" | "float" | "Float64" => "DOUBLE",
+        "float32" | "Float32" => "FLOAT",
+        "int64" | "Int64" | "int" => "BIGINT",
+        "int32" | "Int32" => "INTEGER",
+        "int16" | "Int16" => "SMALLINT",
+        "int8" | "Int8" => "TINYINT",
+        // pandas' `category` holds labels; an ENUM would need its values up front.
+        "str" | "object" | "string" | "category" => "VARCHAR",
+        "bool" | "boolean" => "BOOLEAN",
+        "datetime64[ns]" | "datetime64" | "datetime64[us]" | "datetime64[ms]" | "datetime64[s]" => {
+            "TIMESTAMP"
+        }
+        other => other,
     }
 }
 
@@ -155,18 +176,15 @@ impl Encoding {
     }
 }
 
-/// Compression of the input file (all read natively by DuckDB).
+/// Compression of the input file. DuckDB reads gzip and zstd itself; bz2, xz and zip are
+/// decompressed in a stream into a plain scratch copy first.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Compression {
-    /// From the file name: `.gz` is gzip, `.zst` is zstd, anything else plain.
+    /// From the file name: `.gz`, `.zst`, `.bz2`, `.xz`, `.zip`; anything else plain.
     #[default]
     Infer,
-    /// Plain text.
-    None,
-    /// gzip.
-    Gzip,
-    /// Zstandard.
-    Zstd,
+    /// A known codec (or plain text).
+    Codec(Codec),
 }
 
 impl<'de> Deserialize<'de> for Compression {
@@ -174,16 +192,30 @@ impl<'de> Deserialize<'de> for Compression {
         let name = String::deserialize(deserializer)?;
         match name.as_str() {
             "infer" => Ok(Self::Infer),
-            "none" => Ok(Self::None),
-            "gzip" => Ok(Self::Gzip),
-            "zstd" => Ok(Self::Zstd),
-            "bz2" | "zip" | "xz" => Err(de::Error::custom(format!(
-                "{name} compression is not supported; supported are infer, none, gzip and zstd (decompress the file first)"
-            ))),
+            "none" => Ok(Self::Codec(Codec::None)),
+            "gzip" => Ok(Self::Codec(Codec::Gzip)),
+            "zstd" => Ok(Self::Codec(Codec::Zstd)),
+            "bz2" => Ok(Self::Codec(Codec::Bzip2)),
+            "xz" => Ok(Self::Codec(Codec::Xz)),
+            "zip" => Ok(Self::Codec(Codec::Zip)),
             _ => Err(de::Error::custom(format!(
-                "unknown compression {name:?}; supported are infer, none, gzip and zstd"
+                "unknown compression {name:?}; supported are infer, none, gzip, zstd, bz2, xz and zip"
             ))),
         }
+    }
+}
+
+/// The decompressed bytes of an opened input file: a failure to read them is a failure to
+/// decompress (the file itself opened), told apart from failures writing the scratch copy.
+struct Decompressed<'a>(&'a mut dyn std::io::Read);
+
+impl std::io::Read for Decompressed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).map_err(|error| match error.kind() {
+            std::io::ErrorKind::Interrupted | std::io::ErrorKind::UnexpectedEof => error,
+            _ if error.get_ref().is_some_and(|e| e.is::<InvalidUtf16>()) => error,
+            _ => std::io::Error::new(std::io::ErrorKind::InvalidData, error),
+        })
     }
 }
 
@@ -299,7 +331,8 @@ impl Driver for CsvExtractor {
 #[derive(Debug)]
 struct Plan {
     dialect: Dialect,
-    /// UTF-16 input is decoded into a UTF-8 copy in this directory first.
+    /// UTF-16 input is decoded into a UTF-8 copy in this directory first, and bz2, xz and zip
+    /// input decompressed into a plain copy.
     utf16: bool,
     scratch_dir: PathBuf,
     duckdb_encoding: &'static str,
@@ -351,11 +384,29 @@ impl Plan {
             Header::Row(n) => (true, n),
         };
         let codec = match config.compression {
-            Compression::Infer => Codec::from_extension(&path),
-            Compression::None => Codec::None,
-            Compression::Gzip => Codec::Gzip,
-            Compression::Zstd => Codec::Zstd,
+            Compression::Infer => Codec::from_extension_any(&path),
+            Compression::Codec(codec) => codec,
         };
+        if !config.skip_blank_lines {
+            ctx.warn_config(
+                "skip_blank_lines",
+                "false has no effect: DuckDB's CSV reader always skips blank lines",
+            );
+        }
+        if config.chunk_size.is_some() {
+            ctx.warn_config(
+                "chunk_size",
+                "has no effect: DuckDB reads the whole file in parallel chunks of its own",
+            );
+        }
+        let dtype = config
+            .dtype
+            .into_iter()
+            .map(|(column, ty)| {
+                let ty = duckdb_type(&ty).to_owned();
+                (column, ty)
+            })
+            .collect();
         let mut nullstr = vec![String::new()];
         nullstr.extend(config.na_values.into_iter().filter(|v| !v.is_empty()));
         Ok(Self {
@@ -368,6 +419,9 @@ impl Plan {
                 comment: config.comment.map(CsvChar::byte),
                 skip_lines: config.skip_rows.saturating_add(skip_header),
                 header,
+                max_line_size: config
+                    .max_line_size
+                    .map_or(DEFAULT_MAX_LINE_SIZE, NonZeroU64::get),
             },
             utf16: config.encoding == Encoding::Utf16,
             scratch_dir: ctx.artifacts_dir().to_owned(),
@@ -375,7 +429,7 @@ impl Plan {
             columns: config.columns,
             limit: config.limit,
             nullstr,
-            dtype: config.dtype,
+            dtype,
             parse_dates: config.parse_dates,
         })
     }
@@ -407,12 +461,22 @@ impl Plan {
                 ),
             ));
         }
-        let decoded = if self.utf16 {
-            Some(self.decode_utf16()?)
+        if !metadata.is_file() {
+            // A device (/dev/zero), FIFO or socket may never end: refuse it before any read.
+            return Err(DriverError::config(
+                "path",
+                format!(
+                    "{} is not a regular file (a device, pipe or socket); give the path of a CSV file",
+                    path.display()
+                ),
+            ));
+        }
+        let copy = if self.utf16 || !self.dialect.codec.duckdb_reads() {
+            Some(self.plain_copy()?)
         } else {
             None
         };
-        let mut reading = match &decoded {
+        let mut reading = match &copy {
             Some(copy) => Dialect {
                 path: copy.to_path_buf(),
                 codec: Codec::None,
@@ -423,50 +487,109 @@ impl Plan {
         match probe(&reading) {
             Start::Empty => return self.extract_empty(conn, table).map(|rows| (rows, 0)),
             Start::TooShort { lines } => return Err(too_short(&self.dialect, lines)),
+            Start::LineTooLong { line } => {
+                return Err(DriverError::data(format!(
+                    "{} line {line}: longer than `max_line_size` ({} bytes); if the file is right, raise `max_line_size`",
+                    self.dialect.shown.display(),
+                    self.dialect.max_line_size
+                )));
+            }
             Start::Content { blank_lines } => reading.skip_lines += blank_lines,
         }
+        let explained = |error| match error {
+            DriverError::DuckDb { source, .. } => explain(source, &reading),
+            other => other,
+        };
+        let rows = match self.load(conn, table, &reading, cancel, true) {
+            // DuckDB's strict mode refuses a file whose records end in both LF and CRLF; when
+            // our own scan finds it otherwise well-formed, it is read again without strict mode.
+            Err(DriverError::DuckDb { source, .. })
+                if is_csv_error(&source)
+                    && matches!(
+                        scan(&reading),
+                        Ok(Scan::Consistent {
+                            mixed_line_breaks: true
+                        })
+                    ) =>
+            {
+                self.load(conn, table, &reading, cancel, false)
+                    .map_err(explained)?
+            }
+            other => other.map_err(explained)?,
+        };
+        Ok((rows, metadata.len()))
+    }
 
+    /// Creates the step table with DuckDB's reader (`strict`: DuckDB's `strict_mode`); DuckDB's
+    /// own errors come back unexplained.
+    fn load(
+        &self,
+        conn: &duckdb::Connection,
+        table: &TableName,
+        reading: &Dialect,
+        cancel: &CancellationToken,
+        strict: bool,
+    ) -> Result<u64> {
         let names = if self.needs_names() {
-            Some(self.describe(conn, &reading)?)
+            Some(self.describe(conn, reading, strict)?)
         } else {
             None
         };
         let (select, types) = self.projection(names.as_deref())?;
-        let mut query = format!("SELECT {select} FROM {}", self.read_csv(&reading, &types));
+        let mut query = format!(
+            "SELECT {select} FROM {}",
+            self.read_csv(reading, &types, strict)
+        );
         if let Some(limit) = self.limit {
             query.push_str(&format!(" LIMIT {limit}"));
         }
         if cancel.is_cancelled() {
             return Err(DriverError::Cancelled);
         }
-        let rows = replace_table_as(conn, table, &query).map_err(|error| match error {
-            DriverError::DuckDb { source, .. } => explain(source, &reading),
-            other => other,
-        })?;
-        Ok((rows, metadata.len()))
+        replace_table_as(conn, table, &query)
     }
 
-    /// Decodes the UTF-16 input into a UTF-8 copy (removed when dropped): DuckDB 1.5's own
-    /// UTF-16 reader rejects characters beyond U+FFFF and reads big-endian files as empty.
-    fn decode_utf16(&self) -> Result<tempfile::TempPath> {
+    /// Writes the input as plain text into a scratch copy (removed when dropped): decompresses
+    /// bz2, xz and zip, which DuckDB cannot read, and decodes UTF-16, which DuckDB 1.5 reads
+    /// wrongly (it rejects characters beyond U+FFFF and reads big-endian files as empty). Both
+    /// stream: memory stays bounded whatever the file's size.
+    fn plain_copy(&self) -> Result<tempfile::TempPath> {
         let shown = self.dialect.shown.display();
         let copy = tempfile::Builder::new()
-            .prefix("utf16-decoded-")
+            .prefix("plain-copy-")
             .suffix(".csv")
             .tempfile_in(&self.scratch_dir)
-            .map_err(|e| DriverError::io(format!("cannot decode {shown}: no scratch file"), e))?
+            .map_err(|e| DriverError::io(format!("cannot read {shown}: no scratch file"), e))?
             .into_temp_path();
-        let input = self
-            .dialect
-            .open_bytes()
-            .map_err(|e| DriverError::io(format!("cannot read input file {shown}"), e))?;
-        decode_utf16_file(input, &copy).map_err(|error| {
-            match error.get_ref().and_then(|e| e.downcast_ref::<InvalidUtf16>()) {
-                Some(invalid) => DriverError::data(format!(
+        let codec = self.dialect.codec;
+        let result = self.dialect.with_bytes(|input| {
+            let mut input = Decompressed(input);
+            if self.utf16 {
+                decode_utf16_file(&mut input, &copy)
+            } else {
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&copy)?);
+                std::io::copy(&mut input, &mut out)?;
+                std::io::Write::flush(&mut out)
+            }
+        });
+        result.map_err(|error| {
+            if let Some(invalid) = error.get_ref().and_then(|e| e.downcast_ref::<InvalidUtf16>()) {
+                return DriverError::data(format!(
                     "{shown} line {}: the bytes are not valid utf-16; set `encoding` to the file's encoding (utf-8, utf-16 or latin-1)",
                     invalid.line
-                )),
-                None => DriverError::io(format!("cannot read input file {shown}"), error),
+                ));
+            }
+            let decompressing = matches!(
+                error.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            );
+            if decompressing && codec != Codec::None {
+                DriverError::data(format!(
+                    "{shown}: cannot read it as {}: {error}; check `compression`",
+                    codec.name()
+                ))
+            } else {
+                DriverError::io(format!("cannot read input file {shown}"), error)
             }
         })?;
         Ok(copy)
@@ -496,9 +619,17 @@ impl Plan {
     }
 
     /// The column names DuckDB gives the file (`column0`, ... without a header).
-    fn describe(&self, conn: &duckdb::Connection, reading: &Dialect) -> Result<Vec<String>> {
-        let sql = format!("DESCRIBE SELECT * FROM {}", self.read_csv(reading, &[]));
-        let explain = |e| explain(e, reading);
+    fn describe(
+        &self,
+        conn: &duckdb::Connection,
+        reading: &Dialect,
+        strict: bool,
+    ) -> Result<Vec<String>> {
+        let sql = format!(
+            "DESCRIBE SELECT * FROM {}",
+            self.read_csv(reading, &[], strict)
+        );
+        let explain = |e| DriverError::duckdb("cannot read the CSV header", e);
         let mut stmt = conn.prepare(&sql).map_err(explain)?;
         let names = stmt
             .query_map([], |row| row.get::<_, String>(0))
@@ -576,7 +707,7 @@ impl Plan {
     }
 
     /// The `read_csv(...)` call, every dialect option explicit.
-    fn read_csv(&self, d: &Dialect, types: &[(String, String)]) -> String {
+    fn read_csv(&self, d: &Dialect, types: &[(String, String)], strict: bool) -> String {
         let comment = d
             .comment
             .map(|c| char::from(c).to_string())
@@ -590,7 +721,8 @@ impl Plan {
         let mut sql = format!(
             "read_csv({path}, delim = {delim}, quote = '\"', escape = '\"', header = {header}, \
              skip = {skip}, comment = {comment}, encoding = {encoding}, compression = {codec}, \
-             nullstr = [{nullstr}], allow_quoted_nulls = false, strict_mode = true",
+             nullstr = [{nullstr}], allow_quoted_nulls = false, strict_mode = {strict}, \
+             max_line_size = {max_line_size}",
             path = quote_literal(&d.path.to_string_lossy()),
             delim = quote_literal(&char::from(d.delimiter).to_string()),
             header = d.header,
@@ -598,6 +730,7 @@ impl Plan {
             comment = quote_literal(&comment),
             encoding = quote_literal(self.duckdb_encoding),
             codec = quote_literal(d.codec.duckdb_name()),
+            max_line_size = d.max_line_size,
         );
         if !types.is_empty() {
             let entries = types
@@ -922,15 +1055,64 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unsupported_compression_is_rejected_naming_the_supported_ones() {
+    async fn bz2_xz_and_zip_files_decompress_by_extension_and_by_setting() {
         let (dir, run) = setup();
-        let path = file(dir.path(), "a.csv.bz2", "x");
-        let error = failure(&run, json!({"path": path, "compression": "bz2"})).await;
-        assert_eq!(error.class(), ErrorClass::Config);
-        assert!(
-            error.to_string().contains("infer, none, gzip and zstd"),
-            "{error}"
-        );
+        let body = b"a,b\n1,x\n2,\"y,z\"\n";
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(body).unwrap();
+        let bz = bz.finish().unwrap();
+        let mut xz =
+            lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(1)).unwrap();
+        xz.write_all(body).unwrap();
+        let xz = xz.finish().unwrap();
+        let mut zipped = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        zipped
+            .start_file("data.csv", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zipped.write_all(body).unwrap();
+        let zipped = zipped.finish().unwrap().into_inner();
+        let expected = [text(&["1", "x"]), text(&["2", "y,z"])];
+        for (name, bytes, codec) in [
+            ("a.csv.bz2", &bz, "bz2"),
+            ("a.csv.xz", &xz, "xz"),
+            ("a.zip", &zipped, "zip"),
+        ] {
+            let inferred = file(dir.path(), name, bytes);
+            let out = extract(&run, json!({"path": inferred})).await.unwrap();
+            assert_eq!(out.rows, 2, "{name}");
+            assert_eq!(rows(&run), expected, "{name}");
+            let named = file(dir.path(), &format!("{codec}.data"), bytes);
+            extract(&run, json!({"path": named, "compression": codec}))
+                .await
+                .unwrap();
+            assert_eq!(rows(&run), expected, "{name}");
+        }
+        let leftovers = std::fs::read_dir(dir.path().join("session/artifacts").join(STEP))
+            .unwrap()
+            .count();
+        assert_eq!(leftovers, 0, "the decompressed copy is removed");
+    }
+
+    #[tokio::test]
+    async fn corrupt_or_ambiguous_archives_are_data_errors_naming_the_file() {
+        let (dir, run) = setup();
+        let bad = file(dir.path(), "bad.csv.bz2", "this is not bzip2");
+        let error = failure(&run, json!({"path": bad})).await;
+        assert_eq!(error.class(), ErrorClass::Data);
+        let message = error.to_string();
+        assert!(message.starts_with(&bad.display().to_string()), "{message}");
+        assert!(message.contains("as bz2"), "{message}");
+
+        let mut zipped = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for name in ["a.csv", "b.csv"] {
+            zipped
+                .start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zipped.write_all(b"a\n1\n").unwrap();
+        }
+        let two = file(dir.path(), "two.zip", zipped.finish().unwrap().into_inner());
+        let message = failure(&run, json!({"path": two})).await.to_string();
+        assert!(message.contains("holds 2 files"), "{message}");
     }
 
     #[tokio::test]
@@ -1241,15 +1423,187 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn skip_blank_lines_false_is_rejected() {
+    async fn skip_blank_lines_false_and_chunk_size_are_accepted_with_a_warning() {
         let (dir, run) = setup();
         let path = file(dir.path(), "a.csv", "a,b\n1,2\n\n3,4\n");
-        let error = failure(&run, json!({"path": path, "skip_blank_lines": false})).await;
-        assert_eq!(error.class(), ErrorClass::Config);
-        extract(&run, json!({"path": path, "skip_blank_lines": true}))
+        extract(
+            &run,
+            json!({"path": path, "skip_blank_lines": false, "chunk_size": 500}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows(&run), [text(&["1", "2"]), text(&["3", "4"])]);
+        let events = std::fs::read_to_string(dir.path().join("session/events.jsonl")).unwrap();
+        for key in ["skip_blank_lines", "chunk_size"] {
+            assert!(
+                events
+                    .lines()
+                    .any(|l| l.contains("\"event\":\"config.warning\"")
+                        && l.contains(&format!("\"key\":\"{key}\""))
+                        && l.contains("no effect")),
+                "{events}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn pandas_dtype_names_read_as_their_duckdb_types() {
+        let (dir, run) = setup();
+        let path = file(
+            dir.path(),
+            "p.csv",
+            "f,i,n,s,o,t,b,c,d\n1.5,7,8,09,x,y,true,red,2024-01-02 03:04:05\n",
+        );
+        let dtype = json!({
+            "f": "float64", "i": "int64", "n": "Int64", "s": "str", "o": "object",
+            "t": "string", "b": "bool", "c": "category", "d": "datetime64[ns]"
+        });
+        extract(&run, json!({"path": path, "dtype": dtype}))
             .await
             .unwrap();
-        assert_eq!(rows(&run), [text(&["1", "2"]), text(&["3", "4"])]);
+        assert_eq!(
+            schema(&run),
+            [
+                "f DOUBLE",
+                "i BIGINT",
+                "n BIGINT",
+                "s VARCHAR",
+                "o VARCHAR",
+                "t VARCHAR",
+                "b BOOLEAN",
+                "c VARCHAR",
+                "d TIMESTAMP"
+            ]
+        );
+        assert_eq!(
+            rows(&run),
+            [text(&[
+                "1.5",
+                "7",
+                "8",
+                "09",
+                "x",
+                "y",
+                "true",
+                "red",
+                "2024-01-02 03:04:05"
+            ])]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_device_is_refused_without_reading_it() {
+        let (_dir, run) = setup();
+        let error = failure(&run, json!({"path": "/dev/zero"})).await;
+        assert_eq!(error.class(), ErrorClass::Config);
+        assert!(
+            error
+                .to_string()
+                .contains("/dev/zero is not a regular file"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_line_over_max_line_size_is_named_with_its_size() {
+        let (dir, run) = setup();
+        let long = "x".repeat(3000);
+        let path = file(dir.path(), "long.csv", format!("a\n1\n2\n{long}\n3\n"));
+        let error = failure(&run, json!({"path": path, "max_line_size": 1000})).await;
+        assert_eq!(error.class(), ErrorClass::Data);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{} line 4: the line has 3000 bytes, longer than `max_line_size` (1000 bytes); if the file is right, raise `max_line_size`",
+                path.display()
+            )
+        );
+        // The setting reaches DuckDB's reader.
+        let out = extract(&run, json!({"path": path, "max_line_size": 4000}))
+            .await
+            .unwrap();
+        assert_eq!(out.rows, 4);
+    }
+
+    #[tokio::test]
+    async fn a_file_without_line_breaks_fails_at_the_default_limit() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "flat.csv", vec![b'z'; 2_500_000]);
+        let error = failure(&run, json!({"path": path})).await;
+        assert_eq!(error.class(), ErrorClass::Data);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{} line 1: the line has 2500000 bytes, longer than `max_line_size` (2000000 bytes); if the file is right, raise `max_line_size`",
+                path.display()
+            )
+        );
+        // A skipped line is bounded too.
+        let path = file(
+            dir.path(),
+            "skip.csv",
+            [vec![b'z'; 5000], b"\na\n1\n".to_vec()].concat(),
+        );
+        let error = failure(
+            &run,
+            json!({"path": path, "skip_rows": 1, "max_line_size": 1000}),
+        )
+        .await;
+        assert!(
+            error.to_string().starts_with(&format!(
+                "{} line 1: longer than `max_line_size` (1000 bytes)",
+                path.display()
+            )),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn mixed_crlf_and_lf_line_breaks_read_exactly() {
+        let (dir, run) = setup();
+        let path = file(
+            dir.path(),
+            "mixed.csv",
+            "a,b\r\n1,x\n2,y\r\n3,\"q\r\nz\"\n4,\r\n",
+        );
+        extract(&run, json!({"path": path})).await.unwrap();
+        assert_eq!(
+            rows(&run),
+            [
+                text(&["1", "x"]),
+                text(&["2", "y"]),
+                text(&["3", "q\r\nz"]),
+                text(&["4", "NULL"])
+            ]
+        );
+        // The switch far beyond DuckDB's sniffing sample, both ways.
+        for (first, second) in [("\n", "\r\n"), ("\r\n", "\n")] {
+            let mut body = format!("id,v{first}");
+            for i in 0..30_000 {
+                body.push_str(&format!("{i},v{i}{first}"));
+            }
+            for i in 30_000..30_010 {
+                body.push_str(&format!("{i},w{i}{second}"));
+            }
+            let path = file(dir.path(), "late.csv", body);
+            let out = extract(&run, json!({"path": path})).await.unwrap();
+            assert_eq!(out.rows, 30_010);
+            let stray = run.query_strings(&format!(
+                "SELECT v FROM {} WHERE v LIKE '%' || chr(13) || '%' OR v NOT SIMILAR TO '[vw][0-9]+'",
+                quote_identifier(STEP)
+            ));
+            assert!(stray.is_empty(), "{stray:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn cr_only_line_breaks_read_exactly() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "cr.csv", "title\ra,b\r1,x\r2,y\r");
+        extract(&run, json!({"path": path, "skip_rows": 1}))
+            .await
+            .unwrap();
+        assert_eq!(rows(&run), [text(&["1", "x"]), text(&["2", "y"])]);
     }
 
     #[tokio::test]

@@ -17,5 +17,5 @@ mod options;
 pub mod writer;
 
 pub use extractor::CsvExtractor;
-pub use options::CsvChar;
+pub use options::{Codec, CsvChar, QuoteChar};
 pub use writer::CsvWriter;

@@ -39,7 +39,49 @@ impl<'de> Deserialize<'de> for CsvChar {
     }
 }
 
-/// How a file is compressed. Both drivers read and write gzip and zstd natively through DuckDB.
+/// The quote character of written CSV (`quotechar`): one ASCII character other than a line
+/// break. Quotes inside quoted values are doubled, as pandas does by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuoteChar(u8);
+
+impl QuoteChar {
+    /// The double quote.
+    pub const DOUBLE_QUOTE: Self = Self(b'"');
+
+    /// The character as a one-character string.
+    pub fn as_string(self) -> String {
+        char::from(self.0).to_string()
+    }
+
+    /// The character as a byte.
+    pub fn byte(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for QuoteChar {
+    fn default() -> Self {
+        Self::DOUBLE_QUOTE
+    }
+}
+
+impl<'de> Deserialize<'de> for QuoteChar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let mut chars = text.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) if c.is_ascii() && !matches!(c, '\r' | '\n' | '\0') => {
+                Ok(Self(c as u8))
+            }
+            _ => Err(de::Error::custom(format!(
+                "expected one ASCII character other than line breaks, got {text:?}"
+            ))),
+        }
+    }
+}
+
+/// How a file is compressed. DuckDB reads and writes gzip and zstd natively; bz2, xz and zip
+/// input is decompressed by the extractor in a stream into a plain scratch copy first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
     /// Plain text.
@@ -48,24 +90,63 @@ pub enum Codec {
     Gzip,
     /// Zstandard (`.zst`).
     Zstd,
+    /// bzip2 (`.bz2`), read only.
+    Bzip2,
+    /// xz (`.xz`), read only.
+    Xz,
+    /// A zip archive holding one file (`.zip`), read only.
+    Zip,
 }
 
 impl Codec {
-    /// The codec a file name implies, as DuckDB (and pandas) infer it: `.gz` and `.zst`.
+    /// The codec DuckDB infers from a file name: `.gz` and `.zst` (what the writer produces).
     pub fn from_extension(path: &Path) -> Self {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some(ext) if ext.eq_ignore_ascii_case("gz") => Self::Gzip,
-            Some(ext) if ext.eq_ignore_ascii_case("zst") => Self::Zstd,
+        match Self::from_extension_any(path) {
+            Self::Bzip2 | Self::Xz | Self::Zip => Self::None,
+            native => native,
+        }
+    }
+
+    /// The codec pandas infers from a file name when reading: also `.bz2`, `.xz` and `.zip`.
+    pub fn from_extension_any(path: &Path) -> Self {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("gz") => Self::Gzip,
+            Some("zst") => Self::Zstd,
+            Some("bz2") => Self::Bzip2,
+            Some("xz") => Self::Xz,
+            Some("zip") => Self::Zip,
             _ => Self::None,
         }
     }
 
-    /// The value of DuckDB's `compression` option.
-    pub fn duckdb_name(self) -> &'static str {
+    /// Whether DuckDB reads this codec itself.
+    pub fn duckdb_reads(self) -> bool {
+        matches!(self, Self::None | Self::Gzip | Self::Zstd)
+    }
+
+    /// The codec's name in messages and config (`bz2`, `xz`, ...).
+    pub fn name(self) -> &'static str {
         match self {
             Self::None => "none",
             Self::Gzip => "gzip",
             Self::Zstd => "zstd",
+            Self::Bzip2 => "bz2",
+            Self::Xz => "xz",
+            Self::Zip => "zip",
+        }
+    }
+
+    /// The value of DuckDB's `compression` option. Codecs DuckDB cannot read never reach it
+    /// (their input is decompressed first); they would read as plain text.
+    pub fn duckdb_name(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+            Self::None | Self::Bzip2 | Self::Xz | Self::Zip => "none",
         }
     }
 }
@@ -110,6 +191,13 @@ mod tests {
         assert_eq!(Codec::from_extension(Path::new("a.csv.gz")), Codec::Gzip);
         assert_eq!(Codec::from_extension(Path::new("a.CSV.ZST")), Codec::Zstd);
         assert_eq!(Codec::from_extension(Path::new("a.csv")), Codec::None);
+        assert_eq!(Codec::from_extension(Path::new("a.csv.bz2")), Codec::None);
+        assert_eq!(
+            Codec::from_extension_any(Path::new("a.csv.bz2")),
+            Codec::Bzip2
+        );
+        assert_eq!(Codec::from_extension_any(Path::new("a.XZ")), Codec::Xz);
+        assert_eq!(Codec::from_extension_any(Path::new("a.zip")), Codec::Zip);
     }
 
     #[test]

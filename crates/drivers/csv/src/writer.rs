@@ -29,7 +29,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::encoding::{Target, TranscodeError, transcode_file};
-use crate::options::{Codec, CsvChar, elapsed_ms};
+use crate::options::{Codec, CsvChar, QuoteChar, elapsed_ms};
 
 /// The `filesystem.csv_writer` driver.
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,6 +62,10 @@ pub struct Config {
     /// Which fields are quoted. Default `minimal`.
     #[serde(default)]
     pub quoting: Quoting,
+    /// The quote character: one ASCII character other than a line break and the delimiter.
+    /// Default `"`. A quote character inside a quoted value is written twice.
+    #[serde(default)]
+    pub quotechar: QuoteChar,
     /// Create missing parent directories of `path`. Default `true`; with `false` a missing
     /// directory is an error.
     #[serde(default = "yes")]
@@ -210,6 +214,18 @@ impl Plan {
                 format!("{} does not name a file", path.display()),
             ));
         }
+        if config.quotechar.byte() == config.delimiter.byte() {
+            return Err(DriverError::config(
+                "quotechar",
+                "the quote character cannot be the delimiter",
+            ));
+        }
+        if config.chunk_size.is_some() {
+            ctx.warn_config(
+                "chunk_size",
+                "has no effect: DuckDB streams the table to the file in parallel chunks of its own",
+            );
+        }
         let codec = Codec::from_extension(&path);
         if codec != Codec::None && config.encoding != Encoding::Utf8 {
             return Err(DriverError::config(
@@ -241,8 +257,7 @@ impl Plan {
         let copied = TempFile::new(&dir, &self.path);
         let rows = conn
             .execute(&sql_for(&copied.path), [])
-            .map_err(|e| DriverError::duckdb(format!("cannot write {}", self.path.display()), e))?
-            as u64;
+            .map_err(|e| self.copy_error(e))? as u64;
         if cancel.is_cancelled() {
             return Err(DriverError::Cancelled);
         }
@@ -263,7 +278,7 @@ impl Plan {
         }
         finished
             .persist(&self.path)
-            .map_err(|e| DriverError::io(format!("cannot replace {}", self.path.display()), e))?;
+            .map_err(|e| write_error(format!("cannot replace {}", self.path.display()), e))?;
         Ok((rows, bytes))
     }
 
@@ -296,7 +311,7 @@ impl Plan {
                 });
             }
             std::fs::create_dir_all(&dir).map_err(|e| {
-                DriverError::io(format!("cannot create directory {}", dir.display()), e)
+                write_error(format!("cannot create directory {}", dir.display()), e)
             })?;
         }
         Ok(dir)
@@ -315,9 +330,10 @@ impl Plan {
             .join(", ");
         let c = &self.config;
         let mut options = format!(
-            "FORMAT csv, DELIMITER {delim}, HEADER {header}, QUOTE '\"', ESCAPE '\"', NULLSTR '', \
-             NEW_LINE {newline}, COMPRESSION {codec}",
+            "FORMAT csv, DELIMITER {delim}, HEADER {header}, QUOTE {quote}, ESCAPE {quote}, \
+             NULLSTR '', NEW_LINE {newline}, COMPRESSION {codec}",
             delim = quote_literal(&c.delimiter.as_string()),
+            quote = quote_literal(&c.quotechar.as_string()),
             header = c.header,
             newline = match c.newline {
                 Newline::Lf => "'\\n'",
@@ -345,6 +361,33 @@ impl Plan {
         )
     }
 
+    /// Classifies a failed `COPY`: DuckDB reports a file it cannot create as an I/O error, which
+    /// is about the configured path (a directory the user may not write to), not the database.
+    fn copy_error(&self, error: duckdb::Error) -> DriverError {
+        let message = error.to_string();
+        let path = self.path.display();
+        if !message.starts_with("IO Error") {
+            return DriverError::duckdb(format!("cannot write {path}"), error);
+        }
+        let first = message.lines().next().unwrap_or_default();
+        if message.contains("Permission denied") || message.contains("Operation not permitted") {
+            DriverError::config(
+                "path",
+                format!(
+                    "cannot write {path}: permission denied in its directory; choose a path this user may write to"
+                ),
+            )
+        } else {
+            DriverError::Io {
+                message: format!(
+                    "cannot write {path}: {}",
+                    first.trim_start_matches("IO Error: ")
+                ),
+                source: None,
+            }
+        }
+    }
+
     fn transcode_error(&self, error: TranscodeError) -> DriverError {
         let path = self.path.display();
         match error {
@@ -360,9 +403,18 @@ impl Plan {
             TranscodeError::InvalidUtf8 { line } => DriverError::data(format!(
                 "{path} line {line}: DuckDB wrote bytes that are not UTF-8 (a BLOB column?); they cannot be transcoded"
             )),
-            TranscodeError::Io(e) => DriverError::io(format!("cannot write {path}"), e),
+            TranscodeError::Io(e) => write_error(format!("cannot write {path}"), e),
             TranscodeError::Cancelled => DriverError::Cancelled,
         }
+    }
+}
+
+/// An I/O error on the output side: a refused permission is about the configured `path`.
+fn write_error(message: String, error: std::io::Error) -> DriverError {
+    if error.kind() == std::io::ErrorKind::PermissionDenied {
+        DriverError::config("path", format!("{message}: {error}"))
+    } else {
+        DriverError::io(message, error)
     }
 }
 
@@ -652,6 +704,54 @@ mod tests {
         assert_eq!(
             text(written(&run, dir.path(), json!({})).await),
             "id,\"odd, name\"\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn quotechar_sets_the_quote_character() {
+        let (dir, run) = setup(
+            "CREATE TABLE src AS SELECT * FROM (VALUES (1, 'a,b', 'it''s'), (2, 'plain', NULL)) v(id, s, t)",
+        );
+        assert_eq!(
+            text(written(&run, dir.path(), json!({"quotechar": "'"})).await),
+            "id,s,t\n1,'a,b','it''s'\n2,plain,\n"
+        );
+        assert_eq!(
+            text(written(&run, dir.path(), json!({"quotechar": "\""})).await),
+            "id,s,t\n1,\"a,b\",it's\n2,plain,\n"
+        );
+        let error = write(&run, json!({"path": "x.csv", "quotechar": ","}))
+            .await
+            .unwrap_err();
+        assert_eq!(error.class(), ErrorClass::Config);
+    }
+
+    #[tokio::test]
+    async fn chunk_size_is_accepted_with_a_warning() {
+        let (dir, run) = setup(SMALL);
+        written(&run, dir.path(), json!({"chunk_size": 500})).await;
+        let events = std::fs::read_to_string(dir.path().join("session/events.jsonl")).unwrap();
+        assert!(
+            events
+                .lines()
+                .any(|l| l.contains("\"event\":\"config.warning\"")
+                    && l.contains("\"key\":\"chunk_size\"")),
+            "{events}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_directory_without_write_permission_is_a_config_error_naming_the_path() {
+        let (_dir, run) = setup(SMALL);
+        // /sys refuses new files even to root, so this holds whoever runs the tests.
+        let error = write(&run, json!({"path": "/sys/osiris-test-out.csv"}))
+            .await
+            .unwrap_err();
+        assert_eq!(error.class(), ErrorClass::Config, "{error}");
+        let message = error.to_string();
+        assert!(
+            message.contains("cannot write /sys/osiris-test-out.csv: permission denied"),
+            "{message}"
         );
     }
 

@@ -194,6 +194,46 @@ pub fn endpoint_from_fields(
     })
 }
 
+/// Applies the Python Osiris step fields that have no MySQL meaning of their own: `schema`
+/// is the database (used when `database` is unset, refused when it names another one), and
+/// the SQLAlchemy pool settings are reported as having no effect.
+pub(crate) fn apply_python_fields(
+    ctx: &driver_api::StepContext,
+    database: &mut String,
+    schema: Option<&str>,
+    pool_size: Option<u32>,
+    pool_recycle: Option<u64>,
+    echo: Option<bool>,
+) -> Result<()> {
+    if let Some(schema) = schema {
+        if database.is_empty() {
+            *database = schema.to_owned();
+        } else if database != schema {
+            return Err(DriverError::config(
+                "schema",
+                format!(
+                    "names database {schema:?} but `database` is {database:?}; in MySQL a schema is a database: set only `database`"
+                ),
+            ));
+        }
+    }
+    let sqlalchemy = [
+        ("pool_size", pool_size.is_some()),
+        ("pool_recycle", pool_recycle.is_some()),
+        ("echo", echo.is_some()),
+    ];
+    for (key, _) in sqlalchemy.iter().filter(|(_, set)| *set) {
+        ctx.warn_config(
+            key,
+            "has no effect: it configured the Python Osiris' SQLAlchemy connection pool; each step here opens its own connections and never logs SQL",
+        );
+    }
+    Ok(())
+}
+
+/// Server error codes that mean "the configuration names something that does not exist or
+/// is not SQL": unknown database, table or column, a syntax error in `query` or `where`.
+const CONFIG_CODES: &[u16] = &[1049, 1054, 1064, 1146];
 /// Server error codes that mean "the credentials were refused".
 const AUTH_CODES: &[u16] = &[1045, 1698, 1820, 1862, 1251];
 /// Server error codes that mean "the user may not do this".
@@ -227,6 +267,14 @@ pub fn classify(error: mysql_async::Error, doing: &str) -> DriverError {
                 DriverError::Connection {
                     message: format!(
                         "{doing}: the connection to the server was lost: {} (MySQL error {code})",
+                        scrub_accounts(&e.message)
+                    ),
+                }
+            } else if CONFIG_CODES.contains(&code) {
+                DriverError::Config {
+                    key: None,
+                    message: format!(
+                        "{doing}: {} (MySQL error {code})",
                         scrub_accounts(&e.message)
                     ),
                 }

@@ -90,6 +90,23 @@ pub struct Config {
     /// Number of ranges and parallel connections.
     #[serde(default)]
     pub partitions: Option<u32>,
+    /// The database holding the table (in MySQL a schema is a database), as in the Python
+    /// Osiris spec: used as `database` when that is not set; naming another database than
+    /// `database` is refused.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Accepted for compatibility with the Python Osiris (SQLAlchemy pool size) with a
+    /// `config.warning` event; no effect: a step opens its own connections.
+    #[serde(default)]
+    pub pool_size: Option<u32>,
+    /// Accepted for compatibility with the Python Osiris (SQLAlchemy pool recycle seconds)
+    /// with a `config.warning` event; no effect: connections live for one step.
+    #[serde(default)]
+    pub pool_recycle: Option<u64>,
+    /// Accepted for compatibility with the Python Osiris (SQLAlchemy statement logging) with
+    /// a `config.warning` event; no effect: SQL is never logged (it may hold values).
+    #[serde(default)]
+    pub echo: Option<bool>,
 }
 
 pub(crate) fn default_port() -> u16 {
@@ -145,6 +162,15 @@ impl Driver for MysqlExtractor {
         _inputs: StepInputs,
     ) -> Result<StepOutput> {
         let started = Instant::now();
+        let mut config = config;
+        crate::conn::apply_python_fields(
+            ctx,
+            &mut config.database,
+            config.schema.as_deref(),
+            config.pool_size,
+            config.pool_recycle,
+            config.echo,
+        )?;
         let endpoint = config.endpoint(ctx.base_dir());
         let source = match (&config.query, &config.table) {
             (Some(_), None) => "query".to_owned(),

@@ -104,6 +104,23 @@ pub struct Config {
     /// Rows per INSERT statement. Default 1000.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// The database holding the table (in MySQL a schema is a database), as in the Python
+    /// Osiris spec: used as `database` when that is not set; naming another database than
+    /// `database` is refused.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Accepted for compatibility with the Python Osiris (SQLAlchemy pool size) with a
+    /// `config.warning` event; no effect: a step opens its own connections.
+    #[serde(default)]
+    pub pool_size: Option<u32>,
+    /// Accepted for compatibility with the Python Osiris (SQLAlchemy pool recycle seconds)
+    /// with a `config.warning` event; no effect: connections live for one step.
+    #[serde(default)]
+    pub pool_recycle: Option<u64>,
+    /// Accepted for compatibility with the Python Osiris (SQLAlchemy statement logging) with
+    /// a `config.warning` event; no effect: SQL is never logged (it may hold values).
+    #[serde(default)]
+    pub echo: Option<bool>,
 }
 
 fn default_batch_size() -> usize {
@@ -158,6 +175,15 @@ impl MysqlWriter {
     ) -> Result<StepOutput> {
         let started = Instant::now();
         let input = inputs.single()?.table.clone();
+        let mut config = config;
+        crate::conn::apply_python_fields(
+            ctx,
+            &mut config.database,
+            config.schema.as_deref(),
+            config.pool_size,
+            config.pool_recycle,
+            config.echo,
+        )?;
         let keys = match (&config.primary_key, &config.upsert_keys) {
             (Some(_), Some(_)) => {
                 return Err(DriverError::config(

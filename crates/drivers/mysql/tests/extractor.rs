@@ -390,3 +390,64 @@ async fn ssl_modes_follow_mysql_client_semantics() {
         assert!(err.to_string().contains("does not offer TLS"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn a_missing_table_is_a_config_error() {
+    let db = Db::new("missing").await;
+    let config = db.config(json!({"table": "no_such_table"}));
+    let err = db
+        .run
+        .run(&MysqlExtractor, "read", config, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Config, "{err}");
+    assert!(err.to_string().contains("no_such_table"), "{err}");
+    let query = db.config(json!({"query": "SELECT * FROM no_such_table"}));
+    let err = db
+        .run
+        .run(&MysqlExtractor, "read", query, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Config, "{err}");
+}
+
+#[tokio::test]
+async fn python_schema_and_pool_fields_are_honoured_or_reported() {
+    let db = Db::new("pyfields").await;
+    numbers(&db, 3).await;
+    // `schema` names the database: alone it is the database, equal to `database` it is fine.
+    let mut config = db.config(json!({
+        "table": "nums", "schema": db.name, "pool_size": 5, "pool_recycle": 3600, "echo": false
+    }));
+    config.as_object_mut().unwrap().remove("database");
+    let out = db
+        .run
+        .run(&MysqlExtractor, "read", config, &[])
+        .await
+        .unwrap();
+    assert_eq!(out.rows, 3);
+    let events = std::fs::read_to_string(
+        db.run
+            .execution_context()
+            .session_dir()
+            .join("events.jsonl"),
+    )
+    .unwrap();
+    for key in ["pool_size", "pool_recycle", "echo"] {
+        assert!(
+            events
+                .lines()
+                .any(|l| l.contains("\"event\":\"config.warning\"")
+                    && l.contains(&format!("\"key\":\"{key}\""))),
+            "{key}: {events}"
+        );
+    }
+    let other = db.config(json!({"table": "nums", "schema": "elsewhere"}));
+    let err = db
+        .run
+        .run(&MysqlExtractor, "read2", other, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Config);
+    assert!(err.to_string().contains("`schema`"), "{err}");
+}

@@ -58,13 +58,14 @@ fn default_max_retries() -> u32 {
     5
 }
 
-/// A project id as written: `123` or `"123"`.
+/// A project id as written: `123`, `"123"`, or another id PostHog's API takes in the
+/// project's place, such as `"@current"` (the project of the API key).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum ProjectId {
     /// An integer.
     Number(u64),
-    /// A string of digits.
+    /// A string: digits, or another project id such as `@current`.
     Text(String),
 }
 
@@ -109,20 +110,35 @@ impl DataType {
 }
 
 impl Config {
-    /// The checked project id.
-    pub fn project_id(&self) -> Result<u64> {
-        let parsed = match &self.project_id {
-            None => return Err(config("project_id", "missing required key `project_id`")),
-            Some(ProjectId::Number(n)) => Some(*n),
-            Some(ProjectId::Text(t)) if t.bytes().all(|b| b.is_ascii_digit()) => t.parse().ok(),
-            Some(ProjectId::Text(_)) => None,
+    /// The checked project id, as it goes into the URL path: a positive number, or (as the
+    /// Python Osiris accepted any string) another id PostHog takes in the project's place,
+    /// such as `@current`. Only characters a URL path segment holds as they are are allowed.
+    pub fn project_id(&self) -> Result<String> {
+        let invalid = || {
+            DriverError::Config {
+            key: Some("project_id".into()),
+            message: "must be the id of a PostHog project: its number (e.g. 12345) or @current; letters, digits and @ . _ ~ - only".into(),
+        }
         };
-        parsed
-            .filter(|n| *n > 0)
-            .ok_or_else(|| DriverError::Config {
-                key: Some("project_id".into()),
-                message: "must be the numeric id of a PostHog project, e.g. 12345".into(),
-            })
+        match &self.project_id {
+            None => Err(config("project_id", "missing required key `project_id`")),
+            Some(ProjectId::Number(0)) => Err(invalid()),
+            Some(ProjectId::Number(n)) => Ok(n.to_string()),
+            Some(ProjectId::Text(t)) if t.bytes().all(|b| b.is_ascii_digit()) => {
+                match t.parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(n.to_string()),
+                    _ => Err(invalid()),
+                }
+            }
+            Some(ProjectId::Text(t))
+                if !t.is_empty()
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"@._~-".contains(&b)) =>
+            {
+                Ok(t.clone())
+            }
+            Some(ProjectId::Text(_)) => Err(invalid()),
+        }
     }
 
     /// The base URL the region names, without a trailing slash.

@@ -340,7 +340,7 @@ mod http {
     pub struct Client {
         http: HttpClient,
         url: String,
-        project_id: u64,
+        project_id: String,
     }
 
     impl Client {
@@ -503,7 +503,9 @@ mod tests {
                 json!({"data_type": "persons", "event_types": ["a"]}),
                 "event_types",
             ),
-            (json!({"project_id": "12a"}), "project_id"),
+            (json!({"project_id": "12/a"}), "project_id"),
+            (json!({"project_id": ""}), "project_id"),
+            (json!({"project_id": "0"}), "project_id"),
         ];
         for (extra, key) in cases {
             let error = config(extra).check().unwrap_err();
@@ -523,6 +525,13 @@ mod tests {
                 .query_url()
                 .unwrap(),
             "https://eu.posthog.com/api/projects/7/query/"
+        );
+        // The Python spec took any string; PostHog takes @current for the key's project.
+        assert_eq!(
+            config(json!({"project_id": "@current"}))
+                .query_url()
+                .unwrap(),
+            "https://us.posthog.com/api/projects/@current/query/"
         );
     }
 }

@@ -440,6 +440,20 @@ async fn auth_project_and_rate_limit_failures_are_distinct_and_never_show_the_ke
         "{error}"
     );
 
+    // A non-numeric id goes into the URL as it is (the server knows only project 4242).
+    let (error, ..) = failure(&server, json!({"project_id": "@current"})).await;
+    assert_eq!(error.class(), ErrorClass::Config);
+    assert!(
+        error
+            .to_string()
+            .contains("project not found: PostHog has no project @current at POST http://"),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("/api/projects/@current/query/"),
+        "{error}"
+    );
+
     let (error, ..) = failure(&server, json!({"project_id": 999})).await;
     assert_eq!(error.class(), ErrorClass::Config);
     assert!(

@@ -76,6 +76,9 @@ pub struct Config {
     /// Read at most this many rows.
     #[serde(default)]
     pub limit: Option<u64>,
+    /// Skip this many rows first (in `order`). Default 0.
+    #[serde(default)]
+    pub offset: u64,
     /// Rows per page. Default 1000.
     #[serde(default = "default_page_size")]
     pub page_size: u64,
@@ -315,7 +318,7 @@ impl Driver for SupabaseExtractor {
                             q.append_pair("order", order);
                         }
                         q.append_pair("limit", &want.to_string());
-                        q.append_pair("offset", &offset.to_string());
+                        q.append_pair("offset", &(config.offset + offset).to_string());
                     }
                     if let Some(Filter::Raw(raw)) = &config.filter {
                         let query = url.query().unwrap_or_default().to_owned();
@@ -331,8 +334,10 @@ impl Driver for SupabaseExtractor {
                         .await
                         .map_err(|f| {
                             f.into_error(&format!(
-                                "cannot read {}.{} (rows from {offset})",
-                                config.schema, config.table
+                                "cannot read {}.{} (rows from {})",
+                                config.schema,
+                                config.table,
+                                config.offset + offset
                             ))
                         })?;
                     pages += 1;

@@ -64,12 +64,22 @@ pub struct Config {
     /// Key column(s).
     #[serde(default)]
     pub primary_key: Option<KeyList>,
-    /// Create a missing table over pg_dsn. Default false.
+    /// Create a missing table over pg_dsn. Default false. Checked when the table turns out to
+    /// be missing: without pg_dsn that fails the step then, naming the fix.
     #[serde(default)]
     pub create_if_missing: bool,
-    /// Deprecated, accepted for Python Osiris pipelines; DDL always runs over pg_dsn.
+    /// Deprecated, accepted for Python Osiris pipelines with a `config.warning` event; DDL
+    /// always runs over pg_dsn.
     #[serde(default)]
     pub ddl_channel: Option<DdlChannel>,
+    /// Accepted for Python Osiris pipelines (which never used it) with a `config.warning`
+    /// event; no effect: the writer sets PostgREST's `Prefer` header itself.
+    #[serde(default)]
+    pub prefer: Option<Prefer>,
+    /// Accepted for Python Osiris pipelines (which never used it) with a `config.warning`
+    /// event; no effect: written rows are never sent back (`return=minimal`).
+    #[serde(default)]
+    pub returning: Option<String>,
     /// Rows per REST request. Default 500.
     #[serde(default = "default_batch_size")]
     pub batch_size: u32,
@@ -119,12 +129,31 @@ impl WriteMode {
 
 /// Deprecated DDL channel names of the Python Osiris.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum DdlChannel {
     /// Same as psycopg2 here.
     Auto,
     /// DDL over pg_dsn.
     Psycopg2,
+    /// The Python Osiris' SQL-over-HTTP endpoint; DDL runs over pg_dsn here.
+    HttpSql,
+}
+
+/// The Python Osiris' `prefer` values (PostgREST `Prefer` headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Prefer {
+    /// `return=minimal`.
+    #[serde(rename = "return=minimal")]
+    ReturnMinimal,
+    /// `return=representation`.
+    #[serde(rename = "return=representation")]
+    ReturnRepresentation,
+    /// `resolution=merge-duplicates`.
+    #[serde(rename = "resolution=merge-duplicates")]
+    MergeDuplicates,
+    /// `resolution=ignore-duplicates`.
+    #[serde(rename = "resolution=ignore-duplicates")]
+    IgnoreDuplicates,
 }
 
 /// A column of the step table: name, DuckDB type, the SELECT expression that reads it in a
@@ -181,9 +210,21 @@ impl Driver for SupabaseWriter {
         let started = Instant::now();
         let input = inputs.single()?.clone();
         if config.ddl_channel.is_some() {
-            tracing::warn!(
-                step = ctx.step_id(),
-                "ddl_channel is deprecated and has no effect: DDL always runs over pg_dsn"
+            ctx.warn_config(
+                "ddl_channel",
+                "is deprecated and has no effect: DDL always runs over pg_dsn",
+            );
+        }
+        if config.prefer.is_some() {
+            ctx.warn_config(
+                "prefer",
+                "has no effect (the Python Osiris never used it either): the writer sets PostgREST's Prefer header itself (return=minimal; resolution=merge-duplicates for upsert)",
+            );
+        }
+        if config.returning.is_some() {
+            ctx.warn_config(
+                "returning",
+                "has no effect (the Python Osiris never used it either): written rows are never sent back",
             );
         }
         let location = Location {
@@ -224,13 +265,6 @@ impl Driver for SupabaseWriter {
                     "write_mode replace needs pg_dsn: the table is truncated and loaded in one Postgres transaction, which the REST API cannot do; add pg_dsn to the connection, or use upsert",
                 ));
             }
-            if config.create_if_missing && config.pg_dsn.is_none() {
-                return Err(DriverError::config(
-                    "create_if_missing",
-                    "needs pg_dsn: tables are created over a Postgres connection",
-                ));
-            }
-
             let columns = step_columns(ctx, &input.table).await?;
             for k in &key {
                 if !columns.iter().any(|c| &c.name == k) {
@@ -273,6 +307,16 @@ impl Driver for SupabaseWriter {
             };
             let ddl = if exists {
                 None
+            } else if config.create_if_missing && pg_client.is_none() {
+                return Err(DriverError::config(
+                    "create_if_missing",
+                    format!(
+                        "step {:?}: table {}.{} does not exist, and creating it needs a Postgres connection: add pg_dsn (postgresql://user:password@host:5432/postgres) to the step's connection, or create the table first",
+                        ctx.step_id(),
+                        config.schema,
+                        config.table
+                    ),
+                ));
             } else if config.create_if_missing {
                 let defs: Vec<(String, String)> = columns
                     .iter()

@@ -272,3 +272,52 @@ async fn embedded_resources_and_computed_columns_get_inferred_types() {
     );
     assert!(!run.table_exists("__supabase_stage_posts"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offset_skips_rows_before_limit_counts_and_pages() {
+    let pg = PostgRest::start(None).await;
+    pg.exec(
+        "CREATE TABLE offs (id int8 PRIMARY KEY, v text);
+         INSERT INTO offs SELECT g, 'o' || g FROM generate_series(1, 100) g;",
+        &["offs"],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = TestRun::new(dir.path());
+    let out = run
+        .run(
+            &SupabaseExtractor,
+            "skip",
+            config(
+                &pg,
+                false,
+                json!({"table": "offs", "order": "id.asc", "offset": 90, "page_size": 4}),
+            ),
+            &[],
+        )
+        .await
+        .expect("read with offset");
+    assert_eq!(out.rows, 10);
+    assert_eq!(
+        run.query_strings("SELECT concat_ws(',', min(id), max(id), count(*)) FROM skip"),
+        vec![Some("91,100,10".into())]
+    );
+    let out = run
+        .run(
+            &SupabaseExtractor,
+            "page_window",
+            config(
+                &pg,
+                true,
+                json!({"table": "offs", "offset": 10, "limit": 5, "page_size": 2}),
+            ),
+            &[],
+        )
+        .await
+        .expect("read with offset and limit");
+    assert_eq!(out.rows, 5);
+    assert_eq!(
+        run.query_strings("SELECT string_agg(id::VARCHAR, ',' ORDER BY id) FROM page_window"),
+        vec![Some("11,12,13,14,15".into())]
+    );
+}

@@ -546,3 +546,61 @@ async fn a_failed_batch_reports_which_batches_landed() {
     );
     assert_eq!(count(&pg, "capped").await, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_if_missing_without_pg_dsn_fails_only_when_the_table_is_missing() {
+    let pg = PostgRest::start(None).await;
+    pg.exec(
+        "CREATE TABLE present (id int8 PRIMARY KEY, v text);",
+        &["present"],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_in(&dir);
+    source(&run, "CREATE TABLE src AS SELECT 1::BIGINT AS id, 'x' AS v");
+    // The table exists: create_if_missing is never needed, so no pg_dsn is needed either.
+    // The Python spec's prefer, returning and ddl_channel http_sql are accepted with warnings.
+    run.run(
+        &SupabaseWriter,
+        "existing",
+        json!({"rest_url": pg.rest_url(), "key": pg.service_key(), "table": "present",
+               "create_if_missing": true, "prefer": "return=minimal", "returning": "minimal",
+               "ddl_channel": "http_sql"}),
+        &["src"],
+    )
+    .await
+    .expect("written into the existing table");
+    assert_eq!(
+        texts(&pg, "SELECT v FROM present").await,
+        vec![Some("x".into())]
+    );
+    let events =
+        std::fs::read_to_string(run.execution_context().session_dir().join("events.jsonl"))
+            .unwrap();
+    for key in ["prefer", "returning", "ddl_channel"] {
+        assert!(
+            events
+                .lines()
+                .any(|l| l.contains("\"event\":\"config.warning\"")
+                    && l.contains(&format!("\"key\":\"{key}\""))),
+            "{key}: {events}"
+        );
+    }
+
+    // The table is missing: now the step fails, naming the step, the table and the fix.
+    let err = run
+        .run(
+            &SupabaseWriter,
+            "absent",
+            json!({"rest_url": pg.rest_url(), "key": pg.service_key(), "table": "absent_t",
+                   "create_if_missing": true}),
+            &["src"],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Config, "{err}");
+    let message = err.to_string();
+    for part in ["\"absent\"", "public.absent_t does not exist", "add pg_dsn"] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+}
