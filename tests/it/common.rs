@@ -63,6 +63,15 @@ impl Project {
             .unwrap_or_else(|e| panic!("cannot read {relative}: {e}"))
     }
 
+    /// This project's own temporary directory, given to every `osiris` it starts as `TMPDIR`:
+    /// workers keep their sessions under it (`osiris-worker-sessions`), so fixed session ids
+    /// of one test never meet those of another test or an earlier run on the same machine.
+    pub fn tmp_dir(&self) -> PathBuf {
+        let dir = self.path().join(".tmp");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     /// Runs `osiris <args>` with this project as working directory.
     pub fn osiris(&self, args: &[&str]) -> Ran {
         self.osiris_env(args, &[])
@@ -86,6 +95,7 @@ impl Project {
                 command.env_remove(key);
             }
         }
+        command.env("TMPDIR", self.tmp_dir());
         command.envs(env.iter().copied());
         Ran::from(command.output().expect("the osiris binary runs"))
     }

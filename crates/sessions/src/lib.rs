@@ -624,10 +624,7 @@ pub fn clean_write_targets(exec: &ExecutionContext, targets: impl IntoIterator<I
         for removed in remove_dead_temp_files(&target) {
             exec.event(
                 "stale_temp_file_removed",
-                execution_context::object([(
-                    "path",
-                    Value::String(removed.display().to_string()),
-                )]),
+                execution_context::object([("path", Value::String(removed.display().to_string()))]),
             );
         }
     }
@@ -851,7 +848,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let target = tmp.path().join("out.csv");
         let dead = tmp.path().join(".out.csv.999999999-0.osiris-tmp");
-        let live = tmp.path().join(format!(".out.csv.{}-3.osiris-tmp", std::process::id()));
+        let live = tmp
+            .path()
+            .join(format!(".out.csv.{}-3.osiris-tmp", std::process::id()));
         let other = tmp.path().join(".other.csv.999999999-0.osiris-tmp");
         for f in [&dead, &live, &other, &target] {
             std::fs::write(f, "x").unwrap();
