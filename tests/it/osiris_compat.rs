@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::common::{Project, Ran, fixtures};
 
-#[path = "../../crates/drivers/supabase/tests/common/mod.rs"]
-mod harness;
+// The Supabase tests' PostgREST harness (one PostgreSQL database + PostgREST process per test).
+use crate::supabase::harness;
 
 fn corpus_dir() -> PathBuf {
     fixtures().join("osiris-compat")
