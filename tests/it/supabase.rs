@@ -4,7 +4,7 @@
 use crate::common::{Project, repo_root};
 
 #[path = "../../crates/drivers/supabase/tests/common/mod.rs"]
-mod harness;
+pub(crate) mod harness;
 
 fn example_project(pg: &harness::PostgRest) -> Project {
     let project = Project::new();

@@ -124,7 +124,10 @@ impl Engine {
                 prepared.push(p);
             }
         }
-        if problems.has_errors() {
+        // Incomplete steps (no readable component or mode) were reported when the pipeline was
+        // read, into the caller's problems, not these: without this check the plan below would
+        // look for a prepared step that was never made.
+        if problems.has_errors() || !pipeline.incomplete.is_empty() {
             return (None, problems);
         }
         let plan = match pipeline.plan() {
