@@ -64,9 +64,9 @@ pub struct Config {
     /// Key column(s).
     #[serde(default)]
     pub primary_key: Option<KeyList>,
-    /// Create a missing table over pg_dsn. Default false. Checked when the table turns out to
-    /// be missing: without pg_dsn that fails the step then, naming the fix.
-    #[serde(default)]
+    /// Create a missing table over pg_dsn. Default true, as in the Python spec. Checked when the
+    /// table turns out to be missing: without pg_dsn that fails the step then, naming the fix.
+    #[serde(default = "yes")]
     pub create_if_missing: bool,
     /// Deprecated, accepted for Python Osiris pipelines with a `config.warning` event; DDL
     /// always runs over pg_dsn.
@@ -194,6 +194,10 @@ fn source_column(name: String, duckdb_type: String) -> SourceColumn {
         select,
         hint,
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[async_trait]

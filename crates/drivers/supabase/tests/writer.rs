@@ -370,7 +370,8 @@ async fn a_missing_table_fails_unless_create_if_missing() {
         .run(
             &SupabaseWriter,
             "w",
-            json!({"rest_url": pg.rest_url(), "key": pg.service_key(), "table": "nope"}),
+            json!({"rest_url": pg.rest_url(), "key": pg.service_key(), "table": "nope",
+                   "create_if_missing": false}),
             &["src"],
         )
         .await
@@ -386,7 +387,7 @@ async fn a_missing_table_fails_unless_create_if_missing() {
             &SupabaseWriter,
             "w2",
             json!({"rest_url": pg.rest_url(), "key": pg.service_key(), "pg_dsn": pg.dsn(),
-                   "table": "nope"}),
+                   "table": "nope", "create_if_missing": false}),
             &["src"],
         )
         .await
