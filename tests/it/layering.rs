@@ -51,7 +51,9 @@ fn dependencies_point_down_only() {
     let deps = workspace_dependencies();
     let allowed = |package: &str| -> Option<&[&str]> {
         Some(match package {
-            "execution-context" | "component-spec" | "pipeline" => &[],
+            "execution-context" | "yaml-input" => &[],
+            // Both read user YAML through yaml-input's size and depth limits.
+            "component-spec" | "pipeline" => &["yaml-input"],
             "sessions" => &["execution-context"],
             // Serves kept sessions to SQL clients: beside the adapters, below the CLI.
             "pg-server" => &["sessions", "execution-context"],
