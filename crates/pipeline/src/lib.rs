@@ -317,6 +317,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
+/// The mode of a component whose step gives none, if the caller knows it.
+pub type DefaultMode<'a> = &'a dyn Fn(&str) -> Option<StepMode>;
+
 /// What parsing needs besides the document text.
 #[derive(Default)]
 pub struct ParseOptions<'a> {
@@ -328,7 +331,7 @@ pub struct ParseOptions<'a> {
     /// The mode of a step that gives none, by component: its spec's only runnable mode. When
     /// absent or `None`, the component's kind decides (`*.extractor` reads, `*.processor`
     /// transforms, `*.writer` writes).
-    pub default_mode: Option<&'a dyn Fn(&str) -> Option<StepMode>>,
+    pub default_mode: Option<DefaultMode<'a>>,
 }
 
 /// Parses and structurally validates an OML document. On success returns the pipeline with
