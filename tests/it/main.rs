@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod compat;
 mod compile;
 mod components;
 mod connections;

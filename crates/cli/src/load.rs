@@ -10,7 +10,7 @@ use clap::Args;
 use engine::{ConnectionMode, Engine, PreparedPlan};
 use pipeline::compile::{is_manifest, load_manifest};
 use pipeline::connections::Connections;
-use pipeline::{ParamInputs, Pipeline, Problem, Problems};
+use pipeline::{ParamInputs, ParseOptions, Pipeline, Problem, Problems};
 
 /// The engine of this build: built-in specs and drivers.
 pub fn engine() -> anyhow::Result<Arc<Engine>> {
@@ -95,8 +95,12 @@ pub enum LoadError {
 /// Reads, parses and validates a pipeline.
 pub fn load(args: &PipelineArgs, engine: &Engine, connect: Connect) -> Result<Loaded, LoadError> {
     let path = &args.pipeline;
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        LoadError::Unreadable(format!("cannot read pipeline {}: {e}", path.display()))
+    // Size and nesting limits before any YAML parser sees the text.
+    let text = yaml_input::read_file(path).map_err(|e| match e {
+        yaml_input::Error::Read { source, .. } => {
+            LoadError::Unreadable(format!("cannot read pipeline {}: {source}", path.display()))
+        }
+        other => LoadError::Unreadable(other.to_string()),
     })?;
     let as_json: Option<serde_json::Value> = serde_yaml::from_str::<serde_yaml::Value>(&text)
         .ok()
@@ -119,8 +123,15 @@ pub fn load(args: &PipelineArgs, engine: &Engine, connect: Connect) -> Result<Lo
         }
         (Some(loaded.pipeline), problems, loaded.source_dir, true)
     } else {
-        let inputs = ParamInputs::from_process(args.profile.clone(), args.params.clone());
-        let (pipeline, problems) = pipeline::parse_lenient(&text, &inputs);
+        let default_mode = |component: &str| engine.default_mode(component);
+        let options = ParseOptions {
+            params: ParamInputs::from_process(args.profile.clone(), args.params.clone()),
+            file_stem: path
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned()),
+            default_mode: Some(&default_mode),
+        };
+        let (pipeline, problems) = pipeline::parse_document(&text, &options);
         (pipeline, problems, pipeline_dir(path), false)
     };
     let Some(pipeline) = pipeline else {
@@ -133,7 +144,12 @@ pub fn load(args: &PipelineArgs, engine: &Engine, connect: Connect) -> Result<Lo
             let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
             let home = std::env::var_os("OSIRIS_HOME").map(PathBuf::from);
             match Connections::discover(args.connections.as_deref(), home.as_deref(), &cwd) {
-                Ok(c) => Some(c),
+                Ok(c) => {
+                    for warning in c.warnings() {
+                        problems.push(Problem::error(Some("connections"), warning).warning());
+                    }
+                    Some(c)
+                }
                 Err(e) => {
                     problems.push(Problem::error(Some("connections"), e.to_string()));
                     return Err(LoadError::Invalid(problems.locate(Some(&pipeline))));

@@ -199,6 +199,7 @@ impl ComponentSpec {
 
     /// [`ComponentSpec::from_yaml`] without the file name: the problems, one per entry.
     pub(crate) fn load(text: &str) -> Result<Self, Vec<String>> {
+        yaml_input::check_depth(text).map_err(|e| vec![e.to_string()])?;
         let raw: Value =
             serde_yaml::from_str(text).map_err(|e| vec![format!("not valid YAML: {e}")])?;
         let mut found = Vec::new();

@@ -246,10 +246,17 @@ pub fn lint_file(path: &Path) -> Result<Vec<String>> {
         path.to_owned()
     };
     let shown = file.display().to_string();
-    let text = std::fs::read_to_string(&file).map_err(|source| Error::Read {
-        file: shown.clone(),
-        source,
-    })?;
+    let text = match yaml_input::read_file(&file) {
+        Ok(text) => text,
+        Err(yaml_input::Error::Read { source, .. }) => {
+            return Err(Error::Read {
+                file: shown,
+                source,
+            });
+        }
+        // Too large or too deep: a problem of the file, which the message names.
+        Err(refused) => return Ok(vec![refused.to_string()]),
+    };
     let problems = match ComponentSpec::load(&text) {
         Err(problems) => problems,
         Ok(spec) => {

@@ -315,6 +315,20 @@ impl Engine {
             })
     }
 
+    /// The mode a step of `component` runs in when the pipeline gives none: the only one of
+    /// extract, transform and write its spec lists. `None` for unknown components and those
+    /// with several.
+    pub fn default_mode(&self, component: &str) -> Option<StepMode> {
+        let spec = self.specs.get(component)?;
+        let mut modes = spec
+            .modes
+            .iter()
+            .filter(|m| matches!(m.as_str(), "extract" | "transform" | "write"))
+            .filter_map(|m| StepMode::parse(m));
+        let first = modes.next()?;
+        modes.next().is_none().then_some(first)
+    }
+
     /// Whether this build has a driver for `component`.
     pub fn is_runnable(&self, component: &str) -> bool {
         self.drivers.get(component).is_some()
@@ -473,22 +487,16 @@ impl Engine {
         write_cleaned_config(&ctx, &prepared.masked_config());
 
         let mut inputs = StepInputs::new();
-        for need in &step.needs {
-            let table = outputs
-                .get(need.as_str())
-                .ok_or_else(|| DriverError::Config {
-                    key: Some("needs".into()),
-                    message: format!("step '{need}' produced no table to read (it is a writer)"),
-                })?;
+        for (from, table) in input_tables(step, outputs)? {
             ctx.event(
                 "inputs_resolved",
                 object([
-                    ("from_step", need.clone().into()),
+                    ("from_step", from.into()),
                     ("table", table.table.as_str().into()),
                     ("rows", table.rows.into()),
                 ]),
             );
-            inputs.insert(need.clone(), table.clone());
+            inputs.insert(from.to_owned(), table.clone());
         }
 
         let cancel = ctx.cancellation().clone();
@@ -506,6 +514,33 @@ impl Engine {
             }
         }
     }
+}
+
+/// The tables `step` reads, from the tables of earlier steps (`outputs`: step id -> table):
+/// the steps its `inputs` name, or else every step in its `needs` that produced a table. A
+/// needed step without a table (a writer) only orders the run. Every adapter wires inputs
+/// through this function.
+pub fn input_tables<'a>(
+    step: &'a Step,
+    outputs: &'a HashMap<String, InputTable>,
+) -> Result<Vec<(&'a str, &'a InputTable)>, DriverError> {
+    if step.inputs.is_empty() {
+        return Ok(step
+            .needs
+            .iter()
+            .filter_map(|need| Some((need.as_str(), outputs.get(need)?)))
+            .collect());
+    }
+    step.inputs
+        .iter()
+        .map(|input| match outputs.get(input) {
+            Some(table) => Ok((input.as_str(), table)),
+            None => Err(DriverError::Config {
+                key: Some("inputs".into()),
+                message: format!("step '{input}' produced no table to read"),
+            }),
+        })
+        .collect()
 }
 
 /// Runs one step for [`run_with`]: in this process ([`InProcess`]) or on a remote worker.
@@ -823,6 +858,141 @@ x-runtime: {driver: test.sql}
                 "error: step 'e', key `config.sql`: 5 is not of type \"string\"",
             ]
         );
+    }
+
+    #[test]
+    fn a_step_whose_mode_could_not_be_read_fails_validation_without_panicking() {
+        let text = "oml_version: \"0.1.0\"\nname: t\nsteps:\n  - {id: a, component: test.sql, mode: read, config: {sql: SELECT 1}}\n  - {id: w, component: test.sql, mode: replace, needs: [a], config: {sql: SELECT 1}}\n";
+        let (pipeline, parse_problems) = pipeline::parse_lenient(text, &Default::default());
+        assert!(parse_problems.has_errors());
+        let (plan, _) = engine().prepare(&pipeline.unwrap(), &ConnectionMode::Assume);
+        assert!(plan.is_none());
+    }
+
+    #[test]
+    fn default_mode_is_the_specs_only_runnable_mode() {
+        let engine = engine();
+        assert_eq!(engine.default_mode("test.described"), Some(StepMode::Read));
+        assert_eq!(
+            engine.default_mode("test.sql"),
+            None,
+            "two modes: no default"
+        );
+        assert_eq!(engine.default_mode("test.unknown"), None);
+    }
+
+    fn writer_engine() -> Engine {
+        engine_with_spec(&SPEC.replace(
+            "modes: [extract, transform]",
+            "modes: [extract, transform, write]",
+        ))
+    }
+
+    #[test]
+    fn a_write_step_writes_the_one_table_its_needs_or_inputs_name() {
+        let check = |steps: &str| errors(&writer_engine().validate(&pipeline(steps)));
+        let base = "  - {id: a, component: test.sql, mode: read, config: {sql: SELECT 1}}\n  - {id: b, component: test.sql, mode: read, config: {sql: SELECT 1}}\n  - {id: w1, component: test.sql, mode: write, needs: [a], config: {sql: SELECT 1}}\n";
+        // A needed writer only orders the run.
+        assert!(
+            check(&format!("{base}  - {{id: w2, component: test.sql, mode: write, needs: [w1, b], config: {{sql: SELECT 1}}}}\n")).is_empty()
+        );
+        assert_eq!(
+            check(&format!(
+                "{base}  - {{id: w2, component: test.sql, mode: write, needs: [a, b], config: {{sql: SELECT 1}}}}\n"
+            )),
+            [
+                "error: step 'w2', key `needs`: a write step writes one table but needs 2 steps that produce one (a, b); name the one to write with `inputs: {df: \"${<step id>.df}\"}`, or join them in a duckdb.processor step first"
+            ]
+        );
+        assert!(
+            check(&format!("{base}  - {{id: w2, component: test.sql, mode: write, needs: [a, b], inputs: {{df: \"${{b.df}}\"}}, config: {{sql: SELECT 1}}}}\n")).is_empty()
+        );
+        assert_eq!(
+            check(&format!(
+                "{base}  - {{id: w2, component: test.sql, mode: write, needs: [w1], config: {{sql: SELECT 1}}}}\n"
+            )),
+            [
+                "error: step 'w2', key `needs`: a write step needs the step whose table it writes: add `needs: [<step id>]` or `inputs: {df: \"${<step id>.df}\"}`"
+            ]
+        );
+        assert_eq!(
+            check(&format!(
+                "{base}  - {{id: w2, component: test.sql, mode: write, inputs: {{df: \"${{w1.df}}\"}}, config: {{sql: SELECT 1}}}}\n"
+            )),
+            [
+                "error: step 'w2', key `inputs`: step 'w1' writes to a destination and has no table to read"
+            ]
+        );
+    }
+
+    #[test]
+    fn inputs_are_the_named_steps_or_else_the_needed_steps_with_tables() {
+        let table = |name: &str| InputTable {
+            table: driver_api::TableName::new(name.to_owned()).unwrap(),
+            rows: 1,
+        };
+        let outputs: HashMap<String, InputTable> =
+            [("a".to_owned(), table("a")), ("b".to_owned(), table("b"))].into();
+        let mut step = pipeline("  - {id: a, component: test.sql, mode: read}\n").steps[0].clone();
+        step.needs = vec!["writer".into(), "a".into(), "b".into()];
+        let from = |r: Vec<(&str, &InputTable)>| {
+            r.into_iter().map(|(s, _)| s.to_owned()).collect::<Vec<_>>()
+        };
+        assert_eq!(from(input_tables(&step, &outputs).unwrap()), ["a", "b"]);
+        step.inputs = vec!["b".into()];
+        assert_eq!(from(input_tables(&step, &outputs).unwrap()), ["b"]);
+        step.inputs = vec!["writer".into()];
+        assert_eq!(
+            input_tables(&step, &outputs).unwrap_err().to_string(),
+            "config key `inputs`: step 'writer' produced no table to read"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_step_may_need_a_writer_to_run_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+        let p = pipeline(
+            r#"
+  - {id: one, component: test.sql, mode: read, config: {sql: "SELECT 1 AS x"}}
+  - {id: save, component: test.sql, mode: write, needs: [one], config: {sql: "SELECT 2 AS x"}}
+  - {id: again, component: test.sql, mode: read, needs: [save], config: {sql: "SELECT 3 AS x"}}
+"#,
+        );
+        let engine = writer_engine();
+        let (plan, problems) = engine.prepare(&p, &ConnectionMode::Assume);
+        let plan = plan.unwrap_or_else(|| panic!("{problems}"));
+        let mut executor = InProcess {
+            engine: &engine,
+            exec: &exec,
+            base_dir: dir.path(),
+        };
+        // `save` reports no table, as a writer does.
+        struct NoTableForSave<'a, 'b>(&'b mut InProcess<'a>);
+        impl StepExecutor for NoTableForSave<'_, '_> {
+            async fn execute_step(
+                &mut self,
+                step: &PreparedStep,
+                outputs: &HashMap<String, InputTable>,
+            ) -> StepReport {
+                let mut report = self.0.execute_step(step, outputs).await;
+                if step.step.id == "save"
+                    && let StepStatus::Ok { table, .. } = &mut report.status
+                {
+                    *table = None;
+                }
+                report
+            }
+        }
+        let outcome = run_with(
+            &plan,
+            &exec,
+            &NoObserver,
+            HashMap::new(),
+            &mut NoTableForSave(&mut executor),
+        )
+        .await;
+        assert!(outcome.ok(), "{:?}", outcome.failed_step());
     }
 
     #[tokio::test]

@@ -120,6 +120,7 @@ impl Engine {
             if pipeline.incomplete.contains(&step.id) {
                 continue;
             }
+            check_table_inputs(pipeline, step, &mut problems);
             if let Some(p) = self.prepare_step(step, mode, &mut problems, &mut secrets) {
                 prepared.push(p);
             }
@@ -137,17 +138,20 @@ impl Engine {
                 return (None, problems);
             }
         };
-        let steps = plan
-            .steps
-            .iter()
-            .map(|s| {
-                prepared
-                    .iter()
-                    .find(|p| p.step.id == s.id)
-                    .cloned()
-                    .expect("every valid step was prepared")
-            })
-            .collect();
+        let mut steps = Vec::with_capacity(plan.steps.len());
+        for step in &plan.steps {
+            match prepared.iter().find(|p| p.step.id == step.id) {
+                Some(p) => steps.push(p.clone()),
+                None => {
+                    problems.push(Problem::step_error(
+                        &step.id,
+                        None,
+                        "the step could not be checked; fix the problems above",
+                    ));
+                    return (None, problems);
+                }
+            }
+        }
         secrets.sort();
         secrets.dedup();
         (
@@ -207,20 +211,6 @@ impl Engine {
                     step.mode.as_str(),
                     spec.modes.join(", ")
                 ),
-            ));
-        }
-        if step.mode == StepMode::Write && step.needs.len() != 1 {
-            problems.push(Problem::step_error(
-                id,
-                Some("needs"),
-                if step.needs.is_empty() {
-                    "a write step needs the step whose table it writes: add `needs: [<step id>]`".to_owned()
-                } else {
-                    format!(
-                        "a write step writes one table but needs {} steps; join them in a duckdb.processor step first",
-                        step.needs.len()
-                    )
-                },
             ));
         }
 
@@ -377,6 +367,65 @@ impl Engine {
                 (reference, None, true)
             }
         }
+    }
+}
+
+/// Steps named in `inputs` must produce a table, and a write step writes exactly one table:
+/// the one its `inputs` name, or else the one table-producing step among its `needs` (the
+/// others, such as an earlier writer, only order the run).
+fn check_table_inputs(pipeline: &Pipeline, step: &Step, problems: &mut Problems) {
+    let produces_table = |id: &str| {
+        pipeline
+            .steps
+            .iter()
+            .find(|s| s.id == id)
+            .is_some_and(|s| s.mode != StepMode::Write)
+    };
+    for input in &step.inputs {
+        if !produces_table(input) {
+            problems.push(Problem::step_error(
+                &step.id,
+                Some("inputs"),
+                format!("step '{input}' writes to a destination and has no table to read"),
+            ));
+        }
+    }
+    if step.mode != StepMode::Write || !step.inputs.is_empty() {
+        if step.mode == StepMode::Write && step.inputs.len() > 1 {
+            problems.push(Problem::step_error(
+                &step.id,
+                Some("inputs"),
+                format!(
+                    "a write step writes one table but `inputs` names {} steps ({}); join them in a duckdb.processor step first",
+                    step.inputs.len(),
+                    step.inputs.join(", ")
+                ),
+            ));
+        }
+        return;
+    }
+    let tables: Vec<&str> = step
+        .needs
+        .iter()
+        .map(String::as_str)
+        .filter(|n| produces_table(n))
+        .collect();
+    match tables.as_slice() {
+        [_] => {}
+        [] => problems.push(Problem::step_error(
+            &step.id,
+            Some("needs"),
+            "a write step needs the step whose table it writes: add `needs: [<step id>]` or `inputs: {df: \"${<step id>.df}\"}`",
+        )),
+        many => problems.push(Problem::step_error(
+            &step.id,
+            Some("needs"),
+            format!(
+                "a write step writes one table but needs {} steps that produce one ({}); name the one to write with `inputs: {{df: \"${{<step id>.df}}\"}}`, or join them in a duckdb.processor step first",
+                many.len(),
+                many.join(", ")
+            ),
+        )),
     }
 }
 

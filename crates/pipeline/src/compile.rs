@@ -90,13 +90,18 @@ fn sorted(value: &Value) -> Value {
 }
 
 fn step_cfg(step: &Step) -> Value {
-    json!({
+    let mut cfg = json!({
         "id": step.id,
         "component": step.component,
         "mode": step.mode.as_str(),
         "needs": step.needs,
         "config": Value::Object(step.config.clone()),
-    })
+    });
+    // Only when named, so that pipelines without `inputs` compile to the same bytes as before.
+    if !step.inputs.is_empty() {
+        cfg["inputs"] = json!(step.inputs);
+    }
+    cfg
 }
 
 /// Compiles a validated plan. `source_dir` is where relative paths in configs resolve (the
@@ -199,8 +204,7 @@ pub struct LoadedManifest {
 /// or partly copied compile is refused instead of run.
 pub fn load_manifest(path: &Path) -> Result<LoadedManifest, Problems> {
     let fail = |message: String| Problems(vec![Problem::error(None, message)]);
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| fail(format!("cannot read manifest {}: {e}", path.display())))?;
+    let text = yaml_input::read_file(path).map_err(|e| fail(e.to_string()))?;
     let doc: Value = serde_yaml::from_str::<serde_yaml::Value>(&text)
         .map_err(|e| e.to_string())
         .and_then(|y| serde_json::to_value(y).map_err(|e| e.to_string()))
@@ -260,15 +264,8 @@ pub fn load_manifest(path: &Path) -> Result<LoadedManifest, Problems> {
             id: field(&cfg, "id")?,
             component: field(&cfg, "component")?,
             mode,
-            needs: cfg["needs"]
-                .as_array()
-                .map(|n| {
-                    n.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            needs: strings(&cfg["needs"]),
+            inputs: strings(&cfg["inputs"]),
             config: cfg["config"].as_object().cloned().unwrap_or_else(Map::new),
         });
     }
@@ -293,6 +290,17 @@ pub fn load_manifest(path: &Path) -> Result<LoadedManifest, Problems> {
         source_dir: PathBuf::from(field(&meta, "source_dir")?),
         manifest_hash: recorded,
     })
+}
+
+fn strings(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|n| {
+            n.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

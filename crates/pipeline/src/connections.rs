@@ -26,6 +26,13 @@ use serde_json::{Map, Value};
 /// File name of the connections file.
 pub const CONNECTIONS_FILE: &str = "osiris_connections.yaml";
 
+/// Other names Osiris' connection files use for a field, by family: `(family, alias, field)`.
+/// Resolving a connection renames an alias to its field unless the field is set too.
+pub const FIELD_ALIASES: &[(&str, &str, &str)] = &[
+    ("supabase", "dsn", "pg_dsn"),
+    ("supabase", "sql_dsn", "pg_dsn"),
+];
+
 /// Why a connection could not be loaded or resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -36,6 +43,12 @@ pub enum ConnectionError {
         /// The file.
         path: PathBuf,
         /// What is wrong (with line and column for YAML errors).
+        message: String,
+    },
+    /// The connections file is larger or nests deeper than any real one; it is not parsed.
+    #[error("{message}")]
+    Refused {
+        /// What limit it passes, naming the file.
         message: String,
     },
     /// A reference is not of the form `@family.alias`.
@@ -173,6 +186,7 @@ pub struct Connections {
     path: Option<PathBuf>,
     searched: Vec<PathBuf>,
     families: BTreeMap<String, BTreeMap<String, Map<String, Value>>>,
+    warnings: Vec<String>,
 }
 
 impl Connections {
@@ -190,16 +204,30 @@ impl Connections {
             path: path.to_owned(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        let text = yaml_input::read_file(path).map_err(|e| match e {
+            yaml_input::Error::Read { source, .. } => file_error(source.to_string()),
+            other => ConnectionError::Refused {
+                message: other.to_string(),
+            },
+        })?;
         Self::parse(&text, path).map_err(file_error)
     }
 
     fn parse(text: &str, path: &Path) -> Result<Self, String> {
+        yaml_input::check_depth(text).map_err(|e| e.to_string())?;
         let yaml: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
         let doc: Value = serde_json::to_value(yaml).map_err(|e| e.to_string())?;
         let mut families = BTreeMap::new();
+        let mut warnings = Vec::new();
         let connections = match doc.get("connections") {
-            None | Some(Value::Null) => Map::new(),
+            None => {
+                warnings.push(format!(
+                    "{} has no `connections:` key, so it defines no connections; put the families under `connections:`",
+                    path.display()
+                ));
+                Map::new()
+            }
+            Some(Value::Null) => Map::new(),
             Some(Value::Object(c)) => c.clone(),
             Some(_) => return Err("`connections` must be a mapping of families".into()),
         };
@@ -224,7 +252,13 @@ impl Connections {
             path: Some(path.to_owned()),
             searched: vec![path.to_owned()],
             families,
+            warnings,
         })
+    }
+
+    /// What is odd about the file but does not stop a run (e.g. no `connections:` key).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Finds and loads the connections file: `explicit` if given, else the first of
@@ -330,6 +364,14 @@ impl Connections {
                 }
             })?;
             fields.insert(field.clone(), value);
+        }
+        for (aliased_family, alias_name, field) in FIELD_ALIASES {
+            if *aliased_family == family
+                && !fields.contains_key(*field)
+                && let Some(value) = fields.remove(*alias_name)
+            {
+                fields.insert((*field).to_owned(), value);
+            }
         }
         Ok(ResolvedConnection {
             reference: ConnectionRef {
@@ -580,6 +622,71 @@ connections:
                 "osiris_connections.yaml: `connections.mysql` must be a mapping of aliases"
             ),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn osiris_files_with_version_read_their_connections() {
+        let c = connections();
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+        assert_eq!(
+            c.families().keys().collect::<Vec<_>>(),
+            ["mysql", "supabase"]
+        );
+    }
+
+    #[test]
+    fn a_file_without_connections_key_warns() {
+        let c = Connections::parse(
+            "version: 1
+mysql:
+  main: {host: h}
+",
+            Path::new("osiris_connections.yaml"),
+        )
+        .unwrap();
+        assert!(c.families().is_empty());
+        assert_eq!(
+            c.warnings(),
+            [
+                "osiris_connections.yaml has no `connections:` key, so it defines no connections; put the families under `connections:`"
+            ]
+        );
+    }
+
+    #[test]
+    fn supabase_dsn_and_sql_dsn_are_pg_dsn() {
+        let c = Connections::parse(
+            "connections:\n  supabase:\n    a: {url: u, dsn: postgres://a}\n    b: {url: u, sql_dsn: postgres://b}\n    c: {url: u, pg_dsn: postgres://c, dsn: postgres://other}\n  mysql:\n    m: {dsn: kept}\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap();
+        let e = env(&[]);
+        let pg = |alias: &str| c.resolve("supabase", Some(alias), &e).unwrap().fields;
+        assert_eq!(pg("a")["pg_dsn"], "postgres://a");
+        assert!(!pg("a").contains_key("dsn"));
+        assert_eq!(pg("b")["pg_dsn"], "postgres://b");
+        assert_eq!(
+            pg("c")["pg_dsn"],
+            "postgres://c",
+            "pg_dsn wins over its alias"
+        );
+        let mysql = c.resolve("mysql", Some("m"), &e).unwrap().fields;
+        assert_eq!(mysql["dsn"], "kept", "aliases are per family");
+    }
+
+    #[test]
+    fn deep_or_huge_files_are_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONNECTIONS_FILE);
+        std::fs::write(&path, format!("connections:\n  x: {}", "[".repeat(100_000))).unwrap();
+        let err = Connections::load(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}: line 2: nesting is deeper than 64 levels; such a document is refused unparsed",
+                path.display()
+            )
         );
     }
 

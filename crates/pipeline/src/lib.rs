@@ -9,6 +9,7 @@ pub mod compile;
 pub mod connections;
 mod params;
 mod position;
+pub mod sql;
 
 pub use params::{ENV_PREFIX as PARAM_ENV_PREFIX, ParamInputs};
 pub use position::{ScalarStyle, SourceLines, ValuePosition, config_value_position};
@@ -241,9 +242,11 @@ impl StepMode {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    /// Parses an OML mode; the component mode `extract` is accepted for `read`, as Osiris
+    /// does.
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "read" => Some(Self::Read),
+            "read" | "extract" => Some(Self::Read),
             "write" => Some(Self::Write),
             "transform" => Some(Self::Transform),
             _ => None,
@@ -263,9 +266,15 @@ pub struct Step {
     /// Position of the step in the pipeline file (for JSON pointers in messages).
     #[serde(skip)]
     pub index: usize,
-    /// Upstream steps whose tables this step reads (and which must run first).
+    /// Upstream steps that must finish first: those listed in `needs`, those referenced in
+    /// `inputs`, or (with neither) the nearest earlier step that produces a table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub needs: Vec<String>,
+    /// Upstream steps whose tables this step reads, when its `inputs` name them
+    /// (`df: "${extract.df}"`). Empty: every step in `needs` that produced a table (a step
+    /// that produced none, such as a writer, only orders the run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
     /// The component's configuration.
     #[serde(default)]
     pub config: Map<String, Value>,
@@ -310,6 +319,23 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
+/// The mode of a component whose step gives none, if the caller knows it.
+pub type DefaultMode<'a> = &'a dyn Fn(&str) -> Option<StepMode>;
+
+/// What parsing needs besides the document text.
+#[derive(Default)]
+pub struct ParseOptions<'a> {
+    /// Where `${params.NAME}` values come from, besides the pipeline's defaults.
+    pub params: ParamInputs,
+    /// The pipeline file's name without its extension: the pipeline's name when the document
+    /// has no `name` (as Osiris names runs after the file).
+    pub file_stem: Option<String>,
+    /// The mode of a step that gives none, by component: its spec's only runnable mode. When
+    /// absent or `None`, the component's kind decides (`*.extractor` reads, `*.processor`
+    /// transforms, `*.writer` writes).
+    pub default_mode: Option<DefaultMode<'a>>,
+}
+
 /// Parses and structurally validates an OML document. On success returns the pipeline with
 /// any warnings; on failure every problem found, errors and warnings.
 pub fn parse(text: &str) -> Result<(Pipeline, Problems), Problems> {
@@ -324,11 +350,28 @@ pub fn parse_with(text: &str, inputs: &ParamInputs) -> Result<(Pipeline, Problem
     }
 }
 
+/// [`parse_document`] with only parameter inputs.
+pub fn parse_lenient(text: &str, inputs: &ParamInputs) -> (Option<Pipeline>, Problems) {
+    parse_document(
+        text,
+        &ParseOptions {
+            params: inputs.clone(),
+            ..ParseOptions::default()
+        },
+    )
+}
+
 /// Parses as much as possible: returns the pipeline read so far (steps that could not be read
 /// are left out) together with every problem, so that callers can check the rest too and
 /// report all problems in one round. The pipeline is `None` only when the document is not a
-/// YAML mapping at all.
-pub fn parse_lenient(text: &str, inputs: &ParamInputs) -> (Option<Pipeline>, Problems) {
+/// YAML mapping at all (or nests too deep to be parsed).
+pub fn parse_document(text: &str, options: &ParseOptions<'_>) -> (Option<Pipeline>, Problems) {
+    if let Err(error) = yaml_input::check_depth(text) {
+        return (
+            None,
+            Problems(vec![Problem::error(None, error.to_string())]),
+        );
+    }
     let yaml: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(yaml) => yaml,
         Err(e) => {
@@ -351,7 +394,7 @@ pub fn parse_lenient(text: &str, inputs: &ParamInputs) -> (Option<Pipeline>, Pro
         }
     };
     let mut problems = Problems::default();
-    let pipeline = read_document(&mut doc, inputs, &mut problems);
+    let pipeline = read_document(&mut doc, options, &mut problems);
     (pipeline, problems)
 }
 
@@ -377,9 +420,10 @@ fn yaml_error_message(error: &serde_yaml::Error) -> String {
 
 fn read_document(
     doc: &mut Value,
-    inputs: &ParamInputs,
+    options: &ParseOptions<'_>,
     problems: &mut Problems,
 ) -> Option<Pipeline> {
+    let inputs = &options.params;
     let Some(top) = doc.as_object_mut() else {
         problems.push(Problem::error(
             None,
@@ -402,20 +446,6 @@ fn read_document(
             );
         }
     }
-    for key in ["params", "profiles"] {
-        if top.contains_key(key) {
-            problems.push(
-                Problem::error(
-                    Some(key),
-                    format!(
-                        "`{key}` is not supported by this version of osiris yet and is ignored"
-                    ),
-                )
-                .warning(),
-            );
-        }
-    }
-
     let oml_version = match top.get("oml_version") {
         None => {
             problems.push(Problem::error(
@@ -470,10 +500,22 @@ fn read_document(
             problems.push(Problem::error(Some("name"), "must not be empty"));
             String::new()
         }
-        None => {
-            problems.push(Problem::error(Some("name"), "missing; name the pipeline"));
-            String::new()
-        }
+        None => match &options.file_stem {
+            Some(stem) if !stem.is_empty() => {
+                problems.push(
+                    Problem::error(
+                        Some("name"),
+                        format!("missing; the pipeline is named {stem:?} after its file"),
+                    )
+                    .warning(),
+                );
+                stem.clone()
+            }
+            _ => {
+                problems.push(Problem::error(Some("name"), "missing; name the pipeline"));
+                String::new()
+            }
+        },
         Some(other) => {
             problems.push(Problem::error(
                 Some("name"),
@@ -502,7 +544,7 @@ fn read_document(
             problems.push(Problem::error(Some("steps"), "must list at least one step"));
             Vec::new()
         }
-        Some(Value::Array(items)) => read_steps(items, problems, &mut incomplete),
+        Some(Value::Array(items)) => read_steps(items, options, problems, &mut incomplete),
         Some(other) => {
             problems.push(Problem::error(
                 Some("steps"),
@@ -526,10 +568,12 @@ fn read_document(
 
 fn read_steps(
     items: &[Value],
+    options: &ParseOptions<'_>,
     problems: &mut Problems,
     incomplete: &mut std::collections::BTreeSet<String>,
 ) -> Vec<Step> {
     let mut steps = Vec::with_capacity(items.len());
+    let mut wiring = Vec::with_capacity(items.len());
     let mut first_index: HashMap<String, usize> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
         let position = format!("steps[{index}]");
@@ -596,17 +640,6 @@ fn read_steps(
                 ));
             }
         }
-        if obj.contains_key("inputs") {
-            problems.push(
-                Problem::step_error(
-                    &id,
-                    Some("inputs"),
-                    "`inputs` is ignored; data flows from the steps listed in `needs`",
-                )
-                .warning(),
-            );
-        }
-
         let component = match (obj.get("component"), obj.get("uses")) {
             (Some(Value::String(c)), _) | (None, Some(Value::String(c))) => c.clone(),
             (Some(other), _) | (None, Some(other)) => {
@@ -632,11 +665,7 @@ fn read_steps(
 
         let mode = match obj.get("mode") {
             Some(Value::String(m)) => StepMode::parse(m).or_else(|| {
-                problems.push(Problem::step_error(
-                    &id,
-                    Some("mode"),
-                    format!("{m:?} is not a mode; use read, write or transform"),
-                ));
+                problems.push(Problem::step_error(&id, Some("mode"), not_a_mode(m)));
                 None
             }),
             Some(other) => {
@@ -647,14 +676,22 @@ fn read_steps(
                 ));
                 None
             }
-            None => {
-                problems.push(Problem::step_error(
-                    &id,
-                    Some("mode"),
-                    "missing; use read, write or transform",
-                ));
-                None
-            }
+            // Osiris runs steps without `mode`: the component decides.
+            None if component.is_empty() => None,
+            None => options
+                .default_mode
+                .and_then(|mode_of| mode_of(&component))
+                .or_else(|| kind_mode(&component))
+                .or_else(|| {
+                    problems.push(Problem::step_error(
+                        &id,
+                        Some("mode"),
+                        format!(
+                            "missing, and component `{component}` does not tell: use read, write or transform"
+                        ),
+                    ));
+                    None
+                }),
         };
 
         let config = match obj.get("config").or_else(|| obj.get("with")) {
@@ -670,6 +707,10 @@ fn read_steps(
             }
         };
 
+        wiring.push(Wiring {
+            needs_given: obj.contains_key("needs"),
+            inputs: obj.get("inputs").filter(|v| !v.is_null()).cloned(),
+        });
         let needs = match obj.get("needs") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::String(one)) => vec![one.clone()],
@@ -706,12 +747,196 @@ fn read_steps(
             component,
             mode: mode.unwrap_or(StepMode::Transform),
             needs,
+            inputs: Vec::new(),
             config,
         });
     }
 
+    wire(&mut steps, &wiring, incomplete, problems);
     check_needs(&steps, problems);
     steps
+}
+
+/// `mode: replace` on a writer is a write mode in the wrong place: say where it belongs.
+fn not_a_mode(mode: &str) -> String {
+    if matches!(
+        mode,
+        "append" | "replace" | "upsert" | "truncate" | "overwrite" | "merge"
+    ) {
+        format!(
+            "{mode:?} is a write mode of the destination and belongs in `config` (`write_mode` or `mode`, see the component); the step's `mode` is read, write or transform"
+        )
+    } else {
+        format!("{mode:?} is not a mode; use read, write or transform")
+    }
+}
+
+/// The mode a component's kind implies: `mysql.extractor` reads, `duckdb.processor`
+/// transforms, `filesystem.csv_writer` writes.
+pub fn kind_mode(component: &str) -> Option<StepMode> {
+    let kind = component.rsplit(['.', '_']).next()?;
+    match kind {
+        "extractor" | "reader" | "source" => Some(StepMode::Read),
+        "processor" | "transformer" | "transform" => Some(StepMode::Transform),
+        "writer" | "loader" | "sink" => Some(StepMode::Write),
+        _ => None,
+    }
+}
+
+/// What a step wrote about its upstream steps, before wiring.
+struct Wiring {
+    /// Whether the step has a `needs` key (`needs: []` turns the implicit chain off).
+    needs_given: bool,
+    /// The step's `inputs`, as written.
+    inputs: Option<Value>,
+}
+
+/// Turns `inputs` references into dependencies and table inputs, and gives a step that reads
+/// a table but names no upstream step the nearest earlier step that produces one (the
+/// implicit chain of Osiris' compiler).
+fn wire(
+    steps: &mut [Step],
+    wiring: &[Wiring],
+    incomplete: &std::collections::BTreeSet<String>,
+    problems: &mut Problems,
+) {
+    let ids: Vec<String> = steps.iter().map(|s| s.id.clone()).collect();
+    for i in 0..steps.len() {
+        let (earlier, rest) = steps.split_at_mut(i);
+        let step = &mut rest[0];
+        let wiring = &wiring[i];
+        if let Some(inputs) = &wiring.inputs {
+            for (key, reference) in input_references(inputs, &ids, &step.id, problems) {
+                if reference == step.id {
+                    problems.push(Problem::step_error(
+                        &step.id,
+                        Some(&key),
+                        "a step cannot read its own table",
+                    ));
+                } else if !ids.contains(&reference) {
+                    let hint = did_you_mean(&reference, ids.iter().map(String::as_str))
+                        .map(|s| format!("; did you mean '{s}'?"))
+                        .unwrap_or_else(|| format!("; steps are: {}", ids.join(", ")));
+                    problems.push(Problem::step_error(
+                        &step.id,
+                        Some(&key),
+                        format!("unknown step '{reference}'{hint}"),
+                    ));
+                } else {
+                    if !step.needs.contains(&reference) {
+                        step.needs.push(reference.clone());
+                    }
+                    if !step.inputs.contains(&reference) {
+                        step.inputs.push(reference);
+                    }
+                }
+            }
+        }
+        let reads_table = matches!(step.mode, StepMode::Transform | StepMode::Write);
+        if wiring.needs_given
+            || wiring.inputs.is_some()
+            || !reads_table
+            || incomplete.contains(&step.id)
+        {
+            continue;
+        }
+        if let Some(source) = earlier.iter().rev().find(|s| {
+            matches!(s.mode, StepMode::Read | StepMode::Transform) && !incomplete.contains(&s.id)
+        }) {
+            problems.push(
+                Problem::step_error(
+                    &step.id,
+                    Some("needs"),
+                    format!(
+                        "no `needs`: step '{}' reads the table of step '{}', the nearest earlier step that produces one (as Osiris chains steps); write `needs: [{}]` to say so, or `needs: []` for no input",
+                        step.id, source.id, source.id
+                    ),
+                )
+                .warning(),
+            );
+            step.needs.push(source.id.clone());
+        }
+    }
+}
+
+/// The steps an `inputs` value refers to, each with the key it is written under:
+/// `{df: "${extract.df}"}` (Osiris' form), or a list of step ids or references.
+fn input_references(
+    inputs: &Value,
+    ids: &[String],
+    step: &str,
+    problems: &mut Problems,
+) -> Vec<(String, String)> {
+    let entries: Vec<(String, &Value)> = match inputs {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| (format!("inputs.{k}"), v))
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("inputs[{i}]"), v))
+            .collect(),
+        Value::String(_) => vec![("inputs".to_owned(), inputs)],
+        other => {
+            problems.push(Problem::step_error(
+                step,
+                Some("inputs"),
+                format!(
+                    "must map names to step outputs like `df: \"${{extract.df}}\"`, found {}",
+                    kind(other)
+                ),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut references = Vec::new();
+    for (key, value) in entries {
+        let Some(text) = value.as_str() else {
+            problems.push(Problem::step_error(
+                step,
+                Some(&key),
+                format!(
+                    "must name a step's output like \"${{extract.df}}\", found {}",
+                    kind(value)
+                ),
+            ));
+            continue;
+        };
+        let mut found = false;
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else { break };
+            let inner = after[..end].trim();
+            // `${extract.df}` names step `extract`; ids may hold dots themselves.
+            let target = if ids.iter().any(|id| id == inner) {
+                inner
+            } else {
+                inner.rsplit_once('.').map_or(inner, |(id, _)| id)
+            };
+            references.push((key.clone(), target.to_owned()));
+            found = true;
+            rest = &after[end + 1..];
+        }
+        if !found {
+            if ids.iter().any(|id| id == text) {
+                references.push((key, text.to_owned()));
+            } else {
+                problems.push(
+                    Problem::step_error(
+                        step,
+                        Some(&key),
+                        format!(
+                            "{text:?} names no step output; write `\"${{<step id>.df}}\"` (ignored)"
+                        ),
+                    )
+                    .warning(),
+                );
+            }
+        }
+    }
+    references
 }
 
 fn check_needs(steps: &[Step], problems: &mut Problems) {
@@ -1197,6 +1422,217 @@ steps:
         assert_eq!(did_you_mean("delimitr", keys), Some("delimiter"));
         assert_eq!(did_you_mean("Header", keys), Some("header"));
         assert_eq!(did_you_mean("completely_else", keys), None);
+    }
+
+    fn parse_named(text: &str, stem: Option<&str>) -> (Option<Pipeline>, Problems) {
+        parse_document(
+            text,
+            &ParseOptions {
+                file_stem: stem.map(str::to_owned),
+                ..ParseOptions::default()
+            },
+        )
+    }
+
+    fn messages(problems: &Problems) -> Vec<String> {
+        problems.0.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_step_without_mode_takes_it_from_its_component() {
+        let text = r#"
+oml_version: "0.1.0"
+name: p
+steps:
+  - {id: a, component: mysql.extractor}
+  - {id: b, component: duckdb.processor, needs: [a]}
+  - {id: c, component: filesystem.csv_writer, needs: [b]}
+  - {id: d, component: filesystem.csv_extractor, mode: extract}
+  - {id: e, component: custom.thing, needs: [d]}
+"#;
+        let options_default = |c: &str| (c == "custom.thing").then_some(StepMode::Transform);
+        let (pipeline, problems) = parse_document(
+            text,
+            &ParseOptions {
+                default_mode: Some(&options_default),
+                ..ParseOptions::default()
+            },
+        );
+        assert!(!problems.has_errors(), "{problems}");
+        let modes: Vec<StepMode> = pipeline.unwrap().steps.iter().map(|s| s.mode).collect();
+        use StepMode::*;
+        assert_eq!(modes, [Read, Transform, Write, Read, Transform]);
+        // Without a spec that tells, a component of no known kind needs a mode.
+        let (_, problems) = parse_lenient(text, &ParamInputs::default());
+        assert_eq!(
+            problems
+                .errors()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [
+                "error: step 'e', key `mode`: missing, and component `custom.thing` does not tell: use read, write or transform"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_write_mode_in_the_step_mode_says_where_it_belongs() {
+        let errs = errors(
+            "oml_version: \"0.1.0\"\nname: x\nsteps:\n  - {id: a, component: c.extractor}\n  - {id: w, component: mysql.writer, mode: replace, needs: [a]}\n",
+        );
+        assert_eq!(
+            errs,
+            [
+                "error: step 'w', key `mode`: \"replace\" is a write mode of the destination and belongs in `config` (`write_mode` or `mode`, see the component); the step's `mode` is read, write or transform"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_pipeline_without_name_is_named_after_its_file() {
+        let text = "oml_version: \"0.1.0\"\nsteps:\n  - {id: a, component: c.extractor}\n";
+        let (pipeline, problems) = parse_named(text, Some("daily_sync"));
+        assert_eq!(pipeline.unwrap().name, "daily_sync");
+        assert_eq!(
+            messages(&problems),
+            ["warning: key `name`: missing; the pipeline is named \"daily_sync\" after its file"]
+        );
+        let (_, problems) = parse_named(text, None);
+        assert!(problems.has_errors(), "{problems}");
+    }
+
+    #[test]
+    fn params_and_profiles_raise_no_warning_when_applied() {
+        let (_, problems) = parse_lenient(
+            WITH_PARAMS,
+            &ParamInputs {
+                profile: Some("prod".into()),
+                cli: vec![("table".into(), "t".into())],
+                env: Vec::new(),
+            },
+        );
+        assert!(problems.0.is_empty(), "{problems}");
+    }
+
+    const OSIRIS_WIRING: &str = r#"
+oml_version: "0.1.0"
+name: p
+steps:
+  - {id: extract-a, component: c.extractor}
+  - {id: extract-b, component: c.extractor}
+  - id: write-a
+    component: c.writer
+    inputs: {df: "${extract-a.df}"}
+  - {id: agg, component: c.processor}
+  - {id: write-agg, component: c.writer}
+  - {id: read-back, component: c.extractor, needs: [write-agg]}
+  - {id: gen, component: c.processor, needs: []}
+"#;
+
+    #[test]
+    fn inputs_references_and_the_implicit_chain_wire_steps_as_osiris_does() {
+        let (pipeline, problems) = parse_named(OSIRIS_WIRING, None);
+        let pipeline = pipeline.unwrap();
+        let wiring: Vec<(&str, Vec<&str>, Vec<&str>)> = pipeline
+            .steps
+            .iter()
+            .map(|s| {
+                (
+                    s.id.as_str(),
+                    s.needs.iter().map(String::as_str).collect(),
+                    s.inputs.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            wiring,
+            [
+                ("extract-a", vec![], vec![]),
+                ("extract-b", vec![], vec![]),
+                ("write-a", vec!["extract-a"], vec!["extract-a"]),
+                ("agg", vec!["extract-b"], vec![]),
+                ("write-agg", vec!["agg"], vec![]),
+                ("read-back", vec!["write-agg"], vec![]),
+                ("gen", vec![], vec![]),
+            ]
+        );
+        assert_eq!(
+            messages(&problems),
+            [
+                "warning: step 'agg', key `needs`: no `needs`: step 'agg' reads the table of step 'extract-b', the nearest earlier step that produces one (as Osiris chains steps); write `needs: [extract-b]` to say so, or `needs: []` for no input",
+                "warning: step 'write-agg', key `needs`: no `needs`: step 'write-agg' reads the table of step 'agg', the nearest earlier step that produces one (as Osiris chains steps); write `needs: [agg]` to say so, or `needs: []` for no input",
+            ]
+        );
+    }
+
+    #[test]
+    fn inputs_naming_unknown_steps_are_errors() {
+        let errs = errors(
+            "oml_version: \"0.1.0\"\nname: x\nsteps:\n  - {id: extract, component: c.extractor}\n  - {id: w, component: c.writer, inputs: {df: \"${extrat.df}\"}}\n  - {id: v, component: c.writer, inputs: {df: \"${v.df}\"}}\n",
+        );
+        assert_eq!(
+            errs,
+            [
+                "error: step 'w', key `inputs.df`: unknown step 'extrat'; did you mean 'extract'?",
+                "error: step 'v', key `inputs.df`: a step cannot read its own table",
+            ]
+        );
+    }
+
+    #[test]
+    fn params_in_sql_fields_become_literals_and_elsewhere_text() {
+        let text = r#"
+oml_version: "0.1.0"
+name: p
+params: {x: "0", n: 5}
+steps:
+  - id: q
+    component: duckdb.processor
+    mode: transform
+    config:
+      query: "SELECT ${params.n} AS n, '${params.x}' AS quoted, ${params.x} AS bare"
+  - id: m
+    component: mysql.extractor
+    config:
+      connection: "@mysql.${params.x}"
+      table: t
+      where: "name = ${params.x}"
+"#;
+        let inputs = ParamInputs {
+            cli: vec![("x".into(), "1'; COPY (SELECT 1) TO '/tmp/y'; --".into())],
+            ..ParamInputs::default()
+        };
+        let (pipeline, _) = parse_with(text, &inputs).unwrap();
+        assert_eq!(
+            pipeline.steps[0].config["query"],
+            "SELECT 5 AS n, '1''; COPY (SELECT 1) TO ''/tmp/y''; --' AS quoted, '1''; COPY (SELECT 1) TO ''/tmp/y''; --' AS bare"
+        );
+        assert_eq!(
+            pipeline.steps[1].config["where"],
+            "name = '1''; COPY (SELECT 1) TO ''/tmp/y''; --'"
+        );
+        // Not SQL: the value as text.
+        assert_eq!(
+            pipeline.steps[1].config["connection"],
+            "@mysql.1'; COPY (SELECT 1) TO '/tmp/y'; --"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let text = format!(
+            "oml_version: \"0.1.0\"\nname: x\nsteps: {}",
+            "[".repeat(1_000_000)
+        );
+        let started = std::time::Instant::now();
+        let errs = errors(&text);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(
+            errs,
+            [
+                "error: line 3: nesting is deeper than 64 levels; such a document is refused unparsed"
+            ]
+        );
     }
 
     #[test]

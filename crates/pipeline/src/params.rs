@@ -4,7 +4,8 @@
 //! (`OSIRIS_PARAM_<NAME>`, name lower-cased), the active profile's `profiles.<p>.params`, and
 //! `--param NAME=VALUE`. A string that is exactly one placeholder takes the parameter's value
 //! with its type (`limit: ${params.n}` stays a number); a placeholder inside a longer string is
-//! replaced by the value's text.
+//! replaced by the value's text, except in fields that hold SQL, where values become SQL
+//! literals ([`crate::sql`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -133,8 +134,17 @@ pub(crate) fn apply(
 
     let mut unresolved = BTreeSet::new();
     for (key, value) in doc.iter_mut() {
-        if key != "params" && key != "profiles" {
-            substitute(value, &params, &mut unresolved);
+        match key.as_str() {
+            "params" | "profiles" => {}
+            "steps" => match value {
+                Value::Array(steps) => {
+                    for (index, step) in steps.iter_mut().enumerate() {
+                        substitute_step(step, index, &params, &mut unresolved, problems);
+                    }
+                }
+                other => substitute(other, &params, &mut unresolved),
+            },
+            _ => substitute(value, &params, &mut unresolved),
         }
     }
     for name in &required {
@@ -162,6 +172,66 @@ pub(crate) fn apply(
         ));
     }
     params
+}
+
+/// Substitutes in one step; fields that hold SQL get SQL literals ([`crate::sql`]).
+fn substitute_step(
+    step: &mut Value,
+    index: usize,
+    params: &BTreeMap<String, Value>,
+    unresolved: &mut BTreeSet<String>,
+    problems: &mut Vec<Problem>,
+) {
+    let Value::Object(step) = step else {
+        return substitute(step, params, unresolved);
+    };
+    for (key, value) in step.iter_mut() {
+        if key != "config" && key != "with" {
+            substitute(value, params, unresolved);
+        }
+    }
+    let component = ["component", "uses"]
+        .iter()
+        .find_map(|k| step.get(*k).and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_owned();
+    let id = step.get("id").and_then(Value::as_str).map(str::to_owned);
+    for key in ["config", "with"] {
+        let Some(Value::Object(config)) = step.get_mut(key) else {
+            if let Some(other) = step.get_mut(key) {
+                substitute(other, params, unresolved);
+            }
+            continue;
+        };
+        for (field, value) in config.iter_mut() {
+            let (Some(dialect), Value::String(text)) =
+                (crate::sql::sql_field(&component, field), &*value)
+            else {
+                substitute(value, params, unresolved);
+                continue;
+            };
+            if !text.contains(OPEN) {
+                continue;
+            }
+            let mut missing = Vec::new();
+            match crate::sql::substitute(
+                text,
+                dialect,
+                &|name| params.get(name).cloned(),
+                &mut missing,
+            ) {
+                Ok(sql) => *value = Value::String(sql),
+                Err(why) => {
+                    let path = format!("config.{field}");
+                    problems.push(match &id {
+                        Some(id) => Problem::step_error(id, Some(&path), why),
+                        None => Problem::error(Some(&format!("steps[{index}].{path}")), why),
+                    });
+                }
+            }
+            unresolved.extend(missing);
+        }
+    }
 }
 
 fn substitute(
@@ -237,7 +307,7 @@ fn substitute_str(
     Some(Value::String(out))
 }
 
-fn is_name(name: &str) -> bool {
+pub(crate) fn is_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 

@@ -798,18 +798,6 @@ impl StepExecutor for RemoteExecutor<'_> {
         outputs: &HashMap<String, InputTable>,
     ) -> StepReport {
         let started = Instant::now();
-        let inputs = step
-            .step
-            .needs
-            .iter()
-            .filter_map(|need| {
-                outputs.get(need).map(|t| InputRef {
-                    step_id: need.clone(),
-                    table: t.table.as_str().to_owned(),
-                    rows: t.rows,
-                })
-            })
-            .collect();
         let failed = |class: ErrorClass, error: String, started: Instant| StepReport {
             step_id: step.step.id.clone(),
             component: step.step.component.clone(),
@@ -820,6 +808,17 @@ impl StepExecutor for RemoteExecutor<'_> {
             },
             duration_ms: millis(started.elapsed()),
             state: None,
+        };
+        let inputs = match engine::input_tables(&step.step, outputs) {
+            Ok(tables) => tables
+                .into_iter()
+                .map(|(from, t)| InputRef {
+                    step_id: from.to_owned(),
+                    table: t.table.as_str().to_owned(),
+                    rows: t.rows,
+                })
+                .collect(),
+            Err(error) => return failed(error.class(), error.to_string(), started),
         };
         let message = HostMessage::ExecStep {
             step_id: step.step.id.clone(),
