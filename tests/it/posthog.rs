@@ -12,7 +12,7 @@ const PIPELINE: &str = r#"
 oml_version: "0.1.0"
 name: posthog-events
 params:
-  summary: "SELECT event, count(*) AS n FROM events GROUP BY event"
+  min_count: 1
 steps:
   - id: events
     component: posthog.extractor
@@ -26,7 +26,7 @@ steps:
     mode: transform
     needs: [events]
     config:
-      query: ${params.summary}
+      query: SELECT event, count(*) AS n FROM events GROUP BY event HAVING count(*) >= ${params.min_count}
 "#;
 
 fn connections(url: &str) -> String {
@@ -81,7 +81,8 @@ fn incremental_runs_save_state_only_after_success_and_full_refresh_starts_over()
             "run",
             "pipeline.yaml",
             "--param",
-            "summary=SELECT nope FROM events",
+            // A value, not SQL (parameters are literals): the comparison fails at run time.
+            "min_count=not a number",
         ],
         &env,
     );
