@@ -120,8 +120,7 @@ impl Engine {
             if pipeline.incomplete.contains(&step.id) {
                 continue;
             }
-            check_table_inputs(pipeline, step, &mut problems);
-            if let Some(p) = self.prepare_step(step, mode, &mut problems, &mut secrets) {
+            if let Some(p) = self.prepare_step(pipeline, step, mode, &mut problems, &mut secrets) {
                 prepared.push(p);
             }
         }
@@ -166,6 +165,7 @@ impl Engine {
 
     fn prepare_step(
         &self,
+        pipeline: &Pipeline,
         step: &Step,
         mode: &ConnectionMode<'_>,
         problems: &mut Problems,
@@ -213,6 +213,8 @@ impl Engine {
                 ),
             ));
         }
+
+        check_table_inputs(pipeline, step, problems);
 
         // Unknown keys, with the nearest valid one.
         let properties = spec.property_names();
@@ -381,6 +383,14 @@ fn check_table_inputs(pipeline: &Pipeline, step: &Step, problems: &mut Problems)
             .find(|s| s.id == id)
             .is_some_and(|s| s.mode != StepMode::Write)
     };
+    // Unknown upstream steps were reported when the pipeline was parsed.
+    if step
+        .needs
+        .iter()
+        .any(|need| !pipeline.steps.iter().any(|s| &s.id == need))
+    {
+        return;
+    }
     for input in &step.inputs {
         if !produces_table(input) {
             problems.push(Problem::step_error(
