@@ -193,11 +193,18 @@ fn credentials_in_urls_and_echoed_authorization_headers_never_reach_output_or_se
     for alias in ["inurl", "basic"] {
         let ran = project.osiris_env(&["run", &format!("{alias}.yaml")], &env);
         assert_eq!(ran.code, 1, "{}", ran.all());
-        assert!(ran.all().contains("unauthorized; you sent"), "{}", ran.all());
+        assert!(
+            ran.all().contains("unauthorized; you sent"),
+            "{}",
+            ran.all()
+        );
         outputs.push(ran.all());
         let ran = project.osiris_env(&["run", &format!("{alias}.yaml"), "--json"], &env);
         outputs.push(ran.all());
-        let ran = project.osiris_env(&["run", &format!("{alias}.yaml"), "--target", "remote"], &env);
+        let ran = project.osiris_env(
+            &["run", &format!("{alias}.yaml"), "--target", "remote"],
+            &env,
+        );
         assert_eq!(ran.code, 1, "{}", ran.all());
         outputs.push(ran.all());
         for json in [&[][..], &["--json"][..]] {
@@ -208,7 +215,11 @@ fn credentials_in_urls_and_echoed_authorization_headers_never_reach_output_or_se
             let ran = project.osiris_env(&args, &env);
             assert_eq!(ran.code, 1, "{}", ran.all());
             assert!(ran.all().contains("auth"), "{}", ran.all());
-            assert!(ran.all().contains("unauthorized; you sent"), "{}", ran.all());
+            assert!(
+                ran.all().contains("unauthorized; you sent"),
+                "{}",
+                ran.all()
+            );
             outputs.push(ran.all());
         }
     }
@@ -239,9 +250,15 @@ fn credentials_in_urls_and_echoed_authorization_headers_never_reach_output_or_se
     for (path, bytes) in &files {
         let text = String::from_utf8_lossy(bytes);
         for secret in &forbidden {
-            assert!(!text.contains(secret.as_str()), "{secret} leaked into {path}: {text}");
+            assert!(
+                !text.contains(secret.as_str()),
+                "{secret} leaked into {path}: {text}"
+            );
         }
-        assert!(!text.contains("alice:"), "URL user-info leaked into {path}: {text}");
+        assert!(
+            !text.contains("alice:"),
+            "URL user-info leaked into {path}: {text}"
+        );
     }
 }
 
@@ -295,7 +312,14 @@ fn sigterm_stops_a_csv_write_cleanly(target: &str, session: &str) {
     project.write("big.yaml", BIG_WRITE);
     let child = start(
         &project,
-        &["run", "big.yaml", "--target", target, "--session-id", session],
+        &[
+            "run",
+            "big.yaml",
+            "--target",
+            target,
+            "--session-id",
+            session,
+        ],
     );
     let output_dir = project.path().join("output");
     wait_for("the CSV writer's temporary file", || {
@@ -349,13 +373,18 @@ fn sighup_cancels_a_run_and_exits_129() {
 fn leftovers_of_killed_runs_are_cleaned_by_the_next_run_and_by_gc() {
     let project = example_project();
     // A CSV writer killed with SIGKILL leaves its temporary file next to the output.
-    let stale = project.write("output/.revenue_by_customer.csv.999999999-0.osiris-tmp", "x");
+    let stale = project.write(
+        "output/.revenue_by_customer.csv.999999999-0.osiris-tmp",
+        "x",
+    );
     let ran = project.osiris(&["run", "pipeline.yaml", "--session-id", "next"]);
     assert_eq!(ran.code, 0, "{}", ran.all());
     assert!(!stale.exists(), "the next run removed it");
     let events = jsonl(&project.path().join(".osiris_sessions/next/events.jsonl"));
     assert!(
-        events.iter().any(|e| e["event"] == "stale_temp_file_removed"),
+        events
+            .iter()
+            .any(|e| e["event"] == "stale_temp_file_removed"),
         "{events:?}"
     );
 
@@ -387,8 +416,15 @@ fn leftovers_of_killed_runs_are_cleaned_by_the_next_run_and_by_gc() {
     );
     assert_eq!(gc.code, 0, "{}", gc.all());
     let out: Value = serde_json::from_str(&gc.stdout).unwrap();
-    assert_eq!(out["staging_tables_dropped"], serde_json::json!(["next:__osiris_staging_out"]));
-    assert_eq!(out["worker_dirs_removed"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(
+        out["staging_tables_dropped"],
+        serde_json::json!(["next:__osiris_staging_out"])
+    );
+    assert_eq!(
+        out["worker_dirs_removed"].as_array().unwrap().len(),
+        1,
+        "{out}"
+    );
     assert!(!dead.exists() && kept.exists());
     let session = project.path().join(".osiris_sessions/next");
     assert_eq!(tables(&session), ["read-orders", "revenue_by_customer"]);
@@ -404,15 +440,29 @@ fn sessions_query_renders_timestamptz_and_cannot_reach_the_machine() {
     let ran = project.osiris(&["run", "tz.yaml", "--session-id", "tz"]);
     assert_eq!(ran.code, 0, "{}", ran.all());
     for format in ["table", "csv", "json"] {
-        let q = project.osiris(&["sessions", "query", "tz", "SELECT * FROM t", "--format", format]);
+        let q = project.osiris(&[
+            "sessions",
+            "query",
+            "tz",
+            "SELECT * FROM t",
+            "--format",
+            format,
+        ]);
         assert_eq!(q.code, 0, "{format}: {}", q.all());
-        assert!(q.stdout.contains("2024-01-01T08:00:00"), "{format}: {}", q.stdout);
+        assert!(
+            q.stdout.contains("2024-01-01T08:00:00"),
+            "{format}: {}",
+            q.stdout
+        );
     }
     let copied = project.path().join("copied.csv");
     for sql in [
         "SELECT * FROM read_text('/etc/passwd')".to_owned(),
         format!("COPY t TO '{}'", copied.display()),
-        format!("ATTACH '{}' AS x", project.path().join("other.duckdb").display()),
+        format!(
+            "ATTACH '{}' AS x",
+            project.path().join("other.duckdb").display()
+        ),
     ] {
         let q = project.osiris(&["sessions", "query", "tz", &sql]);
         assert_eq!(q.code, 2, "{sql}: {}", q.all());
@@ -456,7 +506,14 @@ fn a_killed_worker_run_does_not_claim_step_tables_it_does_not_have() {
     project.write("big.yaml", BIG_WRITE);
     let child = start(
         &project,
-        &["run", "big.yaml", "--target", "remote", "--session-id", "wk"],
+        &[
+            "run",
+            "big.yaml",
+            "--target",
+            "remote",
+            "--session-id",
+            "wk",
+        ],
     );
     let events = project.path().join(".osiris_sessions/wk/events.jsonl");
     let mut pid = None;
@@ -473,8 +530,14 @@ fn a_killed_worker_run_does_not_claim_step_tables_it_does_not_have() {
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!stdout.contains("step tables in pipeline_data.duckdb"), "{stdout}");
-    assert!(stdout.contains("not pulled back from the worker"), "{stdout}");
+    assert!(
+        !stdout.contains("step tables in pipeline_data.duckdb"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("not pulled back from the worker"),
+        "{stdout}"
+    );
 }
 
 #[test]

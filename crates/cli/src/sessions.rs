@@ -429,9 +429,9 @@ fn utc_offsets(batches: Vec<RecordBatch>) -> anyhow::Result<Vec<RecordBatch>> {
         .into_iter()
         .map(|batch| {
             let schema = batch.schema();
-            if !schema.fields().iter().any(|f| {
-                matches!(f.data_type(), DataType::Timestamp(_, Some(tz)) if !offset_based(tz))
-            }) {
+            if !schema.fields().iter().any(
+                |f| matches!(f.data_type(), DataType::Timestamp(_, Some(tz)) if !offset_based(tz)),
+            ) {
                 return Ok(batch);
             }
             let mut fields = Vec::new();
@@ -440,7 +440,11 @@ fn utc_offsets(batches: Vec<RecordBatch>) -> anyhow::Result<Vec<RecordBatch>> {
                 match field.data_type() {
                     DataType::Timestamp(unit, Some(tz)) if !offset_based(tz) => {
                         let utc = DataType::Timestamp(*unit, Some("+00:00".into()));
-                        let data = column.to_data().into_builder().data_type(utc.clone()).build()?;
+                        let data = column
+                            .to_data()
+                            .into_builder()
+                            .data_type(utc.clone())
+                            .build()?;
                         fields.push(Field::new(field.name(), utc, field.is_nullable()));
                         columns.push(arrow::array::make_array(data));
                     }

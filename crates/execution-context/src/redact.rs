@@ -136,7 +136,10 @@ impl Redactor {
                 forms.push(decoded.clone());
                 forms.extend(encoded_forms(&decoded));
             }
-            forms.extend(base64_forms(&format!("{}:{decoded}", percent_decoded(user))));
+            forms.extend(base64_forms(&format!(
+                "{}:{decoded}",
+                percent_decoded(user)
+            )));
             self.add_forms(forms);
         }
     }
@@ -384,7 +387,10 @@ mod tests {
         }
         // Registered from a config, the password is masked wherever it appears alone.
         r.add_config_secrets(&serde_json::json!({"endpoint": "https://alice:p%40ss-word@h/g"}));
-        assert_eq!(r.redact("password p@ss-word rejected"), "password *** rejected");
+        assert_eq!(
+            r.redact("password p@ss-word rejected"),
+            "password *** rejected"
+        );
         let basic = base64::engine::general_purpose::STANDARD.encode("alice:p@ss-word");
         assert_eq!(r.redact(&format!("Basic {basic}")), "Basic ***");
     }
@@ -405,7 +411,9 @@ mod tests {
             let out = r.redact(&text);
             assert!(!out.contains(&form), "{form} leaked: {out}");
         }
-        r.add_config_secrets(&serde_json::json!({"auth_username": "bob", "auth_password": "hunter2-pw"}));
+        r.add_config_secrets(
+            &serde_json::json!({"auth_username": "bob", "auth_password": "hunter2-pw"}),
+        );
         let header = format!("Authorization: Basic {}", STANDARD.encode("bob:hunter2-pw"));
         assert_eq!(r.redact(&header), "Authorization: Basic ***");
     }

@@ -624,10 +624,7 @@ pub fn clean_write_targets(exec: &ExecutionContext, targets: impl IntoIterator<I
         for removed in remove_dead_temp_files(&target) {
             exec.event(
                 "stale_temp_file_removed",
-                execution_context::object([(
-                    "path",
-                    Value::String(removed.display().to_string()),
-                )]),
+                execution_context::object([("path", Value::String(removed.display().to_string()))]),
             );
         }
     }
@@ -779,14 +776,20 @@ mod tests {
         for dir in [&running, &finished] {
             let err = create(dir).unwrap_err();
             assert!(matches!(err, Error::Exists { .. }), "{err}");
-            assert!(err.to_string().contains("choose another --session-id"), "{err}");
+            assert!(
+                err.to_string().contains("choose another --session-id"),
+                "{err}"
+            );
         }
         let exec = ExecutionContext::new("s12", &running);
         assert!(matches!(
             begin(&exec, "2026-11-12T00:00:00+00:00", "name: p\n"),
             Err(Error::Exists { .. })
         ));
-        assert_eq!(std::fs::read(running.join(LOCK_FILE)).unwrap(), manifest_before);
+        assert_eq!(
+            std::fs::read(running.join(LOCK_FILE)).unwrap(),
+            manifest_before
+        );
         assert!(!running.join(MANIFEST_FILE).exists());
         assert_eq!(find(tmp.path(), "s12").unwrap().state, State::Running);
         // A new id under a root that does not exist yet is created with its parents.
@@ -818,7 +821,10 @@ mod tests {
         drop(conn);
         let mut dropped = drop_staging_tables(&s).unwrap();
         dropped.sort();
-        assert_eq!(dropped, ["__osiris_staging_load", "__supabase_stage_people"]);
+        assert_eq!(
+            dropped,
+            ["__osiris_staging_load", "__supabase_stage_people"]
+        );
         let names: Vec<String> = tables(&s).unwrap().into_iter().map(|t| t.name).collect();
         assert_eq!(names, ["kept"]);
         assert!(drop_staging_tables(&s).unwrap().is_empty());
@@ -842,7 +848,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let target = tmp.path().join("out.csv");
         let dead = tmp.path().join(".out.csv.999999999-0.osiris-tmp");
-        let live = tmp.path().join(format!(".out.csv.{}-3.osiris-tmp", std::process::id()));
+        let live = tmp
+            .path()
+            .join(format!(".out.csv.{}-3.osiris-tmp", std::process::id()));
         let other = tmp.path().join(".other.csv.999999999-0.osiris-tmp");
         for f in [&dead, &live, &other, &target] {
             std::fs::write(f, "x").unwrap();
