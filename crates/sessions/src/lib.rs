@@ -855,7 +855,7 @@ mod tests {
         for f in [&dead, &live, &other, &target] {
             std::fs::write(f, "x").unwrap();
         }
-        assert_eq!(remove_dead_temp_files(&target), [dead.clone()]);
+        assert_eq!(remove_dead_temp_files(&target), vec![dead.clone()]);
         assert!(!dead.exists() && live.exists() && other.exists() && target.exists());
     }
 }
