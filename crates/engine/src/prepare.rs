@@ -121,7 +121,9 @@ impl Engine {
                 prepared.push(p);
             }
         }
-        if problems.has_errors() {
+        // An incomplete step (no component or mode) was reported by the parse and cannot be
+        // prepared: no plan, but the problems of the other steps.
+        if problems.has_errors() || !pipeline.incomplete.is_empty() {
             return (None, problems);
         }
         let plan = match pipeline.plan() {
