@@ -24,7 +24,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = spec.property_names();
     let _ = spec.required();
     let _ = spec.properties();
-    let assume: BTreeSet<String> = spec.connection_fields().into_iter().map(|f| f.name).collect();
+    let assume: BTreeSet<String> = spec
+        .connection_fields()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
     for example in &spec.examples {
         if let serde_json::Value::Object(config) = &example.config {
             let mut config = config.clone();

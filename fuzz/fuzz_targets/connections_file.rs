@@ -15,7 +15,10 @@ use pipeline::connections::{ConnectionRef, Connections, substitute, variables};
 fn scratch() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        std::env::temp_dir().join(format!("osiris-fuzz-connections-{}.yaml", std::process::id()))
+        std::env::temp_dir().join(format!(
+            "osiris-fuzz-connections-{}.yaml",
+            std::process::id()
+        ))
     })
 }
 
@@ -58,5 +61,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let _ = connections.resolve("mysql", None, &env).map_err(|e| e.to_string());
+    let _ = connections
+        .resolve("mysql", None, &env)
+        .map_err(|e| e.to_string());
 });

@@ -49,7 +49,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = problems.locate(lenient.as_ref());
 
     if let Ok((pipeline, _)) = pipeline::parse(text) {
-        let plan = pipeline.plan().expect("a pipeline parse accepts has a plan");
+        let plan = pipeline
+            .plan()
+            .expect("a pipeline parse accepts has a plan");
         let _ = plan.to_yaml();
         let _ = pipeline::compile::compile(&pipeline, &plan, Path::new("/fuzz"), "sha256:0");
     }

@@ -52,7 +52,10 @@ fuzz_target!(|data: &[u8]| {
     let mut got = Vec::new();
     runtime().block_on(async {
         loop {
-            match read_line(&mut reader, max).await.expect("reading a slice never fails") {
+            match read_line(&mut reader, max)
+                .await
+                .expect("reading a slice never fails")
+            {
                 Line::Eof => break,
                 Line::Text(text) => got.push(Ok(text)),
                 Line::Oversized(n) => got.push(Err(n)),
