@@ -1611,6 +1611,20 @@ steps:
             pipeline.steps[1].config["where"],
             "name = '1''; COPY (SELECT 1) TO ''/tmp/y''; --'"
         );
+        // A whole-field placeholder is the statement itself, chosen by the author.
+        let whole = text.replace(
+            "query: \"SELECT ${params.n}",
+            "query: \"${params.q}\"\n      x: \"SELECT ${params.n}",
+        );
+        let (pipeline_whole, _) = parse_with(
+            &whole.replace(
+                "params: {x: \"0\", n: 5}",
+                "params: {x: \"0\", n: 5, q: SELECT 1}",
+            ),
+            &inputs,
+        )
+        .unwrap();
+        assert_eq!(pipeline_whole.steps[0].config["query"], "SELECT 1");
         // Not SQL: the value as text.
         assert_eq!(
             pipeline.steps[1].config["connection"],

@@ -210,7 +210,14 @@ fn substitute_step(
                 substitute(value, params, unresolved);
                 continue;
             };
-            if !text.contains(OPEN) {
+            // A field that is one placeholder makes the whole statement a parameter: the
+            // pipeline's author chose to take SQL from it, so it stays text.
+            let whole = text
+                .strip_prefix(OPEN)
+                .and_then(|rest| rest.strip_suffix('}'))
+                .is_some_and(is_name);
+            if whole || !text.contains(OPEN) {
+                substitute(value, params, unresolved);
                 continue;
             }
             let mut missing = Vec::new();
