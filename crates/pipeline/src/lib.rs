@@ -1611,7 +1611,7 @@ steps:
             pipeline.steps[1].config["where"],
             "name = '1''; COPY (SELECT 1) TO ''/tmp/y''; --'"
         );
-        // A whole-field placeholder is the statement itself, chosen by the author.
+        // A whole-field placeholder is a value too: SQL text never comes from a parameter.
         let whole = text.replace(
             "query: \"SELECT ${params.n}",
             "query: \"${params.q}\"\n      x: \"SELECT ${params.n}",
@@ -1624,7 +1624,7 @@ steps:
             &inputs,
         )
         .unwrap();
-        assert_eq!(pipeline_whole.steps[0].config["query"], "SELECT 1");
+        assert_eq!(pipeline_whole.steps[0].config["query"], "'SELECT 1'");
         // Not SQL: the value as text.
         assert_eq!(
             pipeline.steps[1].config["connection"],

@@ -210,13 +210,9 @@ fn substitute_step(
                 substitute(value, params, unresolved);
                 continue;
             };
-            // A field that is one placeholder makes the whole statement a parameter: the
-            // pipeline's author chose to take SQL from it, so it stays text.
-            let whole = text
-                .strip_prefix(OPEN)
-                .and_then(|rest| rest.strip_suffix('}'))
-                .is_some_and(is_name);
-            if whole || !text.contains(OPEN) {
+            // Every placeholder in SQL is a value, a field that is only a placeholder too: SQL
+            // text never comes from a parameter (`--param` may come from anywhere).
+            if !text.contains(OPEN) {
                 substitute(value, params, unresolved);
                 continue;
             }
