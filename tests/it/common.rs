@@ -86,6 +86,12 @@ impl Project {
                 command.env_remove(key);
             }
         }
+        // Workers keep their sessions in the project, not in the machine's shared temp dir:
+        // tests with fixed session ids must not meet other test runs' directories.
+        command.env(
+            "OSIRIS_WORKER_SESSIONS_DIR",
+            self.path().join(".worker_sessions"),
+        );
         command.envs(env.iter().copied());
         Ran::from(command.output().expect("the osiris binary runs"))
     }

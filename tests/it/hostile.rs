@@ -266,6 +266,10 @@ fn start(project: &Project, args: &[&str]) -> Child {
     Command::new(OSIRIS)
         .args(args)
         .current_dir(project.path())
+        .env(
+            "OSIRIS_WORKER_SESSIONS_DIR",
+            project.path().join(".worker_sessions"),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -245,6 +245,10 @@ fn start_long_remote(
         ])
         .args(extra)
         .current_dir(project.path())
+        .env(
+            "OSIRIS_WORKER_SESSIONS_DIR",
+            project.path().join(".worker_sessions"),
+        )
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -474,7 +478,8 @@ fn protocol_and_registry_mismatches_stop_before_anything_runs() {
         "--worker-cmd",
         "echo oops >&2; exit 3",
     ]);
-    assert_eq!(ran.code, 2, "{}", ran.all());
+    // A worker that dies before its hello is a failed run (class remote), not wrong input.
+    assert_eq!(ran.code, 1, "{}", ran.all());
     assert!(
         ran.stderr.contains("oops") && ran.stderr.contains("exit status: 3"),
         "{}",
