@@ -267,6 +267,10 @@ fn start(project: &Project, args: &[&str]) -> Child {
         .args(args)
         .env("TMPDIR", project.tmp_dir())
         .current_dir(project.path())
+        .env(
+            "OSIRIS_WORKER_SESSIONS_DIR",
+            project.path().join(".worker_sessions"),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -246,6 +246,10 @@ fn start_long_remote(
         ])
         .args(extra)
         .current_dir(project.path())
+        .env(
+            "OSIRIS_WORKER_SESSIONS_DIR",
+            project.path().join(".worker_sessions"),
+        )
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -486,7 +486,15 @@ fn prepare_run(
     // Exclusive, as on the host: two hosts sending one id must not share a directory. The lock
     // (this worker's pid) stays until the host ends the session in order; a worker killed
     // mid-run leaves it behind, which is how `osiris sessions gc` knows its directory is junk.
-    sessions::create(exec.session_dir()).map_err(|error| match error {
+    // A directory whose worker died (its lock names a dead process) is junk nobody can pull
+    // any more: it is replaced. A live one, or one kept on purpose (`--no-pull`), is refused.
+    let dir = exec.session_dir();
+    if sessions::read(dir).is_some_and(|s| {
+        s.state == sessions::State::Abandoned && dir.join(sessions::LOCK_FILE).exists()
+    }) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    sessions::create(dir).map_err(|error| match error {
         sessions::Error::Exists { .. } => ("session_exists", error.to_string()),
         other => ("prepare_failed", other.to_string()),
     })?;
