@@ -1,19 +1,26 @@
 //! Embeds every `components/<name>/spec.yaml` of the workspace into the library, so the
 //! `osiris` binary knows its components wherever it runs.
+//!
+//! Paths come from the environment cargo gives this run (not from `env!` at the script's own
+//! compile time), and the `rerun-if-changed` paths are relative to the package: cargo gives a
+//! workspace crate the same cache entry in every checkout sharing a build directory, and
+//! absolute paths would make another checkout embed (and watch) this one's specs.
 
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../components");
-    println!("cargo:rerun-if-changed={}", root.display());
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("../../components");
+    println!("cargo:rerun-if-changed=../../components");
     let mut entries = Vec::new();
     if let Ok(dirs) = std::fs::read_dir(&root) {
         for dir in dirs.flatten() {
             let spec = dir.path().join("spec.yaml");
             if spec.is_file() {
-                println!("cargo:rerun-if-changed={}", spec.display());
+                let name = dir.file_name().to_string_lossy().into_owned();
+                println!("cargo:rerun-if-changed=../../components/{name}/spec.yaml");
                 let canonical = spec.canonicalize().expect("spec path resolves");
-                entries.push((dir.file_name().to_string_lossy().into_owned(), canonical));
+                entries.push((name, canonical));
             }
         }
     }
