@@ -92,10 +92,17 @@ impl Replay {
                 run.insert(step.id.clone());
             }
         }
+        // Upstream tables to copy: those of needed steps that are not re-run. A needed writer
+        // only ordered the run (it has no table), so there is nothing of it to copy.
+        let writes = |id: &str| {
+            plan.steps
+                .iter()
+                .any(|s| s.id == id && s.mode == pipeline::StepMode::Write)
+        };
         let mut copy = Vec::new();
         for step in plan.steps.iter().filter(|s| run.contains(&s.id)) {
             for need in &step.needs {
-                if !run.contains(need) && !copy.contains(need) {
+                if !run.contains(need) && !copy.contains(need) && !writes(need) {
                     copy.push(need.clone());
                 }
             }
@@ -259,4 +266,31 @@ fn copy_tables(
         ]),
     );
     Ok(seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_copies_the_tables_of_needed_steps_but_not_of_needed_writers() {
+        let text = r#"
+oml_version: "0.1.0"
+name: replay
+steps:
+  - {id: src, component: filesystem.csv_extractor, mode: read, config: {path: in.csv}}
+  - {id: out, component: filesystem.csv_writer, mode: write, needs: [src], config: {path: o.csv}}
+  - {id: again, component: filesystem.csv_extractor, mode: read, needs: [out], config: {path: o.csv}}
+  - {id: both, component: duckdb.processor, mode: transform, needs: [src, again], config: {query: SELECT 1}}
+"#;
+        let (pipeline, _) = pipeline::parse(text).unwrap();
+        let plan = pipeline.plan().unwrap();
+        let (run, copy) = Replay::select(&plan, "again").unwrap();
+        assert_eq!(run.into_iter().collect::<Vec<_>>(), ["again", "both"]);
+        assert_eq!(
+            copy,
+            ["src"],
+            "`out` is a writer: it ordered `again`, it has no table"
+        );
+    }
 }
