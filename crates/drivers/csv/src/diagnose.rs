@@ -421,10 +421,21 @@ pub(crate) fn probe(dialect: &Dialect) -> Start {
         let consumed = buf.len();
         reader.consume(consumed);
     }
-    // The end of the file: no content after the skipped lines.
+    // The end of the file. One or two bytes of a byte order mark that never completed are
+    // content on the first line, not a mark.
+    let partial_bom = matches!(bom_matched, Some(1 | 2));
+    if partial_bom {
+        if dialect.skip_lines == 0 {
+            return Start::Content { blank_lines: 0 };
+        }
+        skipped_content = true;
+    }
     if skipped_content {
+        // No content after the skipped lines. Count the lines the file has, up to the lines to
+        // skip (blank lines after them are not what made it too short), as `scan` does.
+        let physical = (lines.number - 1 + u64::from(lines.length > 0)).max(u64::from(partial_bom));
         Start::TooShort {
-            lines: lines.number - 1 + u64::from(lines.length > 0),
+            lines: physical.min(dialect.skip_lines),
         }
     } else {
         Start::Empty
@@ -783,5 +794,35 @@ mod tests {
         let mut d = dialect(dir.path(), "cr", b"title\r\ra,b\r1,2\r");
         d.skip_lines = 1;
         assert_eq!(probe(&d), Start::Content { blank_lines: 1 });
+    }
+
+    #[test]
+    fn fuzz_regression_probe_counts_only_the_skipped_lines_of_a_short_file() {
+        // fuzz/regressions/csv_diagnose/probe_too_short_counts_blank_lines: "has 3 lines, but
+        // 1 lines are skipped" was reported for a file whose skipped line is all it holds.
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = dialect(dir.path(), "short", b"title\n\n\n");
+        d.skip_lines = 1;
+        assert_eq!(probe(&d), Start::TooShort { lines: 1 });
+        let mut d = dialect(dir.path(), "shorter", b"title\n");
+        d.skip_lines = 3;
+        assert_eq!(probe(&d), Start::TooShort { lines: 1 });
+    }
+
+    #[test]
+    fn fuzz_regression_a_partial_byte_order_mark_is_content() {
+        // fuzz/regressions/csv_diagnose/probe_partial_bom_is_empty: one or two bytes of a BOM
+        // at the end of the file were held back and the file reported as empty.
+        let dir = tempfile::tempdir().unwrap();
+        for bytes in [&b"\xEF"[..], b"\xEF\xBB"] {
+            let d = dialect(dir.path(), "bom", bytes);
+            assert_eq!(probe(&d), Start::Content { blank_lines: 0 });
+            let mut d = dialect(dir.path(), "bom-skip", bytes);
+            d.skip_lines = 2;
+            assert_eq!(probe(&d), Start::TooShort { lines: 1 });
+        }
+        // A whole mark and nothing else is an empty file.
+        let d = dialect(dir.path(), "bom-only", b"\xEF\xBB\xBF");
+        assert_eq!(probe(&d), Start::Empty);
     }
 }
