@@ -12,6 +12,7 @@ mod error;
 mod ident;
 mod registry;
 mod table;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 use async_trait::async_trait;
