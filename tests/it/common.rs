@@ -249,3 +249,86 @@ pub fn start_long(project: &Project, session: &str) -> std::process::Child {
     }
     child
 }
+
+/// A scratch MariaDB database on 127.0.0.1:3306 (root, no password) with a unique name,
+/// dropped at the end; SQL runs through the real `mariadb` client.
+pub struct ScratchMariaDb(pub String);
+
+impl ScratchMariaDb {
+    /// Creates `<prefix>_<pid>_<n>_<nanos>`: unique across tests and concurrent runs.
+    pub fn new(prefix: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "{prefix}_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        mariadb_sql(None, &format!("CREATE DATABASE `{name}`"));
+        Self(name)
+    }
+
+    /// Runs SQL in this database; returns the client's tab-separated output.
+    pub fn query(&self, sql: &str) -> String {
+        mariadb_sql(Some(&self.0), sql)
+    }
+}
+
+impl Drop for ScratchMariaDb {
+    fn drop(&mut self) {
+        let _ = Command::new("mariadb")
+            .args(["--protocol=tcp", "-h", "127.0.0.1", "-u", "root", "-e"])
+            .arg(format!("DROP DATABASE IF EXISTS `{}`", self.0))
+            .output();
+    }
+}
+
+/// Runs SQL with the real `mariadb` client (in `database` if given), which must succeed;
+/// returns its tab-separated output.
+pub fn mariadb_sql(database: Option<&str>, sql: &str) -> String {
+    let mut command = Command::new("mariadb");
+    command.args([
+        "--protocol=tcp",
+        "-h",
+        "127.0.0.1",
+        "-P",
+        "3306",
+        "-u",
+        "root",
+        "-N",
+        "-B",
+        "-e",
+        sql,
+    ]);
+    if let Some(db) = database {
+        command.arg(db);
+    }
+    let output = command
+        .output()
+        .expect("the mariadb client runs (testing_env/setup.sh)");
+    assert!(
+        output.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The `status.json` of a session directory.
+pub fn status(session: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(session.join("status.json")).unwrap()).unwrap()
+}
+
+/// Sends `sig` (`-TERM`, `-INT`, `-KILL`, ...) to `pid` with the real `kill`.
+pub fn signal(pid: u32, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}

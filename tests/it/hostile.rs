@@ -11,23 +11,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::common::{Project, example_project, jsonl, start_long, tables};
+use crate::common::{Project, example_project, jsonl, signal, start_long, status, tables};
 
 const OSIRIS: &str = env!("CARGO_BIN_EXE_osiris");
-
-fn status(session: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(session.join("status.json")).unwrap()).unwrap()
-}
-
-fn signal(pid: u32, sig: &str) {
-    assert!(
-        Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
 
 fn state_of(project: &Project, id: &str) -> String {
     let ran = project.osiris(&["sessions", "list", "--json"]);

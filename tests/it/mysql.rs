@@ -1,71 +1,7 @@
 //! The MySQL examples end to end against MariaDB on 127.0.0.1:3306: MySQL -> DuckDB SQL ->
 //! CSV, and CSV -> MySQL upsert, through `osiris run` and the `@mysql.shop` connection.
 
-use std::process::Command;
-
-use crate::common::{Project, repo_root};
-
-/// A scratch database, dropped at the end.
-struct Database(String);
-
-impl Database {
-    fn new() -> Self {
-        let name = format!(
-            "osiris_it_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        let db = Self(name);
-        db.sql(None, &format!("CREATE DATABASE `{}`", db.0));
-        db
-    }
-
-    /// Runs SQL with the real `mariadb` client; returns its tab-separated output.
-    fn sql(&self, database: Option<&str>, sql: &str) -> String {
-        let mut command = Command::new("mariadb");
-        command.args([
-            "--protocol=tcp",
-            "-h",
-            "127.0.0.1",
-            "-P",
-            "3306",
-            "-u",
-            "root",
-            "-N",
-            "-B",
-            "-e",
-            sql,
-        ]);
-        if let Some(db) = database {
-            command.arg(db);
-        }
-        let output = command
-            .output()
-            .expect("the mariadb client runs (testing_env/setup.sh)");
-        assert!(
-            output.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    fn query(&self, sql: &str) -> String {
-        self.sql(Some(&self.0), sql)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = Command::new("mariadb")
-            .args(["--protocol=tcp", "-h", "127.0.0.1", "-u", "root", "-e"])
-            .arg(format!("DROP DATABASE IF EXISTS `{}`", self.0))
-            .output();
-    }
-}
+use crate::common::{Project, ScratchMariaDb, repo_root};
 
 fn mysql_project() -> Project {
     let project = Project::new();
@@ -83,7 +19,7 @@ fn mysql_project() -> Project {
 
 #[test]
 fn mysql_to_duckdb_sql_to_csv_and_csv_upsert_into_mysql() {
-    let db = Database::new();
+    let db = ScratchMariaDb::new("osiris_it");
     let shop = std::fs::read_to_string(repo_root().join("examples/mysql/shop.sql")).unwrap();
     db.query(&shop);
     let project = mysql_project();
@@ -114,7 +50,7 @@ fn mysql_to_duckdb_sql_to_csv_and_csv_upsert_into_mysql() {
 
 #[test]
 fn connections_doctor_checks_mysql_without_leaking_the_password() {
-    let db = Database::new();
+    let db = ScratchMariaDb::new("osiris_it");
     let project = mysql_project();
     let ok = project.osiris_env(
         &["connections", "doctor", "@mysql.shop", "--json"],
@@ -142,7 +78,7 @@ fn connections_doctor_checks_mysql_without_leaking_the_password() {
 
 #[test]
 fn connections_discover_lists_tables_columns_and_keys() {
-    let db = Database::new();
+    let db = ScratchMariaDb::new("osiris_it");
     db.query(
         "CREATE TABLE `odd name` (`a``b` INT NOT NULL, note VARCHAR(20), PRIMARY KEY (`a``b`));
          CREATE VIEW recent AS SELECT note FROM `odd name`",

@@ -13,10 +13,8 @@
 //! PostgreSQL database behind its own PostgREST.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::common::{Project, Ran, fixtures};
+use crate::common::{Project, Ran, ScratchMariaDb, fixtures};
 
 // The Supabase tests' PostgREST harness (one PostgreSQL database + PostgREST process per test).
 use crate::supabase::harness;
@@ -182,79 +180,25 @@ corpus_tests! { validate:
 // ---------------------------------------------------------------------------------------------
 // Services
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A scratch MariaDB database seeded with `seed/mysql.sql`, dropped at the end.
-struct MariaDb(String);
-
-fn mariadb(database: Option<&str>, sql: &str) -> String {
-    let mut command = Command::new("mariadb");
-    command.args([
-        "--protocol=tcp",
-        "-h",
-        "127.0.0.1",
-        "-P",
-        "3306",
-        "-u",
-        "root",
-        "-N",
-        "-B",
-        "-e",
-        sql,
-    ]);
-    if let Some(db) = database {
-        command.arg(db);
-    }
-    let output = command
-        .output()
-        .expect("the mariadb client runs (testing_env/setup.sh)");
-    assert!(
-        output.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-impl MariaDb {
-    fn seeded() -> Self {
-        let name = format!(
-            "osiris_compat_{}_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        mariadb(None, &format!("CREATE DATABASE `{name}`"));
-        let db = Self(name);
-        let seed = std::fs::read_to_string(corpus_dir().join("seed/mysql.sql")).unwrap();
-        mariadb(Some(&db.0), &seed);
-        db
-    }
-}
-
-impl Drop for MariaDb {
-    fn drop(&mut self) {
-        let _ = Command::new("mariadb")
-            .args(["--protocol=tcp", "-h", "127.0.0.1", "-u", "root", "-e"])
-            .arg(format!("DROP DATABASE IF EXISTS `{}`", self.0))
-            .output();
-    }
+/// The scratch MariaDB database of one corpus run, seeded with `seed/mysql.sql`.
+fn seeded_mariadb() -> ScratchMariaDb {
+    let db = ScratchMariaDb::new("osiris_compat");
+    let seed = std::fs::read_to_string(corpus_dir().join("seed/mysql.sql")).unwrap();
+    db.query(&seed);
+    db
 }
 
 /// One corpus file set up to run: project, MariaDB database, optional PostgREST.
 struct Compat {
     file: &'static str,
     project: Project,
-    db: MariaDb,
+    db: ScratchMariaDb,
     env: Vec<(String, String)>,
 }
 
 impl Compat {
     fn new(file: &'static str, pg: Option<&harness::PostgRest>) -> Self {
-        let db = MariaDb::seeded();
+        let db = seeded_mariadb();
         let mut env: Vec<(String, String)> = OFFLINE_ENV
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -785,9 +729,6 @@ mod run {
             "active,email,id,name\n1,alice@example.com,1,Alice\n1,carol@example.com,3,Carol\n",
         );
         // The seed database is untouched by a read-only pipeline.
-        assert_eq!(
-            mariadb(Some(&compat.db.0), "SELECT count(*) FROM users"),
-            "3\n"
-        );
+        assert_eq!(compat.db.query("SELECT count(*) FROM users"), "3\n");
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Project, Ran, example_project, jsonl, rows, tables};
+use crate::common::{Project, Ran, example_project, jsonl, rows, signal, status, tables};
 
 const OSIRIS: &str = env!("CARGO_BIN_EXE_osiris");
 
@@ -19,10 +19,6 @@ fn event_names(session: &Path) -> Vec<String> {
         .map(|e| e["event"].as_str().unwrap().to_owned())
         .filter(|n| !n.starts_with("worker_"))
         .collect()
-}
-
-fn status(session: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(session.join("status.json")).unwrap()).unwrap()
 }
 
 /// Every table of a session: name, column types and all rows (sorted), as text.
@@ -282,16 +278,6 @@ fn alive(pid: u32) -> bool {
             .trim_start()
             .starts_with('Z')
     })
-}
-
-fn signal(pid: u32, sig: &str) {
-    assert!(
-        Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
 }
 
 #[test]
