@@ -1,10 +1,11 @@
 //! Embeds every `components/<name>/spec.yaml` of the workspace into the library, so the
 //! `osiris` binary knows its components wherever it runs.
 //!
-//! Paths come from the environment cargo gives this run (not from `env!` at the script's own
-//! compile time), and the `rerun-if-changed` paths are relative to the package: cargo gives a
-//! workspace crate the same cache entry in every checkout sharing a build directory, and
-//! absolute paths would make another checkout embed (and watch) this one's specs.
+//! The generated file holds the specs' text itself, not paths to them: cargo gives a workspace
+//! crate the same cache entry in every checkout sharing a build directory (CI's fresh clone, a
+//! worktree), and an `include_str!` of an absolute path would read another checkout's file, or
+//! fail once that checkout is gone. For the same reason the paths come from the environment
+//! cargo gives this run, and `rerun-if-changed` paths are relative to the package.
 
 use std::path::Path;
 
@@ -19,8 +20,8 @@ fn main() {
             if spec.is_file() {
                 let name = dir.file_name().to_string_lossy().into_owned();
                 println!("cargo:rerun-if-changed=../../components/{name}/spec.yaml");
-                let canonical = spec.canonicalize().expect("spec path resolves");
-                entries.push((name, canonical));
+                let text = std::fs::read_to_string(&spec).expect("spec.yaml is readable UTF-8");
+                entries.push((name, text));
             }
         }
     }
@@ -28,11 +29,9 @@ fn main() {
     let mut code = String::from(
         "/// `(directory name, spec.yaml text)` of every built-in component.\npub static BUILTIN_SPECS: &[(&str, &str)] = &[\n",
     );
-    for (name, path) in entries {
-        code.push_str(&format!(
-            "    ({name:?}, include_str!({:?})),\n",
-            path.display().to_string()
-        ));
+    for (name, text) in entries {
+        // `{:?}` of a string is a Rust string literal of the same text.
+        code.push_str(&format!("    ({name:?}, {text:?}),\n"));
     }
     code.push_str("];\n");
     let out =
