@@ -24,8 +24,8 @@ pub use execution_context::SecretString;
 pub use ident::{TableName, quote_identifier, quote_literal};
 pub use registry::{DriverRegistry, DynDriver};
 pub use table::{
-    DEFAULT_CHANNEL_CAPACITY, JSON_EXTENSION_NAME, SchemaEvolution, TableReader, TableWriter,
-    check_key_columns, duckdb_type_for, json_field, replace_table_as, table_row_count,
+    BlockingSink, DEFAULT_CHANNEL_CAPACITY, JSON_EXTENSION_NAME, SchemaEvolution, TableReader,
+    TableWriter, check_key_columns, duckdb_type_for, json_field, replace_table_as, table_row_count,
 };
 
 /// A component's implementation.

@@ -11,12 +11,11 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema};
 use driver_api::{
-    DEFAULT_CHANNEL_CAPACITY, DriverError, Result, SchemaEvolution, StepContext, TableName,
-    TableWriter,
+    BlockingSink, DEFAULT_CHANNEL_CAPACITY, DriverError, Result, SchemaEvolution, StepContext,
+    TableName, TableWriter,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::{JsonOptions, JsonPath, VALUE_COLUMN, into_records, records_to_batch};
 
@@ -50,8 +49,7 @@ enum Message {
 /// dropping the loader) leaves no table. With no records at all the table has the single
 /// VARCHAR column `value` and no rows.
 pub struct PageLoader {
-    tx: mpsc::Sender<Message>,
-    handle: JoinHandle<Result<u64>>,
+    sink: BlockingSink<Message>,
     pages: u64,
 }
 
@@ -75,14 +73,11 @@ impl PageLoader {
 
     /// Starts a loader that (re)creates `table` on `conn`.
     pub fn start(conn: duckdb::Connection, table: TableName, options: JsonOptions) -> Self {
-        let (tx, rx) = mpsc::channel(PAGE_CHANNEL_CAPACITY);
         let runtime = tokio::runtime::Handle::current();
-        let handle = tokio::task::spawn_blocking(move || load(&runtime, conn, table, options, rx));
-        Self {
-            tx,
-            handle,
-            pages: 0,
-        }
+        let sink = BlockingSink::spawn("page loader", PAGE_CHANNEL_CAPACITY, move |rx| {
+            load(&runtime, conn, table, options, rx)
+        });
+        Self { sink, pages: 0 }
     }
 
     /// Hands over one page of records (an empty page counts as a page). Waits while the
@@ -90,10 +85,7 @@ impl PageLoader {
     /// error.
     pub async fn send(&mut self, records: Vec<Value>) -> Result<()> {
         self.pages += 1;
-        if self.tx.send(Message::Page(records)).await.is_err() {
-            return Err(self.loader_error().await);
-        }
-        Ok(())
+        self.sink.send(Message::Page(records)).await
     }
 
     /// Hands over one whole response body whose records are at `records_at`: parsing it, taking
@@ -106,15 +98,9 @@ impl PageLoader {
         records_at: &Arc<JsonPath>,
     ) -> Result<()> {
         self.pages += 1;
-        if self
-            .tx
+        self.sink
             .send(Message::Body(body, Arc::clone(records_at)))
             .await
-            .is_err()
-        {
-            return Err(self.loader_error().await);
-        }
-        Ok(())
     }
 
     /// Pages sent so far.
@@ -125,31 +111,14 @@ impl PageLoader {
     /// Commits the table once every page is written.
     pub async fn finish(self) -> Result<LoadSummary> {
         let pages = self.pages;
-        let _ = self.tx.send(Message::Finish).await;
-        drop(self.tx);
-        let rows = join(self.handle).await?;
+        let rows = self.sink.finish(Message::Finish).await?;
         Ok(LoadSummary { rows, pages })
     }
 
     /// Abandons the table: nothing of it stays visible.
     pub async fn abort(self) {
-        drop(self.tx);
-        let _ = join(self.handle).await;
+        self.sink.abort().await;
     }
-
-    async fn loader_error(&mut self) -> DriverError {
-        let handle = std::mem::replace(&mut self.handle, tokio::spawn(async { Ok(0) }));
-        match join(handle).await {
-            Err(error) => error,
-            Ok(_) => DriverError::internal("page loader stopped before its input ended"),
-        }
-    }
-}
-
-async fn join(handle: JoinHandle<Result<u64>>) -> Result<u64> {
-    handle
-        .await
-        .map_err(|e| DriverError::internal(format!("page loader thread failed: {e}")))?
 }
 
 fn load(

@@ -1,0 +1,87 @@
+//! [`TableReader`]: a table or query out of the run database as Arrow batches.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::*;
+use crate::{DriverError, Result, TableName};
+
+/// Streams the result of a query (by default a whole table) as Arrow batches.
+pub struct TableReader {
+    rx: mpsc::Receiver<Result<RecordBatch>>,
+    schema: SchemaRef,
+    handle: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TableReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableReader")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TableReader {
+    /// Streams every row of `table`, in its column order.
+    pub async fn table(conn: duckdb::Connection, table: &TableName) -> Result<Self> {
+        Self::query(conn, format!("SELECT * FROM {table}")).await
+    }
+
+    /// Streams the result of `sql`.
+    pub async fn query(conn: duckdb::Connection, sql: String) -> Result<Self> {
+        let (tx, rx) = mpsc::channel(DEFAULT_CHANNEL_CAPACITY);
+        let (schema_tx, schema_rx) = tokio::sync::oneshot::channel();
+        let handle = tokio::task::spawn_blocking(move || {
+            let fail =
+                |e: duckdb::Error| DriverError::duckdb("cannot read from the run database", e);
+            let mut stmt = match conn.prepare(&sql).map_err(fail) {
+                Ok(stmt) => stmt,
+                Err(e) => {
+                    let _ = schema_tx.send(Err(e));
+                    return;
+                }
+            };
+            let arrow = match stmt.query_arrow([]).map_err(fail) {
+                Ok(arrow) => arrow,
+                Err(e) => {
+                    let _ = schema_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = schema_tx.send(Ok(arrow.get_schema()));
+            for batch in arrow {
+                if tx.blocking_send(Ok(batch)).is_err() {
+                    return; // the consumer stopped reading
+                }
+            }
+        });
+        let schema = schema_rx
+            .await
+            .map_err(|_| DriverError::internal("table reader thread ended early"))??;
+        Ok(Self { rx, schema, handle })
+    }
+
+    /// The schema of the batches.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// The next batch, or `None` at the end.
+    pub async fn next_batch(&mut self) -> Option<Result<RecordBatch>> {
+        self.rx.recv().await
+    }
+
+    /// Reads everything (tests and small tables only).
+    pub async fn collect(mut self) -> Result<Vec<RecordBatch>> {
+        let mut batches = Vec::new();
+        while let Some(batch) = self.next_batch().await {
+            batches.push(batch?);
+        }
+        let _ = self.handle.await;
+        Ok(batches)
+    }
+}

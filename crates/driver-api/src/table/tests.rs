@@ -1,0 +1,475 @@
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Decimal128Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use super::sql::shift_line_numbers;
+use super::*;
+use crate::TableName;
+
+fn memory() -> duckdb::Connection {
+    duckdb::Connection::open_in_memory().unwrap()
+}
+
+fn schema(fields: &[(&str, DataType)]) -> SchemaRef {
+    Arc::new(Schema::new(
+        fields
+            .iter()
+            .map(|(n, t)| Field::new(*n, t.clone(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn batch(schema: &SchemaRef, columns: Vec<ArrayRef>) -> RecordBatch {
+    RecordBatch::try_new(Arc::clone(schema), columns).unwrap()
+}
+
+fn table_exists(conn: &duckdb::Connection, name: &str) -> bool {
+    conn.query_row(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap()
+        == 1
+}
+
+#[tokio::test]
+async fn writes_batches_and_commits_one_table() {
+    let conn = memory();
+    let table = TableName::new("read-orders").unwrap();
+    let s = schema(&[
+        ("id", DataType::Int64),
+        ("amount", DataType::Decimal128(12, 2)),
+        ("name", DataType::Utf8),
+        ("at", DataType::Timestamp(TimeUnit::Microsecond, None)),
+    ]);
+    let mut writer =
+        TableWriter::start(conn.try_clone().unwrap(), table.clone(), Arc::clone(&s), 2);
+    for chunk in 0..5i64 {
+        let ids: Vec<i64> = (chunk * 1000..chunk * 1000 + 1000).collect();
+        let b = batch(
+            &s,
+            vec![
+                Arc::new(Int64Array::from(ids.clone())),
+                Arc::new(
+                    Decimal128Array::from(
+                        ids.iter().map(|i| i128::from(i * 101)).collect::<Vec<_>>(),
+                    )
+                    .with_precision_and_scale(12, 2)
+                    .unwrap(),
+                ),
+                Arc::new(StringArray::from(
+                    ids.iter().map(|i| format!("n{i}")).collect::<Vec<_>>(),
+                )),
+                Arc::new(TimestampMicrosecondArray::from(
+                    ids.iter().map(|i| i * 1_000_001).collect::<Vec<_>>(),
+                )),
+            ],
+        );
+        writer.send(b).await.unwrap();
+    }
+    assert_eq!(writer.finish().await.unwrap(), 5000);
+    let (rows, sum, types): (i64, String, String) = conn
+            .query_row(
+                "SELECT count(*), CAST(sum(amount) AS VARCHAR), (SELECT string_agg(data_type, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'read-orders') FROM \"read-orders\"",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+    assert_eq!(rows, 5000);
+    assert_eq!(sum, "12622475.00"); // sum(0..5000) * 101 cents, exact
+    assert_eq!(types, "BIGINT,DECIMAL(12,2),VARCHAR,TIMESTAMP");
+}
+
+#[tokio::test]
+async fn text_marked_as_json_becomes_a_json_column() {
+    let conn = memory();
+    let field = Field::new("doc", DataType::Utf8, true).with_metadata(
+        [(
+            "ARROW:extension:name".to_owned(),
+            JSON_EXTENSION_NAME.to_owned(),
+        )]
+        .into(),
+    );
+    let s = Arc::new(Schema::new(vec![field]));
+    let mut writer = TableWriter::start(
+        conn.try_clone().unwrap(),
+        TableName::new("j").unwrap(),
+        Arc::clone(&s),
+        1,
+    );
+    writer
+        .send(batch(
+            &s,
+            vec![Arc::new(StringArray::from(vec![
+                Some(r#"{"a": [1, 2]}"#),
+                None,
+            ]))],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(writer.finish().await.unwrap(), 2);
+    let (ty, second): (String, i64) = conn
+        .query_row(
+            "SELECT typeof(doc), CAST(doc->'$.a[1]' AS BIGINT) FROM j WHERE doc IS NOT NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((ty.as_str(), second), ("JSON", 2));
+}
+
+#[tokio::test]
+async fn duration_columns_become_intervals_with_their_nulls() {
+    let conn = memory();
+    let s = schema(&[("d", DataType::Duration(TimeUnit::Microsecond))]);
+    let mut writer = TableWriter::start(
+        conn.try_clone().unwrap(),
+        TableName::new("d").unwrap(),
+        Arc::clone(&s),
+        1,
+    );
+    writer
+        .send(batch(
+            &s,
+            vec![Arc::new(arrow::array::DurationMicrosecondArray::from(
+                vec![Some(-3_600_000_001), None, Some(90_000_000_000)],
+            ))],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(writer.finish().await.unwrap(), 3);
+    let mut stmt = conn
+        .prepare("SELECT typeof(d), CAST(d AS VARCHAR) FROM d ORDER BY rowid")
+        .unwrap();
+    let rows: Vec<(String, Option<String>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("INTERVAL".into(), Some("-01:00:00.000001".into())),
+            ("INTERVAL".into(), None),
+            ("INTERVAL".into(), Some("25:00:00".into())),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn aborted_writer_leaves_no_table() {
+    let conn = memory();
+    let table = TableName::new("t").unwrap();
+    let s = schema(&[("x", DataType::Int32)]);
+    let mut writer = TableWriter::start(conn.try_clone().unwrap(), table, Arc::clone(&s), 1);
+    writer
+        .send(batch(&s, vec![Arc::new(Int32Array::from(vec![1, 2, 3]))]))
+        .await
+        .unwrap();
+    writer.abort().await;
+    assert!(!table_exists(&conn, "t"));
+}
+
+#[tokio::test]
+async fn failed_rerun_keeps_the_earlier_table() {
+    let conn = memory();
+    conn.execute_batch("CREATE TABLE t AS SELECT 41 AS x")
+        .unwrap();
+    let table = TableName::new("t").unwrap();
+    let s = schema(&[("x", DataType::Int32)]);
+    let mut writer =
+        TableWriter::start(conn.try_clone().unwrap(), table.clone(), Arc::clone(&s), 1);
+    writer
+        .send(batch(&s, vec![Arc::new(Int32Array::from(vec![1]))]))
+        .await
+        .unwrap();
+    // A batch whose column cannot be cast to the table's type fails the writer.
+    let bad = schema(&[("x", DataType::Utf8)]);
+    let _ = writer
+        .send(batch(
+            &bad,
+            vec![Arc::new(StringArray::from(vec!["not a number"]))],
+        ))
+        .await;
+    let err = writer.finish().await.unwrap_err();
+    assert!(err.to_string().contains("changed type"), "{err}");
+    let x: i32 = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+    assert_eq!(x, 41, "the earlier table is untouched");
+}
+
+#[tokio::test]
+async fn a_later_batch_whose_values_do_not_fit_exactly_fails_instead_of_truncating() {
+    let conn = memory();
+    let table = TableName::new("t").unwrap();
+    let ints = schema(&[("x", DataType::Int64)]);
+    let floats = schema(&[("x", DataType::Float64)]);
+    let run = |values: Vec<f64>| {
+        let (conn, table, ints, floats) = (
+            conn.try_clone().unwrap(),
+            table.clone(),
+            Arc::clone(&ints),
+            Arc::clone(&floats),
+        );
+        async move {
+            let mut writer = TableWriter::start(conn, table, Arc::clone(&ints), 1);
+            writer
+                .send(batch(&ints, vec![Arc::new(Int64Array::from(vec![1]))]))
+                .await
+                .unwrap();
+            let _ = writer
+                .send(batch(&floats, vec![Arc::new(Float64Array::from(values))]))
+                .await;
+            writer.finish().await
+        }
+    };
+    // Whole numbers arriving as floats still fit the BIGINT column.
+    assert_eq!(run(vec![2.0, 3.0]).await.unwrap(), 3);
+    let err = run(vec![2.0, 2.5]).await.unwrap_err();
+    assert!(err.to_string().contains("do not fit"), "{err}");
+    let xs: i64 = conn
+        .query_row("SELECT sum(x) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        xs, 6,
+        "the table of the earlier successful run is untouched"
+    );
+}
+
+#[tokio::test]
+async fn successful_rerun_replaces_the_table() {
+    let conn = memory();
+    conn.execute_batch("CREATE TABLE t AS SELECT 'old' AS y")
+        .unwrap();
+    let s = schema(&[("x", DataType::Int32)]);
+    let mut writer = TableWriter::start(
+        conn.try_clone().unwrap(),
+        TableName::new("t").unwrap(),
+        Arc::clone(&s),
+        1,
+    );
+    writer
+        .send(batch(&s, vec![Arc::new(Int32Array::from(vec![5, 6]))]))
+        .await
+        .unwrap();
+    assert_eq!(writer.finish().await.unwrap(), 2);
+    let sum: i64 = conn
+        .query_row("SELECT sum(x) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sum, 11);
+}
+
+#[tokio::test]
+async fn batches_are_matched_by_name_not_position() {
+    let conn = memory();
+    let s = schema(&[("a", DataType::Int64), ("b", DataType::Utf8)]);
+    let mut writer = TableWriter::start(
+        conn.try_clone().unwrap(),
+        TableName::new("t").unwrap(),
+        Arc::clone(&s),
+        1,
+    );
+    writer
+        .send(batch(
+            &s,
+            vec![
+                Arc::new(Int64Array::from(vec![1])),
+                Arc::new(StringArray::from(vec!["x"])),
+            ],
+        ))
+        .await
+        .unwrap();
+    // Reordered columns, one missing, one new, one narrower integer type.
+    let s2 = schema(&[("c", DataType::Utf8), ("a", DataType::Int32)]);
+    writer
+        .send(batch(
+            &s2,
+            vec![
+                Arc::new(StringArray::from(vec!["new"])),
+                Arc::new(Int32Array::from(vec![2])),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(writer.finish().await.unwrap(), 2);
+    let mut stmt = conn.prepare("SELECT a, b, c FROM t ORDER BY a").unwrap();
+    let rows: Vec<(i64, Option<String>, Option<String>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        [(1, Some("x".into()), None), (2, None, Some("new".into()))]
+    );
+}
+
+#[tokio::test]
+async fn widen_mode_widens_columns_and_types_null_columns_late() {
+    use arrow::array::{BooleanArray, Float64Array, NullArray};
+    let conn = memory();
+    let first = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("score", DataType::Int64, true),
+        Field::new("later", DataType::Null, true),
+        Field::new("mixed", DataType::Boolean, true),
+        json_field("doc"),
+    ]));
+    let mut writer = TableWriter::start_with(
+        conn.try_clone().unwrap(),
+        TableName::new("w").unwrap(),
+        Arc::clone(&first),
+        1,
+        SchemaEvolution::Widen,
+    );
+    writer
+        .send(batch(
+            &first,
+            vec![
+                Arc::new(Int64Array::from(vec![1])),
+                Arc::new(Int64Array::from(vec![10])),
+                Arc::new(NullArray::new(1)),
+                Arc::new(BooleanArray::from(vec![true])),
+                Arc::new(StringArray::from(vec![r#"{"a":[1,2]}"#])),
+            ],
+        ))
+        .await
+        .unwrap();
+    let second = schema(&[
+        ("id", DataType::Int64),
+        ("score", DataType::Float64),
+        ("later", DataType::Int64),
+        ("mixed", DataType::Utf8),
+    ]);
+    writer
+        .send(batch(
+            &second,
+            vec![
+                Arc::new(Int64Array::from(vec![2])),
+                Arc::new(Float64Array::from(vec![2.5])),
+                Arc::new(Int64Array::from(vec![7])),
+                Arc::new(StringArray::from(vec!["text"])),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(writer.finish().await.unwrap(), 2);
+    let types: String = conn
+            .query_row(
+                "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'w'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+    assert_eq!(
+        types,
+        "id BIGINT, score DOUBLE, later BIGINT, mixed VARCHAR, doc JSON"
+    );
+    let rows: Vec<String> = {
+        let mut stmt = conn
+            .prepare(
+                "SELECT concat_ws('|', id, score, later, mixed, doc->>'$.a[1]') FROM w ORDER BY id",
+            )
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    assert_eq!(rows, ["1|10.0|true|2", "2|2.5|7|text"]);
+}
+
+#[tokio::test]
+async fn empty_input_still_creates_the_table_with_its_columns() {
+    let conn = memory();
+    let s = schema(&[("id", DataType::Int64), ("name", DataType::Utf8)]);
+    let writer = TableWriter::start(
+        conn.try_clone().unwrap(),
+        TableName::new("empty").unwrap(),
+        s,
+        1,
+    );
+    assert_eq!(writer.finish().await.unwrap(), 0);
+    let cols: String = conn
+            .query_row(
+                "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'empty'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+    assert_eq!(cols, "id,name");
+}
+
+#[tokio::test]
+async fn reader_streams_a_table_back_as_arrow() {
+    let conn = memory();
+    conn.execute_batch(
+        "CREATE TABLE \"my table\" AS SELECT range AS id, 'v' || range AS v FROM range(5000)",
+    )
+    .unwrap();
+    let reader = TableReader::table(conn, &TableName::new("my table").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(reader.schema().field(1).name(), "v");
+    let batches = reader.collect().await.unwrap();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 5000);
+    assert!(batches.len() > 1, "streamed in several batches");
+}
+
+#[test]
+fn replace_table_as_is_atomic() {
+    let conn = memory();
+    let t = TableName::new("p").unwrap();
+    assert_eq!(
+        replace_table_as(&conn, &t, "SELECT 1 AS x UNION ALL SELECT 2").unwrap(),
+        2
+    );
+    let err = replace_table_as(&conn, &t, "SELECT * FROM missing_table").unwrap_err();
+    assert!(err.to_string().contains("missing_table"), "{err}");
+    assert_eq!(table_row_count(&conn, &t).unwrap(), 2, "old table kept");
+}
+
+#[test]
+fn replace_table_as_runs_one_query_and_nothing_else() {
+    let conn = memory();
+    conn.execute_batch("CREATE TABLE src AS SELECT 1 AS x")
+        .unwrap();
+    let t = TableName::new("p").unwrap();
+    for query in [
+        "SELECT 1; DROP TABLE src",
+        "SELECT 1; COMMIT; SELECT error('x')",
+        "DROP TABLE src",
+    ] {
+        let err = replace_table_as(&conn, &t, query).unwrap_err();
+        assert_eq!(err.class(), crate::ErrorClass::Config, "{query}: {err}");
+        assert!(err.to_string().starts_with("config key `query`: "), "{err}");
+    }
+    assert_eq!(
+        table_row_count(&conn, &TableName::new("src").unwrap()).unwrap(),
+        1
+    );
+    assert!(!table_exists(&conn, "p"));
+}
+
+#[test]
+fn line_numbers_in_messages_count_lines_of_the_query() {
+    let conn = memory();
+    let t = TableName::new("p").unwrap();
+    let err = replace_table_as(
+        &conn,
+        &t,
+        "SELECT 1 AS x\nUNION ALL\nSELECT nope FROM missing_table",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("LINE 3:"), "{err}");
+    assert_eq!(
+        shift_line_numbers("a LINE 2: b LINE 10: c LINE x", 1),
+        "a LINE 1: b LINE 9: c LINE x"
+    );
+}

@@ -1,0 +1,439 @@
+//! [`TableWriter`]: Arrow batches into a new step table, atomically, with schema evolution.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use tokio::sync::mpsc;
+
+use super::sink::BlockingSink;
+use super::sql::in_transaction;
+use super::types::{duckdb_type_for_field, is_json, storage_type};
+use super::*;
+use crate::{DriverError, Result, StepContext, TableName, quote_identifier};
+
+/// What a [`TableWriter`] does when a column's type in a batch differs from the table's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchemaEvolution {
+    /// Cast the batch's column to the table's type; a value that does not fit fails the step.
+    /// For sources with a declared schema (databases, typed files).
+    #[default]
+    Cast,
+    /// Widen the table's column to a type that holds both: integers to BIGINT, integers and
+    /// floats to DOUBLE, any other mix to VARCHAR (existing values keep their text, e.g. `12`,
+    /// `true`, JSON); a column that so far held only NULLs (Arrow `Null`) takes the first real
+    /// type. For sources without a schema, such as JSON pages from an HTTP API.
+    Widen,
+}
+
+/// A column of the table being written.
+#[derive(Debug, Clone)]
+struct Column {
+    field: Field,
+    /// Created from an Arrow `Null` column and no typed value seen yet (Widen mode retypes it).
+    untyped: bool,
+}
+
+enum Message {
+    Batch(RecordBatch),
+    Commit,
+}
+
+/// Streams Arrow batches into a new step table, atomically. See the module docs.
+pub struct TableWriter {
+    sink: BlockingSink<Message>,
+}
+
+impl std::fmt::Debug for TableWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableWriter").finish_non_exhaustive()
+    }
+}
+
+impl TableWriter {
+    /// Starts a writer for the step's output table with the given initial schema.
+    pub fn for_step(ctx: &StepContext, schema: SchemaRef) -> Result<Self> {
+        Self::for_step_with(ctx, schema, SchemaEvolution::Cast)
+    }
+
+    /// Like [`for_step`](Self::for_step), choosing how column types may change between batches.
+    pub fn for_step_with(
+        ctx: &StepContext,
+        schema: SchemaRef,
+        evolution: SchemaEvolution,
+    ) -> Result<Self> {
+        let conn = ctx.connection()?;
+        Ok(Self::start_with(
+            conn,
+            ctx.output_table().clone(),
+            schema,
+            DEFAULT_CHANNEL_CAPACITY,
+            evolution,
+        ))
+    }
+
+    /// Starts a writer that (re)creates `table` with `schema` on `conn`.
+    ///
+    /// Columns that first appear in a later batch are added to the table; columns missing
+    /// from a batch are filled with NULL; a column whose type differs is cast to the table's.
+    pub fn start(
+        conn: duckdb::Connection,
+        table: TableName,
+        schema: SchemaRef,
+        capacity: usize,
+    ) -> Self {
+        Self::start_with(conn, table, schema, capacity, SchemaEvolution::Cast)
+    }
+
+    /// Like [`start`](Self::start), choosing how column types may change between batches.
+    pub fn start_with(
+        conn: duckdb::Connection,
+        table: TableName,
+        schema: SchemaRef,
+        capacity: usize,
+        evolution: SchemaEvolution,
+    ) -> Self {
+        let sink = BlockingSink::spawn("table writer", capacity, move |rx| {
+            write_table(&conn, &table, schema, evolution, rx)
+        });
+        Self { sink }
+    }
+
+    /// Sends one batch. When the writer has already failed, returns its error.
+    pub async fn send(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 && batch.num_columns() == 0 {
+            return Ok(());
+        }
+        self.sink.send(Message::Batch(batch)).await
+    }
+
+    /// Commits the table and returns the number of rows written.
+    pub async fn finish(self) -> Result<u64> {
+        self.sink.finish(Message::Commit).await
+    }
+
+    /// Abandons the table: the transaction rolls back and nothing of it stays visible.
+    pub async fn abort(self) {
+        self.sink.abort().await;
+    }
+}
+
+fn write_table(
+    conn: &duckdb::Connection,
+    table: &TableName,
+    schema: SchemaRef,
+    evolution: SchemaEvolution,
+    rx: mpsc::Receiver<Message>,
+) -> Result<u64> {
+    in_transaction(conn, &format!("cannot write table {table}"), |conn| {
+        append_all(conn, table, schema, evolution, rx)
+    })
+}
+
+fn append_all(
+    conn: &duckdb::Connection,
+    table: &TableName,
+    schema: SchemaRef,
+    evolution: SchemaEvolution,
+    mut rx: mpsc::Receiver<Message>,
+) -> Result<u64> {
+    let duck = |context: &str| {
+        let context = format!("{context} {table}");
+        move |source| DriverError::duckdb(context, source)
+    };
+    let mut columns: Vec<Column> = schema.fields().iter().map(|f| column_for(f)).collect();
+    conn.execute_batch(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({})",
+        column_definitions(&columns)?
+    ))
+    .map_err(duck("cannot create table"))?;
+
+    let mut rows = 0u64;
+    let mut appender = conn
+        .appender(table.as_str())
+        .map_err(duck("cannot append to"))?;
+    loop {
+        match rx.blocking_recv() {
+            Some(Message::Batch(batch)) => {
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                let added = new_columns(&columns, batch.schema().fields());
+                let retyped = match evolution {
+                    SchemaEvolution::Cast => Vec::new(),
+                    SchemaEvolution::Widen => widened_columns(&columns, batch.schema().fields()),
+                };
+                if !added.is_empty() || !retyped.is_empty() {
+                    // The appender is bound to the table's old shape: flush, alter, re-open.
+                    appender.flush().map_err(duck("cannot append to"))?;
+                    drop(appender);
+                    for (index, column) in retyped {
+                        conn.execute_batch(&format!(
+                            "ALTER TABLE {table} ALTER COLUMN {} TYPE {}",
+                            quote_identifier(column.field.name()),
+                            duckdb_type_for_field(&column.field)?
+                        ))
+                        .map_err(duck("cannot change a column type of"))?;
+                        columns[index] = column;
+                    }
+                    for column in added {
+                        conn.execute_batch(&format!(
+                            "ALTER TABLE {table} ADD COLUMN {} {}",
+                            quote_identifier(column.field.name()),
+                            duckdb_type_for_field(&column.field)?
+                        ))
+                        .map_err(duck("cannot add a column to"))?;
+                        columns.push(column);
+                    }
+                    appender = conn
+                        .appender(table.as_str())
+                        .map_err(duck("cannot append to"))?;
+                }
+                rows += batch.num_rows() as u64;
+                let aligned = durations_as_micros(align_to(&batch, &columns)?)?;
+                appender
+                    .append_record_batch(aligned)
+                    .map_err(duck("cannot append a batch to"))?;
+            }
+            Some(Message::Commit) => break,
+            None => return Err(DriverError::Cancelled),
+        }
+    }
+    appender.flush().map_err(duck("cannot append to"))?;
+    drop(appender);
+    for field in columns
+        .iter()
+        .map(|c| &c.field)
+        .filter(|f| matches!(f.data_type(), DataType::Duration(_)))
+    {
+        conn.execute_batch(&format!(
+            "ALTER TABLE {table} ALTER COLUMN {col} SET DATA TYPE INTERVAL USING to_microseconds({col})",
+            col = quote_identifier(field.name())
+        ))
+        .map_err(duck("cannot convert a duration column of"))?;
+    }
+    Ok(rows)
+}
+
+/// The table column for an incoming field.
+fn column_for(field: &Field) -> Column {
+    let stored = Field::new(field.name(), storage_type(field.data_type()), true);
+    Column {
+        field: if is_json(field) {
+            json_field(field.name())
+        } else {
+            stored
+        },
+        untyped: field.data_type() == &DataType::Null,
+    }
+}
+
+/// Replaces duration columns by their microseconds (Int64), NULLs kept; see [`column_type`].
+fn durations_as_micros(batch: RecordBatch) -> Result<RecordBatch> {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Duration(_)))
+    {
+        return Ok(batch);
+    }
+    let fail = |e: arrow::error::ArrowError| {
+        DriverError::internal(format!("cannot convert a duration column: {e}"))
+    };
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut arrays = Vec::with_capacity(batch.num_columns());
+    for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+        if let DataType::Duration(_) = field.data_type() {
+            let micros = cast_with_options(
+                array,
+                &DataType::Duration(TimeUnit::Microsecond),
+                &CastOptions {
+                    safe: false,
+                    ..CastOptions::default()
+                },
+            )
+            .map_err(fail)?;
+            arrays.push(
+                cast_with_options(&micros, &DataType::Int64, &CastOptions::default())
+                    .map_err(fail)?,
+            );
+            fields.push(Field::new(field.name(), DataType::Int64, true));
+        } else {
+            arrays.push(Arc::clone(array));
+            fields.push(field.as_ref().clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(fail)
+}
+
+fn column_definitions(columns: &[Column]) -> Result<String> {
+    if columns.is_empty() {
+        return Err(DriverError::internal("a table needs at least one column"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut defs = Vec::with_capacity(columns.len());
+    for Column { field, .. } in columns {
+        if !seen.insert(field.name().to_lowercase()) {
+            // DuckDB column names are case-insensitive: `id` and `ID` would collide.
+            return Err(DriverError::data(format!(
+                "column {:?} appears twice (column names are case-insensitive)",
+                field.name()
+            )));
+        }
+        defs.push(format!(
+            "{} {}",
+            quote_identifier(field.name()),
+            duckdb_type_for_field(field)?
+        ));
+    }
+    Ok(defs.join(", "))
+}
+
+fn new_columns(columns: &[Column], incoming: &arrow::datatypes::Fields) -> Vec<Column> {
+    incoming
+        .iter()
+        .filter(|f| !columns.iter().any(|c| c.field.name() == f.name()))
+        .map(|f| column_for(f))
+        .collect()
+}
+
+/// The table columns (by index) whose type must widen to take `incoming` (Widen mode).
+fn widened_columns(
+    columns: &[Column],
+    incoming: &arrow::datatypes::Fields,
+) -> Vec<(usize, Column)> {
+    let mut changes = Vec::new();
+    for field in incoming {
+        let Some(index) = columns.iter().position(|c| c.field.name() == field.name()) else {
+            continue;
+        };
+        let column = &columns[index];
+        if field.data_type() == &DataType::Null {
+            continue;
+        }
+        let target = if column.untyped {
+            column_for(field)
+        } else {
+            let wider = wider_field(&column.field, field);
+            if wider.data_type() == column.field.data_type()
+                && is_json(&wider) == is_json(&column.field)
+            {
+                continue;
+            }
+            Column {
+                field: wider,
+                untyped: false,
+            }
+        };
+        changes.push((index, target));
+    }
+    changes
+}
+
+/// A field that holds the values of both `table` and `incoming` (see [`SchemaEvolution::Widen`]).
+fn wider_field(table: &Field, incoming: &Field) -> Field {
+    let (a, b) = (table.data_type(), &storage_type(incoming.data_type()));
+    let name = table.name();
+    if a == b && is_json(table) == is_json(incoming) {
+        return table.clone();
+    }
+    if a.is_integer() && b.is_integer() {
+        // A wider table integer already holds the narrower one (the cast checks each value).
+        let wider = if a.primitive_width() >= b.primitive_width() && a.is_signed_integer() {
+            a.clone()
+        } else {
+            DataType::Int64
+        };
+        return Field::new(name, wider, true);
+    }
+    if (a.is_integer() || a.is_floating()) && (b.is_integer() || b.is_floating()) {
+        return Field::new(name, DataType::Float64, true);
+    }
+    Field::new(name, DataType::Utf8, true)
+}
+
+/// Re-shapes `batch` to the table's columns, by name: reorders, fills missing columns with
+/// NULL and casts differing types (failing on values that do not fit, never truncating).
+fn align_to(batch: &RecordBatch, columns: &[Column]) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let columns: Vec<Field> = columns.iter().map(|c| c.field.clone()).collect();
+    let same_shape = schema.fields().len() == columns.len()
+        && schema
+            .fields()
+            .iter()
+            .zip(&columns)
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+    let target = Arc::new(Schema::new(columns.clone()));
+    if same_shape {
+        return RecordBatch::try_new(target, batch.columns().to_vec())
+            .map_err(|e| DriverError::internal(format!("cannot re-label batch: {e}")));
+    }
+    let strict = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    let arrays = columns
+        .iter()
+        .map(|column| -> Result<ArrayRef> {
+            match schema.index_of(column.name()) {
+                Err(_) => Ok(new_null_array(column.data_type(), batch.num_rows())),
+                Ok(i) => {
+                    let array = batch.column(i);
+                    if array.data_type() == column.data_type() {
+                        Ok(Arc::clone(array))
+                    } else {
+                        let changed = |why: String| {
+                            DriverError::data(format!(
+                                "column {:?} changed type from {} to {} between batches: {why}",
+                                column.name(),
+                                column.data_type(),
+                                array.data_type()
+                            ))
+                        };
+                        let cast = cast_with_options(array, column.data_type(), &strict)
+                            .map_err(|e| changed(e.to_string()))?;
+                        if may_lose_precision(array.data_type(), column.data_type()) {
+                            // Arrow's casts truncate fractions (2.5 -> 2) and sub-units
+                            // (nanoseconds -> microseconds) without an error; a value that
+                            // does not come back unchanged did not fit.
+                            let back = cast_with_options(&cast, array.data_type(), &strict)
+                                .map_err(|e| changed(e.to_string()))?;
+                            if back.as_ref() != array.as_ref() {
+                                return Err(changed(
+                                    "some values do not fit the earlier type exactly".into(),
+                                ));
+                            }
+                        }
+                        Ok(cast)
+                    }
+                }
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(target, arrays)
+        .map_err(|e| DriverError::internal(format!("cannot build aligned batch: {e}")))
+}
+
+/// Whether casting `from` to `to` can change a value without failing: from fractional or
+/// finer-grained numbers and times to anything but text.
+fn may_lose_precision(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let lossy_source = matches!(
+        from,
+        Float16
+            | Float32
+            | Float64
+            | Decimal32(..)
+            | Decimal64(..)
+            | Decimal128(..)
+            | Decimal256(..)
+            | Timestamp(..)
+            | Time32(..)
+            | Time64(..)
+            | Duration(..)
+            | Date64
+    );
+    lossy_source && !matches!(to, Utf8 | LargeUtf8 | Utf8View)
+}
