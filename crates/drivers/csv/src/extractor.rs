@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::diagnose::{Dialect, Scan, Start, explain, is_csv_error, probe, scan, too_short};
 use crate::encoding::{InvalidUtf16, decode_utf16_file};
-use crate::options::{Codec, CsvChar, elapsed_ms, reject_glob_characters};
+use crate::options::{Codec, CsvChar, Encoding, elapsed_ms, reject_glob_characters};
 
 /// The `filesystem.csv_extractor` driver.
 #[derive(Debug, Clone, Copy, Default)]
@@ -135,44 +135,12 @@ pub fn duckdb_type(dtype: &str) -> &str {
     }
 }
 
-/// Text encoding of the input file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum Encoding {
-    /// UTF-8 (a byte order mark is skipped).
-    #[default]
-    #[serde(rename = "utf-8")]
-    Utf8,
-    /// UTF-16: little-endian unless a byte order mark says big-endian.
-    #[serde(rename = "utf-16")]
-    Utf16,
-    /// Read as UTF-8, of which ASCII is a subset.
-    #[serde(rename = "ascii")]
-    Ascii,
-    /// ISO-8859-1.
-    #[serde(rename = "latin-1")]
-    Latin1,
-    /// ISO-8859-1 (same as `latin-1`).
-    #[serde(rename = "iso-8859-1")]
-    Iso88591,
-}
-
-impl Encoding {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Utf8 => "utf-8",
-            Self::Utf16 => "utf-16",
-            Self::Ascii => "ascii",
-            Self::Latin1 => "latin-1",
-            Self::Iso88591 => "iso-8859-1",
-        }
-    }
-
-    /// The encoding DuckDB reads: UTF-16 is decoded to a UTF-8 copy beforehand.
-    fn duckdb_name(self) -> &'static str {
-        match self {
-            Self::Utf8 | Self::Ascii | Self::Utf16 => "utf-8",
-            Self::Latin1 | Self::Iso88591 => "latin-1",
-        }
+/// The encoding DuckDB reads: UTF-16 is decoded to a UTF-8 copy beforehand, ASCII is read as
+/// its superset UTF-8.
+fn duckdb_encoding(encoding: Encoding) -> &'static str {
+    match encoding {
+        Encoding::Utf8 | Encoding::Ascii | Encoding::Utf16 => "utf-8",
+        Encoding::Latin1 => "latin-1",
     }
 }
 
@@ -425,7 +393,7 @@ impl Plan {
             },
             utf16: config.encoding == Encoding::Utf16,
             scratch_dir: ctx.artifacts_dir().to_owned(),
-            duckdb_encoding: config.encoding.duckdb_name(),
+            duckdb_encoding: duckdb_encoding(config.encoding),
             columns: config.columns,
             limit: config.limit,
             nullstr,

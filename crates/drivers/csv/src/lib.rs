@@ -17,5 +17,5 @@ mod options;
 pub mod writer;
 
 pub use extractor::CsvExtractor;
-pub use options::{Codec, CsvChar, QuoteChar};
+pub use options::{Codec, CsvChar, Encoding, QuoteChar};
 pub use writer::CsvWriter;

@@ -169,6 +169,38 @@ pub fn elapsed_ms(start: std::time::Instant) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Text encoding of a CSV file, read (`filesystem.csv_extractor`) or written
+/// (`filesystem.csv_writer`): the `encoding` field of both specs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+pub enum Encoding {
+    /// UTF-8. Reading skips a byte order mark; writing writes none.
+    #[default]
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// UTF-16. Reading: little-endian unless a byte order mark says big-endian. Writing: a byte
+    /// order mark, then little-endian (Python's `utf-16` codec).
+    #[serde(rename = "utf-16")]
+    Utf16,
+    /// ASCII. Read as UTF-8, its superset; writing any other character fails the step.
+    #[serde(rename = "ascii")]
+    Ascii,
+    /// ISO-8859-1 (also spelled `iso-8859-1`). Writing a character beyond U+00FF fails the step.
+    #[serde(rename = "latin-1", alias = "iso-8859-1")]
+    Latin1,
+}
+
+impl Encoding {
+    /// The spelling used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Utf8 => "utf-8",
+            Self::Utf16 => "utf-16",
+            Self::Ascii => "ascii",
+            Self::Latin1 => "latin-1",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::encoding::{Target, TranscodeError, transcode_file};
-use crate::options::{Codec, CsvChar, QuoteChar, elapsed_ms};
+use crate::options::{Codec, CsvChar, Encoding, QuoteChar, elapsed_ms};
 
 /// The `filesystem.csv_writer` driver.
 #[derive(Debug, Clone, Copy, Default)]
@@ -88,32 +88,13 @@ fn yes() -> bool {
     true
 }
 
-/// Text encoding of the output file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum Encoding {
-    /// UTF-8 without byte order mark.
-    #[default]
-    #[serde(rename = "utf-8")]
-    Utf8,
-    /// A byte order mark, then UTF-16 little-endian (Python's `utf-16` codec).
-    #[serde(rename = "utf-16")]
-    Utf16,
-    /// ASCII; any other character fails the step.
-    #[serde(rename = "ascii")]
-    Ascii,
-    /// ISO-8859-1 (U+0000..U+00FF); any other character fails the step.
-    #[serde(rename = "latin-1")]
-    Latin1,
-}
-
-impl Encoding {
-    fn transcode_to(self) -> Option<Target> {
-        match self {
-            Self::Utf8 => None,
-            Self::Utf16 => Some(Target::Utf16),
-            Self::Ascii => Some(Target::Ascii),
-            Self::Latin1 => Some(Target::Latin1),
-        }
+/// The transcoding of DuckDB's UTF-8 output a file in `encoding` needs, if any.
+fn transcode_to(encoding: Encoding) -> Option<Target> {
+    match encoding {
+        Encoding::Utf8 => None,
+        Encoding::Utf16 => Some(Target::Utf16),
+        Encoding::Ascii => Some(Target::Ascii),
+        Encoding::Latin1 => Some(Target::Latin1),
     }
 }
 
@@ -261,7 +242,7 @@ impl Plan {
         if cancel.is_cancelled() {
             return Err(DriverError::Cancelled);
         }
-        let finished = match self.config.encoding.transcode_to() {
+        let finished = match transcode_to(self.config.encoding) {
             None => copied,
             Some(target) => {
                 let encoded = TempFile::new(&dir, &self.path);
