@@ -13,7 +13,7 @@ use crate::{
 
 mod spec_check;
 
-pub use spec_check::assert_spec_matches;
+pub use spec_check::{assert_spec_file_matches, assert_spec_matches};
 
 /// A run context for tests, with its session under `dir/session`.
 #[derive(Debug, Clone)]
