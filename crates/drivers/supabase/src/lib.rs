@@ -18,7 +18,6 @@ use serde_json::Value;
 
 pub use extractor::{Config as ExtractorConfig, Filter, OneOrMany, SupabaseExtractor};
 pub use json_rows::{Hint, RowEncoder};
-
 pub use writer::{Config as WriterConfig, DdlChannel, SupabaseWriter, WriteMode};
 
 /// One key column or several.

@@ -15,9 +15,9 @@
 //! Any warning the server reports for a write (truncation, invalid value) fails the step with
 //! the first warnings.
 //!
-//! Modules: [`modes`] (append / upsert / replace over one connection, and the destination's
-//! checks), [`load`] (how rows reach the server: LOAD DATA LOCAL INFILE or INSERT batches,
-//! values formatted by DuckDB), [`ddl`] (`create_table`: MySQL column types and the DDL plan).
+//! Modules: `modes` (append / upsert / replace over one connection, and the destination's
+//! checks), `load` (how rows reach the server: LOAD DATA LOCAL INFILE or INSERT batches,
+//! values formatted by DuckDB), `ddl` (`create_table`: MySQL column types and the DDL plan).
 
 mod ddl;
 mod load;
