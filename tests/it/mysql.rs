@@ -123,3 +123,29 @@ fn connections_discover_lists_tables_columns_and_keys() {
     let none = project.osiris(&["connections", "discover", "@mysql.nope"]);
     assert_eq!(none.code, 2, "{}", none.all());
 }
+
+/// A connection's fields are typed, in `connections doctor` as in a run: a `connect_timeout`
+/// that is not a number is an error naming it (it was silently 10 for doctor).
+#[test]
+fn a_connections_non_numeric_connect_timeout_is_an_error_naming_it() {
+    let project = mysql_project();
+    project.write(
+        "osiris_connections.yaml",
+        "connections:\n  mysql:\n    shop:\n      default: true\n      host: 127.0.0.1\n      database: shop\n      user: root\n      connect_timeout: soon\n",
+    );
+    let doctor = project.osiris(&["connections", "doctor", "@mysql.shop", "--json"]);
+    assert_ne!(doctor.code, 0, "{}", doctor.all());
+    let report: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
+    let message = report[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("config key `connect_timeout`: in the connection: invalid type"),
+        "{report}"
+    );
+    let validate = project.osiris(&["validate", "mysql_to_csv.yaml"]);
+    assert_ne!(validate.code, 0, "{}", validate.all());
+    assert!(
+        validate.all().contains("config.connect_timeout"),
+        "{}",
+        validate.all()
+    );
+}

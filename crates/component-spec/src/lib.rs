@@ -502,11 +502,25 @@ x-runtime: {driver: demo.extractor}
         );
         let registry = SpecRegistry::builtin().unwrap();
         let fields = registry.get("mysql.writer").unwrap().connection_fields();
-        assert_eq!(fields.len(), 7);
+        assert_eq!(fields.len(), 8);
         assert_eq!(fields[0].name, "host");
         assert_eq!(fields[0].policy, OverridePolicy::Forbidden);
         assert_eq!(fields[4].name, "database");
         assert_eq!(fields[4].policy, OverridePolicy::Warning);
+        assert_eq!(fields[5].name, "connect_timeout");
+        assert_eq!(fields[5].policy, OverridePolicy::Allowed);
+        // One connection struct per family: its components declare the same fields.
+        for spec in registry.iter() {
+            for other in registry.iter().filter(|o| o.family() == spec.family()) {
+                assert_eq!(
+                    spec.connection_fields(),
+                    other.connection_fields(),
+                    "{} vs {}",
+                    spec.name,
+                    other.name
+                );
+            }
+        }
         assert!(
             registry
                 .get("duckdb.processor")

@@ -1,12 +1,15 @@
 //! The contract between the engine and the drivers, and the data path every driver shares.
 //!
-//! A driver implements [`Driver`] with a typed `Config`; the registry stores it as a
-//! [`DynDriver`] through one blanket impl. Steps exchange data only through tables of the run
-//! database: extractors write their rows with [`TableWriter`] (Arrow batches over a bounded
-//! channel, appended on a blocking thread, committed atomically), writers read a table with
-//! [`TableReader`] or hand it to DuckDB directly, processors use [`replace_table_as`].
+//! A driver implements [`Driver`] with a typed `Connection` (one struct per connection family)
+//! and a typed `Config` (the step's own fields); the registry stores it as a [`DynDriver`]
+//! through one blanket impl, which splits the engine's config map between the two. Steps
+//! exchange data only through tables of the run database: extractors write their rows with
+//! [`TableWriter`] (Arrow batches over a bounded channel, appended on a blocking thread,
+//! committed atomically), writers read a table with [`TableReader`] or hand it to DuckDB
+//! directly, processors use [`replace_table_as`].
 #![warn(missing_docs)]
 
+mod connection;
 mod context;
 mod error;
 mod ident;
@@ -18,6 +21,7 @@ pub mod testing;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 
+pub use connection::{NoConnection, split_config, struct_fields};
 pub use context::{InputTable, StepContext, StepInputs, StepOutput};
 pub use error::{DriverError, ErrorClass, Result};
 pub use execution_context::SecretString;
@@ -30,29 +34,39 @@ pub use table::{
 
 /// A component's implementation.
 ///
-/// `NAME` equals the component name and the `x-runtime.driver` of its `spec.yaml`. `Config`
-/// is the step's `config` block after connection merging; it should deny unknown fields and
-/// document every field, and is kept equal to the spec's `configSchema` by a test per driver.
+/// `NAME` equals the component name and the `x-runtime.driver` of its `spec.yaml`.
+/// `Connection` holds the fields a connection of the component's family provides (the spec's
+/// `x-connection-fields`, which may also be set in the step as their override policy allows):
+/// one `#[serde(deny_unknown_fields)]` struct per family, shared by the family's drivers, or
+/// [`NoConnection`]. `Config` holds the step's other fields. The engine's config (step config
+/// with the connection merged in) is split by the connection type's field names and each part
+/// deserialized once. Both should deny unknown fields and document every field; a test per
+/// driver keeps them equal to the spec's `configSchema` and `x-connection-fields`.
 #[async_trait]
 pub trait Driver: Send + Sync + 'static {
     /// The component name, e.g. `filesystem.csv_extractor`.
     const NAME: &'static str;
-    /// The typed step configuration.
+    /// The typed connection of the component's family.
+    type Connection: DeserializeOwned + Send + Sync;
+    /// The typed step configuration, without the connection's fields.
     type Config: DeserializeOwned + Send;
 
     /// Runs one step: reads `inputs`, writes the step table (extractors, processors) or the
-    /// destination (writers), and reports what it produced.
+    /// destination (writers), and reports what it produced. Relative paths of the connection
+    /// resolve against the pipeline's directory ([`StepContext::resolve_path`]).
     async fn run(
         &self,
         ctx: &StepContext,
+        connection: Self::Connection,
         config: Self::Config,
         inputs: StepInputs,
     ) -> Result<StepOutput>;
 
-    /// Checks that a connection works (reachable, credentials accepted), given the connection's
-    /// fields. `Ok` means healthy; an error's class tells what is wrong (`auth`, `connection`,
-    /// `timeout`, ...). Messages must not contain hosts' credentials. Default: unsupported.
-    async fn doctor(&self, _connection: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    /// Checks that a connection works (reachable, credentials accepted). `Ok` means healthy;
+    /// an error's class tells what is wrong (`auth`, `connection`, `timeout`, ...). Messages
+    /// must not contain hosts' credentials. Relative paths resolve against the current
+    /// directory (there is no pipeline). Default: unsupported.
+    async fn doctor(&self, _connection: &Self::Connection) -> Result<()> {
         Err(DriverError::Unsupported {
             operation: "doctor".into(),
         })
@@ -60,10 +74,7 @@ pub trait Driver: Send + Sync + 'static {
 
     /// Lists what a connection offers to read: tables and views with their columns, types,
     /// primary keys and row estimates, sorted by name. Default: unsupported.
-    async fn discover(
-        &self,
-        _connection: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Vec<DiscoveredTable>> {
+    async fn discover(&self, _connection: &Self::Connection) -> Result<Vec<DiscoveredTable>> {
         Err(DriverError::Unsupported {
             operation: "discover".into(),
         })

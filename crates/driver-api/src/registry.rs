@@ -6,7 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::{Driver, DriverError, Result, StepContext, StepInputs, StepOutput};
+use crate::connection::{parse_connection, split_config};
+use crate::{Driver, Result, StepContext, StepInputs, StepOutput};
 
 /// [`Driver`] with its config erased to JSON, so drivers of different config types can live in
 /// one registry. Implemented for every `Driver` by a blanket impl; never implement it by hand.
@@ -15,35 +16,28 @@ pub trait DynDriver: Send + Sync {
     /// The component name.
     fn name(&self) -> &'static str;
 
-    /// Checks that `config` deserializes into the driver's config type.
+    /// Checks that `config` (step config with the connection's fields merged in)
+    /// deserializes into the driver's connection and config types.
     fn check_config(&self, config: &Value) -> Result<()>;
 
-    /// Checks a connection; see [`Driver::doctor`].
+    /// Checks a connection, given its fields (deserialized into the driver's connection type
+    /// first: an unknown or ill-typed field is a config error naming it); see
+    /// [`Driver::doctor`].
     async fn doctor_json(&self, connection: &serde_json::Map<String, Value>) -> Result<()>;
 
-    /// Lists tables; see [`Driver::discover`].
+    /// Lists tables, given the connection's fields; see [`Driver::discover`].
     async fn discover_json(
         &self,
         connection: &serde_json::Map<String, Value>,
     ) -> Result<Vec<crate::DiscoveredTable>>;
 
-    /// Deserializes `config` and runs the step.
+    /// Splits `config` into the driver's connection and config, and runs the step.
     async fn run_json(
         &self,
         ctx: &StepContext,
         config: Value,
         inputs: StepInputs,
     ) -> Result<StepOutput>;
-}
-
-fn parse_config<C: serde::de::DeserializeOwned>(config: Value) -> Result<C> {
-    serde_path_to_error::deserialize(config).map_err(|error| {
-        let path = error.path().to_string();
-        DriverError::Config {
-            key: (path != ".").then_some(path),
-            message: error.into_inner().to_string(),
-        }
-    })
 }
 
 #[async_trait]
@@ -53,18 +47,20 @@ impl<D: Driver> DynDriver for D {
     }
 
     fn check_config(&self, config: &Value) -> Result<()> {
-        parse_config::<D::Config>(config.clone()).map(drop)
+        split_config::<D::Connection, D::Config>(config.clone()).map(drop)
     }
 
     async fn doctor_json(&self, connection: &serde_json::Map<String, Value>) -> Result<()> {
-        self.doctor(connection).await
+        self.doctor(&parse_connection::<D::Connection>(connection)?)
+            .await
     }
 
     async fn discover_json(
         &self,
         connection: &serde_json::Map<String, Value>,
     ) -> Result<Vec<crate::DiscoveredTable>> {
-        self.discover(connection).await
+        self.discover(&parse_connection::<D::Connection>(connection)?)
+            .await
     }
 
     async fn run_json(
@@ -73,8 +69,8 @@ impl<D: Driver> DynDriver for D {
         config: Value,
         inputs: StepInputs,
     ) -> Result<StepOutput> {
-        let config = parse_config::<D::Config>(config)?;
-        self.run(ctx, config, inputs).await
+        let (connection, config) = split_config::<D::Connection, D::Config>(config)?;
+        self.run(ctx, connection, config, inputs).await
     }
 }
 

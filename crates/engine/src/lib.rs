@@ -715,13 +715,18 @@ mod tests {
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)] // connection fields are only checked for presence by the tests
     struct SqlConfig {
         sql: String,
         #[serde(default)]
         fail: bool,
         #[serde(default)]
         hang: bool,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // port and label are only checked for presence by the tests
+    struct SqlConnection {
         host: Option<String>,
         port: Option<u16>,
         password: Option<driver_api::SecretString>,
@@ -731,15 +736,13 @@ mod tests {
     #[async_trait]
     impl Driver for SqlStep {
         const NAME: &'static str = "test.sql";
+        type Connection = SqlConnection;
         type Config = SqlConfig;
 
-        async fn doctor(&self, connection: &Map<String, Value>) -> driver_api::Result<()> {
-            match connection.get("host").and_then(Value::as_str) {
-                Some("db.internal")
-                    if connection.get("password") == Some(&Value::from("right-pw")) =>
-                {
-                    Ok(())
-                }
+        async fn doctor(&self, connection: &SqlConnection) -> driver_api::Result<()> {
+            let password = connection.password.as_ref().map(|p| p.expose());
+            match connection.host.as_deref() {
+                Some("db.internal") if password == Some("right-pw") => Ok(()),
                 Some("db.internal") => Err(DriverError::Auth {
                     message: "access denied".into(),
                 }),
@@ -754,6 +757,7 @@ mod tests {
         async fn run(
             &self,
             ctx: &StepContext,
+            _connection: SqlConnection,
             config: SqlConfig,
             _inputs: StepInputs,
         ) -> driver_api::Result<StepOutput> {
@@ -1341,11 +1345,13 @@ x-runtime: {driver: test.sql}
     #[async_trait]
     impl Driver for Counter {
         const NAME: &'static str = "test.counter";
+        type Connection = driver_api::NoConnection;
         type Config = NoConfig;
 
         async fn run(
             &self,
             ctx: &StepContext,
+            _connection: driver_api::NoConnection,
             _config: NoConfig,
             _inputs: StepInputs,
         ) -> driver_api::Result<StepOutput> {

@@ -1,51 +1,30 @@
-//! Keeps a component's `spec.yaml` and its driver's `Config` struct in step.
+//! Keeps a component's `spec.yaml` and its driver's `Connection` and `Config` structs in step.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::Value;
 
-/// The field names serde's derive gives `T`, read from its `deserialize_struct` call.
-fn struct_fields<T: DeserializeOwned>() -> Vec<&'static str> {
-    struct Capture(Vec<&'static str>);
-    impl<'de> Deserializer<'de> for &mut Capture {
-        type Error = de::value::Error;
-        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-            Err(de::Error::custom("not a struct"))
-        }
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _name: &'static str,
-            fields: &'static [&'static str],
-            _visitor: V,
-        ) -> Result<V::Value, Self::Error> {
-            self.0 = fields.to_vec();
-            Err(de::Error::custom("captured"))
-        }
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
-            identifier ignored_any
-        }
-    }
-    let mut capture = Capture(Vec::new());
-    let _ = T::deserialize(&mut capture);
-    assert!(!capture.0.is_empty(), "the config type is not a struct");
-    capture.0
-}
+use crate::{Driver, struct_fields};
 
-fn deserialize<T: DeserializeOwned>(config: &Value, what: &str) {
-    if let Err(error) = serde_json::from_value::<T>(config.clone()) {
-        panic!("{what} does not deserialize into the Config struct: {error}\n{config:#}");
+/// Deserializes a step config (without `connection`) as the registry does: the connection
+/// type's fields into it, the rest into the config type.
+fn deserialize_split<D: Driver>(config: &Value, what: &str) {
+    if let Err(error) = crate::split_config::<D::Connection, D::Config>(config.clone()) {
+        panic!(
+            "{what} does not deserialize into the Connection and Config structs: {error}\n{config:#}"
+        );
     }
 }
 
-/// Asserts that `components/<component>/spec.yaml` describes exactly the fields of `T` (besides
-/// `connection`, which the engine consumes before a driver sees the config), that each has a
-/// description, and that every example and every default deserializes into `T` (examples with
-/// their `connection` reference removed). Every driver crate calls this from a test.
-pub fn assert_spec_matches<T: DeserializeOwned>(component: &str) {
+/// Asserts that `components/<D::NAME>/spec.yaml` describes exactly the fields of
+/// `D::Connection` and `D::Config` (besides `connection`, which the engine consumes before a
+/// driver sees the config), that its `x-connection-fields` name exactly the fields of
+/// `D::Connection`, that each property has a description, and that every example and every
+/// default deserializes (examples with their `connection` reference removed). Every driver
+/// crate calls this from a test.
+pub fn assert_spec_matches<D: Driver>() {
+    let component = D::NAME;
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../components")
         .join(component)
@@ -70,10 +49,32 @@ pub fn assert_spec_file_matches<T: DeserializeOwned>(component: &str, path: &Pat
         .map(String::as_str)
         .filter(|k| *k != "connection")
         .collect();
-    let in_struct: BTreeSet<&str> = struct_fields::<T>().into_iter().collect();
+    let in_connection: BTreeSet<&str> = struct_fields::<D::Connection>().iter().copied().collect();
+    let in_config: BTreeSet<&str> = struct_fields::<D::Config>().iter().copied().collect();
+    assert!(!in_config.is_empty(), "the config type is not a struct");
+    assert!(
+        in_connection.is_disjoint(&in_config),
+        "fields in both Connection and Config: {:?}",
+        in_connection.intersection(&in_config).collect::<Vec<_>>()
+    );
+    let in_struct: BTreeSet<&str> = in_connection.union(&in_config).copied().collect();
     assert_eq!(
         in_spec, in_struct,
-        "configSchema properties vs Config fields"
+        "configSchema properties vs Connection + Config fields"
+    );
+    let declared: BTreeSet<&str> = spec["x-connection-fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            f.as_str()
+                .or_else(|| f["name"].as_str())
+                .expect("a field name")
+        })
+        .collect();
+    assert_eq!(
+        declared, in_connection,
+        "x-connection-fields vs Connection fields"
     );
     for (name, property) in properties {
         assert!(
@@ -100,7 +101,7 @@ pub fn assert_spec_file_matches<T: DeserializeOwned>(component: &str, path: &Pat
         config
     };
     for example in examples {
-        deserialize::<T>(
+        deserialize_split::<D>(
             &without_connection(&example["config"]),
             &format!("example {}", example["title"]),
         );
@@ -110,7 +111,7 @@ pub fn assert_spec_file_matches<T: DeserializeOwned>(component: &str, path: &Pat
         if let Some(default) = property.get("default") {
             let mut config = base.clone();
             config[name] = default.clone();
-            deserialize::<T>(&config, &format!("the default of {name}"));
+            deserialize_split::<D>(&config, &format!("the default of {name}"));
         }
     }
 }

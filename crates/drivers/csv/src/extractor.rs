@@ -26,6 +26,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::FilesystemConnection;
 use crate::diagnose::{Dialect, Scan, Start, explain, is_csv_error, probe, scan, too_short};
 use crate::encoding::{InvalidUtf16, decode_utf16_file};
 use crate::options::{Codec, CsvChar, Encoding, elapsed_ms, reject_glob_characters};
@@ -40,11 +41,6 @@ pub struct CsvExtractor;
 pub struct Config {
     /// The CSV file. Relative paths resolve against the pipeline file's directory.
     pub path: String,
-    /// Directory relative `path`s resolve against instead of the pipeline file's directory;
-    /// usually provided by a `@filesystem.<alias>` connection. A relative `base_dir` resolves
-    /// against the pipeline file's directory.
-    #[serde(default)]
-    pub base_dir: Option<String>,
     /// Field delimiter: one ASCII character. Default `,`.
     #[serde(default = "comma")]
     pub delimiter: CsvChar,
@@ -261,15 +257,17 @@ impl<'de> Deserialize<'de> for ParseDates {
 #[async_trait]
 impl Driver for CsvExtractor {
     const NAME: &'static str = "filesystem.csv_extractor";
+    type Connection = FilesystemConnection;
     type Config = Config;
 
     async fn run(
         &self,
         ctx: &StepContext,
+        connection: FilesystemConnection,
         config: Config,
         _inputs: StepInputs,
     ) -> Result<StepOutput> {
-        let plan = Plan::new(ctx, config)?;
+        let plan = Plan::new(ctx, &connection, config)?;
         let path = plan.dialect.path.display().to_string();
         ctx.event(
             "extraction.start",
@@ -312,11 +310,11 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(ctx: &StepContext, config: Config) -> Result<Self> {
+    fn new(ctx: &StepContext, connection: &FilesystemConnection, config: Config) -> Result<Self> {
         if config.path.is_empty() {
             return Err(DriverError::config("path", "must not be empty"));
         }
-        let path = ctx.resolve_path_in(config.base_dir.as_deref(), &config.path);
+        let path = connection.resolve(ctx, &config.path);
         reject_glob_characters(&path).map_err(|m| DriverError::config("path", m))?;
         if config.comment == Some(config.delimiter) {
             return Err(DriverError::config(
@@ -1612,6 +1610,6 @@ mod tests {
     /// example is a valid `Config`.
     #[test]
     fn spec_and_config_agree() {
-        driver_api::testing::assert_spec_matches::<Config>("filesystem.csv_extractor");
+        driver_api::testing::assert_spec_matches::<CsvExtractor>();
     }
 }

@@ -16,6 +16,29 @@ pub mod extractor;
 mod options;
 pub mod writer;
 
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
 pub use extractor::CsvExtractor;
 pub use options::{Codec, CsvChar, Encoding, QuoteChar};
 pub use writer::CsvWriter;
+
+/// A `@filesystem` connection (the spec's `x-connection-fields`), shared by the CSV extractor
+/// and writer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemConnection {
+    /// Directory relative `path`s resolve against instead of the pipeline file's directory. A
+    /// relative `base_dir` resolves against the pipeline file's directory.
+    #[serde(default)]
+    pub base_dir: Option<String>,
+}
+
+impl FilesystemConnection {
+    /// Where a step's `path` is: absolute as written, else under `base_dir`, else under the
+    /// pipeline file's directory.
+    pub fn resolve(&self, ctx: &driver_api::StepContext, path: impl AsRef<Path>) -> PathBuf {
+        ctx.resolve_path_in(self.base_dir.as_deref(), path)
+    }
+}

@@ -28,6 +28,7 @@ use serde::de::{self, Deserializer};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::FilesystemConnection;
 use crate::encoding::{Target, TranscodeError, transcode_file};
 use crate::options::{Codec, CsvChar, Encoding, QuoteChar, elapsed_ms};
 
@@ -42,11 +43,6 @@ pub struct Config {
     /// The output file, replaced if it exists. Relative paths resolve against the pipeline
     /// file's directory. A name ending in `.gz` or `.zst` is written compressed.
     pub path: String,
-    /// Directory relative `path`s resolve against instead of the pipeline file's directory;
-    /// usually provided by a `@filesystem.<alias>` connection. A relative `base_dir` resolves
-    /// against the pipeline file's directory.
-    #[serde(default)]
-    pub base_dir: Option<String>,
     /// Field delimiter: one ASCII character. Default `,`.
     #[serde(default = "comma")]
     pub delimiter: CsvChar,
@@ -139,16 +135,18 @@ impl<'de> Deserialize<'de> for Quoting {
 #[async_trait]
 impl Driver for CsvWriter {
     const NAME: &'static str = "filesystem.csv_writer";
+    type Connection = FilesystemConnection;
     type Config = Config;
 
     async fn run(
         &self,
         ctx: &StepContext,
+        connection: FilesystemConnection,
         config: Config,
         inputs: StepInputs,
     ) -> Result<StepOutput> {
         let input = inputs.single()?.table.clone();
-        let plan = Plan::new(ctx, config)?;
+        let plan = Plan::new(ctx, &connection, config)?;
         let path = plan.path.display().to_string();
         ctx.event(
             "write.start",
@@ -184,11 +182,11 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(ctx: &StepContext, config: Config) -> Result<Self> {
+    fn new(ctx: &StepContext, connection: &FilesystemConnection, config: Config) -> Result<Self> {
         if config.path.is_empty() {
             return Err(DriverError::config("path", "must not be empty"));
         }
-        let path = ctx.resolve_path_in(config.base_dir.as_deref(), &config.path);
+        let path = connection.resolve(ctx, &config.path);
         if path.file_name().is_none() {
             return Err(DriverError::config(
                 "path",
@@ -806,6 +804,6 @@ mod tests {
     /// example is a valid `Config`.
     #[test]
     fn spec_and_config_agree() {
-        driver_api::testing::assert_spec_matches::<Config>("filesystem.csv_writer");
+        driver_api::testing::assert_spec_matches::<CsvWriter>();
     }
 }

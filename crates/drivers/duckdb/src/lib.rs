@@ -99,11 +99,13 @@ fn inputs_with_aliases(inputs: &StepInputs) -> Vec<Input> {
 #[async_trait]
 impl Driver for DuckDbProcessor {
     const NAME: &'static str = "duckdb.processor";
+    type Connection = driver_api::NoConnection;
     type Config = Config;
 
     async fn run(
         &self,
         ctx: &StepContext,
+        _connection: driver_api::NoConnection,
         config: Config,
         inputs: StepInputs,
     ) -> Result<StepOutput> {
@@ -512,7 +514,7 @@ mod tests {
 
     #[test]
     fn spec_and_config_struct_agree() {
-        driver_api::testing::assert_spec_matches::<Config>(DuckDbProcessor::NAME);
+        driver_api::testing::assert_spec_matches::<DuckDbProcessor>();
         // deny_unknown_fields: a key outside the spec is refused.
         assert!(serde_json::from_value::<Config>(json!({"query": "x", "other": 1})).is_err());
     }

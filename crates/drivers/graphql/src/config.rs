@@ -1,5 +1,5 @@
-//! The step configuration of `graphql.extractor` (see `components/graphql.extractor/spec.yaml`)
-//! and its validation into a [`Plan`].
+//! The connection and step configuration of `graphql.extractor` (see
+//! `components/graphql.extractor/spec.yaml`) and their validation into a [`Plan`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,18 +9,14 @@ use http_support::{Auth, ClientOptions, Headers, JsonPath, RetryPolicy};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// `graphql.extractor` step configuration.
-#[derive(Debug, Deserialize)]
+/// A `@graphql` connection (the spec's `x-connection-fields`): where the API is and how to
+/// authenticate.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
-    /// URL of the GraphQL endpoint (http or https); from the connection when it has one.
+pub struct GraphqlConnection {
+    /// URL of the GraphQL endpoint (http or https).
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// The GraphQL query document.
-    pub query: String,
-    /// Variables of the query; the pagination variables are set on top.
-    #[serde(default)]
-    pub variables: Map<String, Value>,
     /// Extra HTTP headers (secret), sent after the default and auth headers.
     #[serde(default)]
     pub headers: BTreeMap<String, SecretString>,
@@ -39,6 +35,17 @@ pub struct Config {
     /// Header carrying the API key (default `X-API-Key`).
     #[serde(default)]
     pub api_key_header: Option<String>,
+}
+
+/// `graphql.extractor` step configuration (without the connection's fields).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The GraphQL query document.
+    pub query: String,
+    /// Variables of the query; the pagination variables are set on top.
+    #[serde(default)]
+    pub variables: Map<String, Value>,
     /// Deprecated alias of `api_key_header`.
     #[serde(default)]
     pub auth_header_name: Option<String>,
@@ -183,8 +190,8 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    pub fn new(config: Config) -> Result<Self> {
-        let endpoint = config.endpoint.clone().ok_or_else(|| {
+    pub fn new(connection: &GraphqlConnection, config: Config) -> Result<Self> {
+        let endpoint = connection.endpoint.clone().ok_or_else(|| {
             DriverError::config(
                 "endpoint",
                 "the GraphQL endpoint is not set: set `endpoint` or use a connection (@graphql.<alias>) that has one",
@@ -214,7 +221,7 @@ impl Plan {
                 format!("{} is outside 0.1..60 seconds", config.retry_delay),
             ));
         }
-        let headers = headers(&config)?;
+        let headers = headers(connection, config.auth_header_name.as_deref())?;
         let style = match (config.pagination_style, config.pagination_enabled) {
             (Some(_), Some(_)) => {
                 return Err(DriverError::config(
@@ -285,12 +292,16 @@ impl Plan {
 }
 
 /// The headers of every request: content type, auth, then the user's (which may replace them).
-pub(crate) fn headers(config: &Config) -> Result<Headers> {
+/// `auth_header_name` is the step's deprecated name for `api_key_header`.
+pub(crate) fn headers(
+    connection: &GraphqlConnection,
+    auth_header_name: Option<&str>,
+) -> Result<Headers> {
     let mut headers = Headers::new();
     headers.insert("headers", "Content-Type", "application/json")?;
     headers.insert("headers", "Accept", "application/json")?;
-    auth(config)?.apply(auth_key(config.auth_type), &mut headers)?;
-    for (name, value) in &config.headers {
+    auth(connection, auth_header_name)?.apply(auth_key(connection.auth_type), &mut headers)?;
+    for (name, value) in &connection.headers {
         headers.insert_secret("headers", name, value)?;
     }
     Ok(headers)
@@ -303,15 +314,15 @@ fn auth_key(auth_type: AuthType) -> &'static str {
     }
 }
 
-fn auth(config: &Config) -> Result<Auth> {
-    let header = match (&config.api_key_header, &config.auth_header_name) {
+fn auth(config: &GraphqlConnection, auth_header_name: Option<&str>) -> Result<Auth> {
+    let header = match (config.api_key_header.as_deref(), auth_header_name) {
         (Some(_), Some(_)) => {
             return Err(DriverError::config(
                 "auth_header_name",
                 "auth_header_name is the deprecated form of api_key_header: set only api_key_header",
             ));
         }
-        (Some(h), None) | (None, Some(h)) => h.clone(),
+        (Some(h), None) | (None, Some(h)) => h.to_owned(),
         (None, None) => "X-API-Key".into(),
     };
     let token = || {
@@ -361,12 +372,13 @@ mod tests {
     use serde_json::json;
 
     fn plan(config: Value) -> Result<Plan> {
-        Plan::new(serde_json::from_value(config).unwrap())
+        let (connection, config) = driver_api::split_config(config).unwrap();
+        Plan::new(&connection, config)
     }
 
     #[test]
     fn config_matches_the_spec() {
-        driver_api::testing::assert_spec_matches::<Config>("graphql.extractor");
+        driver_api::testing::assert_spec_matches::<crate::GraphqlExtractor>();
     }
 
     #[test]

@@ -12,9 +12,9 @@ use http_support::{
     HttpClient, HttpResponse, JsonOptions, JsonPath, LoadSummary, Method, PageLoader, into_records,
     pick, status_error,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::config::{Config, Pagination, Plan};
+use crate::config::{Config, GraphqlConnection, Pagination, Plan};
 
 /// The `graphql.extractor` driver.
 #[derive(Debug, Default, Clone, Copy)]
@@ -23,15 +23,17 @@ pub struct GraphqlExtractor;
 #[async_trait]
 impl Driver for GraphqlExtractor {
     const NAME: &'static str = "graphql.extractor";
+    type Connection = GraphqlConnection;
     type Config = Config;
 
     async fn run(
         &self,
         ctx: &StepContext,
+        connection: GraphqlConnection,
         config: Config,
         _inputs: StepInputs,
     ) -> Result<StepOutput> {
-        let plan = Plan::new(config)?;
+        let plan = Plan::new(&connection, config)?;
         let client = HttpClient::for_step(ctx, &plan.client)?;
         let started = Instant::now();
         ctx.event(
@@ -74,28 +76,14 @@ impl Driver for GraphqlExtractor {
         Ok(StepOutput::table(ctx.output_table().clone(), summary.rows))
     }
 
-    async fn doctor(&self, connection: &Map<String, Value>) -> Result<()> {
-        let mut fields = connection.clone();
-        fields.retain(|k, _| {
-            matches!(
-                k.as_str(),
-                "endpoint"
-                    | "headers"
-                    | "auth_type"
-                    | "auth_token"
-                    | "auth_username"
-                    | "auth_password"
-                    | "api_key_header"
-                    | "auth_header_name"
-                    | "validate_ssl"
-                    | "timeout"
-            )
-        });
-        fields.insert("query".into(), "query { __typename }".into());
-        fields.insert("max_retries".into(), 1.into());
-        let config: Config = serde_json::from_value(Value::Object(fields))
-            .map_err(|e| DriverError::config("connection", e.to_string()))?;
-        let plan = Plan::new(config)?;
+    /// One `query { __typename }` with the connection's endpoint and credentials, one retry.
+    async fn doctor(&self, connection: &GraphqlConnection) -> Result<()> {
+        let config: Config = serde_json::from_value(json!({
+            "query": "query { __typename }",
+            "max_retries": 1,
+        }))
+        .map_err(|e| DriverError::internal(format!("the doctor's config: {e}")))?;
+        let plan = Plan::new(connection, config)?;
         let client = HttpClient::new(&plan.client)?;
         let body = json!({"query": plan.query});
         graphql_page(&client, &plan.endpoint, &body, None)

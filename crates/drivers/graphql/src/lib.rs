@@ -12,5 +12,5 @@
 mod config;
 mod extract;
 
-pub use config::{AuthType, Config, PaginationStyle};
+pub use config::{AuthType, Config, GraphqlConnection, PaginationStyle};
 pub use extract::GraphqlExtractor;

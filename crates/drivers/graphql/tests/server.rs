@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use driver_api::testing::TestRun;
-use driver_api::{Driver, ErrorClass, Result, StepOutput};
+use driver_api::{DynDriver, ErrorClass, Result, StepOutput};
 use driver_graphql::GraphqlExtractor;
 use serde_json::{Value, json};
 use test_graphql_server::{ServerOptions, TestServer};
@@ -491,21 +491,34 @@ async fn doctor_checks_reachability_and_credentials() {
     let server = server().await;
     let connection = |v: Value| v.as_object().unwrap().clone();
     GraphqlExtractor
-        .doctor(&connection(json!({"endpoint": server.endpoint("")})))
+        .doctor_json(&connection(json!({"endpoint": server.endpoint("")})))
         .await
         .unwrap();
     GraphqlExtractor
-        .doctor(&connection(json!({
+        .doctor_json(&connection(json!({
             "endpoint": server.endpoint("private"),
             "auth_type": "bearer",
             "auth_token": test_graphql_server::BEARER_TOKEN,
-            "default": true,
         })))
         .await
         .unwrap();
     let err = GraphqlExtractor
-        .doctor(&connection(json!({"endpoint": server.endpoint("private")})))
+        .doctor_json(&connection(json!({"endpoint": server.endpoint("private")})))
         .await
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Auth);
+    // The connection is typed: a key it does not have is refused by name.
+    let err = GraphqlExtractor
+        .doctor_json(&connection(json!({
+            "endpoint": server.endpoint(""),
+            "auth_tokn": "x",
+        })))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Config);
+    assert!(
+        err.to_string()
+            .contains("in the connection: unknown field `auth_tokn`"),
+        "{err}"
+    );
 }

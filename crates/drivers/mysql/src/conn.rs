@@ -1,7 +1,8 @@
-//! Connecting to MySQL / MariaDB: options, TLS modes, timeouts, and the one place where
-//! `mysql_async` errors become classified [`DriverError`]s without hosts, users or passwords.
+//! The `@mysql` connection ([`MysqlConnection`], shared by the extractor and the writer) and
+//! connecting with it: options, TLS modes, timeouts, and the one place where `mysql_async`
+//! errors become classified [`DriverError`]s without hosts, users or passwords.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use driver_api::{DriverError, Result, SecretString};
@@ -26,30 +27,73 @@ pub enum SslMode {
     VerifyIdentity,
 }
 
-/// Where and how to connect: the connection fields shared by the extractor and the writer.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
+/// A `@mysql` connection: the spec's `x-connection-fields`, which a step may also set itself
+/// (host, port, user and password only without a connection). Shared by the extractor and
+/// the writer, and what `doctor` and `discover` receive.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlConnection {
     /// Server host name or IP address.
+    #[serde(default)]
     pub host: String,
-    /// Server TCP port.
+    /// Server TCP port. Default 3306.
+    #[serde(default = "default_port")]
     pub port: u16,
     /// Database (schema) to use.
+    #[serde(default)]
     pub database: String,
     /// User name.
+    #[serde(default)]
     pub user: String,
-    /// Password; `None` = no password.
+    /// Password of `user`; not set = no password.
+    #[serde(default)]
     pub password: Option<SecretString>,
-    /// Seconds for TCP connect + handshake.
+    /// Seconds for the TCP connection and the login handshake. Default 10.
+    #[serde(default = "default_connect_timeout")]
     pub connect_timeout: u64,
-    /// TLS mode.
+    /// TLS mode. Default `preferred`.
+    #[serde(default)]
     pub ssl_mode: SslMode,
-    /// CA file for verify_ca / verify_identity, already resolved to a path.
+    /// PEM file of CA certificates for verify_ca / verify_identity. A run resolves a relative
+    /// path against the pipeline file's directory ([`MysqlConnection::resolve_paths`]);
+    /// `doctor` and `discover`, which have no pipeline, against the current directory.
+    #[serde(default)]
     pub ssl_ca: Option<PathBuf>,
 }
 
-impl Endpoint {
-    /// Fails when host, database or user is missing (none came from the step or connection).
+fn default_port() -> u16 {
+    3306
+}
+fn default_connect_timeout() -> u64 {
+    10
+}
+
+impl MysqlConnection {
+    /// Resolves a relative `ssl_ca` against `base` (a run's pipeline directory, ADR 0005).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if let Some(ca) = &mut self.ssl_ca {
+            *ca = base.join(&*ca);
+        }
+    }
+
+    /// Fails when host, database or user is missing (none came from the step or connection),
+    /// the port is 0, or TLS may be used and `ssl_ca` names no file.
     pub fn validate(&self) -> Result<()> {
+        if self.port == 0 {
+            return Err(DriverError::config("port", "must be a TCP port (1..65535)"));
+        }
+        if let Some(ca) = &self.ssl_ca
+            && self.ssl_mode != SslMode::Disabled
+            && !ca.is_file()
+        {
+            return Err(DriverError::config(
+                "ssl_ca",
+                format!(
+                    "{} is not a file (a PEM file of CA certificates)",
+                    ca.display()
+                ),
+            ));
+        }
         for (key, value) in [
             ("host", &self.host),
             ("database", &self.database),
@@ -158,45 +202,12 @@ impl Failure {
     }
 }
 
-/// The connection fields of a doctor call, read from the connection's JSON fields.
-pub fn endpoint_from_fields(
-    fields: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Endpoint> {
-    let text = |key: &str| fields.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-    let required = |key: &str| {
-        text(key).ok_or_else(|| DriverError::config(key, "is required for a MySQL connection"))
-    };
-    let port = match fields.get("port") {
-        None => 3306,
-        Some(v) => v
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p > 0)
-            .ok_or_else(|| DriverError::config("port", "must be a TCP port (1..65535)"))?,
-    };
-    let ssl_mode = match fields.get("ssl_mode") {
-        None => SslMode::default(),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|e| DriverError::config("ssl_mode", e.to_string()))?,
-    };
-    Ok(Endpoint {
-        host: required("host")?,
-        port,
-        database: required("database")?,
-        user: required("user")?,
-        password: text("password").map(SecretString::new),
-        connect_timeout: fields
-            .get("connect_timeout")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(10),
-        ssl_mode,
-        ssl_ca: text("ssl_ca").map(PathBuf::from),
-    })
-}
-
-/// Applies the Python Osiris step fields that have no MySQL meaning of their own: `schema`
-/// is the database (used when `database` is unset, refused when it names another one), and
-/// the SQLAlchemy pool settings are reported as having no effect.
+/// Applies the Python Osiris step fields that have no MySQL meaning of their own, shared by
+/// the extractor's and the writer's `Config`: `schema` is the database (in MySQL a schema is a
+/// database: used when `database` is unset, refused when it names another one), and the
+/// SQLAlchemy settings are accepted with a `config.warning` event and have no effect
+/// (`pool_size`, `pool_recycle`: a step opens its own connections, which live for the step;
+/// `echo`: SQL is never logged, it may hold values).
 pub(crate) fn apply_python_fields(
     ctx: &driver_api::StepContext,
     database: &mut String,
@@ -392,6 +403,29 @@ mod tests {
             "SELECT command denied to user the user for table 't'"
         );
         assert_eq!(scrub_accounts("no account here"), "no account here");
+    }
+
+    #[test]
+    fn a_relative_ssl_ca_resolves_against_the_given_directory() {
+        let connection = |ca: &str| -> MysqlConnection {
+            serde_json::from_value(serde_json::json!({"host": "h", "ssl_ca": ca})).unwrap()
+        };
+        let mut relative = connection("certs/ca.pem");
+        relative.resolve_paths(Path::new("/srv/pipelines"));
+        assert_eq!(
+            relative.ssl_ca.as_deref(),
+            Some(Path::new("/srv/pipelines/certs/ca.pem"))
+        );
+        let mut absolute = connection("/etc/ssl/ca.pem");
+        absolute.resolve_paths(Path::new("/srv/pipelines"));
+        assert_eq!(
+            absolute.ssl_ca.as_deref(),
+            Some(Path::new("/etc/ssl/ca.pem"))
+        );
+        let mut none = connection("x");
+        none.ssl_ca = None;
+        none.resolve_paths(Path::new("/srv"));
+        assert_eq!(none.ssl_ca, None);
     }
 
     #[test]

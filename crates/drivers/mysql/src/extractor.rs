@@ -13,8 +13,8 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use driver_api::{
-    DiscoveredColumn, DiscoveredTable, Driver, DriverError, Result, SecretString, StepContext,
-    StepInputs, StepOutput, TableWriter,
+    DiscoveredColumn, DiscoveredTable, Driver, DriverError, Result, StepContext, StepInputs,
+    StepOutput, TableWriter,
 };
 use execution_context::object;
 use mysql_async::prelude::Queryable;
@@ -24,45 +24,22 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::conn::{Endpoint, SslMode, classify, quote_mysql_identifier};
+use crate::conn::{MysqlConnection, classify, quote_mysql_identifier};
 use crate::types::{BatchBuilder, Kind, schema_of};
 
 /// The `mysql.extractor` driver.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MysqlExtractor;
 
-/// Configuration of a `mysql.extractor` step (connection fields merged in).
+/// Configuration of a `mysql.extractor` step (without the connection's fields: see
+/// [`MysqlConnection`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Server host name or IP address (usually from the connection).
-    #[serde(default)]
-    pub host: String,
-    /// Server TCP port. Default 3306.
-    #[serde(default = "default_port")]
-    pub port: u16,
-    /// Database (schema) to connect to.
-    #[serde(default)]
-    pub database: String,
-    /// User name.
-    #[serde(default)]
-    pub user: String,
-    /// Password of `user`; not set = no password.
-    #[serde(default)]
-    pub password: Option<SecretString>,
-    /// Seconds for the TCP connection and the login handshake. Default 10.
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout: u64,
     /// Seconds to wait for the first rows and then between two batches; 0 waits forever.
     /// Default 600.
     #[serde(default = "default_read_timeout")]
     pub read_timeout: u64,
-    /// TLS mode. Default `preferred`.
-    #[serde(default)]
-    pub ssl_mode: SslMode,
-    /// PEM file of CA certificates for verify_ca / verify_identity.
-    #[serde(default)]
-    pub ssl_ca: Option<String>,
     /// One SQL statement returning rows. Exactly one of `query` and `table`.
     #[serde(default)]
     pub query: Option<String>,
@@ -90,52 +67,25 @@ pub struct Config {
     /// Number of ranges and parallel connections.
     #[serde(default)]
     pub partitions: Option<u32>,
-    /// The database holding the table (in MySQL a schema is a database), as in the Python
-    /// Osiris spec: used as `database` when that is not set; naming another database than
-    /// `database` is refused.
+    /// Python Osiris: the database (see `conn::apply_python_fields`).
     #[serde(default)]
     pub schema: Option<String>,
-    /// Accepted for compatibility with the Python Osiris (SQLAlchemy pool size) with a
-    /// `config.warning` event; no effect: a step opens its own connections.
+    /// Python Osiris SQLAlchemy setting, warned about; no effect.
     #[serde(default)]
     pub pool_size: Option<u32>,
-    /// Accepted for compatibility with the Python Osiris (SQLAlchemy pool recycle seconds)
-    /// with a `config.warning` event; no effect: connections live for one step.
+    /// Python Osiris SQLAlchemy setting, warned about; no effect.
     #[serde(default)]
     pub pool_recycle: Option<u64>,
-    /// Accepted for compatibility with the Python Osiris (SQLAlchemy statement logging) with
-    /// a `config.warning` event; no effect: SQL is never logged (it may hold values).
+    /// Python Osiris SQLAlchemy setting, warned about; no effect.
     #[serde(default)]
     pub echo: Option<bool>,
 }
 
-pub(crate) fn default_port() -> u16 {
-    3306
-}
-pub(crate) fn default_connect_timeout() -> u64 {
-    10
-}
 fn default_read_timeout() -> u64 {
     600
 }
 fn default_batch_size() -> usize {
     10_000
-}
-
-impl Config {
-    /// The connection part of the config; `ssl_ca` resolves against `base`.
-    pub fn endpoint(&self, base: &std::path::Path) -> Endpoint {
-        Endpoint {
-            host: self.host.clone(),
-            port: self.port,
-            database: self.database.clone(),
-            user: self.user.clone(),
-            password: self.password.clone(),
-            connect_timeout: self.connect_timeout,
-            ssl_mode: self.ssl_mode,
-            ssl_ca: self.ssl_ca.as_ref().map(|p| base.join(p)),
-        }
-    }
 }
 
 /// One statement a reader runs.
@@ -153,25 +103,27 @@ enum Msg {
 #[async_trait]
 impl Driver for MysqlExtractor {
     const NAME: &'static str = "mysql.extractor";
+    type Connection = MysqlConnection;
     type Config = Config;
 
     async fn run(
         &self,
         ctx: &StepContext,
+        connection: MysqlConnection,
         config: Config,
         _inputs: StepInputs,
     ) -> Result<StepOutput> {
         let started = Instant::now();
-        let mut config = config;
+        let mut endpoint = connection;
+        endpoint.resolve_paths(ctx.base_dir());
         crate::conn::apply_python_fields(
             ctx,
-            &mut config.database,
+            &mut endpoint.database,
             config.schema.as_deref(),
             config.pool_size,
             config.pool_recycle,
             config.echo,
         )?;
-        let endpoint = config.endpoint(ctx.base_dir());
         let source = match (&config.query, &config.table) {
             (Some(_), None) => "query".to_owned(),
             (None, Some(t)) => format!("table {t}"),
@@ -187,7 +139,7 @@ impl Driver for MysqlExtractor {
         ctx.event(
             "extraction.start",
             object([
-                ("database", Value::String(config.database.clone())),
+                ("database", Value::String(endpoint.database.clone())),
                 ("source", Value::String(source)),
             ]),
         );
@@ -208,20 +160,17 @@ impl Driver for MysqlExtractor {
         Ok(StepOutput::table(ctx.output_table().clone(), rows))
     }
 
-    async fn doctor(&self, connection: &serde_json::Map<String, Value>) -> Result<()> {
-        crate::conn::endpoint_from_fields(connection)?.check().await
+    async fn doctor(&self, connection: &MysqlConnection) -> Result<()> {
+        connection.check().await
     }
 
-    async fn discover(
-        &self,
-        connection: &serde_json::Map<String, Value>,
-    ) -> Result<Vec<DiscoveredTable>> {
-        discover(&crate::conn::endpoint_from_fields(connection)?).await
+    async fn discover(&self, connection: &MysqlConnection) -> Result<Vec<DiscoveredTable>> {
+        discover(connection).await
     }
 }
 
 /// The statements to run: one, or one per partition.
-async fn plan_reads(endpoint: &Endpoint, config: &Config) -> Result<Vec<Read>> {
+async fn plan_reads(endpoint: &MysqlConnection, config: &Config) -> Result<Vec<Read>> {
     if let Some(query) = &config.query {
         let sql = query.trim().trim_end_matches(';').trim_end().to_owned();
         if sql.is_empty() {
@@ -395,7 +344,7 @@ async fn partitioned(
 /// Runs every read concurrently into the one table writer.
 async fn read_all(
     ctx: &StepContext,
-    endpoint: &Endpoint,
+    endpoint: &MysqlConnection,
     config: &Config,
     reads: Vec<Read>,
 ) -> Result<u64> {
@@ -452,7 +401,7 @@ async fn read_all(
 /// One reader: connects, runs its statement in a read-only transaction, sends its schema
 /// and then its batches.
 async fn run_read(
-    endpoint: &Endpoint,
+    endpoint: &MysqlConnection,
     read: Read,
     batch_size: usize,
     read_timeout: Option<Duration>,
@@ -598,7 +547,7 @@ async fn within<T>(
 
 /// Discover mode: the tables and views of the connection's `database` with their columns,
 /// types, primary keys and estimated row counts.
-pub async fn discover(endpoint: &Endpoint) -> Result<Vec<DiscoveredTable>> {
+pub async fn discover(endpoint: &MysqlConnection) -> Result<Vec<DiscoveredTable>> {
     let mut conn = endpoint.connect().await?;
     let fail = |e| classify(e, "cannot read the catalog");
     let tables: Vec<(String, String, Option<u64>)> = conn

@@ -62,5 +62,6 @@ pub mod extractor;
 pub mod types;
 pub mod writer;
 
+pub use conn::MysqlConnection;
 pub use extractor::MysqlExtractor;
 pub use writer::MysqlWriter;

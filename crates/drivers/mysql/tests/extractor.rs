@@ -5,15 +5,15 @@
 mod common;
 
 use common::Db;
-use driver_api::{Driver, ErrorClass, testing::assert_spec_matches};
-use driver_mysql::{MysqlExtractor, MysqlWriter, extractor, writer};
+use driver_api::{DriverError, DynDriver, ErrorClass, testing::assert_spec_matches};
+use driver_mysql::{MysqlExtractor, MysqlWriter};
 use mysql_async::prelude::Queryable;
 use serde_json::json;
 
 #[test]
 fn specs_match_the_config_structs() {
-    assert_spec_matches::<extractor::Config>("mysql.extractor");
-    assert_spec_matches::<writer::Config>("mysql.writer");
+    assert_spec_matches::<MysqlExtractor>();
+    assert_spec_matches::<MysqlWriter>();
 }
 
 async fn numbers(db: &Db, rows: u32) {
@@ -233,17 +233,20 @@ async fn credential_and_network_errors_are_classified_without_secrets() {
         }
     };
 
-    MysqlExtractor.doctor(&fields(json!({}))).await.unwrap();
+    MysqlExtractor
+        .doctor_json(&fields(json!({})))
+        .await
+        .unwrap();
 
     let err = MysqlExtractor
-        .doctor(&fields(json!({"password": WRONG_PASSWORD})))
+        .doctor_json(&fields(json!({"password": WRONG_PASSWORD})))
         .await
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Auth, "{err}");
     clean(&err.to_string());
 
     let err = MysqlWriter
-        .doctor(&fields(json!({"port": 1})))
+        .doctor_json(&fields(json!({"port": 1})))
         .await
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Connection, "{err}");
@@ -255,7 +258,7 @@ async fn credential_and_network_errors_are_classified_without_secrets() {
     db.exec(&format!("DROP USER IF EXISTS '{user}'@'%'; CREATE USER '{user}'@'%' IDENTIFIED BY '{WRONG_PASSWORD}'"))
         .await;
     let err = MysqlExtractor
-        .doctor(&fields(json!({"user": user, "password": WRONG_PASSWORD})))
+        .doctor_json(&fields(json!({"user": user, "password": WRONG_PASSWORD})))
         .await
         .unwrap_err();
     db.exec(&format!("DROP USER '{user}'@'%'")).await;
@@ -272,7 +275,7 @@ async fn credential_and_network_errors_are_classified_without_secrets() {
     ))
     .await;
     let result = MysqlExtractor
-        .doctor(&fields(json!({"user": user, "password": odd_password})))
+        .doctor_json(&fields(json!({"user": user, "password": odd_password})))
         .await;
     db.exec(&format!("DROP USER '{user}'@'%'")).await;
     result.unwrap();
@@ -281,7 +284,7 @@ async fn credential_and_network_errors_are_classified_without_secrets() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let err = MysqlExtractor
-        .doctor(&fields(json!({"port": port, "connect_timeout": 1})))
+        .doctor_json(&fields(json!({"port": port, "connect_timeout": 1})))
         .await
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Timeout, "{err}");
@@ -347,7 +350,7 @@ async fn discover_lists_tables_columns_keys_and_estimates() {
         .await;
     let mut fields = db.config(json!({})).as_object().unwrap().clone();
     fields.remove("query");
-    let tables = MysqlExtractor.discover(&fields).await.unwrap();
+    let tables = MysqlExtractor.discover_json(&fields).await.unwrap();
     let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["nums", "pair", "v"]);
     assert_eq!(tables[0].primary_key, ["id"]);
@@ -378,10 +381,16 @@ async fn ssl_modes_follow_mysql_client_semantics() {
         m.remove("query");
         m
     };
-    MysqlExtractor.doctor(&fields("disabled")).await.unwrap();
+    MysqlExtractor
+        .doctor_json(&fields("disabled"))
+        .await
+        .unwrap();
     // preferred: TLS when offered, plain TCP otherwise.
-    MysqlExtractor.doctor(&fields("preferred")).await.unwrap();
-    let required = MysqlExtractor.doctor(&fields("required")).await;
+    MysqlExtractor
+        .doctor_json(&fields("preferred"))
+        .await
+        .unwrap();
+    let required = MysqlExtractor.doctor_json(&fields("required")).await;
     if have_ssl == "YES" {
         required.unwrap();
     } else {
@@ -450,4 +459,91 @@ async fn python_schema_and_pool_fields_are_honoured_or_reported() {
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Config);
     assert!(err.to_string().contains("`schema`"), "{err}");
+}
+
+/// The connection is typed: doctor and discover name a bad field instead of guessing (a
+/// non-numeric `connect_timeout` once silently became 10), for the writer too, and before any
+/// connection is attempted (port 9 would refuse it).
+#[tokio::test]
+async fn a_bad_connection_field_is_a_config_error_naming_it() {
+    let connection = |extra: serde_json::Value| {
+        let mut fields = json!({"host": "127.0.0.1", "port": 9, "database": "d", "user": "u"});
+        for (k, v) in extra.as_object().unwrap() {
+            fields[k] = v.clone();
+        }
+        fields.as_object().unwrap().clone()
+    };
+    let key_of = |error: DriverError| match error {
+        DriverError::Config { key, message } => (key, message),
+        other => panic!("not a config error: {other}"),
+    };
+    let (key, message) = key_of(
+        MysqlExtractor
+            .doctor_json(&connection(json!({"connect_timeout": "soon"})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(key.as_deref(), Some("connect_timeout"), "{message}");
+    assert!(
+        message.contains("in the connection: invalid type"),
+        "{message}"
+    );
+    let (key, message) = key_of(
+        MysqlWriter
+            .doctor_json(&connection(json!({"hostname": "db.internal"})))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        message.contains("in the connection: unknown field `hostname`, expected one of `host`"),
+        "{key:?}: {message}"
+    );
+    let (key, _) = key_of(
+        MysqlExtractor
+            .discover_json(&connection(json!({"ssl_mode": "sometimes"})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(key.as_deref(), Some("ssl_mode"));
+    // A numeric connect_timeout is used: port 9 refuses at once, well within it.
+    let error = MysqlExtractor
+        .doctor_json(&connection(json!({"connect_timeout": 3})))
+        .await
+        .unwrap_err();
+    assert_eq!(error.class(), ErrorClass::Connection, "{error}");
+}
+
+/// In a run, a relative `ssl_ca` names a file next to the pipeline (the run's base directory),
+/// as every other relative path does, whatever the current directory.
+#[tokio::test]
+async fn a_relative_ssl_ca_resolves_against_the_pipeline_directory() {
+    let db = Db::new("sslca").await;
+    let config = |ca: &str| {
+        db.config(json!({"query": "SELECT 1 AS one", "ssl_mode": "preferred", "ssl_ca": ca}))
+    };
+    let err = db
+        .run
+        .run(&MysqlExtractor, "missing", config("certs/ca.pem"), &[])
+        .await
+        .unwrap_err();
+    let expected = db.dir.path().join("certs/ca.pem");
+    assert!(
+        matches!(&err, DriverError::Config { key: Some(k), message } if k == "ssl_ca" && message.contains(&expected.display().to_string())),
+        "{err}"
+    );
+    // The file next to the pipeline is found: a server without TLS is then read in plain TCP
+    // (`preferred`); one with TLS would check the (placeholder) certificate.
+    let have_ssl = db.strings("SELECT @@have_ssl").await.remove(0);
+    if have_ssl.as_deref() == Some("YES") {
+        return;
+    }
+    std::fs::create_dir_all(db.dir.path().join("certs")).unwrap();
+    std::fs::write(&expected, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    assert!(!std::path::Path::new("certs/ca.pem").exists());
+    let out = db
+        .run
+        .run(&MysqlExtractor, "found", config("certs/ca.pem"), &[])
+        .await
+        .unwrap();
+    assert_eq!(out.rows, 1);
 }

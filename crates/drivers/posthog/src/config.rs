@@ -1,12 +1,13 @@
-//! The step configuration, kept equal to `components/posthog.extractor/spec.yaml` by a test.
+//! The connection and the step configuration, kept equal to
+//! `components/posthog.extractor/spec.yaml` by a test.
 
 use driver_api::{DriverError, Result, SecretString};
 use serde::Deserialize;
 
-/// Configuration of a `posthog.extractor` step (connection fields merged in).
+/// A `@posthog` connection (the spec's `x-connection-fields`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub struct PostHogConnection {
     /// Personal API key with query:read access. Secret: sent only as the bearer token.
     /// Required; optional here because spec examples take it from a connection.
     pub api_key: Option<SecretString>,
@@ -17,6 +18,12 @@ pub struct Config {
     pub region: Region,
     /// Base URL of a self-hosted PostHog (region self_hosted only).
     pub custom_base_url: Option<String>,
+}
+
+/// Configuration of a `posthog.extractor` step (without the connection's fields).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
     /// What to read.
     #[serde(default)]
     pub data_type: DataType,
@@ -109,7 +116,15 @@ impl DataType {
     }
 }
 
-impl Config {
+impl PostHogConnection {
+    /// Checks the fields whose rules the types do not express.
+    pub fn check(&self) -> Result<()> {
+        self.project_id()?;
+        self.base_url()?;
+        self.api_key()?;
+        Ok(())
+    }
+
     /// The checked project id, as it goes into the URL path: a positive number, or (as the
     /// Python Osiris accepted any string) another id PostHog takes in the project's place,
     /// such as `@current`. Only characters a URL path segment holds as they are are allowed.
@@ -176,6 +191,20 @@ impl Config {
         ))
     }
 
+    /// The API key.
+    pub fn api_key(&self) -> Result<&SecretString> {
+        match &self.api_key {
+            Some(key) if !key.is_empty() => Ok(key),
+            Some(_) => Err(config("api_key", "is empty")),
+            None => Err(config(
+                "api_key",
+                "missing required key `api_key` (give the step a `@posthog.<alias>` connection)",
+            )),
+        }
+    }
+}
+
+impl Config {
     /// Whether rows already delivered are dropped.
     pub fn deduplicate(&self) -> Result<bool> {
         match (self.deduplicate, self.deduplication_enabled) {
@@ -190,8 +219,6 @@ impl Config {
 
     /// Checks the fields whose rules the types do not express.
     pub fn check(&self) -> Result<()> {
-        self.project_id()?;
-        self.base_url()?;
         self.deduplicate()?;
         if !(1..=50_000).contains(&self.page_size) {
             return Err(config("page_size", "must be between 1 and 50000"));
@@ -213,20 +240,7 @@ impl Config {
                 return Err(config("event_types", "must list non-empty event names"));
             }
         }
-        self.api_key()?;
         Ok(())
-    }
-
-    /// The API key.
-    pub fn api_key(&self) -> Result<&SecretString> {
-        match &self.api_key {
-            Some(key) if !key.is_empty() => Ok(key),
-            Some(_) => Err(config("api_key", "is empty")),
-            None => Err(config(
-                "api_key",
-                "missing required key `api_key` (give the step a `@posthog.<alias>` connection)",
-            )),
-        }
     }
 }
 

@@ -30,7 +30,7 @@ use execution_context::object;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
-pub use config::{Config, DataType, ProjectId, Region};
+pub use config::{Config, DataType, PostHogConnection, ProjectId, Region};
 use page::{Converter, Page, parse_timestamp};
 use query::{Seek, Window, page_query, sort_key};
 use state::{Newest, State};
@@ -45,18 +45,25 @@ const DEFAULT_DAYS: i64 = 30;
 #[async_trait]
 impl Driver for PostHogExtractor {
     const NAME: &'static str = "posthog.extractor";
+    type Connection = PostHogConnection;
     type Config = Config;
 
-    async fn doctor(&self, connection: &serde_json::Map<String, Value>) -> Result<()> {
-        Self::check(connection).await
+    /// One `SELECT 1` query with the connection's key, project and region, no retries.
+    async fn doctor(&self, connection: &PostHogConnection) -> Result<()> {
+        connection.check()?;
+        let client = http::Client::new(None, connection, 10, 0)?;
+        let body = json!({"query": {"kind": "HogQLQuery", "query": "SELECT 1"}});
+        client.query(&body).await.map(drop)
     }
 
     async fn run(
         &self,
         ctx: &StepContext,
+        connection: PostHogConnection,
         config: Config,
         _inputs: StepInputs,
     ) -> Result<StepOutput> {
+        connection.check()?;
         config.check()?;
         let dedup = config.deduplicate()?;
         let data_type = config.data_type;
@@ -78,7 +85,7 @@ impl Driver for PostHogExtractor {
             );
         }
         let plan = Plan::new(&config, previous.as_ref(), Timestamp::now())?;
-        let client = http::Client::new(Some(ctx), &config)?;
+        let client = http::Client::new(Some(ctx), &connection, config.timeout, config.max_retries)?;
         ctx.event(
             "extraction.start",
             object([
@@ -134,24 +141,6 @@ impl Driver for PostHogExtractor {
             DataType::PersonDistinctIds => output,
             _ => output.with_state(extraction.state(data_type, &config).to_value()),
         })
-    }
-}
-
-impl PostHogExtractor {
-    /// `doctor`: one `SELECT 1` query with the connection's key, project and region, no retries.
-    async fn check(connection: &serde_json::Map<String, Value>) -> Result<()> {
-        let mut fields = connection.clone();
-        fields.insert("max_retries".into(), 0.into());
-        fields.insert("timeout".into(), 10.into());
-        let config: Config =
-            serde_json::from_value(Value::Object(fields)).map_err(|e| DriverError::Config {
-                key: None,
-                message: format!("not a PostHog connection: {e}"),
-            })?;
-        config.check()?;
-        let client = http::Client::new(None, &config)?;
-        let body = json!({"query": {"kind": "HogQLQuery", "query": "SELECT 1"}});
-        client.query(&body).await.map(drop)
     }
 }
 
@@ -334,7 +323,7 @@ mod http {
     use http_support::{Auth, ClientOptions, Headers, HttpClient, HttpResponse, RetryPolicy};
     use serde_json::Value;
 
-    use crate::Config;
+    use crate::PostHogConnection;
 
     /// A client for one project's query endpoint.
     pub struct Client {
@@ -344,15 +333,21 @@ mod http {
     }
 
     impl Client {
-        /// A client sending the API key as bearer token, retrying as the config says; `ctx`
-        /// (a step) gets retry events, cancellation and the key registered for redaction.
-        pub fn new(ctx: Option<&StepContext>, config: &Config) -> Result<Self> {
+        /// A client sending the connection's API key as bearer token, with `timeout` seconds
+        /// per request and `max_retries`; `ctx` (a step) gets retry events, cancellation and
+        /// the key registered for redaction.
+        pub fn new(
+            ctx: Option<&StepContext>,
+            connection: &PostHogConnection,
+            timeout: u64,
+            max_retries: u32,
+        ) -> Result<Self> {
             let mut headers = Headers::new();
-            Auth::Bearer(config.api_key()?.clone()).apply("api_key", &mut headers)?;
+            Auth::Bearer(connection.api_key()?.clone()).apply("api_key", &mut headers)?;
             let options = ClientOptions {
-                timeout: Duration::from_secs(config.timeout),
+                timeout: Duration::from_secs(timeout),
                 headers,
-                retry: RetryPolicy::new(config.max_retries, Duration::from_secs(1)),
+                retry: RetryPolicy::new(max_retries, Duration::from_secs(1)),
                 ..ClientOptions::default()
             };
             Ok(Self {
@@ -360,8 +355,8 @@ mod http {
                     Some(ctx) => HttpClient::for_step(ctx, &options)?,
                     None => HttpClient::new(&options)?,
                 },
-                url: config.query_url()?,
-                project_id: config.project_id()?,
+                url: connection.query_url()?,
+                project_id: connection.project_id()?,
             })
         }
 
@@ -434,15 +429,23 @@ mod tests {
 
     #[test]
     fn config_matches_the_spec() {
-        driver_api::testing::assert_spec_matches::<Config>(PostHogExtractor::NAME);
+        driver_api::testing::assert_spec_matches::<PostHogExtractor>();
     }
 
-    fn config(extra: Value) -> Config {
+    fn parts(extra: Value) -> (PostHogConnection, Config) {
         let mut base = json!({"api_key": "k", "project_id": "1"});
         base.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        serde_json::from_value(base).unwrap()
+        driver_api::split_config(base).unwrap()
+    }
+
+    fn config(extra: Value) -> Config {
+        parts(extra).1
+    }
+
+    fn connection(extra: Value) -> PostHogConnection {
+        parts(extra).0
     }
 
     #[test]
@@ -508,27 +511,29 @@ mod tests {
             (json!({"project_id": "0"}), "project_id"),
         ];
         for (extra, key) in cases {
-            let error = config(extra).check().unwrap_err();
+            let (connection, config) = parts(extra);
+            let error = connection.check().and(config.check()).unwrap_err();
             assert!(
                 matches!(&error, DriverError::Config { key: Some(k), .. } if k == key),
                 "{error}"
             );
         }
-        let hosted =
-            config(json!({"region": "self_hosted", "custom_base_url": "http://ph.local:8000/"}));
+        let hosted = connection(
+            json!({"region": "self_hosted", "custom_base_url": "http://ph.local:8000/"}),
+        );
         assert_eq!(
             hosted.query_url().unwrap(),
             "http://ph.local:8000/api/projects/1/query/"
         );
         assert_eq!(
-            config(json!({"region": "eu", "project_id": 7}))
+            connection(json!({"region": "eu", "project_id": 7}))
                 .query_url()
                 .unwrap(),
             "https://eu.posthog.com/api/projects/7/query/"
         );
         // The Python spec took any string; PostHog takes @current for the key's project.
         assert_eq!(
-            config(json!({"project_id": "@current"}))
+            connection(json!({"project_id": "@current"}))
                 .query_url()
                 .unwrap(),
             "https://us.posthog.com/api/projects/@current/query/"

@@ -624,9 +624,7 @@ async fn a_state_that_is_not_ours_is_a_clear_error() {
 
 #[test]
 fn spec_and_config_agree() {
-    driver_api::testing::assert_spec_matches::<<PostHogExtractor as Driver>::Config>(
-        PostHogExtractor::NAME,
-    );
+    driver_api::testing::assert_spec_matches::<PostHogExtractor>();
 }
 
 #[tokio::test]
@@ -639,17 +637,17 @@ async fn doctor_checks_key_and_project() {
             .clone()
     };
     PostHogExtractor
-        .doctor(&connection(KEY, PROJECT))
+        .doctor_json(&connection(KEY, PROJECT))
         .await
         .unwrap();
     assert_eq!(server.requests()[0].query, "SELECT 1");
     let error = PostHogExtractor
-        .doctor(&connection("phx_bad", PROJECT))
+        .doctor_json(&connection("phx_bad", PROJECT))
         .await
         .unwrap_err();
     assert_eq!(error.class(), ErrorClass::Auth);
     let error = PostHogExtractor
-        .doctor(&connection(KEY, 1))
+        .doctor_json(&connection(KEY, 1))
         .await
         .unwrap_err();
     assert!(error.to_string().contains("project not found"), "{error}");

@@ -17,16 +17,17 @@ use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use driver_api::{
-    DiscoveredTable, Driver, DriverError, Result, SecretString, StepContext, StepInputs,
-    StepOutput, TableName, TableWriter, quote_identifier, replace_table_as,
+    DiscoveredTable, Driver, DriverError, Result, StepContext, StepInputs, StepOutput, TableName,
+    TableWriter, quote_identifier, replace_table_as,
 };
 use execution_context::object;
 use reqwest::Method;
 use serde::Deserialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
-use crate::rest::{Location, Rest};
+use crate::SupabaseConnection;
+use crate::rest::Rest;
 use crate::writer::{default_retries, default_timeout, public};
 use crate::{elapsed_ms, pg};
 
@@ -38,27 +39,6 @@ pub struct SupabaseExtractor;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Project URL; REST requests go to `<url>/rest/v1`.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Project reference, standing for `https://<project_id>.supabase.co`.
-    #[serde(default)]
-    pub project_id: Option<String>,
-    /// Root URL of a PostgREST server, used instead of `<url>/rest/v1`.
-    #[serde(default)]
-    pub rest_url: Option<String>,
-    /// API key (secret).
-    #[serde(default)]
-    pub key: Option<SecretString>,
-    /// Service-role key (secret), preferred.
-    #[serde(default)]
-    pub service_role_key: Option<SecretString>,
-    /// Anonymous key (secret).
-    #[serde(default)]
-    pub anon_key: Option<SecretString>,
-    /// Postgres connection string (secret), for column types, primary keys and discovery.
-    #[serde(default)]
-    pub pg_dsn: Option<SecretString>,
     /// Table or view to read.
     pub table: String,
     /// Schema of the table. Default `public`.
@@ -206,31 +186,19 @@ type Known = Vec<(String, Kind)>;
 #[async_trait]
 impl Driver for SupabaseExtractor {
     const NAME: &'static str = "supabase.extractor";
+    type Connection = SupabaseConnection;
     type Config = Config;
 
     async fn run(
         &self,
         ctx: &StepContext,
+        connection: SupabaseConnection,
         config: Config,
         _inputs: StepInputs,
     ) -> Result<StepOutput> {
         let started = Instant::now();
-        let location = Location {
-            url: config.url.as_deref(),
-            project_id: config.project_id.as_deref(),
-            rest_url: config.rest_url.as_deref(),
-            service_role_key: config.service_role_key.as_ref(),
-            anon_key: config.anon_key.as_ref(),
-            key: config.key.as_ref(),
-        };
         let timeout = Duration::from_secs(config.timeout);
-        let rest = Rest::new(
-            Some(ctx),
-            location.rest_root()?,
-            location.api_key()?,
-            timeout,
-            config.retries,
-        )?;
+        let rest = connection.rest(Some(ctx), timeout, config.retries)?;
         // requests_made and retries are reported whether the step succeeds or not.
         let result: Result<StepOutput> = async {
             ctx.event(
@@ -242,7 +210,7 @@ impl Driver for SupabaseExtractor {
             );
 
             // Column types and the default order.
-            let (known, key) = match &config.pg_dsn {
+            let (known, key) = match &connection.pg_dsn {
                 Some(dsn) => {
                     let client = pg::connect(dsn, timeout).await?;
                     let cols = pg::columns(&client, &config.schema, &config.table).await?;
@@ -426,12 +394,12 @@ impl Driver for SupabaseExtractor {
         result
     }
 
-    async fn doctor(&self, connection: &Map<String, Value>) -> Result<()> {
+    async fn doctor(&self, connection: &SupabaseConnection) -> Result<()> {
         crate::doctor(connection).await
     }
 
     /// The tables and views of the `public` schema.
-    async fn discover(&self, connection: &Map<String, Value>) -> Result<Vec<DiscoveredTable>> {
+    async fn discover(&self, connection: &SupabaseConnection) -> Result<Vec<DiscoveredTable>> {
         crate::discover(connection, "public").await
     }
 }

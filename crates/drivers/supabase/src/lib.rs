@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use driver_api::{DiscoveredColumn, DiscoveredTable, DriverError, Result, SecretString};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub use extractor::{Config as ExtractorConfig, Filter, OneOrMany, SupabaseExtractor};
 pub use json_rows::{Hint, RowEncoder};
@@ -44,33 +44,43 @@ pub(crate) fn elapsed_ms(start: std::time::Instant) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The connection fields of a Supabase connection, for doctor and discover.
-#[derive(Debug, Deserialize)]
-struct ConnectionFields {
+/// A `@supabase` connection (the spec's `x-connection-fields`), shared by the extractor and
+/// the writer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupabaseConnection {
+    /// Project URL; REST requests go to `<url>/rest/v1`.
     #[serde(default)]
-    url: Option<String>,
+    pub url: Option<String>,
+    /// Project reference, standing for `https://<project_id>.supabase.co`.
     #[serde(default)]
-    project_id: Option<String>,
+    pub project_id: Option<String>,
+    /// Root URL of a PostgREST server, used instead of `<url>/rest/v1`.
     #[serde(default)]
-    rest_url: Option<String>,
+    pub rest_url: Option<String>,
+    /// API key (secret).
     #[serde(default)]
-    key: Option<SecretString>,
+    pub key: Option<SecretString>,
+    /// Service-role key (secret), preferred.
     #[serde(default)]
-    service_role_key: Option<SecretString>,
+    pub service_role_key: Option<SecretString>,
+    /// Anonymous key (secret).
     #[serde(default)]
-    anon_key: Option<SecretString>,
+    pub anon_key: Option<SecretString>,
+    /// Postgres connection string (secret), for column types, primary keys, discovery,
+    /// replace, create_if_missing and table checks.
     #[serde(default)]
-    pg_dsn: Option<SecretString>,
+    pub pg_dsn: Option<SecretString>,
 }
 
-impl ConnectionFields {
-    fn parse(connection: &Map<String, Value>) -> Result<Self> {
-        // Unknown fields (alias metadata such as `default`) are ignored here.
-        serde_json::from_value(Value::Object(connection.clone()))
-            .map_err(|e| DriverError::config("connection", e.to_string()))
-    }
-
-    fn rest(&self) -> Result<rest::Rest> {
+impl SupabaseConnection {
+    /// The REST client of the connection: `ctx` (a step) gets retry events and cancellation.
+    pub(crate) fn rest(
+        &self,
+        ctx: Option<&driver_api::StepContext>,
+        timeout: Duration,
+        retries: u32,
+    ) -> Result<rest::Rest> {
         let location = rest::Location {
             url: self.url.as_deref(),
             project_id: self.project_id.as_deref(),
@@ -80,20 +90,19 @@ impl ConnectionFields {
             key: self.key.as_ref(),
         };
         rest::Rest::new(
-            None,
+            ctx,
             location.rest_root()?,
             location.api_key()?,
-            Duration::from_secs(10),
-            0,
+            timeout,
+            retries,
         )
     }
 }
 
 /// Checks a Supabase connection: PostgREST answers and accepts the key (a request for the
 /// root; 401 is a refused key), and, when `pg_dsn` is set, Postgres accepts a login.
-pub(crate) async fn doctor(connection: &Map<String, Value>) -> Result<()> {
-    let fields = ConnectionFields::parse(connection)?;
-    let rest = fields.rest()?;
+pub(crate) async fn doctor(fields: &SupabaseConnection) -> Result<()> {
+    let rest = fields.rest(None, Duration::from_secs(10), 0)?;
     match rest
         .send(reqwest::Method::GET, rest.root().clone(), &[], None)
         .await
@@ -120,11 +129,10 @@ pub(crate) async fn doctor(connection: &Map<String, Value>) -> Result<()> {
 /// Lists the tables and views of `schema` with their columns (and, with `pg_dsn`, primary
 /// keys and estimated row counts from the catalog; without, from PostgREST's OpenAPI
 /// description, which Supabase may serve only to the service_role key). Sorted by name.
-pub async fn discover(
-    connection: &Map<String, Value>,
+pub(crate) async fn discover(
+    fields: &SupabaseConnection,
     schema: &str,
 ) -> Result<Vec<DiscoveredTable>> {
-    let fields = ConnectionFields::parse(connection)?;
     if let Some(dsn) = &fields.pg_dsn {
         let client = pg::connect(dsn, Duration::from_secs(30)).await?;
         let rows = client
@@ -167,7 +175,7 @@ pub async fn discover(
         }
         return Ok(out);
     }
-    let rest = fields.rest()?;
+    let rest = fields.rest(None, Duration::from_secs(10), 0)?;
     let answer = rest
         .send(
             reqwest::Method::GET,

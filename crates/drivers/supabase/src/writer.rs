@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use driver_api::{
-    Driver, DriverError, Result, SecretString, StepContext, StepInputs, StepOutput, TableName,
-    TableReader, quote_identifier,
+    Driver, DriverError, Result, StepContext, StepInputs, StepOutput, TableName, TableReader,
+    quote_identifier,
 };
 use execution_context::object;
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::Value;
 
+use crate::SupabaseConnection;
 use crate::json_rows::{Hint, RowEncoder};
-use crate::rest::{Location, Rest};
+use crate::rest::Rest;
 use crate::{KeyList, ddl, elapsed_ms, pg};
 
 /// The `supabase.writer` driver.
@@ -32,27 +32,6 @@ pub struct SupabaseWriter;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Project URL; REST requests go to `<url>/rest/v1`.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Project reference, standing for `https://<project_id>.supabase.co`.
-    #[serde(default)]
-    pub project_id: Option<String>,
-    /// Root URL of a PostgREST server, used instead of `<url>/rest/v1`.
-    #[serde(default)]
-    pub rest_url: Option<String>,
-    /// API key (secret).
-    #[serde(default)]
-    pub key: Option<SecretString>,
-    /// Service-role key (secret), preferred.
-    #[serde(default)]
-    pub service_role_key: Option<SecretString>,
-    /// Anonymous key (secret).
-    #[serde(default)]
-    pub anon_key: Option<SecretString>,
-    /// Postgres connection string (secret), for replace, create_if_missing and table checks.
-    #[serde(default)]
-    pub pg_dsn: Option<SecretString>,
     /// Destination table.
     pub table: String,
     /// Schema of the table. Default `public`.
@@ -203,11 +182,13 @@ fn yes() -> bool {
 #[async_trait]
 impl Driver for SupabaseWriter {
     const NAME: &'static str = "supabase.writer";
+    type Connection = SupabaseConnection;
     type Config = Config;
 
     async fn run(
         &self,
         ctx: &StepContext,
+        connection: SupabaseConnection,
         config: Config,
         inputs: StepInputs,
     ) -> Result<StepOutput> {
@@ -231,22 +212,8 @@ impl Driver for SupabaseWriter {
                 "has no effect (the Python Osiris never used it either): written rows are never sent back",
             );
         }
-        let location = Location {
-            url: config.url.as_deref(),
-            project_id: config.project_id.as_deref(),
-            rest_url: config.rest_url.as_deref(),
-            service_role_key: config.service_role_key.as_ref(),
-            anon_key: config.anon_key.as_ref(),
-            key: config.key.as_ref(),
-        };
         let timeout = Duration::from_secs(config.timeout);
-        let rest = Rest::new(
-            Some(ctx),
-            location.rest_root()?,
-            location.api_key()?,
-            timeout,
-            config.retries,
-        )?;
+        let rest = connection.rest(Some(ctx), timeout, config.retries)?;
         // requests_made and retries are reported whether the step succeeds or not.
         let result: Result<StepOutput> = async {
             let key: Vec<String> = config
@@ -263,7 +230,7 @@ impl Driver for SupabaseWriter {
                     ),
                 ));
             }
-            if config.write_mode == WriteMode::Replace && config.pg_dsn.is_none() {
+            if config.write_mode == WriteMode::Replace && connection.pg_dsn.is_none() {
                 return Err(DriverError::config(
                     "pg_dsn",
                     "write_mode replace needs pg_dsn: the table is truncated and loaded in one Postgres transaction, which the REST API cannot do; add pg_dsn to the connection, or use upsert",
@@ -301,7 +268,7 @@ impl Driver for SupabaseWriter {
                 ]),
             );
 
-            let pg_client = match &config.pg_dsn {
+            let pg_client = match &connection.pg_dsn {
                 Some(dsn) => Some(pg::connect(dsn, timeout).await?),
                 None => None,
             };
@@ -399,7 +366,7 @@ impl Driver for SupabaseWriter {
         result
     }
 
-    async fn doctor(&self, connection: &serde_json::Map<String, Value>) -> Result<()> {
+    async fn doctor(&self, connection: &SupabaseConnection) -> Result<()> {
         crate::doctor(connection).await
     }
 }

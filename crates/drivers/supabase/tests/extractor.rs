@@ -175,7 +175,7 @@ async fn discover_lists_tables_and_columns() {
         &["customers", "rich"],
     )
     .await;
-    let with_dsn = driver_supabase::discover(&connection(&pg, true), "public")
+    let with_dsn = driver_api::DynDriver::discover_json(&SupabaseExtractor, &connection(&pg, true))
         .await
         .expect("discover over pg_dsn");
     let names: Vec<&str> = with_dsn.iter().map(|t| t.name.as_str()).collect();
@@ -198,9 +198,10 @@ async fn discover_lists_tables_and_columns() {
     assert_eq!(with_dsn[0].kind, Some("table"));
     assert_eq!(with_dsn[1].kind, Some("view"));
 
-    let via_openapi = driver_supabase::discover(&connection(&pg, false), "public")
-        .await
-        .expect("discover via OpenAPI");
+    let via_openapi =
+        driver_api::DynDriver::discover_json(&SupabaseExtractor, &connection(&pg, false))
+            .await
+            .expect("discover via OpenAPI");
     let names: Vec<&str> = via_openapi.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["customers", "rich"]);
     assert!(

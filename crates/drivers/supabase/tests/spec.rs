@@ -2,12 +2,10 @@
 
 #[test]
 fn writer_config_matches_its_spec() {
-    driver_api::testing::assert_spec_matches::<driver_supabase::WriterConfig>("supabase.writer");
+    driver_api::testing::assert_spec_matches::<driver_supabase::SupabaseWriter>();
 }
 
 #[test]
 fn extractor_config_matches_its_spec() {
-    driver_api::testing::assert_spec_matches::<driver_supabase::ExtractorConfig>(
-        "supabase.extractor",
-    );
+    driver_api::testing::assert_spec_matches::<driver_supabase::SupabaseExtractor>();
 }
