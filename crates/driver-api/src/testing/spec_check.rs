@@ -29,11 +29,12 @@ pub fn assert_spec_matches<D: Driver>() {
         .join("../../components")
         .join(component)
         .join("spec.yaml");
-    assert_spec_file_matches::<T>(component, &path);
+    assert_spec_file_matches::<D>(&path);
 }
 
 /// [`assert_spec_matches`] for a spec outside `components/` (a driver that is not built in).
-pub fn assert_spec_file_matches<T: DeserializeOwned>(component: &str, path: &Path) {
+pub fn assert_spec_file_matches<D: Driver>(path: &Path) {
+    let component = D::NAME;
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let spec: Value = serde_yaml::from_str(&text).expect("spec.yaml parses");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use async_trait::async_trait;
-use driver_api::{Driver, Result, StepContext, StepInputs, StepOutput, TableWriter};
+use driver_api::{Driver, NoConnection, Result, StepContext, StepInputs, StepOutput, TableWriter};
 use serde::Deserialize;
 
 /// Rows per Arrow batch handed to the table writer.
@@ -31,11 +31,13 @@ pub struct SequenceExtractor;
 #[async_trait]
 impl Driver for SequenceExtractor {
     const NAME: &'static str = "sequence.extractor";
+    type Connection = NoConnection;
     type Config = Config;
 
     async fn run(
         &self,
         ctx: &StepContext,
+        _connection: NoConnection,
         config: Config,
         _inputs: StepInputs,
     ) -> Result<StepOutput> {

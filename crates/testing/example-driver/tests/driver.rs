@@ -4,7 +4,7 @@ use std::path::Path;
 
 use driver_api::ErrorClass;
 use driver_api::testing::{TestRun, assert_spec_file_matches};
-use driver_sequence::{Config, SequenceExtractor};
+use driver_sequence::SequenceExtractor;
 use serde_json::json;
 
 #[tokio::test]
@@ -50,5 +50,5 @@ async fn an_unknown_key_is_a_config_error_naming_it() {
 #[test]
 fn the_spec_describes_the_config() {
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("spec.yaml");
-    assert_spec_file_matches::<Config>("sequence.extractor", &spec);
+    assert_spec_file_matches::<SequenceExtractor>(&spec);
 }
