@@ -744,18 +744,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_new_target_is_one_type_and_runs_through_the_same_session_lifecycle() {
-        let dir = tempfile::tempdir().unwrap();
-        let loaded = loaded(dir.path());
+    /// Runs a two-step pipeline in `dir` on `adapter`, as session `s1`.
+    fn run_in(dir: &std::path::Path, adapter: &mut dyn Adapter) -> Outcome {
+        let loaded = loaded(dir);
         let session = Session {
-            root: dir.path().join("sessions"),
+            root: dir.join("sessions"),
             id: Some("s1".into()),
             banner: running(&loaded.prepared.plan),
         };
-        let state = engine::StateStore::new(&dir.path().join("state"), "p");
+        let state = engine::StateStore::new(&dir.join("state"), "p");
+        run_on(adapter, &loaded, &session, &state, true).unwrap()
+    }
+
+    #[test]
+    fn a_new_target_is_one_type_and_runs_through_the_same_session_lifecycle() {
+        let dir = tempfile::tempdir().unwrap();
         let mut adapter = Elsewhere::default();
-        let outcome = run_on(&mut adapter, &loaded, &session, &state, true).unwrap();
+        let outcome = run_in(dir.path(), &mut adapter);
         assert_eq!(outcome.code(), 0);
         assert_eq!(adapter.calls, ["prepare", "run", "finish"]);
         let session_dir = dir.path().join("sessions/s1");
@@ -776,18 +781,11 @@ mod tests {
     #[test]
     fn a_target_that_fails_to_prepare_fails_the_run_and_writes_no_session() {
         let dir = tempfile::tempdir().unwrap();
-        let loaded = loaded(dir.path());
-        let session = Session {
-            root: dir.path().join("sessions"),
-            id: Some("s1".into()),
-            banner: running(&loaded.prepared.plan),
-        };
-        let state = engine::StateStore::new(&dir.path().join("state"), "p");
         let mut adapter = Elsewhere {
             refuse: true,
             ..Elsewhere::default()
         };
-        let outcome = run_on(&mut adapter, &loaded, &session, &state, true).unwrap();
+        let outcome = run_in(dir.path(), &mut adapter);
         assert_eq!(
             outcome.code(),
             1,
