@@ -102,6 +102,26 @@ fn bad_input_gives_one_json_shape_and_exit_2_for_every_command() {
 }
 
 #[test]
+fn a_command_line_clap_refuses_names_what_is_missing_in_the_same_shape() {
+    let project = Project::new();
+    let ran = project.osiris(&["run", "--json"]);
+    let value = error(&ran, 2, "input");
+    assert_eq!(
+        value["message"],
+        "the following required arguments were not provided: <PIPELINE>"
+    );
+    let ran = project.osiris(&["run", "p.yaml", "--json", "--bogus"]);
+    let value = error(&ran, 2, "input");
+    assert!(
+        value["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("unexpected argument '--bogus'"),
+        "{value}"
+    );
+}
+
+#[test]
 fn an_invalid_pipeline_lists_its_problems_in_the_same_shape_for_run_validate_and_compile() {
     let project = Project::new();
     project.write("bad.yaml", INVALID);
@@ -172,5 +192,29 @@ fn without_json_bad_input_is_one_error_line_on_stderr() {
         ran.stderr.starts_with("error: no session `nope`"),
         "{}",
         ran.stderr
+    );
+}
+
+#[test]
+fn a_failure_of_the_world_exits_1_in_the_same_shape() {
+    let project = Project::new();
+    project.write(
+        "osiris_connections.yaml",
+        "connections:\n  mysql:\n    closed:\n      host: 127.0.0.1\n      port: 1\n      database: shop\n      user: root\n      password: Closed-Port-Secret-77\n",
+    );
+    let ran = project.osiris(&["connections", "discover", "@mysql.closed", "--json"]);
+    let value = error(&ran, 1, "failed");
+    assert_eq!(value["error_class"], "connection", "{value}");
+    assert!(
+        value["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("@mysql.closed: "),
+        "{value}"
+    );
+    assert!(
+        !ran.all().contains("Closed-Port-Secret-77"),
+        "{}",
+        ran.all()
     );
 }

@@ -122,11 +122,15 @@ fn usage_error(error: &clap::Error) -> ExitCode {
     {
         error.exit();
     }
+    // clap's message without its usage and help lines, on one line.
     let text = error.render().to_string();
     let message = text
         .lines()
-        .next()
-        .unwrap_or_default()
+        .take_while(|line| !line.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
         .trim_start_matches("error: ")
         .to_owned();
     Outcome::input(message).exit(true)

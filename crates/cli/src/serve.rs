@@ -46,10 +46,10 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
     config.allow_remote = args.allow_remote;
     config.attach_recent = args.attach_recent;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
+    Ok(runtime.block_on(async {
         let server = match pg_server::bind(config).await {
             Ok(server) => server,
-            Err(error) => return Ok(Outcome::input(error.to_string())),
+            Err(error) => return Outcome::input(error.to_string()),
         };
         let addr = server.local_addr();
         println!(
@@ -63,7 +63,13 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
                 stop.cancel();
             }
         });
-        server.run(shutdown).await?;
-        Ok(Outcome::ok())
-    })
+        // The listener failing (say, out of file descriptors) is the machine's, not a bug.
+        match server.run(shutdown).await {
+            Ok(()) => Outcome::ok(),
+            Err(error) => Outcome::failed(
+                driver_api::ErrorClass::Io,
+                format!("the server stopped: {error}"),
+            ),
+        }
+    }))
 }
