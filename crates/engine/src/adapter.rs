@@ -131,3 +131,49 @@ impl AdapterError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapter_errors_exit_by_whose_fault_they_are() {
+        let cases = [
+            (
+                AdapterError::Input("no such worker".into()),
+                exit::INPUT,
+                ErrorClass::Config,
+            ),
+            (
+                AdapterError::Target {
+                    class: ErrorClass::Remote,
+                    message: "worker died".into(),
+                },
+                exit::RUN_FAILED,
+                ErrorClass::Remote,
+            ),
+            (
+                AdapterError::Context(execution_context::Error::Io {
+                    action: "cannot write",
+                    path: "/x".into(),
+                    source: std::io::Error::other("disk full"),
+                }),
+                exit::RUN_FAILED,
+                ErrorClass::Io,
+            ),
+            (
+                AdapterError::Context(execution_context::Error::AccessAfterOpen),
+                exit::INTERNAL,
+                ErrorClass::Internal,
+            ),
+            (
+                AdapterError::Internal("run before prepare".into()),
+                exit::INTERNAL,
+                ErrorClass::Internal,
+            ),
+        ];
+        for (error, code, class) in cases {
+            assert_eq!((error.exit_code(), error.class()), (code, class), "{error}");
+        }
+    }
+}
