@@ -304,7 +304,8 @@ steps:
     let ran = project.osiris(&["validate", "p.yaml", "--json"]);
     assert_eq!(ran.code, 2, "{}", ran.all());
     let report: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
-    assert_eq!(report["valid"], false);
+    assert_eq!(report["status"], "error");
+    assert_eq!(report["kind"], "input");
     let errors: Vec<String> = report["errors"]
         .as_array()
         .unwrap()

@@ -488,7 +488,9 @@ fn a_worker_dying_before_hello_is_a_failed_remote_run() {
     assert_eq!(ran.code, 1, "{}", ran.all());
     let out: Value = serde_json::from_str(&ran.stdout).unwrap();
     assert_eq!(out["error_class"], "remote");
-    assert_eq!(out["status"], "failed");
+    assert_eq!(out["status"], "error");
+    assert_eq!(out["kind"], "failed");
+    assert_eq!(out["exit_code"], 1);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! code, its output files (byte for byte) and the step tables left in `pipeline_data.duckdb`.
 
 mod bad_input;
+mod cli_json;
 mod common;
 mod compat;
 mod compile;

@@ -1,14 +1,13 @@
 //! `osiris compile`: a deterministic, secret-free compiled form of a pipeline.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::json;
 
-use crate::EXIT_INPUT;
-use crate::load::{Connect, LoadError, PipelineArgs, engine, load};
-use crate::output::{input_error, print_problems};
+use crate::load::{Connect, PipelineArgs, engine, load};
+use crate::outcome::Outcome;
+use crate::output::print_problems;
 
 #[derive(Debug, Args)]
 pub struct CompileArgs {
@@ -20,29 +19,16 @@ pub struct CompileArgs {
     out: Option<PathBuf>,
 }
 
-pub fn execute(args: CompileArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub fn execute(args: CompileArgs, json: bool) -> anyhow::Result<Outcome> {
     let engine = engine()?;
     let file = args.pipeline.pipeline.display().to_string();
     let loaded = match load(&args.pipeline, &engine, Connect::Assume) {
         Ok(loaded) => loaded,
-        Err(LoadError::Unreadable(message)) => return Ok(input_error(json, &message)),
-        Err(LoadError::Invalid(problems)) => {
-            if json {
-                let errors: Vec<_> = problems.errors().collect();
-                println!(
-                    "{}",
-                    json!({"status": "error", "message": "invalid pipeline", "errors": errors})
-                );
-            } else {
-                print_problems(&file, &problems);
-                eprintln!("{file}: not compiled: the pipeline is invalid");
-            }
-            return Ok(ExitCode::from(EXIT_INPUT));
-        }
+        Err(error) => return Ok(error.outcome(&file, "not compiled: the pipeline is invalid")),
     };
     if loaded.from_manifest {
         let message = format!("{file} is already a compiled manifest");
-        return Ok(input_error(json, &message));
+        return Ok(Outcome::input(message).in_file(&file));
     }
     if !json {
         print_problems(&file, &loaded.warnings);
@@ -64,9 +50,15 @@ pub fn execute(args: CompileArgs, json: bool) -> anyhow::Result<ExitCode> {
             compiled.manifest_hash
         ))
     });
-    let manifest = compiled
-        .write(&out)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    let manifest = match compiled.write(&out) {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            return Ok(Outcome::input(format!(
+                "cannot write {}: {e}",
+                out.display()
+            )));
+        }
+    };
     if json {
         println!(
             "{}",
@@ -89,5 +81,5 @@ pub fn execute(args: CompileArgs, json: bool) -> anyhow::Result<ExitCode> {
         );
         println!("Run it with: osiris run {}", manifest.display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::ok())
 }

@@ -1,12 +1,11 @@
 //! `osiris components list|show`.
 
-use std::process::ExitCode;
-
 use clap::Subcommand;
+use pipeline::{Problem, Problems};
 use serde_json::json;
 
-use crate::EXIT_INPUT;
 use crate::load::engine;
+use crate::outcome::Outcome;
 
 #[derive(Debug, Subcommand)]
 pub enum ComponentsCommand {
@@ -25,7 +24,7 @@ pub enum ComponentsCommand {
     },
 }
 
-pub fn execute(command: ComponentsCommand, json: bool) -> anyhow::Result<ExitCode> {
+pub fn execute(command: ComponentsCommand, json: bool) -> anyhow::Result<Outcome> {
     let engine = engine()?;
     match command {
         ComponentsCommand::List => {
@@ -69,53 +68,43 @@ pub fn execute(command: ComponentsCommand, json: bool) -> anyhow::Result<ExitCod
                     );
                 }
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Outcome::ok())
         }
         ComponentsCommand::Validate { target } => {
             let path = std::path::Path::new(&target);
-            let (label, problems) = if path.exists() {
+            let problems = if path.exists() {
                 match component_spec::lint_file(path) {
-                    Ok(problems) => (target.clone(), problems),
-                    Err(error) => (target.clone(), vec![error.to_string()]),
+                    Ok(problems) => problems,
+                    Err(error) => vec![error.to_string()],
                 }
             } else if let Some(spec) = engine.specs().get(&target) {
-                (target.clone(), spec.lint())
+                spec.lint()
             } else {
                 let message = format!("`{target}` is neither a spec file nor a known component");
-                if json {
-                    println!(
-                        "{}",
-                        json!({"valid": false, "target": target, "problems": [message]})
-                    );
-                } else {
-                    eprintln!("error: {message}");
-                }
-                return Ok(ExitCode::from(EXIT_INPUT));
+                return Ok(Outcome::input(message));
             };
+            if !problems.is_empty() {
+                let n = problems.len();
+                let message = format!("{n} problem{}", if n == 1 { "" } else { "s" });
+                let problems = Problems(
+                    problems
+                        .into_iter()
+                        .map(|p| Problem::error(None, p))
+                        .collect(),
+                );
+                return Ok(Outcome::invalid(&target, problems, message));
+            }
             if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &json!({"valid": problems.is_empty(), "target": label, "problems": problems})
+                        &json!({"ok": true, "valid": true, "target": target, "problems": []})
                     )?
                 );
-            } else if problems.is_empty() {
-                println!("{label}: valid");
             } else {
-                for problem in &problems {
-                    eprintln!("{problem}");
-                }
-                eprintln!(
-                    "{label}: {} problem{}",
-                    problems.len(),
-                    if problems.len() == 1 { "" } else { "s" }
-                );
+                println!("{target}: valid");
             }
-            Ok(if problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_INPUT)
-            })
+            Ok(Outcome::ok())
         }
         ComponentsCommand::Show { name } => {
             let Some(spec) = engine.specs().get(&name) else {
@@ -127,13 +116,13 @@ pub fn execute(command: ComponentsCommand, json: bool) -> anyhow::Result<ExitCod
                     "unknown component `{name}`.{hint} Known: {}",
                     known.join(", ")
                 );
-                return Ok(crate::output::input_error(json, &message));
+                return Ok(Outcome::input(message));
             };
             if json {
                 let mut doc = spec.raw.clone();
                 doc["runnable"] = engine.is_runnable(&spec.name).into();
                 println!("{}", serde_json::to_string_pretty(&doc)?);
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Outcome::ok());
             }
             println!("{} {}", spec.name, spec.version);
             if let Some(title) = &spec.title {
@@ -191,7 +180,7 @@ pub fn execute(command: ComponentsCommand, json: bool) -> anyhow::Result<ExitCod
                     println!("  {line}");
                 }
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Outcome::ok())
         }
     }
 }

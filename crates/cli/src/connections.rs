@@ -1,7 +1,6 @@
 //! `osiris connections list|doctor|discover`.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Subcommand;
 use execution_context::{MASK, is_secret_key};
@@ -9,6 +8,7 @@ use pipeline::connections::{ConnectionRef, Connections, variables};
 use serde_json::{Map, Value, json};
 
 use crate::load::engine;
+use crate::outcome::Outcome;
 
 #[derive(Debug, Subcommand)]
 pub enum ConnectionsCommand {
@@ -37,28 +37,43 @@ pub enum ConnectionsCommand {
     },
 }
 
-fn discover(explicit: Option<&std::path::Path>) -> anyhow::Result<Connections> {
-    let cwd = std::env::current_dir()?;
+/// The connections file; one that cannot be read or parsed is wrong input.
+fn discover(explicit: Option<&std::path::Path>) -> Result<Connections, Outcome> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Outcome::input(format!("cannot read the current directory: {e}")))?;
     let home = std::env::var_os("OSIRIS_HOME").map(PathBuf::from);
-    Ok(Connections::discover(explicit, home.as_deref(), &cwd)?)
+    Connections::discover(explicit, home.as_deref(), &cwd)
+        .map_err(|e| Outcome::input(e.to_string()))
 }
 
-pub fn execute(command: ConnectionsCommand, json: bool) -> anyhow::Result<ExitCode> {
-    match command {
-        ConnectionsCommand::List { connections } => list(&discover(connections.as_deref())?, json),
+pub fn execute(command: ConnectionsCommand, json: bool) -> anyhow::Result<Outcome> {
+    let (file, command) = match command {
+        ConnectionsCommand::List { connections } => (connections, Subject::List),
         ConnectionsCommand::Doctor {
             connection,
             connections,
-        } => doctor(
-            &discover(connections.as_deref())?,
-            connection.as_deref(),
-            json,
-        ),
+        } => (connections, Subject::Doctor(connection)),
         ConnectionsCommand::Discover {
             connection,
             connections,
-        } => discover_tables(&discover(connections.as_deref())?, &connection, json),
+        } => (connections, Subject::Discover(connection)),
+    };
+    let connections = match discover(file.as_deref()) {
+        Ok(connections) => connections,
+        Err(outcome) => return Ok(outcome),
+    };
+    match command {
+        Subject::List => list(&connections, json),
+        Subject::Doctor(only) => doctor(&connections, only.as_deref(), json),
+        Subject::Discover(reference) => discover_tables(&connections, &reference, json),
     }
+}
+
+/// What a `connections` command looks at, once its connections file is read.
+enum Subject {
+    List,
+    Doctor(Option<String>),
+    Discover(String),
 }
 
 /// A redactor holding a resolved connection's secrets, registered as a run registers them
@@ -100,16 +115,16 @@ fn discover_tables(
     connections: &Connections,
     reference: &str,
     json: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Outcome> {
     let engine = engine()?;
     let parsed = match ConnectionRef::parse(reference) {
         Ok(r) => r,
-        Err(e) => return Ok(crate::output::input_error(json, &e.to_string())),
+        Err(e) => return Ok(Outcome::input(e.to_string())),
     };
     let env = |name: &str| std::env::var(name).ok();
     let resolved = match connections.resolve(&parsed.family, Some(&parsed.alias), &env) {
         Ok(resolved) => resolved,
-        Err(e) => return Ok(crate::output::input_error(json, &e.to_string())),
+        Err(e) => return Ok(Outcome::input(e.to_string())),
     };
     let redactor = connection_redactor(&engine, &resolved);
     let runtime = tokio::runtime::Runtime::new()?;
@@ -120,25 +135,20 @@ fn discover_tables(
                 "no driver in this build can discover `{}` connections",
                 parsed.family
             );
-            return Ok(crate::output::input_error(json, &message));
+            return Ok(Outcome::input(message));
         }
         Err(error) => {
             let message = redactor.redact(&error.to_string()).into_owned();
-            if json {
-                println!(
-                    "{}",
-                    json!({"connection": reference, "status": "error", "error_class": error.class().as_str(), "message": message})
-                );
-            } else {
-                eprintln!("error: {reference} ({}): {message}", error.class().as_str());
-            }
-            return Ok(ExitCode::FAILURE);
+            return Ok(Outcome::failed(
+                error.class(),
+                format!("{reference}: {message}"),
+            ));
         }
     };
     if json {
         let out = json!({"connection": reference, "component": component, "tables": tables});
         println!("{}", redactor.redact(&serde_json::to_string_pretty(&out)?));
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Outcome::ok());
     }
     let mut text = format!(
         "{reference} ({component}): {} table{}\n",
@@ -172,7 +182,7 @@ fn discover_tables(
         }
     }
     print!("{}", redactor.redact(&text));
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::ok())
 }
 
 /// A field as shown: `${VAR}` references as written, secret literals masked.
@@ -206,7 +216,7 @@ fn shown_secret(value: &Value) -> Value {
     }
 }
 
-fn list(connections: &Connections, json: bool) -> anyhow::Result<ExitCode> {
+fn list(connections: &Connections, json: bool) -> anyhow::Result<Outcome> {
     let engine = engine()?;
     let mut rows = Vec::new();
     for (family, aliases) in connections.families() {
@@ -245,7 +255,7 @@ fn list(connections: &Connections, json: bool) -> anyhow::Result<ExitCode> {
                 "connections": rows,
             }))?
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Outcome::ok());
     }
     match connections.path() {
         None => println!("No osiris_connections.yaml found."),
@@ -275,15 +285,15 @@ fn list(connections: &Connections, json: bool) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::ok())
 }
 
-fn doctor(connections: &Connections, only: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+fn doctor(connections: &Connections, only: Option<&str>, json: bool) -> anyhow::Result<Outcome> {
     let engine = engine()?;
     let targets: Vec<(String, String)> = match only {
         Some(reference) => match ConnectionRef::parse(reference) {
             Ok(r) => vec![(r.family, r.alias)],
-            Err(e) => return Ok(crate::output::input_error(json, &e.to_string())),
+            Err(e) => return Ok(Outcome::input(e.to_string())),
         },
         None => connections
             .families()
@@ -339,9 +349,5 @@ fn doctor(connections: &Connections, only: Option<&str>, json: bool) -> anyhow::
             );
         }
     }
-    Ok(if all_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(Outcome::ok_if(all_ok))
 }

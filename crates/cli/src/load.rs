@@ -12,6 +12,8 @@ use pipeline::compile::{is_manifest, load_manifest};
 use pipeline::connections::Connections;
 use pipeline::{ParamInputs, ParseOptions, Pipeline, Problem, Problems};
 
+use crate::outcome::Outcome;
+
 /// The engine of this build: built-in specs and drivers.
 pub fn engine() -> anyhow::Result<Arc<Engine>> {
     let specs = component_spec::SpecRegistry::builtin().context("loading component specs")?;
@@ -90,6 +92,21 @@ pub enum LoadError {
     Unreadable(String),
     /// The pipeline has problems (errors and warnings, all of them).
     Invalid(Problems),
+}
+
+impl LoadError {
+    /// The error a command ends with (exit 2): the problems, summed up as `<verdict> (<n>
+    /// errors)`, e.g. "not run: the pipeline is invalid (2 errors)".
+    pub fn outcome(self, file: &str, verdict: &str) -> Outcome {
+        match self {
+            Self::Unreadable(message) => Outcome::input(message).in_file(file),
+            Self::Invalid(problems) => {
+                let n = problems.errors().count();
+                let message = format!("{verdict} ({n} error{})", if n == 1 { "" } else { "s" });
+                Outcome::invalid(file, problems, message)
+            }
+        }
+    }
 }
 
 /// Reads, parses and validates a pipeline.

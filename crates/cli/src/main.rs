@@ -1,13 +1,16 @@
 //! `osiris`: run, validate and inspect OML pipelines.
 //!
-//! Exit codes: 0 success, 1 a step failed, 2 the input (pipeline, config, flags) or the
-//! environment (sessions dir, session id) is unusable and nothing ran, 130 / 143 / 129 the run
-//! was interrupted by SIGINT / SIGTERM / SIGHUP.
+//! Every command ends in one [`Outcome`](outcome::Outcome), which gives the exit code (the
+//! table is [`engine::exit`]): 0 success, 1 a step failed, 2 the input (pipeline, config,
+//! flags) or the environment (sessions dir, session id) is unusable and nothing ran, 70 a bug
+//! in osiris, 130 / 143 / 129 the run was interrupted by SIGINT / SIGTERM / SIGHUP. With
+//! `--json` every error prints one JSON shape (docs/cli-json.md).
 
 mod compile;
 mod components;
 mod connections;
 mod load;
+mod outcome;
 mod output;
 mod run;
 mod serve;
@@ -19,8 +22,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit code when the pipeline, its config or the command line is wrong.
-pub const EXIT_INPUT: u8 = 2;
+use crate::outcome::Outcome;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,8 +41,8 @@ pub const EXIT_INPUT: u8 = 2;
         osiris connections list\n  \
         osiris components list\n  \
         osiris components show filesystem.csv_extractor\n\n\
-        Exit codes: 0 ok, 1 a step failed, 2 invalid pipeline or flags, 130 interrupted \
-        (143 SIGTERM, 129 SIGHUP)."
+        Exit codes: 0 ok, 1 a step failed, 2 invalid pipeline or flags, 70 a bug in osiris, \
+        130 interrupted (143 SIGTERM, 129 SIGHUP)."
 )]
 struct Cli {
     /// Print machine-readable JSON on stdout instead of human output.
@@ -82,7 +84,10 @@ fn main() -> ExitCode {
         )
         .init();
     load::load_dotenv();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     // Inspection commands die quietly when their reader goes away (`osiris components show x |
     // head`), as Unix tools do. A run keeps SIGPIPE ignored and tolerates a closed stdout: the
     // pipeline must finish and record its status whoever stopped watching.
@@ -92,13 +97,52 @@ fn main() -> ExitCode {
     ) {
         sigpipe::reset();
     }
-    match run(cli) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {}", error_chain(&error));
-            ExitCode::FAILURE
-        }
+    let json = cli.json;
+    // An error no command expected, or a panic, is a bug: exit 70, never 1 or 2.
+    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))) {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(error)) => Outcome::internal(error_chain(&error)),
+        Err(panic) => Outcome::internal(panic_message(panic.as_ref())),
+    };
+    outcome.exit(json)
+}
+
+/// A command line clap cannot parse: clap's own message and exit code 2, or with `--json`
+/// anywhere on the line, the one JSON error shape. Help and version print as usual.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os().skip(1).any(|a| a == "--json");
+    if !json
+        || matches!(
+            error.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        )
+    {
+        error.exit();
     }
+    // clap's message without its usage and help lines, on one line.
+    let text = error.render().to_string();
+    let message = text
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_owned();
+    Outcome::input(message).exit(true)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".to_owned());
+    format!("panic: {text}")
 }
 
 /// The error and its causes, `: `-separated like `{:#}`, leaving out a cause whose text the
@@ -116,7 +160,8 @@ fn error_chain(error: &anyhow::Error) -> String {
     text
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    debug_fault()?;
     match cli.command {
         Command::Run(args) => run::execute(*args, cli.json),
         Command::Validate(args) => validate::execute(args, cli.json),
@@ -125,8 +170,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sessions(args) => sessions::execute(args, cli.json),
         Command::Serve(args) => serve::execute(args),
         Command::Components(command) => components::execute(command, cli.json),
-        Command::Worker(args) => worker::execute(args, cli.json),
+        Command::Worker(args) => worker::execute(args),
     }
+}
+
+/// Debug builds only: `OSIRIS_DEBUG_FAULT=error|panic` makes every command fail as a bug would,
+/// so the tests can check that an internal error exits 70 with the JSON error shape.
+fn debug_fault() -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        match std::env::var("OSIRIS_DEBUG_FAULT").as_deref() {
+            Ok("error") => anyhow::bail!("fault injected by OSIRIS_DEBUG_FAULT"),
+            Ok("panic") => panic!("fault injected by OSIRIS_DEBUG_FAULT"),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,23 +2,7 @@
 
 use std::io::IsTerminal;
 
-use std::process::ExitCode;
-
 use pipeline::Problems;
-
-/// Reports input that cannot be used (exit 2): `{"status": "error", "message"}` on stdout with
-/// `--json`, `error: <message>` on stderr otherwise.
-pub fn input_error(json: bool, message: &str) -> ExitCode {
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"status": "error", "message": message})
-        );
-    } else {
-        eprintln!("error: {message}");
-    }
-    ExitCode::from(crate::EXIT_INPUT)
-}
 
 /// Whether stdout is an interactive terminal (spinners and colours allowed).
 pub fn stdout_is_terminal() -> bool {

@@ -1,23 +1,20 @@
 //! `osiris run`: runs a pipeline locally with live per-step progress.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adapter_local::{LocalAdapter, RunOptions, SESSIONS_DIR};
+use adapter_local::LocalAdapter;
 use adapter_remote::{RemoteAdapter, RemoteOptions, WorkerSpec};
 use clap::Args;
-use engine::{RunObserver, StepReport, StepStatus};
-use execution_context::Redactor;
+use engine::{Adapter, RunObserver, RunReport, StepReport, StepStatus, exit};
+use execution_context::{ExecutionContext, Redactor, now_iso, object};
 use indicatif::{ProgressBar, ProgressStyle};
 use pipeline::Step;
 use serde_json::json;
+use sessions::SESSIONS_DIR;
 
-use crate::EXIT_INPUT;
-
-/// Exit code when every step succeeded but the incremental state could not be saved.
-const EXIT_STATE_NOT_SAVED: i32 = 1;
+use crate::outcome::Outcome;
 
 /// `println!` that ignores a closed stdout (see `main`: a run must not die of SIGPIPE or panic).
 macro_rules! say {
@@ -34,7 +31,7 @@ macro_rules! warn_user {
         let _ = writeln!(std::io::stderr(), $($arg)*);
     }};
 }
-use crate::load::{Connect, LoadError, PipelineArgs, engine, load};
+use crate::load::{Connect, Loaded, PipelineArgs, engine, load};
 use crate::output::{duration, print_problems, stdout_is_terminal, thousands};
 
 #[derive(Debug, Args)]
@@ -72,6 +69,7 @@ pub struct RunArgs {
     state_dir: Option<PathBuf>,
 
     /// Where the steps run: in this process (`local`) or in an `osiris worker` (`remote`).
+    /// Each target is one type implementing the adapter contract (ADR 0027).
     #[arg(long, value_enum, default_value = "local")]
     target: Target,
 
@@ -121,24 +119,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<Outcome> {
     let engine = engine()?;
     let file = args.pipeline.pipeline.display().to_string();
+    let input = |message: &str| Ok(Outcome::input(message).in_file(&file));
     let mut loaded = match load(&args.pipeline, &engine, Connect::Resolve) {
         Ok(loaded) => loaded,
-        Err(LoadError::Unreadable(message)) => {
-            report_input_error(json, &file, &message, None);
-            return Ok(ExitCode::from(EXIT_INPUT));
-        }
-        Err(LoadError::Invalid(problems)) => {
-            if json {
-                report_input_error(json, &file, "invalid pipeline", Some(&problems));
-            } else {
-                print_problems(&file, &problems);
-                warn_user!("{file}: not run: the pipeline is invalid");
-            }
-            return Ok(ExitCode::from(EXIT_INPUT));
-        }
+        Err(error) => return Ok(error.outcome(&file, "not run: the pipeline is invalid")),
     };
     if !json {
         print_problems(&file, &loaded.warnings);
@@ -146,9 +133,7 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
     if let Some(id) = &args.session_id
         && (id.is_empty() || id.contains(['/', '\\']) || id == "." || id == "..")
     {
-        let message = format!("--session-id {id:?} cannot name a directory");
-        report_input_error(json, &file, &message, None);
-        return Ok(ExitCode::from(EXIT_INPUT));
+        return input(&format!("--session-id {id:?} cannot name a directory"));
     }
 
     let sessions_root =
@@ -162,8 +147,7 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
             id: id.clone(),
             root: sessions_root.clone(),
         };
-        report_input_error(json, &file, &taken.to_string(), None);
-        return Ok(ExitCode::from(EXIT_INPUT));
+        return input(&taken.to_string());
     }
 
     let state_root = match &args.state_dir {
@@ -174,128 +158,181 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
     if !args.full_refresh
         && let Err(error) = state.load_into(&mut loaded.prepared)
     {
-        report_input_error(json, &file, &error.to_string(), None);
-        return Ok(ExitCode::from(EXIT_INPUT));
+        return input(&error.to_string());
     }
 
     let replay = match (&args.from_step, &args.session) {
         (Some(step), Some(id)) => {
             match replay_of(&sessions_root, id, step, &loaded.prepared.plan) {
                 Ok(replay) => Some(replay),
-                Err(message) => {
-                    report_input_error(json, &file, &message, None);
-                    return Ok(ExitCode::from(EXIT_INPUT));
-                }
+                Err(message) => return input(&message),
             }
         }
         _ => None,
     };
-    if args.target == Target::Local
-        && (args.worker_cmd.is_some()
-            || args.worker_addr.is_some()
-            || args.no_pull
-            || args.step_timeout.is_some())
-    {
-        let message = "--worker-cmd, --worker-addr, --no-pull and --step-timeout apply to remote runs: add --target remote";
-        report_input_error(json, &file, message, None);
-        return Ok(ExitCode::from(EXIT_INPUT));
-    }
-    if args.target == Target::Remote {
-        if replay.is_some() {
-            let message = "--from-step replays in this process only; drop --target remote";
-            report_input_error(json, &file, message, None);
-            return Ok(ExitCode::from(EXIT_INPUT));
-        }
-        let worker = match worker_spec(&args) {
-            Ok(worker) => worker,
-            Err(message) => {
-                report_input_error(json, &file, &message, None);
-                return Ok(ExitCode::from(EXIT_INPUT));
-            }
-        };
-        let options = RemoteOptions {
-            sessions_root,
-            base_dir: loaded.base_dir.clone(),
-            session_id: args.session_id,
-            worker,
-            pull: !args.no_pull,
-            step_timeout: args.step_timeout,
-            heartbeat_timeout: args.heartbeat_timeout,
-            interrupt: sessions::Interrupt::default(),
-        };
-        return run_remote(engine, &loaded, &options, &state, &file, json);
-    }
-    let options = RunOptions {
-        sessions_root,
-        base_dir: loaded.base_dir,
-        session_id: args.session_id,
-        replay,
-        interrupt: sessions::Interrupt::default(),
-    };
-    let redactor = Arc::new(Redactor::default());
-    let adapter = LocalAdapter::new(engine);
-    let exec = adapter.prepare(&options, Arc::clone(&redactor));
     let plan = &loaded.prepared.plan;
-    let progress = progress(json, plan, &redactor);
-    if !json {
-        match &options.replay {
-            None => say_running(plan, exec.session_id()),
-            Some(replay) => say!(
-                "Replaying {} from step '{}' ({} of {} steps; tables of {} reused from session {}) · session {}",
-                plan.name,
-                replay.from_step,
-                replay.run.len(),
-                plan.steps.len(),
-                if replay.copy.is_empty() {
-                    "no step".to_owned()
-                } else {
-                    replay.copy.join(", ")
-                },
-                replay.session_id,
-                exec.session_id()
-            ),
-        }
-    }
-
-    let runtime = tokio::runtime::Runtime::new()?;
-    let report = runtime.block_on(async {
-        cancel_on_signals(&exec, &options.interrupt);
-        adapter
-            .run(&loaded.prepared, &exec, &options, &progress)
-            .await
-    });
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    let report = match report {
-        Ok(report) => report,
-        // The session could not be started: nothing ran.
-        Err(adapter_local::Error::Session(error)) => {
-            let message = redactor.redact(&error.to_string()).into_owned();
-            report_input_error(json, &file, &message, None);
-            return Ok(ExitCode::from(EXIT_INPUT));
-        }
-        Err(error) => return Err(error.into()),
+    let banner = match &replay {
+        None => running(plan),
+        Some(replay) => format!(
+            "Replaying {} from step '{}' ({} of {} steps; tables of {} reused from session {})",
+            plan.name,
+            replay.from_step,
+            replay.run.len(),
+            plan.steps.len(),
+            if replay.copy.is_empty() {
+                "no step".to_owned()
+            } else {
+                replay.copy.join(", ")
+            },
+            replay.session_id,
+        ),
     };
-    finish_run(
-        json,
-        &state,
-        &exec,
-        &report.status,
-        &report.outcome,
-        &report.session_id,
-        &report.session_dir,
-        &redactor,
-        false,
-    )
+    let mut adapter: Box<dyn Adapter> = match args.target {
+        Target::Local => {
+            if args.worker_cmd.is_some()
+                || args.worker_addr.is_some()
+                || args.no_pull
+                || args.step_timeout.is_some()
+            {
+                return input(
+                    "--worker-cmd, --worker-addr, --no-pull and --step-timeout apply to remote runs: add --target remote",
+                );
+            }
+            Box::new(LocalAdapter::new(
+                Arc::clone(&engine),
+                loaded.base_dir.clone(),
+                replay,
+            ))
+        }
+        Target::Remote => {
+            if replay.is_some() {
+                return input("--from-step replays in this process only; drop --target remote");
+            }
+            let worker = match worker_spec(&args) {
+                Ok(worker) => worker,
+                Err(message) => return input(&message),
+            };
+            Box::new(RemoteAdapter::new(
+                Arc::clone(&engine),
+                RemoteOptions {
+                    base_dir: loaded.base_dir.clone(),
+                    worker,
+                    pull: !args.no_pull,
+                    step_timeout: args.step_timeout,
+                    heartbeat_timeout: args.heartbeat_timeout,
+                },
+            ))
+        }
+    };
+    let session = Session {
+        root: sessions_root,
+        id: args.session_id,
+        banner,
+    };
+    run_on(adapter.as_mut(), &loaded, &session, &state, json)
 }
 
-fn say_running(plan: &pipeline::Plan, session_id: &str) {
-    say!(
-        "Running {} ({} step{}) · session {}",
+/// Where a run's session goes and what is said when it starts.
+struct Session {
+    /// The sessions dir.
+    root: PathBuf,
+    /// `--session-id`.
+    id: Option<String>,
+    /// "Running <pipeline> (<n> steps)", followed by " · session <id>".
+    banner: String,
+}
+
+/// Runs a loaded plan on `adapter`, whatever its target, in the order of the adapter contract
+/// (ADR 0027, [`engine::Adapter`]): context, prepare (nothing written; an error means nothing
+/// ran), begin the session, run, finish on the target, `status.json`, then the state and the
+/// summary ([`finish_run`]).
+fn run_on(
+    adapter: &mut dyn Adapter,
+    loaded: &Loaded,
+    session: &Session,
+    state: &engine::StateStore,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    let prepared = &loaded.prepared;
+    let plan = &prepared.plan;
+    let redactor = Arc::new(Redactor::default());
+    for secret in &prepared.secrets {
+        redactor.add_secret(secret);
+    }
+    for step in &prepared.steps {
+        redactor.add_config_fields(&step.config);
+    }
+    let exec = Arc::new(ExecutionContext::in_sessions_root(
+        &session.root,
+        session.id.clone(),
+        Arc::clone(&redactor),
+    ));
+    let redacted = |error: &dyn std::fmt::Display| redactor.redact(&error.to_string()).into_owned();
+    let interrupt = Interrupt::default();
+    let progress = progress(json, plan, &redactor);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let ran = runtime.block_on(async {
+        if let Err(error) = adapter.prepare(prepared, &exec).await {
+            return Err(Outcome::adapter(&error, redacted(&error)));
+        }
+        let started_at = now_iso();
+        if let Err(error) = sessions::begin(&exec, &started_at, &plan.to_yaml()) {
+            // Not our session (taken id) or not writable: nothing may be written through
+            // `exec`, and the target has nothing to run.
+            let _ = adapter.finish(&exec).await;
+            return Err(Outcome::input(redacted(&error)));
+        }
+        exec.event(
+            "adapter_selected",
+            object([("adapter", adapter.name().into())]),
+        );
+        if !json {
+            say!("{} · session {}", session.banner, exec.session_id());
+        }
+        cancel_on_signals(&exec, &interrupt);
+        let outcome = adapter.run(prepared, &exec, &progress).await;
+        let ended = adapter.finish(&exec).await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                // Nothing of the plan ran (say, the tables to replay from could not be copied):
+                // the session keeps no status, and no lock.
+                let _ = sessions::release(exec.session_dir());
+                return Err(Outcome::adapter(&error, redacted(&error)));
+            }
+        };
+        let status = outcome.status(
+            exec.session_id(),
+            &plan.name,
+            started_at,
+            interrupt.exit_code(),
+        );
+        if let Err(error) = sessions::finish(exec.session_dir(), &status) {
+            return Err(Outcome::input(redacted(&error)));
+        }
+        let ended = ended.map_err(|error| Outcome::adapter(&error, redacted(&error)))?;
+        Ok(RunReport {
+            session_id: exec.session_id().to_owned(),
+            session_dir: exec.session_dir().to_owned(),
+            outcome,
+            status,
+            ended,
+        })
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    match ran {
+        Ok(report) => finish_run(json, state, &exec, &report, &redactor),
+        Err(outcome) => Ok(outcome),
+    }
+}
+
+fn running(plan: &pipeline::Plan) -> String {
+    format!(
+        "Running {} ({} step{})",
         plan.name,
         plan.steps.len(),
         if plan.steps.len() == 1 { "" } else { "s" },
-        session_id
-    );
+    )
 }
 
 fn progress(json: bool, plan: &pipeline::Plan, redactor: &Arc<Redactor>) -> Progress {
@@ -303,11 +340,37 @@ fn progress(json: bool, plan: &pipeline::Plan, redactor: &Arc<Redactor>) -> Prog
     Progress::new(!json, stdout_is_terminal(), id_width, Arc::clone(redactor))
 }
 
+/// Which signal stopped a run, for its exit code: the signal handler records it before
+/// cancelling the run, and `status.json` carries it. Unset (a cancel from elsewhere) leaves
+/// Ctrl-C's code, 130.
+#[derive(Debug, Clone, Default)]
+struct Interrupt(Arc<std::sync::atomic::AtomicI32>);
+
+impl Interrupt {
+    /// Records the exit code of the signal that stops the run (the first one wins).
+    fn record(&self, exit_code: i32) {
+        let _ = self.0.compare_exchange(
+            0,
+            exit_code,
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
+    /// The recorded exit code, if a signal stopped the run.
+    fn exit_code(&self) -> Option<i32> {
+        match self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => None,
+            code => Some(code),
+        }
+    }
+}
+
 /// Ctrl-C, SIGTERM and SIGHUP cancel the run the same way: the running step is asked to stop
 /// (on the worker for remote runs), its temporary files and tables go, `status.json` says
 /// `cancelled`, and the process exits 128 + the signal (130, 143, 129). Without this a
 /// `kill` (systemd, Kubernetes, a closed terminal) would leave an abandoned session.
-fn cancel_on_signals(exec: &execution_context::ExecutionContext, interrupt: &sessions::Interrupt) {
+fn cancel_on_signals(exec: &ExecutionContext, interrupt: &Interrupt) {
     use tokio::signal::unix::{SignalKind, signal};
     let cancel = exec.cancellation().clone();
     let interrupt = interrupt.clone();
@@ -321,7 +384,7 @@ fn cancel_on_signals(exec: &execution_context::ExecutionContext, interrupt: &ses
             _ => {
                 // No handler for TERM/HUP: Ctrl-C still works.
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    interrupt.record(sessions::Interrupt::SIGINT);
+                    interrupt.record(exit::SIGINT);
                     cancel.cancel();
                 }
                 return;
@@ -329,17 +392,16 @@ fn cancel_on_signals(exec: &execution_context::ExecutionContext, interrupt: &ses
         };
         let code = tokio::select! {
             result = tokio::signal::ctrl_c() => match result {
-                Ok(()) => sessions::Interrupt::SIGINT,
+                Ok(()) => exit::SIGINT,
                 Err(_) => std::future::pending().await,
             },
-            _ = term.recv() => sessions::Interrupt::SIGTERM,
-            _ = hup.recv() => sessions::Interrupt::SIGHUP,
+            _ = term.recv() => exit::SIGTERM,
+            _ = hup.recv() => exit::SIGHUP,
         };
         interrupt.record(code);
         cancel.cancel();
     });
 }
-
 /// The worker of a remote run, from --worker-cmd / --worker-addr (default: this binary).
 fn worker_spec(args: &RunArgs) -> Result<WorkerSpec, String> {
     if let (Some(addr), Some(file)) = (&args.worker_addr, &args.token_file) {
@@ -367,92 +429,22 @@ fn worker_spec(args: &RunArgs) -> Result<WorkerSpec, String> {
         vec!["worker".into(), "--stdio".into()],
     ))
 }
-
-fn run_remote(
-    engine: Arc<engine::Engine>,
-    loaded: &crate::load::Loaded,
-    options: &RemoteOptions,
-    state: &engine::StateStore,
-    file: &str,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let redactor = Arc::new(Redactor::default());
-    let adapter = RemoteAdapter::new(engine);
-    let exec = adapter.context(options, Arc::clone(&redactor));
-    let plan = &loaded.prepared.plan;
-    let runtime = tokio::runtime::Runtime::new()?;
-    let report = runtime.block_on(async {
-        // Nothing ran and nothing is written until the worker has accepted the plan.
-        let conn = match adapter.connect(&loaded.prepared, &exec, options).await {
-            Ok(conn) => conn,
-            Err(error) => return Ok(Err(error)),
-        };
-        let progress = progress(json, plan, &redactor);
-        if !json {
-            say_running(plan, exec.session_id());
-        }
-        cancel_on_signals(&exec, &options.interrupt);
-        adapter
-            .run(conn, &loaded.prepared, &exec, options, &progress)
-            .await
-            .map(Ok)
-    });
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    let report = match report {
-        Ok(Ok(report)) => report,
-        Ok(Err(error)) | Err(error) => {
-            let message = redactor.redact(&error.to_string()).into_owned();
-            if matches!(error, adapter_remote::Error::Lost(_)) {
-                // The worker started and died: the run failed (exit 1), nothing is wrong with
-                // the input. No step ran, so no session was written.
-                if json {
-                    say!(
-                        "{}",
-                        json!({"status": "failed", "ok": false, "exit_code": engine::EXIT_RUN_FAILED, "error_class": "remote", "message": message})
-                    );
-                } else {
-                    warn_user!("error (remote): {message}");
-                }
-                return Ok(ExitCode::from(
-                    u8::try_from(engine::EXIT_RUN_FAILED).unwrap_or(1),
-                ));
-            }
-            // Wrong input or environment (worker command, mismatch, session id taken or
-            // sessions dir unwritable): nothing ran.
-            report_input_error(json, file, &message, None);
-            return Ok(ExitCode::from(EXIT_INPUT));
-        }
-    };
-    if !json && options.pull && report.pulled.is_none() {
-        warn_user!("warning: the run database and artifacts were not pulled back from the worker");
-    }
-    finish_run(
-        json,
-        state,
-        &exec,
-        &report.status,
-        &report.outcome,
-        &report.session_id,
-        &report.session_dir,
-        &redactor,
-        true,
-    )
-}
-
 /// The end of a run, local or remote: saves the steps' incremental state when the run succeeded
 /// as a whole (ADR 0017), then prints one JSON summary or the verdict and session lines.
-#[allow(clippy::too_many_arguments)]
 fn finish_run(
     json: bool,
     state: &engine::StateStore,
-    exec: &execution_context::ExecutionContext,
-    status: &engine::Status,
-    outcome: &engine::RunOutcome,
-    session_id: &str,
-    session_dir: &std::path::Path,
+    exec: &ExecutionContext,
+    report: &RunReport,
     redactor: &Redactor,
-    remote: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Outcome> {
+    let RunReport {
+        session_id,
+        session_dir,
+        outcome,
+        status,
+        ended,
+    } = report;
     let (state_saved, state_error) = match state.save_run(exec, outcome) {
         Ok(saved) => (saved, None),
         Err(error) => (
@@ -462,8 +454,10 @@ fn finish_run(
     };
     let database = session_dir.join(execution_context::DATABASE_FILE);
     let has_database = database.is_file();
+    // The steps succeeded but the next run would read again from the previous state: the run
+    // failed.
     let exit_code = if state_error.is_some() {
-        EXIT_STATE_NOT_SAVED
+        exit::RUN_FAILED
     } else {
         status.exit_code
     };
@@ -488,6 +482,9 @@ fn finish_run(
             redactor.redact(&serde_json::to_string_pretty(&summary)?)
         );
     } else {
+        for warning in &ended.warnings {
+            warn_user!("warning: {}", redactor.redact(warning));
+        }
         let verdict = match status.status {
             "ok" => "Run ok",
             "cancelled" => "Run cancelled",
@@ -519,16 +516,15 @@ fn finish_run(
         // pulled back (worker lost, --no-pull) has none on this machine.
         let tables = if has_database {
             format!("step tables in {}", execution_context::DATABASE_FILE)
-        } else if remote {
-            "no step tables here: the run database was not pulled back from the worker".to_owned()
+        } else if let Some(why) = &ended.database_elsewhere {
+            format!("no step tables here: {why}")
         } else {
             "no step tables: no step produced one".to_owned()
         };
         say!("Session: {}  ({tables})", shown.display());
     }
-    Ok(ExitCode::from(u8::try_from(exit_code).unwrap_or(1)))
+    Ok(Outcome::Done(exit_code))
 }
-
 /// Checks a replay request against the earlier session before anything runs.
 fn replay_of(
     root: &std::path::Path,
@@ -566,24 +562,6 @@ fn replay_of(
         copy,
     })
 }
-
-fn report_input_error(
-    json: bool,
-    file: &str,
-    message: &str,
-    problems: Option<&pipeline::Problems>,
-) {
-    if json {
-        let errors: Vec<_> = problems.map(|p| p.errors().collect()).unwrap_or_default();
-        say!(
-            "{}",
-            json!({"status": "invalid", "ok": false, "exit_code": EXIT_INPUT, "file": file, "message": message, "errors": errors})
-        );
-    } else {
-        warn_user!("error: {message}");
-    }
-}
-
 /// Per-step progress: a spinner while a step runs on a terminal, one line per finished step.
 struct Progress {
     enabled: bool,
@@ -664,5 +642,156 @@ impl RunObserver for Progress {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use driver_api::{ErrorClass, InputTable};
+    use engine::{AdapterError, Ended, PreparedPlan, PreparedStep, RunOutcome, StepExecutor};
+
+    use super::*;
+    use crate::load::PipelineArgs;
+
+    /// A third target, in one type: it "runs" each step by reporting one row, and keeps its
+    /// run database elsewhere. `run_on` needs nothing else to run a plan on it.
+    #[derive(Default)]
+    struct Elsewhere {
+        refuse: bool,
+        calls: Vec<&'static str>,
+    }
+
+    struct OneRowEach;
+
+    impl StepExecutor for OneRowEach {
+        async fn execute_step(
+            &mut self,
+            step: &PreparedStep,
+            _outputs: &HashMap<String, InputTable>,
+        ) -> StepReport {
+            StepReport {
+                step_id: step.step.id.clone(),
+                component: step.step.component.clone(),
+                mode: step.step.mode,
+                status: StepStatus::Ok {
+                    rows: 1,
+                    table: None,
+                },
+                duration_ms: 0,
+                state: None,
+            }
+        }
+    }
+
+    #[engine::async_trait(?Send)]
+    impl Adapter for Elsewhere {
+        fn name(&self) -> &'static str {
+            "elsewhere"
+        }
+
+        async fn prepare(
+            &mut self,
+            _plan: &PreparedPlan,
+            _exec: &Arc<ExecutionContext>,
+        ) -> Result<(), AdapterError> {
+            self.calls.push("prepare");
+            if self.refuse {
+                return Err(AdapterError::Target {
+                    class: ErrorClass::Remote,
+                    message: "the cluster is gone".into(),
+                });
+            }
+            Ok(())
+        }
+
+        async fn run(
+            &mut self,
+            plan: &PreparedPlan,
+            exec: &Arc<ExecutionContext>,
+            observer: &dyn RunObserver,
+        ) -> Result<RunOutcome, AdapterError> {
+            self.calls.push("run");
+            Ok(engine::run_with(plan, exec, observer, HashMap::new(), &mut OneRowEach).await)
+        }
+
+        async fn finish(&mut self, _exec: &Arc<ExecutionContext>) -> Result<Ended, AdapterError> {
+            self.calls.push("finish");
+            Ok(Ended {
+                database_elsewhere: Some("it stays in the cluster".into()),
+                warnings: Vec::new(),
+            })
+        }
+    }
+
+    fn loaded(dir: &std::path::Path) -> Loaded {
+        let file = dir.join("p.yaml");
+        std::fs::write(
+            &file,
+            "oml_version: \"0.1.0\"\nname: p\nsteps:\n  - {id: a, component: filesystem.csv_extractor, mode: read, config: {path: in.csv}}\n  - {id: b, component: duckdb.processor, mode: transform, needs: [a], config: {query: SELECT 1}}\n",
+        )
+        .unwrap();
+        let args = PipelineArgs {
+            pipeline: file,
+            params: Vec::new(),
+            profile: None,
+            connections: None,
+        };
+        match load(&args, &engine().unwrap(), Connect::Assume) {
+            Ok(loaded) => loaded,
+            Err(_) => panic!("the pipeline is valid"),
+        }
+    }
+
+    /// Runs a two-step pipeline in `dir` on `adapter`, as session `s1`.
+    fn run_in(dir: &std::path::Path, adapter: &mut dyn Adapter) -> Outcome {
+        let loaded = loaded(dir);
+        let session = Session {
+            root: dir.join("sessions"),
+            id: Some("s1".into()),
+            banner: running(&loaded.prepared.plan),
+        };
+        let state = engine::StateStore::new(&dir.join("state"), "p");
+        run_on(adapter, &loaded, &session, &state, true).unwrap()
+    }
+
+    #[test]
+    fn a_new_target_is_one_type_and_runs_through_the_same_session_lifecycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut adapter = Elsewhere::default();
+        let outcome = run_in(dir.path(), &mut adapter);
+        assert_eq!(outcome.code(), 0);
+        assert_eq!(adapter.calls, ["prepare", "run", "finish"]);
+        let session_dir = dir.path().join("sessions/s1");
+        let status: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(session_dir.join("status.json")).unwrap())
+                .unwrap();
+        assert_eq!(status["status"], "ok");
+        assert_eq!(status["steps_completed"], 2);
+        assert!(session_dir.join("manifest.yaml").is_file());
+        assert!(!session_dir.join(sessions::LOCK_FILE).exists());
+        let events = std::fs::read_to_string(session_dir.join("events.jsonl")).unwrap();
+        assert!(
+            events.contains(r#""event":"adapter_selected","adapter":"elsewhere""#),
+            "{events}"
+        );
+    }
+
+    #[test]
+    fn a_target_that_fails_to_prepare_fails_the_run_and_writes_no_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut adapter = Elsewhere {
+            refuse: true,
+            ..Elsewhere::default()
+        };
+        let outcome = run_in(dir.path(), &mut adapter);
+        assert_eq!(
+            outcome.code(),
+            1,
+            "the target failed: a failed run, not bad input"
+        );
+        assert_eq!(adapter.calls, ["prepare"]);
+        assert!(!dir.path().join("sessions").exists());
     }
 }

@@ -2,13 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use adapter_local::SESSIONS_DIR;
 use clap::Args;
 use execution_context::SecretString;
+use sessions::SESSIONS_DIR;
 
-use crate::output::input_error;
+use crate::outcome::Outcome;
 
 /// Environment variable holding the password clients must use.
 const PASSWORD_VAR: &str = "OSIRIS_PG_PASSWORD";
@@ -35,14 +34,11 @@ pub struct ServeArgs {
     sessions_dir: PathBuf,
 }
 
-pub fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn execute(args: ServeArgs) -> anyhow::Result<Outcome> {
     let Some(password) = std::env::var(PASSWORD_VAR).ok().filter(|p| !p.is_empty()) else {
-        return Ok(input_error(
-            false,
-            &format!(
-                "set {PASSWORD_VAR} (in the environment or .env) to the password PostgreSQL clients must use"
-            ),
-        ));
+        return Ok(Outcome::input(format!(
+            "set {PASSWORD_VAR} (in the environment or .env) to the password PostgreSQL clients must use"
+        )));
     };
     let root = std::path::absolute(&args.sessions_dir).unwrap_or(args.sessions_dir);
     let mut config =
@@ -50,10 +46,10 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.allow_remote = args.allow_remote;
     config.attach_recent = args.attach_recent;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
+    Ok(runtime.block_on(async {
         let server = match pg_server::bind(config).await {
             Ok(server) => server,
-            Err(error) => return Ok(input_error(false, &error.to_string())),
+            Err(error) => return Outcome::input(error.to_string()),
         };
         let addr = server.local_addr();
         println!(
@@ -67,7 +63,13 @@ pub fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 stop.cancel();
             }
         });
-        server.run(shutdown).await?;
-        Ok(ExitCode::SUCCESS)
-    })
+        // The listener failing (say, out of file descriptors) is the machine's, not a bug.
+        match server.run(shutdown).await {
+            Ok(()) => Outcome::ok(),
+            Err(error) => Outcome::failed(
+                driver_api::ErrorClass::Io,
+                format!("the server stopped: {error}"),
+            ),
+        }
+    }))
 }

@@ -1,16 +1,15 @@
 //! `osiris sessions`: browse, query, compare and clean up the runs kept in the sessions dir.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use adapter_local::SESSIONS_DIR;
 use anyhow::Context;
 use arrow::array::RecordBatch;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
-use sessions::{Session, State};
+use sessions::{Comparison, SESSIONS_DIR, Session, State};
 
-use crate::output::{duration, input_error, thousands};
+use crate::outcome::Outcome;
+use crate::output::{duration, thousands};
 
 #[derive(Debug, Args)]
 pub struct SessionsArgs {
@@ -93,17 +92,24 @@ fn parse_age(text: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("{text:?} is not an age like 30m, 24h, 7d or 2w"))
 }
 
-fn cutoff(age: std::time::Duration) -> anyhow::Result<jiff::Timestamp> {
-    let span = jiff::SignedDuration::try_from(age)?;
-    Ok(jiff::Timestamp::now().checked_sub(span)?)
+/// The time `age` ago; an age reaching before the earliest time is wrong input.
+fn cutoff(age: std::time::Duration) -> Result<jiff::Timestamp, Outcome> {
+    jiff::SignedDuration::try_from(age)
+        .ok()
+        .and_then(|span| jiff::Timestamp::now().checked_sub(span).ok())
+        .ok_or_else(|| Outcome::input(format!("the age {age:?} reaches too far back")))
 }
 
-pub fn execute(args: SessionsArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub fn execute(args: SessionsArgs, json: bool) -> anyhow::Result<Outcome> {
     let root = args.sessions_dir;
     let find = |id: &str| sessions::find(&root, id);
+    let input = |e: sessions::Error| Ok(Outcome::input(e.to_string()));
     match args.command {
         SessionsCommand::List { pipeline, since } => {
-            let since = since.map(cutoff).transpose()?;
+            let since = match since.map(cutoff).transpose() {
+                Ok(since) => since,
+                Err(outcome) => return Ok(outcome),
+            };
             let listed: Vec<Session> = sessions::list(&root)
                 .into_iter()
                 .filter(|s| {
@@ -117,15 +123,18 @@ pub fn execute(args: SessionsArgs, json: bool) -> anyhow::Result<ExitCode> {
         }
         SessionsCommand::Show { id } => match find(&id) {
             Ok(session) => show(&session, json),
-            Err(e) => Ok(input_error(json, &e.to_string())),
+            Err(e) => input(e),
         },
         SessionsCommand::Query { id, sql, format } => match find(&id) {
             Ok(session) => query(&session, &sql, if json { Format::Json } else { format }),
-            Err(e) => Ok(input_error(json, &e.to_string())),
+            Err(e) => input(e),
         },
         SessionsCommand::Diff { a, b, step, rows } => match (find(&a), find(&b)) {
-            (Ok(a), Ok(b)) => diff(&a, &b, step.as_deref(), rows, json),
-            (Err(e), _) | (_, Err(e)) => Ok(input_error(json, &e.to_string())),
+            (Ok(a), Ok(b)) => match sessions::diff(&a, &b, step.as_deref(), rows) {
+                Ok(diff) => print_diff(&a, &b, &diff, json),
+                Err(e) => input(e),
+            },
+            (Err(e), _) | (_, Err(e)) => input(e),
         },
         SessionsCommand::Rm { id } => {
             match find(&id).and_then(|s| sessions::remove(&s).map(|()| s)) {
@@ -135,9 +144,9 @@ pub fn execute(args: SessionsArgs, json: bool) -> anyhow::Result<ExitCode> {
                     } else {
                         println!("removed {}", session.id);
                     }
-                    Ok(ExitCode::SUCCESS)
+                    Ok(Outcome::ok())
                 }
-                Err(e) => Ok(input_error(json, &e.to_string())),
+                Err(e) => input(e),
             }
         }
         SessionsCommand::Gc {
@@ -146,13 +155,16 @@ pub fn execute(args: SessionsArgs, json: bool) -> anyhow::Result<ExitCode> {
             dry_run,
         } => {
             let all = sessions::list(&root);
-            let cutoff = older_than.map(cutoff).transpose()?;
+            let cutoff = match older_than.map(cutoff).transpose() {
+                Ok(cutoff) => cutoff,
+                Err(outcome) => return Ok(outcome),
+            };
             let doomed = sessions::gc_candidates(&all, cutoff, keep_last);
             let mut removed = Vec::new();
             let mut freed = 0;
             for session in &doomed {
-                if !dry_run {
-                    sessions::remove(session)?;
+                if !dry_run && let Err(e) = sessions::remove(session) {
+                    return input(e);
                 }
                 freed += session.size_bytes;
                 removed.push(session.id.clone());
@@ -223,7 +235,7 @@ pub fn execute(args: SessionsArgs, json: bool) -> anyhow::Result<ExitCode> {
                     size(freed)
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Outcome::ok())
         }
     }
 }
@@ -242,7 +254,7 @@ fn table_names(session: &Session) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn list(listed: &[Session], json: bool) -> anyhow::Result<ExitCode> {
+fn list(listed: &[Session], json: bool) -> anyhow::Result<Outcome> {
     if json {
         let rows: Vec<_> = listed
             .iter()
@@ -263,11 +275,11 @@ fn list(listed: &[Session], json: bool) -> anyhow::Result<ExitCode> {
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Outcome::ok());
     }
     if listed.is_empty() {
         println!("No sessions.");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Outcome::ok());
     }
     let width = listed
         .iter()
@@ -298,7 +310,7 @@ fn list(listed: &[Session], json: bool) -> anyhow::Result<ExitCode> {
             size(s.size_bytes),
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::ok())
 }
 
 /// Step ids in plan order, from the session's manifest.
@@ -322,10 +334,10 @@ fn manifest_steps(session: &Session) -> Vec<(String, String)> {
         .collect()
 }
 
-fn show(session: &Session, json: bool) -> anyhow::Result<ExitCode> {
+fn show(session: &Session, json: bool) -> anyhow::Result<Outcome> {
     let tables = match sessions::tables(session) {
         Ok(t) => t,
-        Err(e) => return Ok(input_error(json, &e.to_string())),
+        Err(e) => return Ok(Outcome::input(e.to_string())),
     };
     let steps = manifest_steps(session);
     if json {
@@ -355,7 +367,7 @@ fn show(session: &Session, json: bool) -> anyhow::Result<ExitCode> {
                 "steps": steps,
             }))?
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Outcome::ok());
     }
     println!(
         "Session {}  pipeline {}  status {}",
@@ -378,7 +390,7 @@ fn show(session: &Session, json: bool) -> anyhow::Result<ExitCode> {
             None => println!("\n  {id} ({component}): no table"),
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::ok())
 }
 
 /// Arrow's JSON writer prints decimals as floats (`1200.00` -> `1200.0`); render them as exact
@@ -496,10 +508,10 @@ fn query_batches(session: &Session, sql: &str) -> anyhow::Result<Result<Vec<Reco
     Ok(Ok(utc_offsets(batches)?))
 }
 
-fn query(session: &Session, sql: &str, format: Format) -> anyhow::Result<ExitCode> {
+fn query(session: &Session, sql: &str, format: Format) -> anyhow::Result<Outcome> {
     let batches = match query_batches(session, sql)? {
         Ok(b) => b,
-        Err(message) => return Ok(input_error(false, &message)),
+        Err(message) => return Ok(Outcome::input(message)),
     };
     let stdout = std::io::stdout();
     match format {
@@ -516,92 +528,44 @@ fn query(session: &Session, sql: &str, format: Format) -> anyhow::Result<ExitCod
         }
         Format::Json => println!("{}", json_rows(&batches)?),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::ok())
 }
 
-fn diff(
+/// Prints a comparison of sessions `a` and `b` ([`sessions::diff`]): exit 0 when identical,
+/// 1 when they differ.
+fn print_diff(
     a: &Session,
     b: &Session,
-    only: Option<&str>,
-    sample: usize,
+    diff: &sessions::Diff,
     json: bool,
-) -> anyhow::Result<ExitCode> {
-    let (tables_a, tables_b) = match (sessions::tables(a), sessions::tables(b)) {
-        (Ok(x), Ok(y)) => (x, y),
-        (Err(e), _) | (_, Err(e)) => return Ok(input_error(json, &e.to_string())),
-    };
-    let mut names: Vec<String> = tables_a
-        .iter()
-        .chain(&tables_b)
-        .map(|t| t.name.clone())
-        .collect();
-    names.sort();
-    names.dedup();
-    if let Some(step) = only {
-        if !names.iter().any(|n| n == step) {
-            return Ok(input_error(
-                json,
-                &format!("neither session has a table for step '{step}'"),
-            ));
-        }
-        names.retain(|n| n == step);
-    }
-    let conn = duckdb::Connection::open_in_memory()?;
-    for (alias, session) in [("a", a), ("b", b)] {
-        if session.database_path().exists() {
-            let path = driver_api::quote_literal(&session.database_path().display().to_string());
-            conn.execute_batch(&format!("ATTACH {path} AS {alias} (READ_ONLY)"))?;
-        }
-    }
+) -> anyhow::Result<Outcome> {
+    let identical = diff.identical;
+    let names: Vec<&str> = diff.steps.iter().map(|s| s.step_id.as_str()).collect();
     let mut results = Vec::new();
-    let mut identical = true;
-    for name in &names {
-        let ta = tables_a.iter().find(|t| &t.name == name);
-        let tb = tables_b.iter().find(|t| &t.name == name);
-        let quoted = driver_api::quote_identifier(name);
+    for step in &diff.steps {
         let mut entry = json!({
-            "step_id": name,
-            "rows_a": ta.map(|t| t.rows),
-            "rows_b": tb.map(|t| t.rows),
+            "step_id": step.step_id,
+            "rows_a": step.rows_a,
+            "rows_b": step.rows_b,
         });
-        match (ta, tb) {
-            (Some(ta), Some(tb)) if ta.columns == tb.columns => {
-                let count = |x: &str, y: &str| -> anyhow::Result<u64> {
-                    let sql = format!(
-                        "SELECT count(*) FROM (SELECT * FROM {x}.{quoted} EXCEPT ALL SELECT * FROM {y}.{quoted})"
-                    );
-                    Ok(conn.query_row(&sql, [], |r| r.get::<_, i64>(0))? as u64)
-                };
-                let only_a = count("a", "b")?;
-                let only_b = count("b", "a")?;
-                entry["only_in_a"] = only_a.into();
-                entry["only_in_b"] = only_b.into();
-                if only_a + only_b > 0 {
-                    identical = false;
-                    for (key, x, y) in [
-                        ("sample_only_in_a", "a", "b"),
-                        ("sample_only_in_b", "b", "a"),
-                    ] {
-                        let sql = format!(
-                            "SELECT * FROM (SELECT * FROM {x}.{quoted} EXCEPT ALL SELECT * FROM {y}.{quoted}) LIMIT {sample}"
-                        );
-                        let mut stmt = conn.prepare(&sql)?;
-                        entry[key] = json_rows(&stmt.query_arrow([])?.collect::<Vec<_>>())?;
-                    }
+        match &step.comparison {
+            Comparison::Rows {
+                only_in_a,
+                only_in_b,
+                sample_only_in_a,
+                sample_only_in_b,
+            } => {
+                entry["only_in_a"] = (*only_in_a).into();
+                entry["only_in_b"] = (*only_in_b).into();
+                if only_in_a + only_in_b > 0 {
+                    entry["sample_only_in_a"] = json_rows(sample_only_in_a)?;
+                    entry["sample_only_in_b"] = json_rows(sample_only_in_b)?;
                 }
             }
-            (Some(ta), Some(tb)) => {
-                identical = false;
-                let cols = |t: &sessions::Table| {
-                    t.columns
-                        .iter()
-                        .map(|(n, ty)| format!("{n} {ty}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                entry["columns_differ"] = json!({"a": cols(ta), "b": cols(tb)});
+            Comparison::Columns { a, b } => {
+                entry["columns_differ"] = json!({"a": a, "b": b});
             }
-            _ => identical = false,
+            Comparison::Missing => {}
         }
         results.push(entry);
     }
@@ -614,7 +578,7 @@ fn diff(
         );
     } else {
         println!("a: {}\nb: {}\n", a.id, b.id);
-        let width = names.iter().map(String::len).max().unwrap_or(4).max(4);
+        let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
         println!(
             "{:<width$}  {:>10} {:>10} {:>10} {:>10}",
             "STEP", "ROWS A", "ROWS B", "ONLY IN A", "ONLY IN B"
@@ -664,9 +628,5 @@ fn diff(
             }
         );
     }
-    Ok(if identical {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(Outcome::ok_if(identical))
 }

@@ -1,12 +1,10 @@
 //! `osiris validate`.
 
-use std::process::ExitCode;
-
 use clap::Args;
 use serde_json::json;
 
-use crate::EXIT_INPUT;
-use crate::load::{Connect, LoadError, PipelineArgs, engine, load};
+use crate::load::{Connect, PipelineArgs, engine, load};
+use crate::outcome::Outcome;
 use crate::output::print_problems;
 
 #[derive(Debug, Args)]
@@ -20,7 +18,7 @@ pub struct ValidateArgs {
     no_connections: bool,
 }
 
-pub fn execute(args: ValidateArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub fn execute(args: ValidateArgs, json: bool) -> anyhow::Result<Outcome> {
     let engine = engine()?;
     let file = args.pipeline.pipeline.display().to_string();
     let connect = if args.no_connections {
@@ -28,49 +26,26 @@ pub fn execute(args: ValidateArgs, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         Connect::Resolve
     };
-    let (valid, problems, steps) = match load(&args.pipeline, &engine, connect) {
-        Ok(loaded) => (true, loaded.warnings, loaded.prepared.plan.steps.len()),
-        Err(LoadError::Unreadable(message)) => {
-            if json {
-                println!(
-                    "{}",
-                    json!({"valid": false, "file": file, "errors": [{"message": message}], "warnings": []})
-                );
-            } else {
-                eprintln!("error: {message}");
-            }
-            return Ok(ExitCode::from(EXIT_INPUT));
-        }
-        Err(LoadError::Invalid(problems)) => (false, problems, 0),
+    let (problems, steps) = match load(&args.pipeline, &engine, connect) {
+        Ok(loaded) => (loaded.warnings, loaded.prepared.plan.steps.len()),
+        Err(error) => return Ok(error.outcome(&file, "invalid")),
     };
     if json {
-        let errors: Vec<_> = problems.errors().collect();
         let warnings: Vec<_> = problems.warnings().collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
-                "valid": valid,
+                "ok": true,
+                "valid": true,
                 "file": file,
                 "steps": steps,
-                "errors": errors,
+                "errors": [],
                 "warnings": warnings,
             }))?
         );
     } else {
         print_problems(&file, &problems);
-        if valid {
-            println!("{file}: valid ({steps} steps)");
-        } else {
-            let n = problems.errors().count();
-            eprintln!(
-                "{file}: invalid ({n} error{})",
-                if n == 1 { "" } else { "s" }
-            );
-        }
+        println!("{file}: valid ({steps} steps)");
     }
-    Ok(if valid {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_INPUT)
-    })
+    Ok(Outcome::ok())
 }

@@ -1,14 +1,13 @@
 //! `osiris worker`: runs the steps of `osiris run --target remote` hosts (docs/protocol.md).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use adapter_remote::worker::{WorkerOptions, listen, serve_stdio};
 use clap::Args;
 
 use crate::load::engine;
-use crate::output::input_error;
+use crate::outcome::Outcome;
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("transport").required(true).args(["stdio", "listen"]))]
@@ -35,7 +34,7 @@ pub struct WorkerArgs {
     base_dir: Option<PathBuf>,
 }
 
-pub fn execute(args: WorkerArgs, json: bool) -> anyhow::Result<ExitCode> {
+pub fn execute(args: WorkerArgs) -> anyhow::Result<Outcome> {
     let engine = engine()?;
     let sessions_root = args
         .sessions_dir
@@ -53,16 +52,16 @@ pub fn execute(args: WorkerArgs, json: bool) -> anyhow::Result<ExitCode> {
             let token = match std::fs::read_to_string(file) {
                 Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
                 Ok(_) => {
-                    return Ok(input_error(
-                        json,
-                        &format!("--token-file {} is empty", file.display()),
-                    ));
+                    return Ok(Outcome::input(format!(
+                        "--token-file {} is empty",
+                        file.display()
+                    )));
                 }
                 Err(e) => {
-                    return Ok(input_error(
-                        json,
-                        &format!("cannot read --token-file {}: {e}", file.display()),
-                    ));
+                    return Ok(Outcome::input(format!(
+                        "cannot read --token-file {}: {e}",
+                        file.display()
+                    )));
                 }
             };
             runtime.block_on(async {
@@ -77,7 +76,7 @@ pub fn execute(args: WorkerArgs, json: bool) -> anyhow::Result<ExitCode> {
     // The thread blocked reading stdin cannot be interrupted: do not wait for it.
     runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(error) => Ok(input_error(json, &format!("worker: {error}"))),
+        Ok(()) => Ok(Outcome::ok()),
+        Err(error) => Ok(Outcome::input(format!("worker: {error}"))),
     }
 }

@@ -8,6 +8,10 @@
 //! shown as abandoned.
 #![warn(missing_docs)]
 
+mod diff;
+
+pub use diff::{Comparison, Diff, StepDiff, diff};
+
 use std::path::{Path, PathBuf};
 
 use execution_context::ExecutionContext;
@@ -16,6 +20,8 @@ use serde_json::Value;
 
 /// File a run holds while it is in progress.
 pub const LOCK_FILE: &str = "run.lock";
+/// Name of the directory (under the base directory) that holds one directory per run.
+pub const SESSIONS_DIR: &str = ".osiris_sessions";
 /// File a finished run writes.
 pub const STATUS_FILE: &str = "status.json";
 
@@ -58,6 +64,9 @@ pub enum Error {
         /// The error.
         source: std::io::Error,
     },
+    /// Neither of two compared sessions has a table for the step asked for.
+    #[error("neither session has a table for step '{0}'")]
+    NoTable(String),
     /// The session's database could not be read.
     #[error("cannot read the run database of session `{id}`: {source}")]
     Database {
@@ -224,39 +233,6 @@ pub fn finish(session_dir: &Path, status: &impl Serialize) -> Result<()> {
         eprintln!("warning: {error}");
     }
     Ok(())
-}
-
-/// Which signal stopped a run, for its exit code: the CLI's signal handler records it before
-/// cancelling the run, and the adapter writes it into `status.json`. Unset (a cancel from
-/// elsewhere, or Ctrl-C) leaves the engine's code, 130.
-#[derive(Debug, Clone, Default)]
-pub struct Interrupt(std::sync::Arc<std::sync::atomic::AtomicI32>);
-
-impl Interrupt {
-    /// Exit code of a run stopped by SIGINT (Ctrl-C): 128 + 2.
-    pub const SIGINT: i32 = 130;
-    /// Exit code of a run stopped by SIGTERM: 128 + 15.
-    pub const SIGTERM: i32 = 143;
-    /// Exit code of a run stopped by SIGHUP: 128 + 1.
-    pub const SIGHUP: i32 = 129;
-
-    /// Records the exit code of the signal that stops the run (the first one wins).
-    pub fn record(&self, exit_code: i32) {
-        let _ = self.0.compare_exchange(
-            0,
-            exit_code,
-            std::sync::atomic::Ordering::SeqCst,
-            std::sync::atomic::Ordering::SeqCst,
-        );
-    }
-
-    /// The recorded exit code, if a signal stopped the run.
-    pub fn exit_code(&self) -> Option<i32> {
-        match self.0.load(std::sync::atomic::Ordering::SeqCst) {
-            0 => None,
-            code => Some(code),
-        }
-    }
 }
 
 fn process_alive(pid: u64) -> bool {

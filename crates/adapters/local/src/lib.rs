@@ -1,60 +1,15 @@
-//! Runs a plan in this process: creates the session directory
-//! (`<sessions root>/<session id>/`), writes `manifest.yaml`, opens the run database lazily
-//! through the [`ExecutionContext`], runs the engine's step loop, writes `status.json` and
-//! closes the database. The session directory, with `pipeline_data.duckdb`, is kept.
+//! The `local` target: runs a plan's steps in this process with the engine's step loop, against
+//! the run database in the session directory, which it closes at the end. Implements the
+//! adapter contract ([`engine::Adapter`], ADR 0027); the caller begins and finishes the session.
 #![warn(missing_docs)]
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use engine::{Engine, PreparedPlan, RunObserver, RunOutcome};
-use execution_context::{ExecutionContext, Redactor, now_iso, object};
+use engine::{Adapter, AdapterError, Ended, Engine, PreparedPlan, RunObserver, RunOutcome};
+use execution_context::{ExecutionContext, object};
 use pipeline::Plan;
-
-/// Name of the directory (under the base directory) that holds one directory per run.
-pub const SESSIONS_DIR: &str = ".osiris_sessions";
-pub use sessions::{MANIFEST_FILE, STATUS_FILE};
-
-pub use engine::{EXIT_CANCELLED, EXIT_OK, EXIT_RUN_FAILED, Status};
-
-/// Errors that stop a run before its steps can start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The session directory or one of its files could not be written.
-    #[error(transparent)]
-    Session(#[from] sessions::Error),
-    /// The run database could not be closed cleanly.
-    #[error(transparent)]
-    Context(#[from] execution_context::Error),
-    /// The tables to replay from could not be copied.
-    #[error("cannot replay from session `{session}`: {message}")]
-    Replay {
-        /// The earlier session.
-        session: String,
-        /// What went wrong.
-        message: String,
-    },
-}
-
-/// Result type of this crate.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Where and how a local run happens.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Directory holding session directories (default `./.osiris_sessions`).
-    pub sessions_root: PathBuf,
-    /// Directory relative paths in step configs resolve against (the pipeline file's dir).
-    pub base_dir: PathBuf,
-    /// Session id to use instead of a generated one.
-    pub session_id: Option<String>,
-    /// Run only part of the plan, reusing tables of an earlier session.
-    pub replay: Option<Replay>,
-    /// The signal that cancelled the run, if any: its exit code goes into `status.json`.
-    pub interrupt: sessions::Interrupt,
-}
 
 /// Replaying a pipeline from one step: the step and everything downstream of it run again; the
 /// tables they need from other steps are copied from an earlier session.
@@ -111,117 +66,84 @@ impl Replay {
     }
 }
 
-/// The result of a local run.
-#[derive(Debug)]
-pub struct RunReport {
-    /// Session id.
-    pub session_id: String,
-    /// Session directory.
-    pub session_dir: PathBuf,
-    /// What happened to each step.
-    pub outcome: RunOutcome,
-    /// The status written to `status.json`.
-    pub status: Status,
-}
-
-/// Runs plans in-process with an [`Engine`].
+/// Runs plans in this process with an [`Engine`].
 #[derive(Debug, Clone)]
 pub struct LocalAdapter {
     engine: Arc<Engine>,
+    base_dir: PathBuf,
+    replay: Option<Replay>,
 }
 
 impl LocalAdapter {
-    /// An adapter running steps with `engine`.
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+    /// An adapter running steps with `engine`, resolving relative paths of step configs
+    /// against `base_dir` (the pipeline file's directory); with `replay`, only part of the plan
+    /// runs, on tables copied from an earlier session.
+    pub fn new(engine: Arc<Engine>, base_dir: PathBuf, replay: Option<Replay>) -> Self {
+        Self {
+            engine,
+            base_dir,
+            replay,
+        }
+    }
+}
+
+#[engine::async_trait(?Send)]
+impl Adapter for LocalAdapter {
+    fn name(&self) -> &'static str {
+        "local"
     }
 
-    /// Creates the execution context of a new run (so that callers can hook cancellation to
-    /// it before calling [`run`](Self::run)).
-    pub fn prepare(&self, options: &RunOptions, redactor: Arc<Redactor>) -> Arc<ExecutionContext> {
-        Arc::new(ExecutionContext::in_sessions_root(
-            &options.sessions_root,
-            options.session_id.clone(),
-            redactor,
-        ))
-    }
-
-    /// Runs a prepared plan in the context made by [`prepare`](Self::prepare).
-    pub async fn run(
-        &self,
-        prepared: &PreparedPlan,
+    /// Limits what the run's SQL may read and write to the pipeline's files (and the database
+    /// replayed from), before the run database opens.
+    async fn prepare(
+        &mut self,
+        plan: &PreparedPlan,
         exec: &Arc<ExecutionContext>,
-        options: &RunOptions,
-        observer: &dyn RunObserver,
-    ) -> Result<RunReport> {
-        let started_at = now_iso();
-        let plan = &prepared.plan;
-        let session_dir = exec.session_dir().to_owned();
-        for secret in &prepared.secrets {
-            exec.redactor().add_secret(secret);
-        }
-        for step in &prepared.steps {
-            exec.redactor().add_config_fields(&step.config);
-        }
-        let mut access = engine::file_access(prepared, &options.base_dir);
-        if let Some(replay) = &options.replay {
+    ) -> Result<(), AdapterError> {
+        let mut access = engine::file_access(plan, &self.base_dir);
+        if let Some(replay) = &self.replay {
             access.allow_file(&replay.database);
         }
         exec.restrict_file_access(access)?;
-        sessions::begin(exec, &started_at, &plan.to_yaml())?;
-        exec.event("adapter_selected", object([("adapter", "local".into())]));
-        sessions::clean_write_targets(exec, engine::output_paths(prepared, &options.base_dir));
+        Ok(())
+    }
 
-        let outcome = match &options.replay {
-            None => {
-                self.engine
-                    .run(prepared, exec, &options.base_dir, observer)
-                    .await
-            }
+    async fn run(
+        &mut self,
+        plan: &PreparedPlan,
+        exec: &Arc<ExecutionContext>,
+        observer: &dyn RunObserver,
+    ) -> Result<RunOutcome, AdapterError> {
+        sessions::clean_write_targets(exec, engine::output_paths(plan, &self.base_dir));
+        Ok(match &self.replay {
+            None => self.engine.run(plan, exec, &self.base_dir, observer).await,
             Some(replay) => {
-                let seed = match copy_tables(exec, replay) {
-                    Ok(seed) => seed,
-                    Err(error) => {
-                        let _ = exec.close_database();
-                        let _ = sessions::release(&session_dir);
-                        return Err(error);
-                    }
-                };
-                let mut partial = prepared.clone();
+                let seed = copy_tables(exec, replay)?;
+                let mut partial = plan.clone();
                 partial.plan.steps.retain(|s| replay.run.contains(&s.id));
                 partial.steps.retain(|s| replay.run.contains(&s.step.id));
                 self.engine
-                    .run_seeded(&partial, exec, &options.base_dir, observer, seed)
+                    .run_seeded(&partial, exec, &self.base_dir, observer, seed)
                     .await
             }
-        };
-        exec.close_database()?;
-
-        let mut status = outcome.status(exec.session_id(), &plan.name, started_at);
-        if outcome.cancelled
-            && let Some(code) = options.interrupt.exit_code()
-        {
-            status.exit_code = code;
-        }
-        sessions::finish(&session_dir, &status)?;
-        Ok(RunReport {
-            session_id: exec.session_id().to_owned(),
-            session_dir,
-            outcome,
-            status,
         })
+    }
+
+    async fn finish(&mut self, exec: &Arc<ExecutionContext>) -> Result<Ended, AdapterError> {
+        exec.close_database()?;
+        Ok(Ended::default())
     }
 }
 
 /// Copies the replayed steps' upstream tables from the earlier session into this run's
-/// database, in one transaction.
+/// database, in one transaction. An unusable earlier session is wrong input: nothing ran.
 fn copy_tables(
     exec: &ExecutionContext,
     replay: &Replay,
-) -> Result<HashMap<String, driver_api::InputTable>> {
-    let fail = |message: String| Error::Replay {
-        session: replay.session_id.clone(),
-        message,
+) -> Result<HashMap<String, driver_api::InputTable>, AdapterError> {
+    let session = &replay.session_id;
+    let fail = |message: String| {
+        AdapterError::Input(format!("cannot replay from session `{session}`: {message}"))
     };
     let conn = exec.connection()?;
     let source = driver_api::quote_literal(&replay.database.display().to_string());
@@ -229,7 +151,7 @@ fn copy_tables(
         "ATTACH {source} AS osiris_replay_source (READ_ONLY)"
     ))
     .map_err(|e| fail(e.to_string()))?;
-    let result = (|| -> Result<HashMap<String, driver_api::InputTable>> {
+    let result = (|| -> Result<HashMap<String, driver_api::InputTable>, AdapterError> {
         conn.execute_batch("BEGIN TRANSACTION")
             .map_err(|e| fail(e.to_string()))?;
         let mut seed = HashMap::new();

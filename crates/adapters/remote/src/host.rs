@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use driver_api::{ErrorClass, InputTable};
 use engine::{
-    Engine, PreparedPlan, PreparedStep, RunObserver, RunOutcome, StepExecutor, StepReport,
-    StepStatus,
+    Adapter, AdapterError, Ended, Engine, PreparedPlan, PreparedStep, RunObserver, RunOutcome,
+    StepExecutor, StepReport, StepStatus,
 };
-use execution_context::{
-    ARTIFACTS_DIR, DATABASE_FILE, ExecutionContext, Redactor, now_iso, object,
-};
+use execution_context::{ARTIFACTS_DIR, DATABASE_FILE, ExecutionContext, Redactor, object};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWrite, BufReader};
@@ -64,12 +62,8 @@ impl WorkerSpec {
 /// Where and how a remote run happens.
 #[derive(Debug, Clone)]
 pub struct RemoteOptions {
-    /// Directory holding the host's session directories.
-    pub sessions_root: PathBuf,
     /// Directory relative paths in step configs resolve against (sent to the worker).
     pub base_dir: PathBuf,
-    /// Session id to use instead of a generated one.
-    pub session_id: Option<String>,
     /// The worker.
     pub worker: WorkerSpec,
     /// Pull the run database and artifacts back when the run ends.
@@ -78,43 +72,6 @@ pub struct RemoteOptions {
     pub step_timeout: Option<Duration>,
     /// Longest the worker may stay silent (no heartbeat, no message) before it is given up.
     pub heartbeat_timeout: Duration,
-    /// The signal that cancelled the run, if any: its exit code goes into `status.json`.
-    pub interrupt: sessions::Interrupt,
-}
-
-/// Errors that stop a remote run before its steps start (nothing ran: exit 2), or that end its
-/// bookkeeping.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The worker could not be started, reached or understood.
-    #[error("{0}")]
-    Worker(String),
-    /// Host and worker do not match (protocol, components).
-    #[error("{0}")]
-    Mismatch(String),
-    /// The worker started but went away (died, or its command failed) before it accepted the
-    /// plan: a failed run of class `remote` (exit 1), not wrong input.
-    #[error("{0}")]
-    Lost(String),
-    /// The session directory could not be written.
-    #[error(transparent)]
-    Session(#[from] sessions::Error),
-}
-
-/// The result of a remote run.
-#[derive(Debug)]
-pub struct RunReport {
-    /// Session id.
-    pub session_id: String,
-    /// Host session directory.
-    pub session_dir: PathBuf,
-    /// What happened to each step.
-    pub outcome: RunOutcome,
-    /// The status written to `status.json`.
-    pub status: engine::Status,
-    /// Files pulled back (`None`: not pulled).
-    pub pulled: Option<u64>,
 }
 
 enum Incoming {
@@ -150,45 +107,35 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// Runs plans on a worker.
-#[derive(Debug, Clone)]
+/// The `remote` target: runs each step of a plan on a worker.
+#[derive(Debug)]
 pub struct RemoteAdapter {
     engine: Arc<Engine>,
+    options: RemoteOptions,
+    conn: Option<Connection>,
+    ran: bool,
 }
 
 impl RemoteAdapter {
-    /// An adapter whose host side checks against `engine` (fingerprint, specs).
-    pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
-    }
-
-    /// Creates the host execution context of a new run (hook cancellation to it).
-    pub fn context(
-        &self,
-        options: &RemoteOptions,
-        redactor: Arc<Redactor>,
-    ) -> Arc<ExecutionContext> {
-        Arc::new(ExecutionContext::in_sessions_root(
-            &options.sessions_root,
-            options.session_id.clone(),
-            redactor,
-        ))
+    /// An adapter whose host side checks against `engine` (fingerprint, specs) and runs on the
+    /// worker of `options`.
+    pub fn new(engine: Arc<Engine>, options: RemoteOptions) -> Self {
+        Self {
+            engine,
+            options,
+            conn: None,
+            ran: false,
+        }
     }
 
     /// Starts (or connects to) the worker, checks its `hello` against this host and sends it
     /// the plan. Nothing is written on the host yet: a failure here means nothing ran.
-    pub async fn connect(
+    async fn connect(
         &self,
         prepared: &PreparedPlan,
         exec: &ExecutionContext,
-        options: &RemoteOptions,
-    ) -> Result<Connection, Error> {
-        for secret in &prepared.secrets {
-            exec.redactor().add_secret(secret);
-        }
-        for step in &prepared.steps {
-            exec.redactor().add_config_fields(&step.config);
-        }
+    ) -> Result<Connection, AdapterError> {
+        let options = &self.options;
         let mut conn = Connection::open(options, Arc::clone(exec.redactor())).await?;
         let hello = match conn.recv(None).await {
             Ok(WorkerMessage::Hello {
@@ -200,7 +147,7 @@ impl RemoteAdapter {
             }) => {
                 if protocol != PROTOCOL_VERSION {
                     conn.stop().await;
-                    return Err(Error::Mismatch(format!(
+                    return Err(AdapterError::Input(format!(
                         "worker `{}` speaks protocol version {protocol}, this host speaks {PROTOCOL_VERSION} (worker osiris {worker_version}, host {}); install the same osiris version on both sides",
                         conn.describe,
                         env!("CARGO_PKG_VERSION")
@@ -209,7 +156,7 @@ impl RemoteAdapter {
                 let ours = self.engine.registry_fingerprint();
                 if registry_fingerprint != ours {
                     conn.stop().await;
-                    return Err(Error::Mismatch(format!(
+                    return Err(AdapterError::Input(format!(
                         "worker `{}` has a different component registry (worker {registry_fingerprint}, host {ours}; worker osiris {worker_version}); install the same osiris build on both sides",
                         conn.describe
                     )));
@@ -225,14 +172,14 @@ impl RemoteAdapter {
             }
             Ok(WorkerMessage::Error { code, message }) => {
                 conn.stop().await;
-                return Err(Error::Worker(format!(
+                return Err(AdapterError::Input(format!(
                     "worker `{}` refused the connection ({code}): {message}",
                     conn.describe
                 )));
             }
             Ok(other) => {
                 conn.stop().await;
-                return Err(Error::Worker(format!(
+                return Err(AdapterError::Input(format!(
                     "worker `{}` did not start with hello but with {}",
                     conn.describe,
                     kind(&other)
@@ -240,7 +187,7 @@ impl RemoteAdapter {
             }
             Err(Gone(why)) => {
                 conn.stop().await;
-                return Err(Error::Lost(why));
+                return Err(lost(why));
             }
         };
         conn.hello = hello;
@@ -268,15 +215,11 @@ impl RemoteAdapter {
                     "worker `{}` cannot run this plan ({code}): {message}",
                     conn.describe
                 );
-                Err(if code == "specs_mismatch" {
-                    Error::Mismatch(text)
-                } else {
-                    Error::Worker(text)
-                })
+                Err(AdapterError::Input(text))
             }
             Ok(other) => {
                 conn.stop().await;
-                Err(Error::Worker(format!(
+                Err(AdapterError::Input(format!(
                     "worker `{}` answered prepare with {}",
                     conn.describe,
                     kind(&other)
@@ -284,47 +227,67 @@ impl RemoteAdapter {
             }
             Err(Gone(why)) => {
                 conn.stop().await;
-                Err(Error::Lost(why))
+                Err(lost(why))
             }
         }
     }
+}
 
-    /// Runs the plan on the connected worker with the engine's step loop, then cleans up,
-    /// pulls the results back (unless disabled) and writes `status.json`.
-    pub async fn run(
-        &self,
-        mut conn: Connection,
-        prepared: &PreparedPlan,
+#[engine::async_trait(?Send)]
+impl Adapter for RemoteAdapter {
+    fn name(&self) -> &'static str {
+        "remote"
+    }
+
+    /// Starts (or connects to) the worker, checks its `hello` against this host and sends it
+    /// the plan. Nothing is written on the host: a failure here means nothing ran.
+    async fn prepare(
+        &mut self,
+        plan: &PreparedPlan,
         exec: &Arc<ExecutionContext>,
-        options: &RemoteOptions,
+    ) -> Result<(), AdapterError> {
+        self.conn = Some(self.connect(plan, exec).await?);
+        Ok(())
+    }
+
+    /// Runs the plan on the connected worker with the engine's step loop.
+    async fn run(
+        &mut self,
+        plan: &PreparedPlan,
+        exec: &Arc<ExecutionContext>,
         observer: &dyn RunObserver,
-    ) -> Result<RunReport, Error> {
-        let started_at = now_iso();
-        let session_dir = exec.session_dir().to_owned();
-        if let Err(error) = sessions::begin(exec, &started_at, &prepared.plan.to_yaml()) {
-            // Not our session (taken id) or not writable: nothing may be written through
-            // `exec`, and the worker has nothing to run.
-            conn.stop().await;
-            return Err(error.into());
-        }
-        exec.event("adapter_selected", object([("adapter", "remote".into())]));
+    ) -> Result<RunOutcome, AdapterError> {
+        let step_timeout = self.options.step_timeout;
+        self.ran = true;
+        let conn = self.connection()?;
         exec.event("worker_ready", conn.hello.clone());
-
         let mut executor = RemoteExecutor {
-            conn: &mut conn,
+            conn,
             exec,
-            step_timeout: options.step_timeout,
+            step_timeout,
         };
-        let outcome =
-            engine::run_with(prepared, exec, observer, HashMap::new(), &mut executor).await;
+        Ok(engine::run_with(plan, exec, observer, HashMap::new(), &mut executor).await)
+    }
 
-        let mut pulled = None;
+    /// Cleans up on the worker, pulls the run database and artifacts back (unless disabled)
+    /// and ends the worker session; stops the worker at once when nothing ran.
+    async fn finish(&mut self, exec: &Arc<ExecutionContext>) -> Result<Ended, AdapterError> {
+        let pull = self.options.pull;
+        let ran = self.ran;
+        let conn = self.connection()?;
+        if !ran {
+            // The session did not begin (its id is taken, its directory unwritable): nothing
+            // may be written through `exec`, and the worker has nothing to run.
+            conn.stop().await;
+            return Ok(Ended::default());
+        }
+        let mut pulled = false;
         if conn.gone.is_none() {
             match conn.request(&HostMessage::Cleanup, exec).await {
                 Ok(WorkerMessage::Cleaned { .. }) => {
-                    if options.pull {
+                    if pull {
                         let started = Instant::now();
-                        match conn.pull(&session_dir, exec).await {
+                        match conn.pull(exec.session_dir(), exec).await {
                             Ok((files, bytes)) => {
                                 exec.event(
                                     "worker_pulled",
@@ -334,7 +297,7 @@ impl RemoteAdapter {
                                         ("duration_ms", millis(started.elapsed()).into()),
                                     ]),
                                 );
-                                pulled = Some(files);
+                                pulled = true;
                             }
                             Err(why) => conn.warn(exec, "pull_failed", &why),
                         }
@@ -350,22 +313,36 @@ impl RemoteAdapter {
                 object([("error", why.into()), ("pulled", false.into())]),
             );
         }
-        conn.shutdown(pulled.is_some(), exec).await;
-
-        let mut status = outcome.status(exec.session_id(), &prepared.plan.name, started_at);
-        if outcome.cancelled
-            && let Some(code) = options.interrupt.exit_code()
-        {
-            status.exit_code = code;
+        conn.shutdown(pulled, exec).await;
+        let mut ended = Ended::default();
+        if !pulled {
+            ended.database_elsewhere =
+                Some("the run database was not pulled back from the worker".into());
+            if pull {
+                ended.warnings.push(
+                    "the run database and artifacts were not pulled back from the worker".into(),
+                );
+            }
         }
-        sessions::finish(&session_dir, &status)?;
-        Ok(RunReport {
-            session_id: exec.session_id().to_owned(),
-            session_dir,
-            outcome,
-            status,
-            pulled,
-        })
+        Ok(ended)
+    }
+}
+
+impl RemoteAdapter {
+    /// The worker connection made by `prepare`.
+    fn connection(&mut self) -> Result<&mut Connection, AdapterError> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| AdapterError::Internal("the worker was used before `prepare`".into()))
+    }
+}
+
+/// The worker went away before it accepted the plan: a failed run of class `remote` (exit 1),
+/// not wrong input.
+fn lost(why: String) -> AdapterError {
+    AdapterError::Target {
+        class: ErrorClass::Remote,
+        message: why,
     }
 }
 
@@ -399,7 +376,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl Connection {
-    async fn open(options: &RemoteOptions, redactor: Arc<Redactor>) -> Result<Self, Error> {
+    async fn open(options: &RemoteOptions, redactor: Arc<Redactor>) -> Result<Self, AdapterError> {
         let describe = options.worker.describe();
         let (in_tx, incoming) = mpsc::channel(64);
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
@@ -412,9 +389,11 @@ impl Connection {
                 )
                 .await
                 .map_err(|_| {
-                    Error::Worker(format!("cannot connect to worker at {addr}: timed out"))
+                    AdapterError::Input(format!("cannot connect to worker at {addr}: timed out"))
                 })?
-                .map_err(|e| Error::Worker(format!("cannot connect to worker at {addr}: {e}")))?;
+                .map_err(|e| {
+                    AdapterError::Input(format!("cannot connect to worker at {addr}: {e}"))
+                })?;
                 let _ = stream.set_nodelay(true);
                 let (read, mut write) = stream.into_split();
                 write_message(
@@ -424,7 +403,9 @@ impl Connection {
                     },
                 )
                 .await
-                .map_err(|e| Error::Worker(format!("cannot talk to worker at {addr}: {e}")))?;
+                .map_err(|e| {
+                    AdapterError::Input(format!("cannot talk to worker at {addr}: {e}"))
+                })?;
                 spawn_reader(BufReader::new(read), in_tx);
                 (Box::new(write), None)
             }
@@ -450,9 +431,9 @@ impl Connection {
                     .stderr(Stdio::piped())
                     .process_group(0)
                     .kill_on_drop(true);
-                let mut child = command
-                    .spawn()
-                    .map_err(|e| Error::Worker(format!("cannot start worker `{describe}`: {e}")))?;
+                let mut child = command.spawn().map_err(|e| {
+                    AdapterError::Input(format!("cannot start worker `{describe}`: {e}"))
+                })?;
                 let stdin = child.stdin.take().expect("stdin is piped");
                 let stdout = child.stdout.take().expect("stdout is piped");
                 let stderr = child.stderr.take().expect("stderr is piped");

@@ -2,7 +2,8 @@
 //! process (a child, `ssh host osiris worker --stdio`, `kubectl exec -i ...`, or a worker
 //! listening on TCP) over a versioned, line-delimited JSON protocol (`docs/protocol.md`).
 //!
-//! The host keeps the engine's one step loop ([`engine::run_with`]) and its failure policy;
+//! [`RemoteAdapter`] is the `remote` target of the adapter contract ([`engine::Adapter`], ADR
+//! 0027). The host keeps the engine's one step loop ([`engine::run_with`]) and its failure policy;
 //! each step runs on the worker through the engine's own [`engine::Engine::run_step`] against
 //! the worker's session directory. Secrets travel in memory only. When the run ends, the host
 //! pulls `pipeline_data.duckdb` and `artifacts/` back into its session directory.
@@ -12,4 +13,4 @@ mod host;
 pub mod protocol;
 pub mod worker;
 
-pub use host::{Connection, Error, RemoteAdapter, RemoteOptions, RunReport, WorkerSpec};
+pub use host::{RemoteAdapter, RemoteOptions, WorkerSpec};

@@ -1,0 +1,393 @@
+//! The one step loop ([`run_with`]): runs a prepared plan in order with a [`StepExecutor`],
+//! stopping at the first failed step or on cancellation. In this process a step runs through
+//! [`Engine::run_step`] ([`InProcess`]); a remote host plugs in an executor that runs each step
+//! on its worker.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use driver_api::{DriverError, ErrorClass, InputTable, StepContext, StepInputs};
+use execution_context::{ExecutionContext, object};
+use pipeline::{Step, StepMode};
+use serde_json::{Map, Value};
+
+use crate::{Engine, PreparedPlan, PreparedStep, RunOutcome, StepReport, StepStatus, millis};
+
+/// How long a cancelled step may take to stop and roll back before it is abandoned.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// Live progress of a run, for terminals and remote hosts. Events go to the session's
+/// `events.jsonl` regardless.
+pub trait RunObserver: Send + Sync {
+    /// A step is about to start (`index` counts from 0).
+    fn step_started(&self, _step: &Step, _index: usize, _total: usize) {}
+    /// A step ended.
+    fn step_finished(&self, _report: &StepReport) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl RunObserver for NoObserver {}
+
+impl Engine {
+    /// Runs a prepared plan in order against `exec`, stopping at the first failed step or on
+    /// cancellation. Relative paths in step configs resolve against `base_dir`. The plan's
+    /// secrets are registered with the run's redactor first.
+    pub async fn run(
+        &self,
+        prepared: &PreparedPlan,
+        exec: &Arc<ExecutionContext>,
+        base_dir: &Path,
+        observer: &dyn RunObserver,
+    ) -> RunOutcome {
+        self.run_seeded(prepared, exec, base_dir, observer, HashMap::new())
+            .await
+    }
+
+    /// Like [`run`](Self::run), with tables of steps that are not in the plan already present in
+    /// the run database (`seed`: step id -> table), e.g. copied from an earlier session to replay
+    /// part of a pipeline.
+    pub async fn run_seeded(
+        &self,
+        prepared: &PreparedPlan,
+        exec: &Arc<ExecutionContext>,
+        base_dir: &Path,
+        observer: &dyn RunObserver,
+        seed: HashMap<String, InputTable>,
+    ) -> RunOutcome {
+        let mut executor = InProcess {
+            engine: self,
+            exec,
+            base_dir,
+        };
+        run_with(prepared, exec, observer, seed, &mut executor).await
+    }
+
+    /// Runs one step of a plan in this process: its events and metrics, its artifacts, the
+    /// driver call with the tables of earlier steps (`outputs`: step id -> table) and the
+    /// classification of its error. The step loop ([`run_with`]) calls it through
+    /// [`InProcess`]; a remote worker calls it for each step the host asks it to run.
+    pub async fn run_step(
+        &self,
+        prepared: &PreparedStep,
+        exec: &Arc<ExecutionContext>,
+        base_dir: &Path,
+        outputs: &HashMap<String, InputTable>,
+    ) -> StepReport {
+        let step = &prepared.step;
+        let started = Instant::now();
+        let emitter = exec.step_emitter(&step.id);
+        emitter.event(
+            "step_start",
+            object([
+                ("component", step.component.clone().into()),
+                ("mode", step.mode.as_str().into()),
+            ]),
+        );
+        let result = self.execute(prepared, exec, base_dir, outputs).await;
+        let duration_ms = millis(started.elapsed());
+        let mut state = None;
+        let status = match result {
+            Ok(output) => {
+                state = output.state;
+                let metric = if step.mode == StepMode::Read {
+                    "rows_read"
+                } else {
+                    "rows_written"
+                };
+                emitter.metric(metric, output.rows);
+                emitter.metric("step_duration_ms", duration_ms);
+                let table = output.table.map(|t| t.as_str().to_owned());
+                let mut fields = object([
+                    ("component", step.component.clone().into()),
+                    ("rows", output.rows.into()),
+                    ("duration_ms", duration_ms.into()),
+                ]);
+                if let Some(table) = &table {
+                    fields.insert("table".into(), table.clone().into());
+                }
+                emitter.event("step_complete", fields);
+                StepStatus::Ok {
+                    rows: output.rows,
+                    table,
+                }
+            }
+            Err(error) => {
+                let mut message = error.to_string();
+                if let (DriverError::Config { key: Some(key), .. }, Some(source)) =
+                    (&error, &prepared.source)
+                {
+                    message = source.annotate(key, &message);
+                }
+                let message = exec.redactor().redact(&message).into_owned();
+                emitter.metric("step_duration_ms", duration_ms);
+                emitter.event(
+                    "step_failed",
+                    object([
+                        ("component", step.component.clone().into()),
+                        ("error_class", error.class().as_str().into()),
+                        ("error", message.clone().into()),
+                        ("duration_ms", duration_ms.into()),
+                    ]),
+                );
+                StepStatus::Failed {
+                    error_class: error.class(),
+                    error: message,
+                }
+            }
+        };
+        StepReport {
+            step_id: step.id.clone(),
+            component: step.component.clone(),
+            mode: step.mode,
+            status,
+            duration_ms,
+            state,
+        }
+    }
+
+    async fn execute(
+        &self,
+        prepared: &PreparedStep,
+        exec: &Arc<ExecutionContext>,
+        base_dir: &Path,
+        outputs: &HashMap<String, InputTable>,
+    ) -> Result<driver_api::StepOutput, DriverError> {
+        let step = &prepared.step;
+        let driver = self
+            .drivers
+            .get(&step.component)
+            .ok_or_else(|| DriverError::Unsupported {
+                operation: format!("component `{}` (no driver in this build)", step.component),
+            })?;
+        let ctx = StepContext::new(exec, &step.id, &step.component, base_dir)?
+            .with_state(prepared.state.clone());
+        if let Some(connection) = &prepared.connection {
+            ctx.event(
+                "connection_resolved",
+                object([
+                    ("connection", connection.to_string().into()),
+                    (
+                        "fields",
+                        prepared.config.keys().cloned().collect::<Vec<_>>().into(),
+                    ),
+                ]),
+            );
+        }
+        write_cleaned_config(&ctx, &prepared.masked_config());
+
+        let mut inputs = StepInputs::new();
+        for (from, table) in input_tables(step, outputs)? {
+            ctx.event(
+                "inputs_resolved",
+                object([
+                    ("from_step", from.into()),
+                    ("table", table.table.as_str().into()),
+                    ("rows", table.rows.into()),
+                ]),
+            );
+            inputs.insert(from.to_owned(), table.clone());
+        }
+
+        let cancel = ctx.cancellation().clone();
+        let run = driver.run_json(&ctx, Value::Object(prepared.config.clone()), inputs);
+        tokio::pin!(run);
+        tokio::select! {
+            result = &mut run => result,
+            () = cancel.cancelled() => {
+                // Drivers see the same token: give them time to interrupt their work and roll
+                // back, rather than abandoning a thread that could still commit a table.
+                match tokio::time::timeout(CANCEL_GRACE, &mut run).await {
+                    Ok(Ok(output)) => Ok(output),
+                    Ok(Err(_)) | Err(_) => Err(DriverError::Cancelled),
+                }
+            }
+        }
+    }
+}
+
+/// The tables `step` reads, from the tables of earlier steps (`outputs`: step id -> table):
+/// the steps its `inputs` name, or else every step in its `needs` that produced a table. A
+/// needed step without a table (a writer) only orders the run. Every adapter wires inputs
+/// through this function.
+pub fn input_tables<'a>(
+    step: &'a Step,
+    outputs: &'a HashMap<String, InputTable>,
+) -> Result<Vec<(&'a str, &'a InputTable)>, DriverError> {
+    if step.inputs.is_empty() {
+        return Ok(step
+            .needs
+            .iter()
+            .filter_map(|need| Some((need.as_str(), outputs.get(need)?)))
+            .collect());
+    }
+    step.inputs
+        .iter()
+        .map(|input| match outputs.get(input) {
+            Some(table) => Ok((input.as_str(), table)),
+            None => Err(DriverError::Config {
+                key: Some("inputs".into()),
+                message: format!("step '{input}' produced no table to read"),
+            }),
+        })
+        .collect()
+}
+
+/// Runs one step for [`run_with`]: in this process ([`InProcess`]) or on a remote worker.
+pub trait StepExecutor {
+    /// Runs `step` with the tables of earlier steps (`outputs`: step id -> table) and reports
+    /// what happened. The step's events and metrics reach the run's `events.jsonl` /
+    /// `metrics.jsonl` through the executor (written or forwarded).
+    fn execute_step(
+        &mut self,
+        step: &PreparedStep,
+        outputs: &HashMap<String, InputTable>,
+    ) -> impl Future<Output = StepReport>;
+}
+
+/// Runs steps in this process with an [`Engine`].
+#[derive(Debug)]
+pub struct InProcess<'a> {
+    /// The engine (drivers and specs).
+    pub engine: &'a Engine,
+    /// The run's context.
+    pub exec: &'a Arc<ExecutionContext>,
+    /// Directory relative paths resolve against.
+    pub base_dir: &'a Path,
+}
+
+impl StepExecutor for InProcess<'_> {
+    fn execute_step(
+        &mut self,
+        step: &PreparedStep,
+        outputs: &HashMap<String, InputTable>,
+    ) -> impl Future<Output = StepReport> {
+        self.engine
+            .run_step(step, self.exec, self.base_dir, outputs)
+    }
+}
+
+/// The step loop: runs a prepared plan in order with `executor`, stopping at the first failed
+/// step or on cancellation of `exec`. Emits `run_start`, then `run_complete` or `run_error`, and
+/// the `run_duration_ms` metric. The plan's secrets are registered with the run's redactor
+/// first. `seed` holds tables of steps outside the plan already present in the run database.
+pub async fn run_with(
+    prepared: &PreparedPlan,
+    exec: &Arc<ExecutionContext>,
+    observer: &dyn RunObserver,
+    seed: HashMap<String, InputTable>,
+    executor: &mut impl StepExecutor,
+) -> RunOutcome {
+    let started = Instant::now();
+    for secret in &prepared.secrets {
+        exec.redactor().add_secret(secret);
+    }
+    let plan = &prepared.plan;
+    let total = plan.steps.len();
+    exec.event(
+        "run_start",
+        object([
+            ("pipeline", plan.name.clone().into()),
+            ("steps_total", total.into()),
+            (
+                "session_dir",
+                exec.session_dir().display().to_string().into(),
+            ),
+        ]),
+    );
+    let mut outputs = seed;
+    let mut reports = Vec::with_capacity(total);
+    let mut cancelled = false;
+    for (index, prepared_step) in prepared.steps.iter().enumerate() {
+        let step = &prepared_step.step;
+        if exec.cancellation().is_cancelled() {
+            cancelled = true;
+            break;
+        }
+        observer.step_started(step, index, total);
+        let report = executor.execute_step(prepared_step, &outputs).await;
+        observer.step_finished(&report);
+        let failed = matches!(report.status, StepStatus::Failed { .. });
+        if let StepStatus::Ok {
+            rows,
+            table: Some(table),
+        } = &report.status
+        {
+            match driver_api::TableName::new(table.clone()) {
+                Ok(table) => {
+                    outputs.insert(step.id.clone(), InputTable { table, rows: *rows });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, step = %step.id, "step reported an unusable table name")
+                }
+            }
+        }
+        if let StepStatus::Failed { error_class, .. } = &report.status {
+            cancelled = *error_class == ErrorClass::Cancelled;
+        }
+        reports.push(report);
+        if failed {
+            break;
+        }
+    }
+    let outcome = RunOutcome {
+        steps: reports,
+        steps_total: total,
+        cancelled,
+        duration_ms: millis(started.elapsed()),
+    };
+    if outcome.ok() {
+        exec.event(
+            "run_complete",
+            object([
+                ("pipeline", plan.name.clone().into()),
+                ("steps_completed", outcome.steps_completed().into()),
+                ("duration_ms", outcome.duration_ms.into()),
+            ]),
+        );
+    } else {
+        let mut fields = object([
+            ("pipeline", plan.name.clone().into()),
+            ("steps_completed", outcome.steps_completed().into()),
+            ("steps_total", total.into()),
+            ("duration_ms", outcome.duration_ms.into()),
+            ("cancelled", cancelled.into()),
+        ]);
+        if let Some(failed) = outcome.failed_step() {
+            fields.insert("step_id".into(), failed.step_id.clone().into());
+            if let StepStatus::Failed { error, .. } = &failed.status {
+                fields.insert("error".into(), error.clone().into());
+            }
+        }
+        exec.event("run_error", fields);
+    }
+    exec.metric("run_duration_ms", outcome.duration_ms, Map::new());
+    outcome
+}
+
+/// Writes `artifacts/<step>/cleaned_config.json`: the config the driver received, with secret
+/// keys masked by the caller and every secret value scrubbed by the run's redactor.
+fn write_cleaned_config(ctx: &StepContext, config: &Map<String, Value>) {
+    let path = ctx.artifacts_dir().join("cleaned_config.json");
+    let text = serde_json::to_string_pretty(config).expect("JSON always serializes");
+    let text = ctx
+        .execution_context()
+        .redactor()
+        .redact(&text)
+        .into_owned();
+    if let Err(error) = std::fs::write(&path, text + "\n") {
+        tracing::warn!(%error, path = %path.display(), "cannot write cleaned_config.json");
+    } else {
+        ctx.event(
+            "artifact_created",
+            object([
+                ("artifact_type", "cleaned_config".into()),
+                ("path", path.display().to_string().into()),
+            ]),
+        );
+    }
+}
