@@ -343,3 +343,27 @@ steps:
         );
     }
 }
+
+#[test]
+fn a_connection_key_one_typo_from_a_field_is_a_warning_naming_both() {
+    let project = Project::new();
+    project.write(
+        "osiris_connections.yaml",
+        "connections:\n  filesystem:\n    typo:\n      base_dri: data\n      description: the shared drive\n      alias: python-osiris-extra\n",
+    );
+    project.write("data/orders.csv", "id,amount\n1,1\n");
+    project.write(
+        "pipeline.yaml",
+        PIPELINE.replace("@filesystem.vault", "@filesystem.typo"),
+    );
+    let ran = project.osiris(&["validate", "pipeline.yaml"]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    assert!(
+        ran.stderr.contains("step 'extract', key `config.connection`: connection @filesystem.typo has `base_dri`, which filesystem.csv_extractor does not read; did you mean `base_dir`?"),
+        "{}",
+        ran.stderr
+    );
+    // Keys that are no typo of a field pass through silently, as in Python Osiris.
+    assert!(!ran.stderr.contains("description"), "{}", ran.stderr);
+    assert!(!ran.stderr.contains("`alias`"), "{}", ran.stderr);
+}

@@ -446,7 +446,9 @@ fn merge_connection(
     config: &mut Map<String, Value>,
     problems: &mut Problems,
 ) {
-    for field in spec.connection_fields() {
+    let fields = spec.connection_fields();
+    warn_misspelled_connection_keys(step, &fields, resolved, problems);
+    for field in fields {
         let Some(value) = resolved.fields.get(&field.name) else {
             continue;
         };
@@ -477,6 +479,37 @@ fn merge_connection(
             continue;
         }
         config.insert(field.name.clone(), value.clone());
+    }
+}
+
+/// A connection may carry keys its components do not read (`description`, Python Osiris'
+/// `alias` or `pool_size`): they pass through, as in Osiris. A key one typo away from a field
+/// the component does read (`passwrd`, `hots`) is almost certainly that field, silently
+/// missing: warn, naming both.
+fn warn_misspelled_connection_keys(
+    step: &Step,
+    fields: &[component_spec::ConnectionField],
+    resolved: &ResolvedConnection,
+    problems: &mut Problems,
+) {
+    let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+    for key in resolved.fields.keys() {
+        if names.contains(&key.as_str()) {
+            continue;
+        }
+        if let Some(meant) = did_you_mean(key, names.iter().copied()) {
+            problems.push(
+                Problem::step_error(
+                    &step.id,
+                    Some("config.connection"),
+                    format!(
+                        "connection {} has `{key}`, which {} does not read; did you mean `{meant}`?",
+                        resolved.reference, step.component
+                    ),
+                )
+                .warning(),
+            );
+        }
     }
 }
 
