@@ -157,7 +157,13 @@ fn chroot(root: &Path) -> Command {
         c
     };
     command.arg(root);
-    command.env_clear().env("LD_LIBRARY_PATH", "/usr/local/lib").env("HOME", "/work");
+    // Only what the image sets (deploy/kubernetes/Dockerfile); PATH finds chroot/unshare.
+    command
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("LD_LIBRARY_PATH", "/usr/local/lib")
+        .env("HOME", "/work")
+        .env("TMPDIR", "/tmp");
     command
 }
 
