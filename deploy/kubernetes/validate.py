@@ -5,7 +5,8 @@
 The schema is the one the `kubernetes` Python client (pinned in
 testing_env/requirements-dagster.txt) is generated from, the API's OpenAPI document: its models
 refuse unknown keys (a typo never passes silently), missing required fields and values of the
-wrong type. Prints one `file: kind name: problem` per line and exits 1 if there is any.
+wrong type. Without arguments it also checks that cronjob.yaml runs the Job of job.yaml.
+Prints one `file: kind name: problem` per line and exits 1 if there is any.
 Run by tests/it/orchestration.rs.
 """
 
@@ -51,9 +52,20 @@ def validate(path: Path) -> list[str]:
     return [f"{path.name}: {p}" for p in problems]
 
 
+def same_job(job: Path, cronjob: Path) -> list[str]:
+    """The CronJob runs exactly the Job of job.yaml (the two files must not drift apart)."""
+    job_spec = yaml.safe_load(job.read_text())["spec"]
+    cron_spec = yaml.safe_load(cronjob.read_text())["spec"]["jobTemplate"]["spec"]
+    if job_spec != cron_spec:
+        return [f"{cronjob.name}: spec.jobTemplate.spec differs from the spec of {job.name}"]
+    return []
+
+
 def main(argv: list[str]) -> int:
     files = [Path(a) for a in argv] or sorted(HERE.glob("*.yaml"))
     problems = [p for f in files for p in validate(f)]
+    if not argv:
+        problems += same_job(HERE / "job.yaml", HERE / "cronjob.yaml")
     for p in problems:
         print(p)
     print(f"{len(files)} files, {len(problems)} problems")

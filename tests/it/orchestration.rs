@@ -69,7 +69,15 @@ fn dagster_assets_materialize_replay_fail_and_run_in_parallel_on_real_dagster() 
     assert!(site.join("dagster_osiris/__init__.py").is_file());
 
     let ran = Command::new(&python)
-        .args(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--basetemp"])
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "--basetemp",
+        ])
         .arg(project.path().join("pytest"))
         .arg(source.join("tests"))
         .current_dir(project.path())
@@ -85,7 +93,11 @@ fn dagster_assets_materialize_replay_fail_and_run_in_parallel_on_real_dagster() 
         .unwrap();
     let text = output_text(&ran);
     assert!(ran.status.success(), "pytest failed:\n{text}");
-    let summary = text.lines().rev().find(|l| l.contains(" passed")).unwrap_or("");
+    let summary = text
+        .lines()
+        .rev()
+        .find(|l| l.contains(" passed"))
+        .unwrap_or("");
     assert!(
         summary.contains("6 passed") && !summary.contains("skipped") && !summary.contains("error"),
         "{text}"
@@ -97,7 +109,8 @@ fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name();
-        if name == "__pycache__" || name == "build" || name.to_string_lossy().ends_with(".egg-info") {
+        if name == "__pycache__" || name == "build" || name.to_string_lossy().ends_with(".egg-info")
+        {
             continue;
         }
         if entry.file_type().unwrap().is_dir() {
@@ -120,9 +133,10 @@ fn kubernetes_manifests_validate_against_the_api_schema_and_a_typo_does_not() {
     // The check itself catches a misspelt field and a value of the wrong type.
     let project = Project::new();
     let job = std::fs::read_to_string(repo_root().join("deploy/kubernetes/job.yaml")).unwrap();
-    let bad = job
-        .replace("backoffLimit: 2", "backofLimit: 2")
-        .replace("terminationGracePeriodSeconds: 60", "terminationGracePeriodSeconds: soon");
+    let bad = job.replace("backoffLimit: 2", "backofLimit: 2").replace(
+        "terminationGracePeriodSeconds: 60",
+        "terminationGracePeriodSeconds: soon",
+    );
     let file = project.write("job.yaml", bad);
     let refused = Command::new(&python)
         .arg(&validate)
@@ -198,7 +212,10 @@ fn the_image_file_list_runs_osiris_in_an_empty_root() {
 
     // A tiny pipeline (CSV -> DuckDB SQL -> CSV) gives the same file as on the host.
     let example = repo_root().join("examples/orders");
-    for (from, to) in [("pipeline.yaml", "pipeline.yaml"), ("data/orders.csv", "data/orders.csv")] {
+    for (from, to) in [
+        ("pipeline.yaml", "pipeline.yaml"),
+        ("data/orders.csv", "data/orders.csv"),
+    ] {
         let target = root.join("work").join(to);
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         std::fs::copy(example.join(from), target).unwrap();
