@@ -123,6 +123,15 @@ def test_a_failed_step_fails_its_asset_and_the_ones_after_it_with_the_step_messa
         message = failure.user_failure_data.description
         assert "step `revenue` failed (config)" in message, message
         assert "syntax error" in message, message
+        # The failed step's asset and the one after it were planned by the run and never
+        # materialized: Dagster shows them as failed.
+        records = instance.get_records_for_run(
+            result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        ).records
+        planned = {r.event_log_entry.dagster_event.asset_key for r in records}
+        failed = planned - set(materializations(result))
+        assert instance.get_latest_materialization_event(key("mysql-revenue", "write-revenue")) is None
+        assert failed == {key("mysql-revenue", "revenue"), key("mysql-revenue", "write-revenue")}, failed
 
 
 def two_pipelines_job():
