@@ -204,7 +204,9 @@ class _Runner:
                         "session_id": str(report.get("session_id")),
                         "exit_code": report.get("exit_code"),
                     },
-                    allow_retries=False,
+                    # A failed step may be the world's fault (a connection): a RetryPolicy may
+                    # retry it; a refused run (wrong input) is never retried.
+                    allow_retries=True,
                 )
             self.last = report
         extra = sorted(set(results) - selected)
