@@ -113,3 +113,14 @@ mkdir -p "$here/tmp"
 # Remove scratch dirs of earlier runs older than a day; tests clean up after themselves, but a
 # killed run cannot.
 find "$here/tmp" -mindepth 1 -maxdepth 1 -mtime +1 -exec rm -rf {} + 2>/dev/null || true
+
+# Dagster integration (integrations/dagster, tests/it/orchestration.rs): a venv in the per-user
+# cache (override with OSIRIS_DAGSTER_VENV) with the pinned testing_env/requirements-dagster.txt.
+# Reinstalls only when that file changed (its copy is kept in the venv); ~3 min when fresh.
+dagster_venv="${OSIRIS_DAGSTER_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/osiris-rs/venv-dagster}"
+if ! cmp -s "$here/requirements-dagster.txt" "$dagster_venv/requirements-dagster.txt"; then
+    echo "testing_env: installing Dagster into $dagster_venv" >&2
+    [ -x "$dagster_venv/bin/python" ] || python3 -m venv "$dagster_venv"
+    "$dagster_venv/bin/python" -m pip install -q --disable-pip-version-check -r "$here/requirements-dagster.txt"
+    cp "$here/requirements-dagster.txt" "$dagster_venv/requirements-dagster.txt"
+fi

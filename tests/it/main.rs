@@ -13,6 +13,7 @@ mod hostile;
 mod hostile_sql;
 mod layering;
 mod mysql;
+mod orchestration;
 mod osiris_compat;
 mod posthog;
 mod remote;
