@@ -242,6 +242,76 @@ fn replay_reruns_a_step_and_its_downstream_with_copied_upstream_tables() {
 }
 
 #[test]
+fn replay_only_runs_exactly_the_selected_steps() {
+    let project = example_project();
+    assert_eq!(
+        project
+            .osiris(&["run", "pipeline.yaml", "--session-id", "before"])
+            .code,
+        0
+    );
+    let fixed = String::from_utf8(project.read("pipeline.yaml"))
+        .unwrap()
+        .replace("WHERE status <> 'cancelled'", "WHERE status = 'paid'");
+    project.write("pipeline.yaml", fixed);
+    std::fs::remove_file(project.path().join("output/revenue_by_customer.csv")).unwrap();
+    let ran = project.osiris(&[
+        "run",
+        "pipeline.yaml",
+        "--only",
+        "revenue_by_customer",
+        "--session",
+        "before",
+        "--session-id",
+        "only",
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    assert!(ran.stdout.contains("Replaying orders-revenue only step 'revenue_by_customer' (1 of 3 steps; tables of read-orders reused from session before)"), "{}", ran.stdout);
+    let only = project.path().join(".osiris_sessions/only");
+    assert_eq!(
+        rows(&only, "SELECT count(*) FROM revenue_by_customer"),
+        ["4"]
+    );
+    assert!(
+        !project
+            .path()
+            .join("output/revenue_by_customer.csv")
+            .exists(),
+        "the writer downstream of the selected step did not run"
+    );
+    let events = std::fs::read_to_string(only.join("events.jsonl")).unwrap();
+    assert!(
+        events.contains("\"only_steps\":[\"revenue_by_customer\"]"),
+        "{events}"
+    );
+
+    let ran = project.osiris(&["run", "pipeline.yaml", "--session", "before"]);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(
+        ran.stderr
+            .contains("--session goes with --from-step or --only"),
+        "{}",
+        ran.stderr
+    );
+    let ran = project.osiris(&[
+        "run",
+        "pipeline.yaml",
+        "--only",
+        "read-orders",
+        "--from-step",
+        "read-orders",
+        "--session",
+        "before",
+    ]);
+    assert_eq!(
+        ran.code,
+        2,
+        "--only and --from-step exclude each other: {}",
+        ran.all()
+    );
+}
+
+#[test]
 fn replay_refuses_what_it_cannot_do() {
     let project = example_project();
     project.write("bad.yaml", "oml_version: \"0.1.0\"\nname: bad\nsteps:\n  - {id: t, component: duckdb.processor, mode: transform, config: {query: SELECT nope}}\n");

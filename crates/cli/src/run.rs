@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adapter_local::LocalAdapter;
+use adapter_local::{LocalAdapter, Selection};
 use adapter_remote::{RemoteAdapter, RemoteOptions, WorkerSpec};
 use clap::Args;
 use engine::{Adapter, RunObserver, RunReport, StepReport, StepStatus, exit};
@@ -51,11 +51,23 @@ pub struct RunArgs {
 
     /// Replay: run this step and everything downstream of it, reusing the tables of the other
     /// steps from the session given with --session.
-    #[arg(long, requires = "session", value_name = "STEP")]
+    #[arg(
+        long,
+        requires = "session",
+        value_name = "STEP",
+        conflicts_with = "only"
+    )]
     from_step: Option<String>,
 
-    /// The earlier session to replay from (id or a unique part of it).
-    #[arg(long, requires = "from_step", value_name = "ID")]
+    /// Replay: run exactly these steps (repeat the flag or separate ids with commas), reusing
+    /// the tables they need from other steps from the session given with --session. Nothing
+    /// downstream of them runs.
+    #[arg(long, requires = "session", value_name = "STEP", value_delimiter = ',')]
+    only: Vec<String>,
+
+    /// The earlier session to replay from (id or a unique part of it), with --from-step or
+    /// --only.
+    #[arg(long, value_name = "ID")]
     session: Option<String>,
 
     /// Ignore the incremental state stored by earlier runs (extractors read everything again,
@@ -161,22 +173,28 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<Outcome> {
         return input(&error.to_string());
     }
 
-    let replay = match (&args.from_step, &args.session) {
-        (Some(step), Some(id)) => {
-            match replay_of(&sessions_root, id, step, &loaded.prepared.plan) {
+    let selection = match (&args.from_step, args.only.is_empty()) {
+        (Some(step), _) => Some(Selection::FromStep(step.clone())),
+        (None, false) => Some(Selection::Only(args.only.clone())),
+        (None, true) => None,
+    };
+    let replay = match (selection, &args.session) {
+        (Some(selection), Some(id)) => {
+            match replay_of(&sessions_root, id, selection, &loaded.prepared.plan) {
                 Ok(replay) => Some(replay),
                 Err(message) => return input(&message),
             }
         }
+        (None, Some(_)) => return input("--session goes with --from-step or --only"),
         _ => None,
     };
     let plan = &loaded.prepared.plan;
     let banner = match &replay {
         None => running(plan),
         Some(replay) => format!(
-            "Replaying {} from step '{}' ({} of {} steps; tables of {} reused from session {})",
+            "Replaying {} {} ({} of {} steps; tables of {} reused from session {})",
             plan.name,
-            replay.from_step,
+            replay.selection,
             replay.run.len(),
             plan.steps.len(),
             if replay.copy.is_empty() {
@@ -206,7 +224,9 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<Outcome> {
         }
         Target::Remote => {
             if replay.is_some() {
-                return input("--from-step replays in this process only; drop --target remote");
+                return input(
+                    "--from-step and --only replay in this process only; drop --target remote",
+                );
             }
             let worker = match worker_spec(&args) {
                 Ok(worker) => worker,
@@ -529,14 +549,14 @@ fn finish_run(
 fn replay_of(
     root: &std::path::Path,
     id: &str,
-    step: &str,
+    selection: Selection,
     plan: &pipeline::Plan,
 ) -> Result<adapter_local::Replay, String> {
     let session = sessions::find(root, id).map_err(|e| e.to_string())?;
     if session.state == sessions::State::Running {
         return Err(format!("session `{}` is still running", session.id));
     }
-    let (run, copy) = adapter_local::Replay::select(plan, step)?;
+    let (run, copy) = adapter_local::Replay::select(plan, &selection)?;
     let tables = sessions::tables(&session).map_err(|e| e.to_string())?;
     let missing: Vec<&str> = copy
         .iter()
@@ -545,7 +565,7 @@ fn replay_of(
         .collect();
     if !missing.is_empty() {
         return Err(format!(
-            "session `{}` has no table for {} (needed to replay from '{step}'); replay from an earlier step",
+            "session `{}` has no table for {} (needed to replay {selection}); replay from an earlier step",
             session.id,
             missing
                 .iter()
@@ -557,7 +577,7 @@ fn replay_of(
     Ok(adapter_local::Replay {
         database: session.database_path(),
         session_id: session.id,
-        from_step: step.to_owned(),
+        selection,
         run,
         copy,
     })

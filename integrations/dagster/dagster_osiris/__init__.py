@@ -7,8 +7,8 @@
 
 Each step of the pipeline is one asset (key `[<pipeline name>, <step id>]`, deps from `needs`,
 the component and its title as metadata). Materializing runs `osiris run <pipeline> --json` once
-for the selected steps; a subset of the steps is replayed (`--from-step` / `--session`) from the
-session of the latest materialization of the steps it needs. Secrets stay in
+for the selected steps; a subset of the steps runs alone (`--only` / `--session`) on the tables
+of the latest materialization of the steps it needs. Secrets stay in
 `osiris_connections.yaml` and the environment: the command line holds only paths and step ids.
 See docs/orchestration.md.
 """
@@ -183,12 +183,10 @@ class _Runner:
         if selected == set(self.pipe.by_id):
             plan = [(None, None)]
         else:
-            plan = self._replay_plan(selected, keys)
+            plan = [self._replay_plan(selected, keys)]
         results: dict[str, dict] = {}
-        for from_step, base in plan:
-            if from_step is not None and results:
-                base = self.last["session_id"]
-            report = self._run(from_step, base)
+        for only, base in plan:
+            report = self._run(only, base)
             for step in report.get("steps", []):
                 results[step["step_id"]] = {**step, "_report": report}
             failed = next((s for s in report.get("steps", []) if s.get("status") == "failed"), None)
@@ -208,12 +206,6 @@ class _Runner:
                     # retry it; a refused run (wrong input) is never retried.
                     allow_retries=True,
                 )
-            self.last = report
-        extra = sorted(set(results) - selected)
-        if extra:
-            self.context.log.warning(
-                f"osiris replays everything downstream of the replayed step: also ran {extra} (not reported as materialized)"
-            )
         yield from self._results(selected, results, keys)
 
     def _results(self, selected, results, keys):
@@ -233,11 +225,11 @@ class _Runner:
                 metadata["table"] = dg.MetadataValue.text(step["table"])
             yield dg.MaterializeResult(asset_key=keys[step_id], metadata=metadata)
 
-    def _replay_plan(self, selected: set[str], keys) -> list[tuple[str, str]]:
-        """`(from_step, base session)` per replay: one per selected step with no selected
-        ancestor, in pipeline order; the base is the session of the newest materialization of
-        the steps the selection needs (of any step of the pipeline if it needs none)."""
-        roots = [s.id for s in self.pipe.steps if s.id in selected and not (self.pipe.ancestors(s.id) & selected)]
+    def _replay_plan(self, selected: set[str], keys) -> tuple[list[str], str]:
+        """`(steps, base session)`: exactly the selected steps, in pipeline order (`osiris run
+        --only`), on the tables they need from the session of the newest materialization of
+        those steps (of any step of the pipeline if they need none)."""
+        only = [s.id for s in self.pipe.steps if s.id in selected]
         needed = set().union(*(self.pipe.ancestors(s) for s in selected)) - selected
         newest = None
         for step_id in sorted(needed or set(self.pipe.by_id)):
@@ -257,14 +249,14 @@ class _Runner:
                 description=f"cannot replay {sorted(selected)}: no earlier osiris session of `{self.pipe.name}`; materialize the whole pipeline first",
                 allow_retries=False,
             )
-        return [(root, newest[1]) for root in roots]
+        return only, newest[1]
 
-    def _run(self, from_step: Optional[str], base: Optional[str]) -> dict:
+    def _run(self, only: Optional[list[str]], base: Optional[str]) -> dict:
         cmd = [self.binary, "run", str(self.pipe.path), "--json", "--sessions-dir", str(self.sessions)]
         if self.connections:
             cmd += ["--connections", str(self.connections)]
-        if from_step is not None:
-            cmd += ["--from-step", from_step, "--session", base]
+        if only is not None:
+            cmd += ["--only", ",".join(only), "--session", base]
         self.context.log.info(f"running {' '.join(cmd)}")
         proc = subprocess.Popen(
             cmd, cwd=self.pipe.path.parent, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -19,33 +19,73 @@ pub struct Replay {
     pub session_id: String,
     /// Its run database.
     pub database: PathBuf,
-    /// The step to start from.
-    pub from_step: String,
-    /// Steps that run again (the step and its downstream), by id.
+    /// Which steps run again, as asked.
+    pub selection: Selection,
+    /// Steps that run again, by id.
     pub run: BTreeSet<String>,
     /// Steps whose tables are copied from the earlier session.
     pub copy: Vec<String>,
 }
 
-impl Replay {
-    /// Chooses what to run and what to copy for replaying `plan` from `from_step`.
-    pub fn select(plan: &Plan, from_step: &str) -> Result<(BTreeSet<String>, Vec<String>), String> {
-        if !plan.steps.iter().any(|s| s.id == from_step) {
-            return Err(format!(
-                "no step '{from_step}' in the pipeline; steps: {}",
-                plan.steps
-                    .iter()
-                    .map(|s| s.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        // Plan order is topological, so one pass collects every downstream step.
-        let mut run = BTreeSet::new();
-        for step in &plan.steps {
-            if step.id == from_step || step.needs.iter().any(|n| run.contains(n)) {
-                run.insert(step.id.clone());
+/// The steps a replay runs again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// A step and everything downstream of it (`--from-step`).
+    FromStep(String),
+    /// Exactly these steps (`--only`), e.g. the assets an orchestrator selected.
+    Only(Vec<String>),
+}
+
+impl std::fmt::Display for Selection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::FromStep(step) => write!(f, "from step '{step}'"),
+            Self::Only(steps) => {
+                let quoted: Vec<String> = steps.iter().map(|s| format!("'{s}'")).collect();
+                write!(
+                    f,
+                    "only step{} {}",
+                    if steps.len() == 1 { "" } else { "s" },
+                    quoted.join(", ")
+                )
             }
+        }
+    }
+}
+
+impl Replay {
+    /// Chooses what to run and what to copy for replaying `selection` of `plan`.
+    pub fn select(
+        plan: &Plan,
+        selection: &Selection,
+    ) -> Result<(BTreeSet<String>, Vec<String>), String> {
+        let named: Vec<&String> = match selection {
+            Selection::FromStep(step) => vec![step],
+            Selection::Only(steps) => steps.iter().collect(),
+        };
+        for step in named {
+            if !plan.steps.iter().any(|s| &s.id == step) {
+                return Err(format!(
+                    "no step '{step}' in the pipeline; steps: {}",
+                    plan.steps
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        let mut run = BTreeSet::new();
+        match selection {
+            Selection::FromStep(from_step) => {
+                // Plan order is topological, so one pass collects every downstream step.
+                for step in &plan.steps {
+                    if &step.id == from_step || step.needs.iter().any(|n| run.contains(n)) {
+                        run.insert(step.id.clone());
+                    }
+                }
+            }
+            Selection::Only(steps) => run.extend(steps.iter().cloned()),
         }
         // Upstream tables to copy: those of needed steps that are not re-run. A needed writer
         // only ordered the run (it has no table), so there is nothing of it to copy.
@@ -179,7 +219,16 @@ fn copy_tables(
         "replay_start",
         object([
             ("from_session", replay.session_id.clone().into()),
-            ("from_step", replay.from_step.clone().into()),
+            (
+                match &replay.selection {
+                    Selection::FromStep(_) => "from_step",
+                    Selection::Only(_) => "only_steps",
+                },
+                match &replay.selection {
+                    Selection::FromStep(step) => step.clone().into(),
+                    Selection::Only(steps) => steps.clone().into(),
+                },
+            ),
             ("copied_tables", replay.copy.clone().into()),
             (
                 "rerun_steps",
@@ -207,12 +256,25 @@ steps:
 "#;
         let (pipeline, _) = pipeline::parse(text).unwrap();
         let plan = pipeline.plan().unwrap();
-        let (run, copy) = Replay::select(&plan, "again").unwrap();
+        let (run, copy) = Replay::select(&plan, &Selection::FromStep("again".into())).unwrap();
         assert_eq!(run.into_iter().collect::<Vec<_>>(), ["again", "both"]);
         assert_eq!(
             copy,
             ["src"],
             "`out` is a writer: it ordered `again`, it has no table"
+        );
+
+        // Exactly the selected steps: nothing downstream of them runs.
+        let only = Selection::Only(vec!["src".into(), "both".into()]);
+        let (run, copy) = Replay::select(&plan, &only).unwrap();
+        assert_eq!(run.into_iter().collect::<Vec<_>>(), ["both", "src"]);
+        assert_eq!(copy, ["again"], "`both` reads `again`, which does not run");
+        assert_eq!(only.to_string(), "only steps 'src', 'both'");
+
+        let unknown = Replay::select(&plan, &Selection::Only(vec!["nope".into()])).unwrap_err();
+        assert_eq!(
+            unknown,
+            "no step 'nope' in the pipeline; steps: src, out, again, both"
         );
     }
 }
