@@ -13,6 +13,7 @@ mod hostile_sql;
 mod layering;
 mod mysql;
 mod osiris_compat;
+mod pg_clients;
 mod posthog;
 mod remote;
 mod run;

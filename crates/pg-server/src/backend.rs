@@ -1,15 +1,20 @@
 //! One client's DuckDB: an in-memory database with sessions attached READ_ONLY, one schema
-//! (DuckDB database) per session id, and a temp table `osiris_sessions`. Every call blocks; the
-//! handler runs them on a blocking thread.
+//! (DuckDB database) per session id, the PostgreSQL catalog over them (`catalog.sql`) and a table
+//! `osiris_sessions`. Every call blocks; the handler runs them on a blocking thread.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use duckdb::arrow::datatypes::DataType;
 use duckdb::types::Value;
 use pgwire::api::Type;
 use pgwire::error::ErrorInfo;
 
+use crate::settings::Settings;
 use crate::sql::{quote_identifier, quote_literal};
+use crate::translate::Hint;
 
 /// A query error with its SQLSTATE.
 pub fn error(code: &str, message: impl Into<String>) -> Box<ErrorInfo> {
@@ -23,38 +28,94 @@ pub fn error(code: &str, message: impl Into<String>) -> Box<ErrorInfo> {
 /// Generic query failure (bad SQL, unknown table, ...).
 const QUERY_FAILED: &str = "42000";
 
+/// A result column: name, PostgreSQL type and type modifier (numeric precision/scale).
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// Column name.
+    pub name: String,
+    /// PostgreSQL type.
+    pub ty: Type,
+    /// `atttypmod`: `((precision << 16) | scale) + 4` for numeric, else -1.
+    pub typmod: i32,
+}
+
+impl Column {
+    /// A column without a type modifier.
+    pub fn new(name: impl Into<String>, ty: Type) -> Self {
+        Self {
+            name: name.into(),
+            ty,
+            typmod: -1,
+        }
+    }
+}
+
 /// A result set, fully read.
 #[derive(Debug, Default)]
 pub struct Rows {
-    /// Column names and their PostgreSQL types.
-    pub columns: Vec<(String, Type)>,
+    /// Columns.
+    pub columns: Vec<Column>,
     /// Values, row by row.
     pub rows: Vec<Vec<Value>>,
 }
+
+/// The catalog every client's database gets (ADR 0029).
+const CATALOG_SQL: &str = include_str!("catalog.sql");
+
+/// How often the sessions directory is looked at for new sessions.
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
 
 /// One client's database.
 pub struct Backend {
     conn: duckdb::Connection,
     root: PathBuf,
+    /// Sessions seen (attached, or skipped as too old) so far.
+    seen: HashSet<String>,
+    last_refresh: Instant,
+    settings: Settings,
 }
 
 impl Backend {
-    /// Opens the in-memory database and attaches the `attach_recent` newest finished sessions.
-    pub fn open(root: &Path, attach_recent: usize) -> Result<Self, Box<ErrorInfo>> {
+    /// Opens the in-memory database, builds the catalog and attaches the `attach_recent` newest
+    /// finished sessions; `user` and `pid` are the client's.
+    pub fn open(
+        root: &Path,
+        attach_recent: usize,
+        user: &str,
+        pid: i32,
+    ) -> Result<Self, Box<ErrorInfo>> {
         let fail = |e: duckdb::Error| error("58000", format!("cannot open the database: {e}"));
         let config = execution_context::base_config().map_err(fail)?;
         let conn = duckdb::Connection::open_in_memory_with_flags(config).map_err(fail)?;
-        let backend = Self {
+        conn.execute_batch(CATALOG_SQL).map_err(fail)?;
+        conn.execute_batch(
+            "CREATE TABLE memory.main.osiris_sessions (id VARCHAR, pipeline VARCHAR, \
+             status VARCHAR, started_at TIMESTAMPTZ, size_mb DOUBLE, tables VARCHAR)",
+        )
+        .map_err(fail)?;
+        let version = conn
+            .query_row("SELECT library_version FROM pragma_version()", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(fail)?;
+        let mut backend = Self {
             conn,
             root: root.to_owned(),
+            seen: HashSet::new(),
+            last_refresh: Instant::now(),
+            settings: Settings::new(user, pid, &version),
         };
-        for session in sessions::list(root)
-            .into_iter()
-            .filter(|s| s.state != sessions::State::Running && s.database_path().exists())
-            .take(attach_recent)
-        {
-            if let Err(e) = backend.attach_session(&session) {
-                tracing::warn!(session_id = %session.id, error = %e.message, "cannot attach session");
+        let mut attached = 0;
+        for session in sessions::list(root) {
+            if session.state == sessions::State::Running || !session.database_path().exists() {
+                continue;
+            }
+            backend.seen.insert(session.id.clone());
+            if attached < attach_recent {
+                attached += 1;
+                if let Err(e) = backend.attach_session(&session) {
+                    tracing::warn!(session_id = %session.id, error = %e.message, "cannot attach session");
+                }
             }
         }
         // Queries may read the session files only: no reading arbitrary files through
@@ -67,8 +128,30 @@ impl Backend {
                 quote_literal(&root_text)
             ))
             .map_err(fail)?;
+        backend.apply_settings()?;
         backend.refresh_sessions_table()?;
         Ok(backend)
+    }
+
+    /// Attaches sessions that finished since the last look, so that they show up as schemas
+    /// without `osiris_attach`.
+    fn refresh(&mut self) {
+        if self.last_refresh.elapsed() < REFRESH_EVERY {
+            return;
+        }
+        self.last_refresh = Instant::now();
+        for session in sessions::list(&self.root) {
+            if self.seen.contains(&session.id)
+                || session.state == sessions::State::Running
+                || !session.database_path().exists()
+            {
+                continue;
+            }
+            self.seen.insert(session.id.clone());
+            if let Err(e) = self.attach_session(&session) {
+                tracing::warn!(session_id = %session.id, error = %e.message, "cannot attach session");
+            }
+        }
     }
 
     fn attached(&self, id: &str) -> bool {
@@ -116,8 +199,10 @@ impl Backend {
     pub fn attach(&mut self, id: &str) -> Result<Rows, Box<ErrorInfo>> {
         let session = sessions::find(&self.root, id).map_err(|e| error("3F000", e.to_string()))?;
         self.attach_session(&session)?;
+        self.seen.insert(session.id.clone());
+        self.apply_settings()?;
         Ok(Rows {
-            columns: vec![("attached".to_owned(), Type::TEXT)],
+            columns: vec![Column::new("attached", Type::TEXT)],
             rows: vec![vec![Value::Text(session.id)]],
         })
     }
@@ -126,15 +211,13 @@ impl Backend {
     fn refresh_sessions_table(&self) -> Result<(), Box<ErrorInfo>> {
         let fail = |e: duckdb::Error| error("58000", format!("cannot list sessions: {e}"));
         self.conn
-            .execute_batch(
-                "CREATE OR REPLACE TEMP TABLE osiris_sessions (id VARCHAR, pipeline VARCHAR, \
-                 status VARCHAR, started_at TIMESTAMPTZ, size_mb DOUBLE, tables VARCHAR)",
-            )
+            .execute_batch("DELETE FROM memory.main.osiris_sessions")
             .map_err(fail)?;
         let mut insert = self
             .conn
             .prepare(
-                "INSERT INTO osiris_sessions VALUES (?, ?, ?, TRY_CAST(? AS TIMESTAMPTZ), ?, ?)",
+                "INSERT INTO memory.main.osiris_sessions \
+                 VALUES (?, ?, ?, TRY_CAST(? AS TIMESTAMPTZ), ?, ?)",
             )
             .map_err(fail)?;
         for s in sessions::list(&self.root) {
@@ -170,26 +253,159 @@ impl Backend {
             .unwrap_or_default()
     }
 
-    /// Number of parameters (`$n`) of a statement.
-    pub fn parameter_count(&self, sql: &str) -> Result<usize, Box<ErrorInfo>> {
-        let stmt = self
-            .conn
-            .prepare(sql)
-            .map_err(|e| error(QUERY_FAILED, e.to_string()))?;
-        Ok(stmt.parameter_count())
+    /// `SET name = value` (`None`: the default).
+    pub fn set(&mut self, name: &str, value: Option<&str>) -> Result<(), Box<ErrorInfo>> {
+        self.settings.set(name, value)?;
+        self.apply_settings()
     }
 
-    /// The result columns of a query, without reading its rows when it can be wrapped in a
-    /// subquery (a prepared `SELECT * FROM big` would otherwise run in full just to be described).
-    pub fn describe(&mut self, sql: &str) -> Result<Rows, Box<ErrorInfo>> {
+    /// `RESET ALL`.
+    pub fn reset_all(&mut self) -> Result<(), Box<ErrorInfo>> {
+        self.settings.reset_all();
+        self.apply_settings()
+    }
+
+    /// `SHOW name` / `SHOW ALL`.
+    pub fn show(&self, name: &str) -> Result<Rows, Box<ErrorInfo>> {
+        self.settings.show(name)
+    }
+
+    /// The current `statement_timeout`, if any.
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        self.settings.statement_timeout()
+    }
+
+    /// Mirrors the settings into the catalog (`pg_settings`, `current_setting`, ...) and into
+    /// DuckDB's search path and time zone.
+    fn apply_settings(&mut self) -> Result<(), Box<ErrorInfo>> {
+        let fail = |e: duckdb::Error| error("XX000", format!("cannot apply settings: {e}"));
+        let attached: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT database_name FROM duckdb_databases() WHERE NOT internal")
+                .map_err(fail)?;
+            stmt.query_map([], |r| r.get::<_, String>(0))
+                .map_err(fail)?
+                .flatten()
+                .filter(|d| d != "memory")
+                .collect()
+        };
+        let schemas = self.settings.visible_schemas(&attached);
+        // DuckDB: the in-memory database first (it holds the catalog the translated queries
+        // name), then the sessions on the search path, in order.
+        let mut path = vec!["memory.main".to_owned()];
+        path.extend(
+            schemas
+                .iter()
+                .filter(|s| *s != "public")
+                .map(|s| format!("{}.main", quote_identifier(s))),
+        );
+        self.conn
+            .execute_batch(&format!(
+                "SET search_path = {}",
+                quote_literal(&path.join(","))
+            ))
+            .map_err(fail)?;
+        if let Some(tz) = self.settings.get("timezone")
+            && let Err(e) = self
+                .conn
+                .execute_batch(&format!("SET TimeZone = {}", quote_literal(&tz)))
+        {
+            tracing::debug!(error = %e, "time zone not applied");
+        }
+        self.settings
+            .set_internal("osiris.schemas", &schemas.join(","));
+        self.settings.set_internal(
+            "osiris.current_schema",
+            schemas.first().map(String::as_str).unwrap_or(""),
+        );
+        self.conn
+            .execute_batch("DELETE FROM osiris_catalog.osiris_settings")
+            .map_err(fail)?;
+        let mut insert = self
+            .conn
+            .prepare("INSERT INTO osiris_catalog.osiris_settings VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            .map_err(fail)?;
+        let mut variables = String::new();
+        for s in self.settings.rows() {
+            // The catalog's functions read the server's own values as DuckDB variables (no
+            // subquery, so that table functions can take them).
+            if s.name.starts_with("osiris.") {
+                variables.push_str(&format!(
+                    "SET VARIABLE {} = {};",
+                    quote_identifier(&s.name),
+                    quote_literal(&s.value)
+                ));
+            }
+            insert
+                .execute(duckdb::params![
+                    s.name.to_ascii_lowercase(),
+                    s.value,
+                    s.reset,
+                    s.unit,
+                    s.category,
+                    s.description,
+                    s.vartype,
+                    "user"
+                ])
+                .map_err(fail)?;
+        }
+        self.conn.execute_batch(&variables).map_err(fail)?;
+        Ok(())
+    }
+
+    /// An interrupt handle for the running query (CancelRequest, statement_timeout).
+    pub fn interrupt_handle(&self) -> Arc<duckdb::InterruptHandle> {
+        self.conn.interrupt_handle()
+    }
+
+    /// The type of each parameter from the query's hints (`None`: unknown).
+    pub fn parameter_types(&mut self, hints: &[Option<Hint>], sql: &str) -> Vec<Option<Type>> {
+        hints
+            .iter()
+            .map(|hint| match hint {
+                Some(Hint::Cast(t)) => pg_type_named(t),
+                Some(Hint::Column(c)) => self.column_type(c, sql),
+                None => None,
+            })
+            .collect()
+    }
+
+    /// The type of a column of that name in a relation the query reads.
+    fn column_type(&self, column: &str, sql: &str) -> Option<Type> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT c.data_type, c.table_name FROM duckdb_columns() c \
+                 WHERE lower(c.column_name) = lower(?) AND c.database_name NOT IN ('system', 'temp')",
+            )
+            .ok()?;
+        let rows: Vec<(String, String)> = stmt
+            .query_map([column], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ok()?
+            .flatten()
+            .collect();
+        let lower = sql.to_ascii_lowercase();
+        rows.iter()
+            .find(|(_, table)| lower.contains(&table.to_ascii_lowercase()))
+            .and_then(|(t, _)| pg_type_named(t))
+    }
+
+    /// The result columns of a query, without running it.
+    pub fn describe(&mut self, sql: &str) -> Result<Vec<Column>, Box<ErrorInfo>> {
+        self.refresh();
+        // duckdb-rs reads the result schema after the statement ran: wrap it in LIMIT 0.
         let body = sql.trim_end().trim_end_matches(';');
         let wrapped = format!("SELECT * FROM ({body}\n) AS osiris_describe LIMIT 0");
-        self.query(&wrapped, Vec::new())
-            .or_else(|_| self.query(sql, Vec::new()))
+        let rows = self
+            .query(&wrapped, Vec::new())
+            .or_else(|_| self.query(sql, Vec::new()))?;
+        Ok(rows.columns)
     }
 
-    /// Runs a query; `params` fill `$1..`. `None` params (describe) are bound as NULL.
+    /// Runs a query; `params` fill `$1..`. Missing params are bound as NULL.
     pub fn query(&mut self, sql: &str, params: Vec<Value>) -> Result<Rows, Box<ErrorInfo>> {
+        self.refresh();
         if sql.to_ascii_lowercase().contains("osiris_sessions") {
             self.refresh_sessions_table()?;
         }
@@ -202,10 +418,14 @@ impl Backend {
             .as_ref()
             .map(|s| s.schema())
             .ok_or_else(|| error("XX000", "no result schema"))?;
-        let columns: Vec<(String, Type)> = schema
+        let columns: Vec<Column> = schema
             .fields()
             .iter()
-            .map(|f| (f.name().clone(), pg_type(f.data_type())))
+            .map(|f| Column {
+                name: f.name().clone(),
+                ty: pg_type(f.data_type()),
+                typmod: typmod(f.data_type()),
+            })
             .collect();
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(fail)? {
@@ -217,6 +437,47 @@ impl Backend {
         }
         Ok(Rows { columns, rows: out })
     }
+}
+
+/// The numeric type modifier of a DECIMAL column.
+fn typmod(t: &DataType) -> i32 {
+    match t {
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
+            ((i32::from(*p) << 16) | i32::from(*s).max(0)) + 4
+        }
+        _ => -1,
+    }
+}
+
+/// The PostgreSQL type of a DuckDB (or PostgreSQL) type name.
+fn pg_type_named(name: &str) -> Option<Type> {
+    let upper = name.trim().to_ascii_uppercase();
+    let base = upper.split('(').next().unwrap_or("").trim();
+    Some(match base {
+        "BOOLEAN" | "BOOL" => Type::BOOL,
+        "TINYINT" | "SMALLINT" | "INT2" | "UTINYINT" => Type::INT2,
+        "INTEGER" | "INT" | "INT4" | "USMALLINT" => Type::INT4,
+        "BIGINT" | "INT8" | "UINTEGER" => Type::INT8,
+        "FLOAT" | "REAL" | "FLOAT4" => Type::FLOAT4,
+        "DOUBLE" | "FLOAT8" | "DOUBLE PRECISION" => Type::FLOAT8,
+        "DECIMAL" | "NUMERIC" | "HUGEINT" | "UBIGINT" | "UHUGEINT" => Type::NUMERIC,
+        "VARCHAR" | "TEXT" | "STRING" | "CHARACTER VARYING" => Type::TEXT,
+        "DATE" => Type::DATE,
+        "TIME" => Type::TIME,
+        "TIMESTAMP"
+        | "TIMESTAMP WITHOUT TIME ZONE"
+        | "TIMESTAMP_S"
+        | "TIMESTAMP_MS"
+        | "TIMESTAMP_NS"
+        | "DATETIME" => Type::TIMESTAMP,
+        "TIMESTAMP WITH TIME ZONE" | "TIMESTAMPTZ" => Type::TIMESTAMPTZ,
+        "INTERVAL" => Type::INTERVAL,
+        "BLOB" | "BYTEA" => Type::BYTEA,
+        "UUID" => Type::UUID,
+        "JSON" => Type::JSON,
+        "JSONB" => Type::JSONB,
+        _ => return None,
+    })
 }
 
 /// The PostgreSQL type a DuckDB result column is sent as.

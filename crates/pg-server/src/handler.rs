@@ -11,6 +11,7 @@ use duckdb::types::Value;
 use futures::Sink;
 use pgwire::api::auth::md5pass::{Md5PasswordAuthStartupHandler, hash_md5_password};
 use pgwire::api::auth::{AuthSource, DefaultServerParameterProvider, LoginInfo, Password};
+use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
@@ -19,30 +20,35 @@ use pgwire::api::results::{
 };
 use pgwire::api::stmt::{NoopQueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 
 use crate::ServerConfig;
-use crate::backend::{Backend, Rows, error};
+use crate::backend::{Backend, Column, Rows, error};
 use crate::numeric::Numeric;
-use crate::sql::{self, Kind};
+use crate::params;
+use crate::sql;
+use crate::translate::{self, Plan};
 
 /// The handlers of one client connection.
 pub struct Handlers {
     query: Arc<QueryHandler>,
+    cancel: Arc<DefaultCancelHandler>,
     startup: Arc<Md5PasswordAuthStartupHandler<PasswordSource, DefaultServerParameterProvider>>,
 }
 
 impl Handlers {
-    pub fn new(config: Arc<ServerConfig>) -> Self {
+    /// `connections` is the server's registry that CancelRequests look clients up in.
+    pub fn new(config: Arc<ServerConfig>, connections: Arc<ConnectionManager>) -> Self {
         let mut parameters = DefaultServerParameterProvider::default();
-        parameters.server_version = format!("16.0 (osiris {})", env!("CARGO_PKG_VERSION"));
+        parameters.server_version = crate::settings::SERVER_VERSION.to_owned();
         parameters.default_transaction_read_only = true;
         let startup = Md5PasswordAuthStartupHandler::new(
             Arc::new(PasswordSource(Arc::clone(&config))),
             Arc::new(parameters),
-        );
+        )
+        .with_connection_manager(Arc::clone(&connections));
         Self {
             query: Arc::new(QueryHandler {
                 config,
@@ -50,6 +56,7 @@ impl Handlers {
                 parser: Arc::new(NoopQueryParser::new()),
             }),
             startup: Arc::new(startup),
+            cancel: Arc::new(DefaultCancelHandler::new(connections)),
         }
     }
 }
@@ -65,6 +72,10 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
         Arc::clone(&self.startup)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::clone(&self.cancel)
     }
 }
 
@@ -113,21 +124,58 @@ fn read_only() -> Box<ErrorInfo> {
 enum Outcome {
     Rows(Rows),
     Tag(&'static str),
+    /// BEGIN / COMMIT / ROLLBACK.
+    Transaction(&'static str),
+}
+
+/// Interrupts the client's running DuckDB query when dropped while still armed.
+struct InterruptOnDrop(Option<Arc<duckdb::InterruptHandle>>);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.interrupt();
+        }
+    }
+}
+
+/// Who the client is, for the backend opened on its first statement.
+#[derive(Clone)]
+struct Client {
+    user: String,
+    pid: i32,
+}
+
+fn client_of<C: ClientInfo>(client: &C) -> Client {
+    Client {
+        user: client
+            .metadata()
+            .get(pgwire::api::METADATA_USER)
+            .cloned()
+            .unwrap_or_else(|| "osiris".to_owned()),
+        pid: client.pid_and_secret_key().0,
+    }
 }
 
 impl QueryHandler {
     /// Runs `f` on a blocking thread with the client's backend (opened on first use).
-    async fn with_backend<T, F>(&self, f: F) -> PgWireResult<T>
+    async fn with_backend<T, F>(&self, client: &Client, f: F) -> PgWireResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Backend) -> Result<T, Box<ErrorInfo>> + Send + 'static,
     {
         let backend = Arc::clone(&self.backend);
         let config = Arc::clone(&self.config);
+        let client = client.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = backend.lock().unwrap_or_else(|p| p.into_inner());
             if guard.is_none() {
-                *guard = Some(Backend::open(&config.sessions_root, config.attach_recent)?);
+                *guard = Some(Backend::open(
+                    &config.sessions_root,
+                    config.attach_recent,
+                    &client.user,
+                    client.pid,
+                )?);
             }
             match guard.as_mut() {
                 Some(b) => f(b),
@@ -139,12 +187,71 @@ impl QueryHandler {
         .map_err(user_error)
     }
 
+    /// Runs a query, interrupted by DuckDB when `statement_timeout` passes.
+    async fn run_query(
+        &self,
+        client: &Client,
+        sql: String,
+        params: Vec<Value>,
+    ) -> PgWireResult<Rows> {
+        let limits = self
+            .with_backend(client, |b| {
+                Ok((b.statement_timeout(), b.interrupt_handle()))
+            })
+            .await?;
+        let (timeout, interrupt) = limits;
+        let interrupt_for_cancel = Arc::clone(&interrupt);
+        let timer = timeout.map(|t| {
+            tokio::spawn(async move {
+                tokio::time::sleep(t).await;
+                interrupt.interrupt();
+            })
+        });
+        // pgwire drops this future on a CancelRequest: the guard then interrupts DuckDB, which
+        // ends the query and frees the connection's database for the next statement.
+        let mut guard = InterruptOnDrop(Some(interrupt_for_cancel));
+        let result = self
+            .with_backend(client, move |b| b.query(&sql, params))
+            .await;
+        guard.0 = None;
+        match timer {
+            Some(timer) if timer.is_finished() => Err(user_error(error(
+                "57014",
+                "canceling statement due to statement timeout",
+            ))),
+            Some(timer) => {
+                timer.abort();
+                result
+            }
+            None => result,
+        }
+    }
+
     /// Runs one statement with parameters.
-    async fn run(&self, statement: &str, params: Vec<Value>) -> PgWireResult<Outcome> {
-        match sql::classify(statement) {
-            Kind::Write => Err(user_error(read_only())),
-            Kind::NoOp(tag) => Ok(Outcome::Tag(tag)),
-            Kind::Attach(id) => {
+    async fn run(
+        &self,
+        client: &Client,
+        statement: &str,
+        params: Vec<Value>,
+    ) -> PgWireResult<Outcome> {
+        match translate::plan(statement) {
+            Plan::Write => Err(user_error(read_only())),
+            Plan::Transaction(tag) => Ok(Outcome::Transaction(tag)),
+            Plan::NoOp(tag) => Ok(Outcome::Tag(tag)),
+            Plan::Set(name, value) => {
+                self.with_backend(client, move |b| b.set(&name, value.as_deref()))
+                    .await?;
+                Ok(Outcome::Tag("SET"))
+            }
+            Plan::ResetAll => {
+                self.with_backend(client, Backend::reset_all).await?;
+                Ok(Outcome::Tag("RESET"))
+            }
+            Plan::Show(name) => self
+                .with_backend(client, move |b| b.show(&name))
+                .await
+                .map(Outcome::Rows),
+            Plan::Attach(id) => {
                 let id = match (id, params.into_iter().next()) {
                     (Some(id), _) => id,
                     (None, Some(Value::Text(id))) => id,
@@ -155,47 +262,86 @@ impl QueryHandler {
                         )));
                     }
                 };
-                self.with_backend(move |b| b.attach(&id))
+                self.with_backend(client, move |b| b.attach(&id))
                     .await
                     .map(Outcome::Rows)
             }
-            Kind::Query => {
-                let sql = sql::rewrite_catalog(statement).unwrap_or_else(|| statement.to_owned());
-                self.with_backend(move |b| b.query(&sql, params))
-                    .await
-                    .map(Outcome::Rows)
-            }
+            Plan::Query { sql, .. } => self.run_query(client, sql, params).await.map(Outcome::Rows),
         }
     }
 
-    /// Parameter count and result columns of a statement, without real parameters.
-    async fn describe(&self, statement: &str) -> PgWireResult<(usize, Vec<(String, Type)>)> {
-        match sql::classify(statement) {
-            Kind::Write => Err(user_error(read_only())),
-            Kind::NoOp(_) => Ok((0, Vec::new())),
-            Kind::Attach(id) => Ok((
-                usize::from(id.is_none()),
-                vec![("attached".to_owned(), Type::TEXT)],
+    /// Parameter types and result columns of a statement, without running it.
+    async fn describe(
+        &self,
+        client: &Client,
+        statement: &str,
+    ) -> PgWireResult<(Vec<Option<Type>>, Vec<Column>)> {
+        match translate::plan(statement) {
+            Plan::Write => Err(user_error(read_only())),
+            Plan::Attach(id) => Ok((
+                if id.is_none() {
+                    vec![Some(Type::TEXT)]
+                } else {
+                    Vec::new()
+                },
+                vec![Column::new("attached", Type::TEXT)],
             )),
-            Kind::Query => {
-                let sql = sql::rewrite_catalog(statement).unwrap_or_else(|| statement.to_owned());
-                self.with_backend(move |b| {
-                    let n = b.parameter_count(&sql)?;
-                    let rows = b.describe(&sql)?;
-                    Ok((n, rows.columns))
+            Plan::Show(name) => {
+                self.with_backend(client, move |b| Ok((Vec::new(), b.show(&name)?.columns)))
+                    .await
+            }
+            Plan::Query { sql, hints } => {
+                self.with_backend(client, move |b| {
+                    let types = b.parameter_types(&hints, &sql);
+                    let columns = b.describe(&sql)?;
+                    Ok((types, columns))
                 })
                 .await
             }
+            _ => Ok((Vec::new(), Vec::new())),
         }
+    }
+
+    /// The types parameters are decoded as: the client's, else the ones described.
+    async fn parameter_types(
+        &self,
+        client: &Client,
+        portal: &Portal<String>,
+    ) -> PgWireResult<Vec<Type>> {
+        let declared = &portal.statement.parameter_types;
+        let n = portal.parameter_len();
+        let known = (0..n).all(|i| declared.get(i).cloned().flatten().is_some());
+        let described = if known {
+            Vec::new()
+        } else {
+            self.describe(client, &portal.statement.statement).await?.0
+        };
+        Ok((0..n)
+            .map(|i| {
+                declared
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| described.get(i).cloned().flatten())
+                    .unwrap_or(Type::TEXT)
+            })
+            .collect())
     }
 }
 
-fn fields(columns: &[(String, Type)], format: &Format) -> Vec<FieldInfo> {
+fn fields(columns: &[Column], format: &Format) -> Vec<FieldInfo> {
     columns
         .iter()
         .enumerate()
-        .map(|(i, (name, ty))| {
-            FieldInfo::new(name.clone(), None, None, ty.clone(), format.format_for(i))
+        .map(|(i, c)| {
+            FieldInfo::new(
+                c.name.clone(),
+                None,
+                None,
+                c.ty.clone(),
+                format.format_for(i),
+            )
+            .with_type_modifier(c.typmod)
         })
         .collect()
 }
@@ -205,8 +351,8 @@ fn response(rows: Rows, format: &Format) -> PgWireResult<Response> {
     let mut encoder = DataRowEncoder::new(Arc::clone(&schema));
     let mut data = Vec::with_capacity(rows.rows.len());
     for row in rows.rows {
-        for (value, (_, ty)) in row.into_iter().zip(&rows.columns) {
-            encode(&mut encoder, ty, value)?;
+        for (value, column) in row.into_iter().zip(&rows.columns) {
+            encode(&mut encoder, &column.ty, value)?;
         }
         data.push(Ok(encoder.take_row()));
     }
@@ -219,25 +365,26 @@ fn response(rows: Rows, format: &Format) -> PgWireResult<Response> {
 fn outcome_response(outcome: Outcome, format: &Format) -> PgWireResult<Response> {
     match outcome {
         Outcome::Rows(rows) => response(rows, format),
-        Outcome::Tag(tag @ "BEGIN") => Ok(Response::TransactionStart(Tag::new(tag))),
-        Outcome::Tag(tag @ ("COMMIT" | "ROLLBACK")) => Ok(Response::TransactionEnd(Tag::new(tag))),
+        Outcome::Transaction(tag @ "BEGIN") => Ok(Response::TransactionStart(Tag::new(tag))),
+        Outcome::Transaction(tag) => Ok(Response::TransactionEnd(Tag::new(tag))),
         Outcome::Tag(tag) => Ok(Response::Execution(Tag::new(tag))),
     }
 }
 
 #[async_trait]
 impl SimpleQueryHandler for QueryHandler {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        let client = client_of(client);
         let mut out = Vec::new();
         let statements = sql::split(query);
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
         for statement in statements {
-            match self.run(statement, Vec::new()).await {
+            match self.run(&client, statement, Vec::new()).await {
                 Ok(outcome) => out.push(outcome_response(outcome, &Format::UnifiedText)?),
                 Err(PgWireError::UserError(info)) => {
                     out.push(Response::Error(info));
@@ -248,39 +395,6 @@ impl SimpleQueryHandler for QueryHandler {
         }
         Ok(out)
     }
-}
-
-/// Reads parameter `i` as the type the client declared (or `text`, which we describe).
-fn parameter(portal: &Portal<String>, i: usize) -> PgWireResult<Value> {
-    let ty = portal
-        .statement
-        .parameter_types
-        .get(i)
-        .cloned()
-        .flatten()
-        .unwrap_or(Type::TEXT);
-    let value = match ty {
-        Type::BOOL => portal.parameter::<bool>(i, &ty)?.map(Value::Boolean),
-        Type::INT2 => portal.parameter::<i16>(i, &ty)?.map(Value::SmallInt),
-        Type::INT4 => portal.parameter::<i32>(i, &ty)?.map(Value::Int),
-        Type::INT8 => portal.parameter::<i64>(i, &ty)?.map(Value::BigInt),
-        Type::FLOAT4 => portal.parameter::<f32>(i, &ty)?.map(Value::Float),
-        Type::FLOAT8 => portal.parameter::<f64>(i, &ty)?.map(Value::Double),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-            portal.parameter::<String>(i, &ty)?.map(Value::Text)
-        }
-        other => {
-            return Err(user_error(error(
-                "0A000",
-                format!(
-                    "parameter ${} of type {} is not supported; send it as text",
-                    i + 1,
-                    other.name()
-                ),
-            )));
-        }
-    };
-    Ok(value.unwrap_or(Value::Null))
 }
 
 #[async_trait]
@@ -294,7 +408,7 @@ impl ExtendedQueryHandler for QueryHandler {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<Self::Statement>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -304,16 +418,30 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let client = client_of(client);
+        let types = self.parameter_types(&client, portal).await?;
         let params = (0..portal.parameter_len())
-            .map(|i| parameter(portal, i))
+            .map(|i| {
+                let bytes = portal.parameters.get(i).cloned().flatten();
+                params::decode(
+                    bytes.as_deref(),
+                    &types[i],
+                    portal.parameter_format.is_binary(i),
+                )
+                .map_err(|message| {
+                    user_error(error("22P02", format!("parameter ${}: {message}", i + 1)))
+                })
+            })
             .collect::<PgWireResult<Vec<_>>>()?;
-        let outcome = self.run(&portal.statement.statement, params).await?;
+        let outcome = self
+            .run(&client, &portal.statement.statement, params)
+            .await?;
         outcome_response(outcome, &portal.result_column_format)
     }
 
     async fn do_describe_statement<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         target: &StoredStatement<Self::Statement>,
     ) -> PgWireResult<DescribeStatementResponse>
     where
@@ -322,16 +450,19 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (count, columns) = self.describe(&target.statement).await?;
-        // DuckDB does not tell parameter types through its Rust API: undeclared ones are text,
-        // which DuckDB casts to whatever the parameter needs.
-        let params = (0..count.max(target.parameter_types.len()))
+        let client = client_of(client);
+        let (described, columns) = self.describe(&client, &target.statement).await?;
+        // The client's declared types win; else the type the query implies (a cast, or the
+        // column the parameter is compared with); else text, which DuckDB casts to whatever
+        // the parameter needs.
+        let params = (0..described.len().max(target.parameter_types.len()))
             .map(|i| {
                 target
                     .parameter_types
                     .get(i)
                     .cloned()
                     .flatten()
+                    .or_else(|| described.get(i).cloned().flatten())
                     .unwrap_or(Type::TEXT)
             })
             .collect();
@@ -343,7 +474,7 @@ impl ExtendedQueryHandler for QueryHandler {
 
     async fn do_describe_portal<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         target: &Portal<Self::Statement>,
     ) -> PgWireResult<DescribePortalResponse>
     where
@@ -352,7 +483,8 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (_, columns) = self.describe(&target.statement.statement).await?;
+        let client = client_of(client);
+        let (_, columns) = self.describe(&client, &target.statement.statement).await?;
         Ok(DescribePortalResponse::new(fields(
             &columns,
             &target.result_column_format,

@@ -10,7 +10,10 @@
 mod backend;
 mod handler;
 mod numeric;
+mod params;
+mod settings;
 mod sql;
+mod translate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -116,6 +119,7 @@ impl Server {
     /// Accepts clients until `shutdown` is cancelled; open connections are dropped then.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let connections = tokio_util::task::TaskTracker::new();
+        let registry = Arc::new(pgwire::api::ConnectionManager::new());
         loop {
             let (socket, peer) = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -126,7 +130,10 @@ impl Server {
                     Err(e) => return Err(Error::Accept(e)),
                 },
             };
-            let handlers = Arc::new(handler::Handlers::new(Arc::clone(&self.config)));
+            let handlers = Arc::new(handler::Handlers::new(
+                Arc::clone(&self.config),
+                Arc::clone(&registry),
+            ));
             let shutdown = shutdown.clone();
             connections.spawn(async move {
                 tokio::select! {

@@ -2,4 +2,5 @@
 
 mod common;
 mod psql;
+mod replay;
 mod tokio_postgres_client;

@@ -44,9 +44,9 @@ async fn prepared_statement_with_parameter_returns_typed_rows() {
         "SELECT id, name, amount, paid, created_at FROM \"{}\".orders WHERE id >= $1 ORDER BY id",
         IDS[2]
     );
-    // Undeclared parameter: described as text, DuckDB casts it.
+    // Undeclared parameter: described with the type of the column it is compared with.
     let stmt = client.prepare(&sql).await.unwrap();
-    assert_eq!(stmt.params(), &[Type::TEXT]);
+    assert_eq!(stmt.params(), &[Type::INT8]);
     let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
     assert_eq!(
         types,
@@ -58,7 +58,7 @@ async fn prepared_statement_with_parameter_returns_typed_rows() {
             Type::TIMESTAMP
         ]
     );
-    let rows = client.query(&stmt, &[&"4"]).await.unwrap();
+    let rows = client.query(&stmt, &[&4_i64]).await.unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].get::<_, i64>(0), 4);
     assert_eq!(rows[0].get::<_, String>(1), "name-4");
