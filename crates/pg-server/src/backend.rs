@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use duckdb::arrow::datatypes::DataType;
@@ -26,7 +25,7 @@ pub fn error(code: &str, message: impl Into<String>) -> Box<ErrorInfo> {
 }
 
 /// Generic query failure (bad SQL, unknown table, ...).
-const QUERY_FAILED: &str = "42000";
+pub const QUERY_FAILED: &str = "42000";
 
 /// A result column: name, PostgreSQL type and type modifier (numeric precision/scale).
 #[derive(Debug, Clone)]
@@ -73,6 +72,8 @@ pub struct Backend {
     seen: HashSet<String>,
     last_refresh: Instant,
     settings: Settings,
+    /// The statements that give a connection this client's search path and time zone.
+    session_sql: String,
 }
 
 impl Backend {
@@ -104,6 +105,7 @@ impl Backend {
             seen: HashSet::new(),
             last_refresh: Instant::now(),
             settings: Settings::new(user, pid, &version),
+            session_sql: String::new(),
         };
         let mut attached = 0;
         for session in sessions::list(root) {
@@ -300,18 +302,14 @@ impl Backend {
                 .filter(|s| *s != "public")
                 .map(|s| format!("{}.main", quote_identifier(s))),
         );
-        self.conn
-            .execute_batch(&format!(
-                "SET search_path = {}",
-                quote_literal(&path.join(","))
-            ))
-            .map_err(fail)?;
-        if let Some(tz) = self.settings.get("timezone")
-            && let Err(e) = self
-                .conn
-                .execute_batch(&format!("SET TimeZone = {}", quote_literal(&tz)))
-        {
-            tracing::debug!(error = %e, "time zone not applied");
+        self.session_sql = format!("SET search_path = {};", quote_literal(&path.join(",")));
+        self.conn.execute_batch(&self.session_sql).map_err(fail)?;
+        if let Some(tz) = self.settings.get("timezone") {
+            let set_tz = format!("SET TimeZone = {};", quote_literal(&tz));
+            match self.conn.execute_batch(&set_tz) {
+                Ok(()) => self.session_sql.push_str(&set_tz),
+                Err(e) => tracing::debug!(error = %e, "time zone not applied"),
+            }
         }
         self.settings
             .set_internal("osiris.schemas", &schemas.join(","));
@@ -351,12 +349,9 @@ impl Backend {
                 .map_err(fail)?;
         }
         self.conn.execute_batch(&variables).map_err(fail)?;
+        // DuckDB variables belong to a connection: streamed queries' connections get them too.
+        self.session_sql.push_str(&variables);
         Ok(())
-    }
-
-    /// An interrupt handle for the running query (CancelRequest, statement_timeout).
-    pub fn interrupt_handle(&self) -> Arc<duckdb::InterruptHandle> {
-        self.conn.interrupt_handle()
     }
 
     /// The type of each parameter from the query's hints (`None`: unknown).
@@ -391,6 +386,20 @@ impl Backend {
             .and_then(|(t, _)| pg_type_named(t))
     }
 
+    /// A connection to this client's database for one streamed query: sessions that appeared
+    /// are attached first, and the connection gets the client's search path and time zone.
+    pub fn stream_connection(&mut self, sql: &str) -> Result<duckdb::Connection, Box<ErrorInfo>> {
+        self.refresh();
+        if sql.to_ascii_lowercase().contains("osiris_sessions") {
+            self.refresh_sessions_table()?;
+        }
+        let fail =
+            |e: duckdb::Error| error("58000", format!("cannot open a query connection: {e}"));
+        let conn = self.conn.try_clone().map_err(fail)?;
+        conn.execute_batch(&self.session_sql).map_err(fail)?;
+        Ok(conn)
+    }
+
     /// The result columns of a query, without running it.
     pub fn describe(&mut self, sql: &str) -> Result<Vec<Column>, Box<ErrorInfo>> {
         self.refresh();
@@ -418,15 +427,7 @@ impl Backend {
             .as_ref()
             .map(|s| s.schema())
             .ok_or_else(|| error("XX000", "no result schema"))?;
-        let columns: Vec<Column> = schema
-            .fields()
-            .iter()
-            .map(|f| Column {
-                name: f.name().clone(),
-                ty: pg_type(f.data_type()),
-                typmod: typmod(f.data_type()),
-            })
-            .collect();
+        let columns = columns_of(&schema);
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(fail)? {
             let mut values = Vec::with_capacity(columns.len());
@@ -437,6 +438,19 @@ impl Backend {
         }
         Ok(Rows { columns, rows: out })
     }
+}
+
+/// The PostgreSQL columns of a DuckDB result.
+pub fn columns_of(schema: &duckdb::arrow::datatypes::Schema) -> Vec<Column> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| Column {
+            name: f.name().clone(),
+            ty: pg_type(f.data_type()),
+            typmod: typmod(f.data_type()),
+        })
+        .collect()
 }
 
 /// The numeric type modifier of a DECIMAL column.

@@ -29,6 +29,7 @@ use crate::backend::{Backend, Column, Rows, error};
 use crate::numeric::Numeric;
 use crate::params;
 use crate::sql;
+use crate::stream;
 use crate::translate::{self, Plan};
 
 /// The handlers of one client connection.
@@ -108,7 +109,7 @@ pub struct QueryHandler {
     parser: Arc<NoopQueryParser>,
 }
 
-fn user_error(info: Box<ErrorInfo>) -> PgWireError {
+pub(crate) fn user_error(info: Box<ErrorInfo>) -> PgWireError {
     PgWireError::UserError(info)
 }
 
@@ -123,20 +124,11 @@ fn read_only() -> Box<ErrorInfo> {
 /// What a statement produced.
 enum Outcome {
     Rows(Rows),
+    /// A streamed query result.
+    Response(Response),
     Tag(&'static str),
     /// BEGIN / COMMIT / ROLLBACK.
     Transaction(&'static str),
-}
-
-/// Interrupts the client's running DuckDB query when dropped while still armed.
-struct InterruptOnDrop(Option<Arc<duckdb::InterruptHandle>>);
-
-impl Drop for InterruptOnDrop {
-    fn drop(&mut self) {
-        if let Some(handle) = self.0.take() {
-            handle.interrupt();
-        }
-    }
 }
 
 /// Who the client is, for the backend opened on its first statement.
@@ -187,44 +179,24 @@ impl QueryHandler {
         .map_err(user_error)
     }
 
-    /// Runs a query, interrupted by DuckDB when `statement_timeout` passes.
+    /// Runs a query; its rows stream (see [`crate::stream`]).
     async fn run_query(
         &self,
         client: &Client,
         sql: String,
         params: Vec<Value>,
-    ) -> PgWireResult<Rows> {
-        let limits = self
-            .with_backend(client, |b| {
-                Ok((b.statement_timeout(), b.interrupt_handle()))
+        format: Format,
+    ) -> PgWireResult<Response> {
+        let (conn, timeout) = self
+            .with_backend(client, move |b| {
+                Ok((b.stream_connection(&sql)?, b.statement_timeout(), sql))
             })
-            .await?;
-        let (timeout, interrupt) = limits;
-        let interrupt_for_cancel = Arc::clone(&interrupt);
-        let timer = timeout.map(|t| {
-            tokio::spawn(async move {
-                tokio::time::sleep(t).await;
-                interrupt.interrupt();
-            })
-        });
-        // pgwire drops this future on a CancelRequest: the guard then interrupts DuckDB, which
-        // ends the query and frees the connection's database for the next statement.
-        let mut guard = InterruptOnDrop(Some(interrupt_for_cancel));
-        let result = self
-            .with_backend(client, move |b| b.query(&sql, params))
-            .await;
-        guard.0 = None;
-        match timer {
-            Some(timer) if timer.is_finished() => Err(user_error(error(
-                "57014",
-                "canceling statement due to statement timeout",
-            ))),
-            Some(timer) => {
-                timer.abort();
-                result
-            }
-            None => result,
-        }
+            .await
+            .map(|(conn, timeout, sql)| ((conn, sql), timeout))?;
+        let (conn, sql) = conn;
+        stream::query(conn, sql, params, format, timeout)
+            .await
+            .map(Response::Query)
     }
 
     /// Runs one statement with parameters.
@@ -233,6 +205,7 @@ impl QueryHandler {
         client: &Client,
         statement: &str,
         params: Vec<Value>,
+        format: &Format,
     ) -> PgWireResult<Outcome> {
         match translate::plan(statement) {
             Plan::Write => Err(user_error(read_only())),
@@ -266,7 +239,10 @@ impl QueryHandler {
                     .await
                     .map(Outcome::Rows)
             }
-            Plan::Query { sql, .. } => self.run_query(client, sql, params).await.map(Outcome::Rows),
+            Plan::Query { sql, .. } => self
+                .run_query(client, sql, params, format.clone())
+                .await
+                .map(Outcome::Response),
         }
     }
 
@@ -329,7 +305,7 @@ impl QueryHandler {
     }
 }
 
-fn fields(columns: &[Column], format: &Format) -> Vec<FieldInfo> {
+pub(crate) fn fields(columns: &[Column], format: &Format) -> Vec<FieldInfo> {
     columns
         .iter()
         .enumerate()
@@ -365,6 +341,7 @@ fn response(rows: Rows, format: &Format) -> PgWireResult<Response> {
 fn outcome_response(outcome: Outcome, format: &Format) -> PgWireResult<Response> {
     match outcome {
         Outcome::Rows(rows) => response(rows, format),
+        Outcome::Response(response) => Ok(response),
         Outcome::Transaction(tag @ "BEGIN") => Ok(Response::TransactionStart(Tag::new(tag))),
         Outcome::Transaction(tag) => Ok(Response::TransactionEnd(Tag::new(tag))),
         Outcome::Tag(tag) => Ok(Response::Execution(Tag::new(tag))),
@@ -384,7 +361,10 @@ impl SimpleQueryHandler for QueryHandler {
             return Ok(vec![Response::EmptyQuery]);
         }
         for statement in statements {
-            match self.run(&client, statement, Vec::new()).await {
+            match self
+                .run(&client, statement, Vec::new(), &Format::UnifiedText)
+                .await
+            {
                 Ok(outcome) => out.push(outcome_response(outcome, &Format::UnifiedText)?),
                 Err(PgWireError::UserError(info)) => {
                     out.push(Response::Error(info));
@@ -434,7 +414,12 @@ impl ExtendedQueryHandler for QueryHandler {
             })
             .collect::<PgWireResult<Vec<_>>>()?;
         let outcome = self
-            .run(&client, &portal.statement.statement, params)
+            .run(
+                &client,
+                &portal.statement.statement,
+                params,
+                &portal.result_column_format,
+            )
             .await?;
         outcome_response(outcome, &portal.result_column_format)
     }
@@ -513,7 +498,7 @@ fn micros(unit: duckdb::types::TimeUnit, v: i64) -> i64 {
 }
 
 /// Encodes one value as the column's PostgreSQL type (text or binary, as the field says).
-fn encode(enc: &mut DataRowEncoder, ty: &Type, v: Value) -> PgWireResult<()> {
+pub(crate) fn encode(enc: &mut DataRowEncoder, ty: &Type, v: Value) -> PgWireResult<()> {
     let mismatch = |v: &Value| {
         user_error(error(
             "XX000",
