@@ -180,6 +180,46 @@ fn psql_describes_sessions_like_postgres() {
         session.contains("read committed") && session.contains("160000"),
         "{session}"
     );
+    let cursor = served.psql(&[
+        "-A",
+        "-t",
+        "-c",
+        "BEGIN",
+        "-c",
+        r#"DECLARE c CURSOR FOR SELECT id FROM pg1."read-orders" ORDER BY id"#,
+        "-c",
+        "FETCH 2 FROM c",
+        "-c",
+        "FETCH ALL FROM c",
+        "-c",
+        "CLOSE c",
+        "-c",
+        "COMMIT",
+    ]);
+    let fetched: Vec<&str> = cursor
+        .lines()
+        .filter(|l| l.parse::<u32>().is_ok())
+        .collect();
+    assert_eq!(
+        fetched,
+        ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"],
+        "{cursor}"
+    );
+    let exported = served.project.path().join("orders.csv");
+    served.psql(&[
+        "-c",
+        &format!(
+            r#"\copy (SELECT id, amount FROM pg1."read-orders" ORDER BY id) TO '{}' CSV HEADER"#,
+            exported.display()
+        ),
+    ]);
+    let csv = std::fs::read_to_string(&exported).unwrap();
+    assert_eq!(
+        csv.lines().take(2).collect::<Vec<_>>(),
+        ["id,amount", "1,120.50"],
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 11, "{csv}");
     let write = Command::new("psql")
         .arg(format!(
             "postgresql://osiris@127.0.0.1:{}/osiris",
@@ -219,8 +259,50 @@ with psycopg.connect(os.environ["PG_URL"]) as conn:
     cur.execute("SELECT current_setting('application_name')")
     conn.rollback()
     print("version", conn.info.server_version)
+    with conn.cursor(name="orders_cursor") as named:
+        named.itersize = 4
+        named.execute('SELECT id FROM pg1."read-orders" WHERE id > %s ORDER BY id', (1,))
+        first = named.fetchmany(3)
+        print("named", [r[0] for r in first], len(named.fetchall()))
+    conn.rollback()
+    with cur.copy('COPY (SELECT id, customer FROM pg1."read-orders" ORDER BY id) TO STDOUT') as copy:
+        rows = list(copy.rows())
+    print("copy text", len(rows), rows[0])
+    with cur.copy('COPY (SELECT id, customer FROM pg1."read-orders" ORDER BY id LIMIT 2) '
+                  'TO STDOUT (FORMAT csv, HEADER)') as copy:
+        data = b"".join(bytes(b) for b in copy)
+    print("copy csv", data.decode().splitlines())
+    with cur.copy('COPY (SELECT id FROM pg1."read-orders" ORDER BY id) TO STDOUT (FORMAT binary)') as copy:
+        copy.set_types(["int8"])
+        print("copy binary", [r[0] for r in copy.rows()][:3])
+    conn.rollback()
+    import threading, time
+    def cancel_soon():
+        time.sleep(0.5)
+        conn.cancel_safe()
+    canceller = threading.Thread(target=cancel_soon)
+    canceller.start()
+    started = time.monotonic()
+    try:
+        cur.execute("SELECT sum(hash(i)) FROM range(20000000000) t(i)")
+        print("not cancelled")
+    except psycopg.errors.QueryCanceled:
+        print("cancelled", time.monotonic() - started < 5)
+    canceller.join()
+    conn.rollback()
+    cur.execute("SELECT 1")
+    print("after cancel", cur.fetchone()[0])
 "#,
     );
+    assert!(out.contains("named [2, 3, 4] 6"), "{out}");
+    assert!(out.contains("copy text 10 ('1', 'Acme Corp')"), "{out}");
+    assert!(
+        out.contains("copy csv ['id,customer', '1,Acme Corp', '2,\"Globex, Inc.\"']"),
+        "{out}"
+    );
+    assert!(out.contains("copy binary [1, 2, 3]"), "{out}");
+    assert!(out.contains("cancelled True"), "{out}");
+    assert!(out.contains("after cancel 1"), "{out}");
     assert!(out.contains("count "), "{out}");
     assert!(out.contains("select 5"), "{out}");
     assert!(out.contains("amount Decimal 120.50"), "{out}");
@@ -243,6 +325,16 @@ async def main():
     n = await conn.fetchval('SELECT count(*) FROM pg1."read-orders" WHERE ordered_at < $1',
                             datetime.datetime(2030, 1, 1))
     print("datetime", n)
+    async with conn.transaction():
+        ids = [r["id"] async for r in conn.cursor(
+            'SELECT id FROM pg1."read-orders" WHERE id > $1 ORDER BY id', 2, prefetch=3)]
+    print("cursor", ids)
+    try:
+        await conn.fetchval("SELECT sum(hash(i)) FROM range(20000000000) t(i)", timeout=0.5)
+        print("not cancelled")
+    except asyncio.TimeoutError:
+        print("cancelled")
+    print("after cancel", await conn.fetchval("SELECT 1"))
     await conn.close()
 asyncio.run(main())
 "#,
@@ -250,6 +342,12 @@ asyncio.run(main())
     assert!(out.contains("int 8"), "{out}");
     assert!(out.contains("datetime 10"), "{out}");
     assert!(out.contains("decimal "), "{out}");
+    assert!(out.contains("cursor [3, 4, 5, 6, 7, 8, 9, 10]"), "{out}");
+    assert!(
+        out.contains("cancelled") && !out.contains("not cancelled"),
+        "{out}"
+    );
+    assert!(out.contains("after cancel 1"), "{out}");
 }
 
 #[test]
@@ -366,6 +464,22 @@ public class Client {
                 p.setDate(5, Date.valueOf("2024-01-01"));
                 try (ResultSet r = p.executeQuery()) { r.next(); System.out.println("count " + r.getLong(1)); }
             }
+            final String longQuery = "SELECT sum(hash(i)) FROM range(20000000000) t(i)";
+            try (Statement s = c.createStatement()) {
+                s.setQueryTimeout(1);
+                long t0 = System.currentTimeMillis();
+                try { s.executeQuery(longQuery); System.out.println("timeout none"); }
+                catch (SQLException e) { System.out.println("timeout " + e.getSQLState() + " " + (System.currentTimeMillis() - t0 < 5000)); }
+            }
+            try (Statement s = c.createStatement()) {
+                Thread canceller = new Thread(() -> {
+                    try { Thread.sleep(500); s.cancel(); } catch (Exception e) { throw new RuntimeException(e); }
+                });
+                canceller.start();
+                try { s.executeQuery(longQuery); System.out.println("cancel none"); }
+                catch (SQLException e) { System.out.println("cancel " + e.getSQLState()); }
+                canceller.join();
+            }
             c.setAutoCommit(false);
             try (Statement s = c.createStatement()) {
                 s.setFetchSize(3);
@@ -410,4 +524,6 @@ public class Client {
     assert!(out.contains("types true"), "{out}");
     assert!(out.contains("count "), "{out}");
     assert!(out.contains("fetched 10"), "{out}");
+    assert!(out.contains("timeout 57014 true"), "{out}");
+    assert!(out.contains("cancel 57014"), "{out}");
 }

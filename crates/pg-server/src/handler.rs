@@ -1,5 +1,6 @@
 //! pgwire handlers: MD5 login, simple and extended queries, values encoded as PostgreSQL types.
 
+use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::fmt::Debug;
 use std::hash::{BuildHasher, Hasher};
@@ -8,21 +9,24 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveTime};
 use duckdb::types::Value;
-use futures::Sink;
+use futures::{Sink, StreamExt};
 use pgwire::api::auth::md5pass::{Md5PasswordAuthStartupHandler, hash_md5_password};
 use pgwire::api::auth::{AuthSource, DefaultServerParameterProvider, LoginInfo, Password};
 use pgwire::api::cancel::DefaultCancelHandler;
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
-    DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
-    Response, Tag,
+    CopyCsvOptions, CopyEncoder, CopyResponse, CopyTextOptions, DataRowEncoder,
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{NoopQueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::copy::CopyData;
+use pgwire::types::ToSqlText;
+use postgres_types::ToSql;
 
 use crate::ServerConfig;
 use crate::backend::{Backend, Column, Rows, error};
@@ -30,7 +34,8 @@ use crate::numeric::Numeric;
 use crate::params;
 use crate::sql;
 use crate::stream;
-use crate::translate::{self, Plan};
+use crate::stream::RowEncoder;
+use crate::translate::{self, CopyFormat, Plan};
 
 /// The handlers of one client connection.
 pub struct Handlers {
@@ -53,6 +58,7 @@ impl Handlers {
         Self {
             query: Arc::new(QueryHandler {
                 config,
+                cursors: Mutex::new(HashMap::new()),
                 backend: Arc::new(Mutex::new(None)),
                 parser: Arc::new(NoopQueryParser::new()),
             }),
@@ -105,6 +111,8 @@ impl AuthSource for PasswordSource {
 /// Answers queries against the client's own [`Backend`], opened on first use.
 pub struct QueryHandler {
     config: Arc<ServerConfig>,
+    /// Open cursors (DECLARE), by name.
+    cursors: Mutex<HashMap<String, Cursor>>,
     backend: Arc<Mutex<Option<Backend>>>,
     parser: Arc<NoopQueryParser>,
 }
@@ -121,11 +129,30 @@ fn read_only() -> Box<ErrorInfo> {
     )
 }
 
+/// A DECLAREd cursor: its portal (rows read on by FETCH) and its columns.
+struct Cursor {
+    portal: Arc<Portal<String>>,
+    schema: Arc<Vec<FieldInfo>>,
+}
+
+/// A CSV field, quoted when it must be.
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
 /// What a statement produced.
 enum Outcome {
     Rows(Rows),
     /// A streamed query result.
     Response(Response),
+    /// A cursor was declared (its portal, for the extended protocol's portal store).
+    Declared(Arc<Portal<String>>),
+    /// Cursors were closed.
+    Closed(Vec<String>),
     Tag(&'static str),
     /// BEGIN / COMMIT / ROLLBACK.
     Transaction(&'static str),
@@ -179,24 +206,140 @@ impl QueryHandler {
         .map_err(user_error)
     }
 
-    /// Runs a query; its rows stream (see [`crate::stream`]).
-    async fn run_query(
+    /// Starts a query on its own connection (see [`crate::stream`]); `make` builds the
+    /// encoder of its rows once their columns are known.
+    async fn start_query<E: RowEncoder>(
         &self,
         client: &Client,
         sql: String,
         params: Vec<Value>,
         format: Format,
-    ) -> PgWireResult<Response> {
-        let (conn, timeout) = self
+        make: fn(Arc<Vec<FieldInfo>>) -> E,
+    ) -> PgWireResult<stream::Started<E::Message>> {
+        let (conn, timeout, sql) = self
             .with_backend(client, move |b| {
                 Ok((b.stream_connection(&sql)?, b.statement_timeout(), sql))
             })
-            .await
-            .map(|(conn, timeout, sql)| ((conn, sql), timeout))?;
-        let (conn, sql) = conn;
-        stream::query(conn, sql, params, format, timeout)
-            .await
-            .map(Response::Query)
+            .await?;
+        stream::start(conn, sql, params, format, timeout, make).await
+    }
+
+    /// `DECLARE name CURSOR FOR query`: the query starts; FETCH reads it on.
+    async fn declare(
+        &self,
+        client: &Client,
+        name: String,
+        sql: String,
+        params: Vec<Value>,
+    ) -> PgWireResult<Arc<Portal<String>>> {
+        let started = self
+            .start_query(
+                client,
+                sql.clone(),
+                params,
+                Format::UnifiedText,
+                DataRowEncoder::new,
+            )
+            .await?;
+        let statement = Arc::new(StoredStatement::new(name.clone(), sql, Vec::new()));
+        let portal = Arc::new(Portal::new_cursor(name.clone(), statement));
+        portal
+            .start(QueryResponse::new(
+                Arc::clone(&started.schema),
+                started.rows,
+            ))
+            .await;
+        let cursor = Cursor {
+            portal: Arc::clone(&portal),
+            schema: started.schema,
+        };
+        self.cursors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, cursor);
+        Ok(portal)
+    }
+
+    /// `FETCH count FROM name`.
+    async fn fetch(&self, name: &str, count: usize) -> PgWireResult<Response> {
+        let cursor = self
+            .cursors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .map(|c| (Arc::clone(&c.portal), Arc::clone(&c.schema)));
+        let Some((portal, schema)) = cursor else {
+            return Err(user_error(error(
+                "34000",
+                format!("cursor \"{name}\" does not exist"),
+            )));
+        };
+        let mut fetched = portal.fetch(count).await?;
+        let mut rows = Vec::new();
+        while let Some(row) = fetched.response.data_rows().next().await {
+            rows.push(row);
+        }
+        let mut response = QueryResponse::new(schema, futures::stream::iter(rows));
+        response.set_command_tag("FETCH");
+        Ok(Response::Query(response))
+    }
+
+    /// `CLOSE name` / `CLOSE ALL`; the names of the closed cursors.
+    fn close(&self, name: Option<&str>) -> Vec<String> {
+        let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
+        match name {
+            Some(name) => cursors
+                .remove(name)
+                .map(|_| name.to_owned())
+                .into_iter()
+                .collect(),
+            None => cursors.drain().map(|(name, _)| name).collect(),
+        }
+    }
+
+    /// `COPY (query) TO STDOUT` in text, CSV or binary.
+    async fn copy(
+        &self,
+        client: &Client,
+        sql: String,
+        params: Vec<Value>,
+        format: CopyFormat,
+    ) -> PgWireResult<Response> {
+        fn text(schema: Arc<Vec<FieldInfo>>) -> CopyEncoder {
+            CopyEncoder::new_text(schema, CopyTextOptions::default())
+        }
+        fn csv(schema: Arc<Vec<FieldInfo>>) -> CopyEncoder {
+            CopyEncoder::new_csv(schema, CopyCsvOptions::default())
+        }
+        type MakeEncoder = fn(Arc<Vec<FieldInfo>>) -> CopyEncoder;
+        let (make, wire_format, binary): (MakeEncoder, i8, bool) = match format {
+            CopyFormat::Text => (text, 0, false),
+            CopyFormat::Csv { .. } => (csv, 0, false),
+            CopyFormat::Binary => (CopyEncoder::new_binary, 1, true),
+        };
+        let field_format = if binary {
+            Format::UnifiedBinary
+        } else {
+            Format::UnifiedText
+        };
+        let started = self
+            .start_query(client, sql, params, field_format, make)
+            .await?;
+        let columns = started.schema.len();
+        let header = match format {
+            CopyFormat::Csv { header: true } => {
+                let names: Vec<String> =
+                    started.schema.iter().map(|f| csv_field(f.name())).collect();
+                Some(Ok(CopyData::new(format!("{}\n", names.join(",")).into())))
+            }
+            _ => None,
+        };
+        let data = futures::stream::iter(header).chain(started.rows);
+        Ok(Response::CopyOut(CopyResponse::new(
+            wire_format,
+            columns,
+            data,
+        )))
     }
 
     /// Runs one statement with parameters.
@@ -239,10 +382,29 @@ impl QueryHandler {
                     .await
                     .map(Outcome::Rows)
             }
-            Plan::Query { sql, .. } => self
-                .run_query(client, sql, params, format.clone())
+            Plan::Query { sql, .. } => {
+                let started = self
+                    .start_query(client, sql, params, format.clone(), DataRowEncoder::new)
+                    .await?;
+                Ok(Outcome::Response(Response::Query(QueryResponse::new(
+                    started.schema,
+                    started.rows,
+                ))))
+            }
+            Plan::Declare { name, sql } => self
+                .declare(client, name, sql, params)
+                .await
+                .map(Outcome::Declared),
+            Plan::Fetch { name, count } => self.fetch(&name, count).await.map(Outcome::Response),
+            Plan::Close(name) => Ok(Outcome::Closed(self.close(name.as_deref()))),
+            Plan::Copy { sql, format } => self
+                .copy(client, sql, params, format)
                 .await
                 .map(Outcome::Response),
+            Plan::Unsupported(what) => Err(user_error(error(
+                "0A000",
+                format!("not supported by osiris serve: {what}"),
+            ))),
         }
     }
 
@@ -342,6 +504,8 @@ fn outcome_response(outcome: Outcome, format: &Format) -> PgWireResult<Response>
     match outcome {
         Outcome::Rows(rows) => response(rows, format),
         Outcome::Response(response) => Ok(response),
+        Outcome::Declared(_) => Ok(Response::Execution(Tag::new("DECLARE CURSOR"))),
+        Outcome::Closed(_) => Ok(Response::Execution(Tag::new("CLOSE CURSOR"))),
         Outcome::Transaction(tag @ "BEGIN") => Ok(Response::TransactionStart(Tag::new(tag))),
         Outcome::Transaction(tag) => Ok(Response::TransactionEnd(Tag::new(tag))),
         Outcome::Tag(tag) => Ok(Response::Execution(Tag::new(tag))),
@@ -398,8 +562,8 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let client = client_of(client);
-        let types = self.parameter_types(&client, portal).await?;
+        let who = client_of(client);
+        let types = self.parameter_types(&who, portal).await?;
         let params = (0..portal.parameter_len())
             .map(|i| {
                 let bytes = portal.parameters.get(i).cloned().flatten();
@@ -415,12 +579,22 @@ impl ExtendedQueryHandler for QueryHandler {
             .collect::<PgWireResult<Vec<_>>>()?;
         let outcome = self
             .run(
-                &client,
+                &who,
                 &portal.statement.statement,
                 params,
                 &portal.result_column_format,
             )
             .await?;
+        // A declared cursor is a portal the client may Describe (psycopg's named cursors).
+        match &outcome {
+            Outcome::Declared(cursor) => client.portal_store().put_portal(Arc::clone(cursor)),
+            Outcome::Closed(names) => {
+                for name in names {
+                    client.portal_store().rm_portal(name);
+                }
+            }
+            _ => {}
+        }
         outcome_response(outcome, &portal.result_column_format)
     }
 
@@ -468,12 +642,36 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // A cursor's portal already runs: its columns are known.
+        if let PortalExecutionState::Suspended(running) = &*target.state().lock().await {
+            return Ok(DescribePortalResponse::new(
+                running.row_schema().as_ref().clone(),
+            ));
+        }
         let client = client_of(client);
         let (_, columns) = self.describe(&client, &target.statement.statement).await?;
         Ok(DescribePortalResponse::new(fields(
             &columns,
             &target.result_column_format,
         )))
+    }
+}
+
+/// Where encoded fields go: a data row or a COPY line.
+pub(crate) trait FieldSink {
+    /// Encodes the next field.
+    fn field<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()>;
+}
+
+impl FieldSink for DataRowEncoder {
+    fn field<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()> {
+        self.encode_field(value)
+    }
+}
+
+impl FieldSink for CopyEncoder {
+    fn field<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()> {
+        self.encode_field(value)
     }
 }
 
@@ -498,7 +696,7 @@ fn micros(unit: duckdb::types::TimeUnit, v: i64) -> i64 {
 }
 
 /// Encodes one value as the column's PostgreSQL type (text or binary, as the field says).
-pub(crate) fn encode(enc: &mut DataRowEncoder, ty: &Type, v: Value) -> PgWireResult<()> {
+pub(crate) fn encode<E: FieldSink>(enc: &mut E, ty: &Type, v: Value) -> PgWireResult<()> {
     let mismatch = |v: &Value| {
         user_error(error(
             "XX000",
@@ -506,24 +704,24 @@ pub(crate) fn encode(enc: &mut DataRowEncoder, ty: &Type, v: Value) -> PgWireRes
         ))
     };
     if matches!(v, Value::Null) {
-        return enc.encode_field(&None::<i32>);
+        return enc.field(&None::<i32>);
     }
     match *ty {
         Type::BOOL => match v {
-            Value::Boolean(b) => enc.encode_field(&b),
+            Value::Boolean(b) => enc.field(&b),
             v => Err(mismatch(&v)),
         },
         Type::INT2 => {
             let n = integer(&v).and_then(|n| i16::try_from(n).ok());
-            enc.encode_field(&n.ok_or_else(|| mismatch(&v))?)
+            enc.field(&n.ok_or_else(|| mismatch(&v))?)
         }
         Type::INT4 => {
             let n = integer(&v).and_then(|n| i32::try_from(n).ok());
-            enc.encode_field(&n.ok_or_else(|| mismatch(&v))?)
+            enc.field(&n.ok_or_else(|| mismatch(&v))?)
         }
         Type::INT8 => {
             let n = integer(&v).and_then(|n| i64::try_from(n).ok());
-            enc.encode_field(&n.ok_or_else(|| mismatch(&v))?)
+            enc.field(&n.ok_or_else(|| mismatch(&v))?)
         }
         Type::NUMERIC => {
             let text = match &v {
@@ -531,22 +729,22 @@ pub(crate) fn encode(enc: &mut DataRowEncoder, ty: &Type, v: Value) -> PgWireRes
                 Value::UHugeInt(n) => Some(n.to_string()),
                 v => integer(v).map(|n| n.to_string()),
             };
-            enc.encode_field(&Numeric(text.ok_or_else(|| mismatch(&v))?))
+            enc.field(&Numeric(text.ok_or_else(|| mismatch(&v))?))
         }
         Type::FLOAT4 => match v {
-            Value::Float(f) => enc.encode_field(&f),
+            Value::Float(f) => enc.field(&f),
             v => Err(mismatch(&v)),
         },
         Type::FLOAT8 => match v {
-            Value::Double(f) => enc.encode_field(&f),
-            Value::Float(f) => enc.encode_field(&f64::from(f)),
+            Value::Double(f) => enc.field(&f),
+            Value::Float(f) => enc.field(&f64::from(f)),
             v => Err(mismatch(&v)),
         },
         Type::DATE => match v {
             Value::Date32(days) => {
                 let d = NaiveDate::from_ymd_opt(1970, 1, 1)
                     .and_then(|e| e.checked_add_signed(chrono::Duration::days(days.into())));
-                enc.encode_field(&d.ok_or_else(|| mismatch(&v))?)
+                enc.field(&d.ok_or_else(|| mismatch(&v))?)
             }
             v => Err(mismatch(&v)),
         },
@@ -555,9 +753,9 @@ pub(crate) fn encode(enc: &mut DataRowEncoder, ty: &Type, v: Value) -> PgWireRes
                 let ts =
                     DateTime::from_timestamp_micros(micros(unit, t)).ok_or_else(|| mismatch(&v))?;
                 if *ty == Type::TIMESTAMP {
-                    enc.encode_field(&ts.naive_utc())
+                    enc.field(&ts.naive_utc())
                 } else {
-                    enc.encode_field(&ts)
+                    enc.field(&ts)
                 }
             }
             v => Err(mismatch(&v)),
@@ -569,15 +767,15 @@ pub(crate) fn encode(enc: &mut DataRowEncoder, ty: &Type, v: Value) -> PgWireRes
                     u32::try_from(us / 1_000_000).unwrap_or(0),
                     u32::try_from(us % 1_000_000 * 1000).unwrap_or(0),
                 );
-                enc.encode_field(&time.ok_or_else(|| mismatch(&v))?)
+                enc.field(&time.ok_or_else(|| mismatch(&v))?)
             }
             v => Err(mismatch(&v)),
         },
         Type::BYTEA => match v {
-            Value::Blob(b) => enc.encode_field(&b.as_slice()),
+            Value::Blob(b) => enc.field(&b.as_slice()),
             v => Err(mismatch(&v)),
         },
-        _ => enc.encode_field(&render(&v)),
+        _ => enc.field(&render(&v)),
     }
 }
 

@@ -9,14 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use duckdb::types::Value;
+use futures::StreamExt;
 use pgwire::api::portal::Format;
-use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse};
+use pgwire::api::results::{CopyEncoder, DataRowEncoder, FieldInfo};
 use pgwire::error::{ErrorInfo, PgWireResult};
+use pgwire::messages::copy::CopyData;
 use pgwire::messages::data::DataRow;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{QUERY_FAILED, columns_of, error};
-use crate::handler::{encode, fields, user_error};
+use crate::handler::{FieldSink, encode, fields, user_error};
 
 /// Rows buffered between DuckDB and the socket.
 const BUFFERED_ROWS: usize = 1024;
@@ -33,15 +35,47 @@ impl Drop for InterruptOnDrop {
     }
 }
 
-/// Starts `sql` on `conn` and waits for its first rows (or its end, or its error); the
-/// response then streams the rest. `timeout` (statement_timeout) interrupts the query.
-pub async fn query(
+/// Encodes result rows into protocol messages (data rows, COPY lines).
+pub trait RowEncoder: FieldSink + Send + 'static {
+    /// One encoded row.
+    type Message: Send + 'static;
+    /// Takes the row encoded so far.
+    fn finish(&mut self) -> Self::Message;
+}
+
+impl RowEncoder for DataRowEncoder {
+    type Message = DataRow;
+    fn finish(&mut self) -> DataRow {
+        self.take_row()
+    }
+}
+
+impl RowEncoder for CopyEncoder {
+    type Message = CopyData;
+    fn finish(&mut self) -> CopyData {
+        self.take_copy()
+    }
+}
+
+/// A started query: its columns and the stream of its encoded rows.
+pub struct Started<M> {
+    /// Result columns.
+    pub schema: Arc<Vec<FieldInfo>>,
+    /// Encoded rows, as DuckDB produces them.
+    pub rows: futures::stream::BoxStream<'static, PgWireResult<M>>,
+}
+
+/// Starts `sql` on `conn` and waits for its first rows (or its end, or its error); the rows
+/// then stream. `timeout` (statement_timeout) interrupts the query; so does dropping the
+/// returned future before the first rows (CancelRequest).
+pub async fn start<E: RowEncoder>(
     conn: duckdb::Connection,
     sql: String,
     params: Vec<Value>,
     format: Format,
     timeout: Option<Duration>,
-) -> PgWireResult<QueryResponse> {
+    make: fn(Arc<Vec<FieldInfo>>) -> E,
+) -> PgWireResult<Started<E::Message>> {
     let interrupt = conn.interrupt_handle();
     let timed_out = Arc::new(AtomicBool::new(false));
     let (first_tx, first_rx) = oneshot::channel();
@@ -62,15 +96,12 @@ pub async fn query(
     }
     let producer_timed_out = Arc::clone(&timed_out);
     tokio::task::spawn_blocking(move || {
-        produce(
-            &conn,
-            &sql,
-            params,
-            &format,
-            first_tx,
-            &rows_tx,
-            &producer_timed_out,
-        );
+        let output = Output {
+            first: Some(first_tx),
+            rows: &rows_tx,
+            make,
+        };
+        produce(&conn, &sql, params, &format, output, &producer_timed_out);
         drop(done_tx);
     });
     let mut guard = InterruptOnDrop(Some(interrupt));
@@ -81,44 +112,53 @@ pub async fn query(
         Ok(Err(info)) => return Err(user_error(info)),
         Err(_) => return Err(user_error(error("XX000", "the query thread ended early"))),
     };
-    let rows = futures::stream::poll_fn(move |cx| rows_rx.poll_recv(cx));
-    Ok(QueryResponse::new(schema, rows))
+    let rows = futures::stream::poll_fn(move |cx| rows_rx.poll_recv(cx)).boxed();
+    Ok(Started { schema, rows })
+}
+
+/// Where [`produce`] sends the columns, then the rows.
+struct Output<'a, E: RowEncoder> {
+    first: Option<First>,
+    rows: &'a mpsc::Sender<PgWireResult<E::Message>>,
+    make: fn(Arc<Vec<FieldInfo>>) -> E,
+}
+
+impl<E: RowEncoder> Output<'_, E> {
+    fn error(&mut self, info: Box<ErrorInfo>) {
+        match self.first.take() {
+            Some(first) => {
+                let _ = first.send(Err(info));
+            }
+            None => {
+                let _ = self.rows.blocking_send(Err(user_error(info)));
+            }
+        }
+    }
 }
 
 type First = oneshot::Sender<Result<Arc<Vec<FieldInfo>>, Box<ErrorInfo>>>;
 
 /// Runs the query and sends its schema, then its rows; stops when the receiver is gone.
-fn produce(
+fn produce<E: RowEncoder>(
     conn: &duckdb::Connection,
     sql: &str,
     mut params: Vec<Value>,
     format: &Format,
-    first: First,
-    rows_tx: &mpsc::Sender<PgWireResult<DataRow>>,
+    mut out: Output<'_, E>,
     timed_out: &AtomicBool,
 ) {
     let fail = |e: duckdb::Error| {
         if timed_out.load(Ordering::SeqCst) {
             error("57014", "canceling statement due to statement timeout")
-        } else if matches!(&e, duckdb::Error::DuckDBFailure(_, Some(m)) if m.contains("INTERRUPT"))
-        {
+        } else if e.to_string().contains("INTERRUPT") {
             error("57014", "canceling statement due to user request")
         } else {
             error(QUERY_FAILED, e.to_string())
         }
     };
-    let mut first = Some(first);
-    let send_error = |first: &mut Option<First>, info: Box<ErrorInfo>| match first.take() {
-        Some(first) => {
-            let _ = first.send(Err(info));
-        }
-        None => {
-            let _ = rows_tx.blocking_send(Err(user_error(info)));
-        }
-    };
     let mut stmt = match conn.prepare(sql) {
         Ok(stmt) => stmt,
-        Err(e) => return send_error(&mut first, fail(e)),
+        Err(e) => return out.error(fail(e)),
     };
     params.resize(stmt.parameter_count(), Value::Null);
     // Executes in DuckDB's streaming mode; the rows are then read chunk by chunk below.
@@ -126,16 +166,16 @@ fn produce(
         .stream_arrow(duckdb::params_from_iter(params))
         .map(drop)
     {
-        return send_error(&mut first, fail(e));
+        return out.error(fail(e));
     }
     let columns = columns_of(&stmt.schema());
     let schema = Arc::new(fields(&columns, format));
-    let mut encoder = DataRowEncoder::new(Arc::clone(&schema));
+    let mut encoder = (out.make)(Arc::clone(&schema));
     let mut rows = stmt.raw_query();
     loop {
         match rows.next() {
             Ok(Some(row)) => {
-                if let Some(first) = first.take()
+                if let Some(first) = out.first.take()
                     && first.send(Ok(Arc::clone(&schema))).is_err()
                 {
                     return;
@@ -143,24 +183,24 @@ fn produce(
                 for (i, column) in columns.iter().enumerate() {
                     let value = match row.get::<_, Value>(i) {
                         Ok(v) => v,
-                        Err(e) => return send_error(&mut first, fail(e)),
+                        Err(e) => return out.error(fail(e)),
                     };
                     if let Err(e) = encode(&mut encoder, &column.ty, value) {
-                        let _ = rows_tx.blocking_send(Err(e));
+                        let _ = out.rows.blocking_send(Err(e));
                         return;
                     }
                 }
-                if rows_tx.blocking_send(Ok(encoder.take_row())).is_err() {
+                if out.rows.blocking_send(Ok(encoder.finish())).is_err() {
                     return;
                 }
             }
             Ok(None) => {
-                if let Some(first) = first.take() {
+                if let Some(first) = out.first.take() {
                     let _ = first.send(Ok(schema));
                 }
                 return;
             }
-            Err(e) => return send_error(&mut first, fail(e)),
+            Err(e) => return out.error(fail(e)),
         }
     }
 }

@@ -179,8 +179,47 @@ pub enum Plan {
     Transaction(&'static str),
     /// Accepted and ignored, answered with this tag.
     NoOp(&'static str),
+    /// `DECLARE name CURSOR FOR query`: the translated query.
+    Declare {
+        /// Cursor name.
+        name: String,
+        /// DuckDB SQL.
+        sql: String,
+    },
+    /// `FETCH [FORWARD] n FROM name` (`count` 0: all).
+    Fetch {
+        /// Cursor name.
+        name: String,
+        /// Rows to fetch; 0 for all.
+        count: usize,
+    },
+    /// `CLOSE name` (`None`: CLOSE ALL).
+    Close(Option<String>),
+    /// `COPY (query) TO STDOUT`.
+    Copy {
+        /// DuckDB SQL of the rows.
+        sql: String,
+        /// Output format.
+        format: CopyFormat,
+    },
+    /// Valid PostgreSQL that this server does not do (0A000), with the reason.
+    Unsupported(String),
     /// Anything that could write.
     Write,
+}
+
+/// Format of `COPY ... TO STDOUT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyFormat {
+    /// Tab-separated text, `\N` for NULL.
+    Text,
+    /// CSV, optionally with a header line.
+    Csv {
+        /// Whether the first line names the columns.
+        header: bool,
+    },
+    /// PostgreSQL's binary COPY format.
+    Binary,
 }
 
 /// What a parameter's type follows from.
@@ -218,6 +257,9 @@ pub fn plan(statement: &str) -> Plan {
     match Parser::parse_sql(&dialect, statement) {
         Ok(mut statements) if statements.len() == 1 => {
             let mut statement = statements.remove(0);
+            if let Some(plan) = cursor_or_copy(&mut statement) {
+                return plan;
+            }
             if !is_query(&statement) {
                 return Plan::Write;
             }
@@ -390,6 +432,131 @@ fn strong_name(expr: &Expr) -> Option<String> {
         }),
         _ => None,
     }
+}
+
+/// DECLARE / FETCH / CLOSE / COPY; `None` for other statements.
+fn cursor_or_copy(statement: &mut Statement) -> Option<Plan> {
+    use sqlparser::ast::{CloseCursor, CopyLegacyCsvOption, CopyLegacyOption, CopyOption};
+    use sqlparser::ast::{CopySource, CopyTarget, DeclareType, FetchDirection};
+    let count = |v: &Value| match v {
+        Value::Number(n, _) => n.parse::<usize>().ok(),
+        _ => None,
+    };
+    Some(match statement {
+        Statement::Declare { stmts } => {
+            let [declare] = stmts.as_mut_slice() else {
+                return Some(Plan::Unsupported("one DECLARE at a time".into()));
+            };
+            if declare.declare_type != Some(DeclareType::Cursor) || declare.names.len() != 1 {
+                return Some(Plan::Unsupported("only DECLARE ... CURSOR FOR".into()));
+            }
+            let Some(query) = declare.for_query.as_mut() else {
+                return Some(Plan::Unsupported("DECLARE CURSOR needs FOR <query>".into()));
+            };
+            let mut inner = Statement::Query(query.clone());
+            if !is_query(&inner) {
+                return Some(Plan::Write);
+            }
+            let _ = inner.visit(&mut Rewriter::default());
+            Plan::Declare {
+                name: declare.names[0].value.clone(),
+                sql: inner.to_string(),
+            }
+        }
+        Statement::Fetch {
+            name, direction, ..
+        } => {
+            let n = match direction {
+                FetchDirection::Next | FetchDirection::Forward { limit: None } => Some(1),
+                FetchDirection::Count { limit }
+                | FetchDirection::Forward { limit: Some(limit) } => count(limit),
+                FetchDirection::All | FetchDirection::ForwardAll => Some(0),
+                _ => None,
+            };
+            match n {
+                Some(count) => Plan::Fetch {
+                    name: name.value.clone(),
+                    count,
+                },
+                None => Plan::Unsupported("cursors here only move forward".into()),
+            }
+        }
+        Statement::Close { cursor } => Plan::Close(match cursor {
+            CloseCursor::All => None,
+            CloseCursor::Specific { name } => Some(name.value.clone()),
+        }),
+        Statement::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            ..
+        } => {
+            if !*to || *target != CopyTarget::Stdout {
+                return Some(Plan::Write);
+            }
+            let mut query = match source {
+                CopySource::Query(q) => Statement::Query(q.clone()),
+                CopySource::Table {
+                    table_name,
+                    columns,
+                } => {
+                    let list = if columns.is_empty() {
+                        "*".to_owned()
+                    } else {
+                        columns
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let dialect = PostgreSqlDialect {};
+                    match Parser::parse_sql(&dialect, &format!("SELECT {list} FROM {table_name}")) {
+                        Ok(mut s) if s.len() == 1 => s.remove(0),
+                        _ => return Some(Plan::Unsupported("COPY of that table".into())),
+                    }
+                }
+            };
+            if !is_query(&query) {
+                return Some(Plan::Write);
+            }
+            let _ = query.visit(&mut Rewriter::default());
+            let mut format = CopyFormat::Text;
+            let mut header = false;
+            for option in options.iter() {
+                match option {
+                    CopyOption::Format(f) => {
+                        format = match f.value.to_ascii_lowercase().as_str() {
+                            "csv" => CopyFormat::Csv { header: false },
+                            "binary" => CopyFormat::Binary,
+                            _ => CopyFormat::Text,
+                        }
+                    }
+                    CopyOption::Header(h) => header = *h,
+                    _ => {}
+                }
+            }
+            for option in legacy_options.iter() {
+                match option {
+                    CopyLegacyOption::Binary => format = CopyFormat::Binary,
+                    CopyLegacyOption::Csv(csv) => {
+                        format = CopyFormat::Csv { header: false };
+                        header |= csv.iter().any(|o| matches!(o, CopyLegacyCsvOption::Header));
+                    }
+                    _ => {}
+                }
+            }
+            if let CopyFormat::Csv { header: h } = &mut format {
+                *h = header;
+            }
+            Plan::Copy {
+                sql: query.to_string(),
+                format,
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// Whether a parsed statement only reads.
@@ -993,6 +1160,48 @@ mod tests {
         assert_eq!(plan("BEGIN READ ONLY"), Plan::Transaction("BEGIN"));
         assert_eq!(plan("ROLLBACK TO SAVEPOINT a"), Plan::NoOp("ROLLBACK"));
         assert_eq!(plan("SAVEPOINT a"), Plan::NoOp("SAVEPOINT"));
+    }
+
+    #[test]
+    fn cursors_and_copy_are_planned() {
+        assert_eq!(
+            plan("DECLARE \"c1\" NO SCROLL CURSOR WITHOUT HOLD FOR SELECT * FROM pg_class"),
+            Plan::Declare {
+                name: "c1".into(),
+                sql: "SELECT * FROM osiris_catalog.pg_class".into()
+            }
+        );
+        assert_eq!(
+            plan("FETCH FORWARD 5 FROM \"c1\""),
+            Plan::Fetch {
+                name: "c1".into(),
+                count: 5
+            }
+        );
+        assert_eq!(
+            plan("FETCH ALL FROM c1"),
+            Plan::Fetch {
+                name: "c1".into(),
+                count: 0
+            }
+        );
+        assert_eq!(plan("CLOSE c1"), Plan::Close(Some("c1".into())));
+        assert_eq!(
+            plan("COPY (SELECT 1) TO STDOUT WITH (FORMAT csv, HEADER)"),
+            Plan::Copy {
+                sql: "SELECT 1".into(),
+                format: CopyFormat::Csv { header: true }
+            }
+        );
+        assert_eq!(
+            plan("COPY \"s\".\"t\" TO STDOUT (FORMAT binary)"),
+            Plan::Copy {
+                sql: "SELECT * FROM \"s\".\"t\"".into(),
+                format: CopyFormat::Binary
+            }
+        );
+        assert_eq!(plan("COPY t FROM STDIN"), Plan::Write);
+        assert_eq!(plan("COPY (SELECT 1) TO '/tmp/x'"), Plan::Write);
     }
 
     #[test]
