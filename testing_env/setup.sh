@@ -26,10 +26,12 @@ if [ ! -f /usr/share/java/postgresql.jar ] || ! command -v javac >/dev/null 2>&1
         libpostgresql-jdbc-java default-jdk-headless >/dev/null
 fi
 pg_venv="${OSIRIS_PG_CLIENTS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/osiris-rs/venv}"
-if ! "$pg_venv/bin/python" -c 'import psycopg, asyncpg, sqlalchemy, pandas' >/dev/null 2>&1; then
-    echo "testing_env: installing psycopg, asyncpg, SQLAlchemy and pandas into $pg_venv" >&2
+# (duckdb: the baseline of bench/pg.sh, the same version as the embedded one.)
+if ! "$pg_venv/bin/python" -c 'import psycopg, asyncpg, sqlalchemy, pandas, duckdb' >/dev/null 2>&1; then
+    echo "testing_env: installing psycopg, asyncpg, SQLAlchemy, pandas and duckdb into $pg_venv" >&2
     python3 -m venv "$pg_venv"
-    "$pg_venv/bin/pip" install -q 'psycopg[binary]>=3.1,<4' 'asyncpg>=0.29' 'sqlalchemy>=2,<3' 'pandas>=2'
+    "$pg_venv/bin/pip" install -q 'psycopg[binary]>=3.1,<4' 'asyncpg>=0.29' 'sqlalchemy>=2,<3' \
+        'pandas>=2' 'duckdb==1.5.6'
 fi
 pg_node="${OSIRIS_PG_CLIENTS_NODE:-${XDG_CACHE_HOME:-$HOME/.cache}/osiris-rs/node}"
 if [ ! -f "$pg_node/node_modules/pg/package.json" ]; then

@@ -22,18 +22,7 @@ impl Served {
         let project = example_project();
         let ran = project.osiris(&["run", "pipeline.yaml", "--session-id", "pg1"]);
         assert_eq!(ran.code, 0, "{}", ran.all());
-        let mut server = Command::new(env!("CARGO_BIN_EXE_osiris"))
-            .args(["serve", "--pg", "127.0.0.1:0"])
-            .current_dir(project.path())
-            .env("OSIRIS_PG_PASSWORD", PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        std::io::BufReader::new(server.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
+        let (server, first) = spawn_serve(&project, PASSWORD);
         let port = first
             .split("127.0.0.1:")
             .nth(1)
@@ -68,6 +57,24 @@ impl Served {
             .expect("psql (postgresql-client) is installed by testing_env/setup.sh");
         checked("psql", &out)
     }
+}
+
+/// Starts `osiris serve --pg 127.0.0.1:0` in `project` with `password`; the server and the
+/// line it printed first (which names the address).
+pub fn spawn_serve(project: &Project, password: &str) -> (Child, String) {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_osiris"))
+        .args(["serve", "--pg", "127.0.0.1:0"])
+        .current_dir(project.path())
+        .env("OSIRIS_PG_PASSWORD", password)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    (server, first)
 }
 
 impl Drop for Served {

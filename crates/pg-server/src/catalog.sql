@@ -372,10 +372,10 @@ CREATE MACRO osiris_catalog.pg_get_constraintdef(oid) AS NULL::VARCHAR,
     (oid, pretty) AS NULL::VARCHAR;
 CREATE MACRO osiris_catalog.pg_get_indexdef(oid) AS NULL::VARCHAR,
     (oid, col, pretty) AS NULL::VARCHAR;
-CREATE MACRO osiris_catalog.pg_get_viewdef(p_oid) AS
-    (SELECT r.sql FROM osiris_catalog.osiris_relations r WHERE r.oid = p_oid),
-    (p_oid, pretty) AS
+CREATE MACRO osiris_catalog.osiris_viewdef(p_oid) AS
     (SELECT r.sql FROM osiris_catalog.osiris_relations r WHERE r.oid = p_oid);
+CREATE MACRO osiris_catalog.pg_get_viewdef(p_oid) AS osiris_catalog.osiris_viewdef(p_oid),
+    (p_oid, pretty) AS osiris_catalog.osiris_viewdef(p_oid);
 CREATE MACRO osiris_catalog.pg_get_triggerdef(oid) AS NULL::VARCHAR,
     (oid, pretty) AS NULL::VARCHAR;
 CREATE MACRO osiris_catalog.pg_get_ruledef(oid) AS NULL::VARCHAR,
@@ -415,24 +415,23 @@ CREATE MACRO osiris_catalog.has_sequence_privilege(a, b) AS true,
     (a, b, c) AS true;
 CREATE MACRO osiris_catalog.pg_has_role(a, b) AS true,
     (a, b, c) AS true;
-CREATE MACRO osiris_catalog.obj_description(p_oid) AS
-    (SELECT d.description FROM osiris_catalog.pg_description d WHERE d.objoid = p_oid),
-    (p_oid, cat) AS
+CREATE MACRO osiris_catalog.osiris_description(p_oid) AS
     (SELECT d.description FROM osiris_catalog.pg_description d WHERE d.objoid = p_oid);
+CREATE MACRO osiris_catalog.obj_description(p_oid) AS osiris_catalog.osiris_description(p_oid),
+    (p_oid, cat) AS osiris_catalog.osiris_description(p_oid);
 CREATE MACRO osiris_catalog.shobj_description(oid, cat) AS NULL::VARCHAR;
 CREATE MACRO osiris_catalog.col_description(p_rel, p_col) AS
     (SELECT c.comment FROM duckdb_columns() c
      WHERE c.table_oid = p_rel AND c.column_index = p_col
        AND c.comment <> '');
 CREATE MACRO osiris_catalog.pg_get_serial_sequence(t, c) AS NULL::VARCHAR;
-CREATE MACRO osiris_catalog.pg_relation_size(p_oid) AS
-    coalesce((SELECT (r.reltuples * 8)::BIGINT FROM osiris_catalog.osiris_relations r
-              WHERE r.oid = p_oid), 0::BIGINT),
-    (p_oid, fork) AS
+CREATE MACRO osiris_catalog.osiris_relation_size(p_oid) AS
     coalesce((SELECT (r.reltuples * 8)::BIGINT FROM osiris_catalog.osiris_relations r
               WHERE r.oid = p_oid), 0::BIGINT);
-CREATE MACRO osiris_catalog.pg_total_relation_size(oid) AS osiris_catalog.pg_relation_size(oid);
-CREATE MACRO osiris_catalog.pg_table_size(oid) AS osiris_catalog.pg_relation_size(oid);
+CREATE MACRO osiris_catalog.pg_relation_size(p_oid) AS osiris_catalog.osiris_relation_size(p_oid),
+    (p_oid, fork) AS osiris_catalog.osiris_relation_size(p_oid);
+CREATE MACRO osiris_catalog.pg_total_relation_size(oid) AS osiris_catalog.osiris_relation_size(oid);
+CREATE MACRO osiris_catalog.pg_table_size(oid) AS osiris_catalog.osiris_relation_size(oid);
 CREATE MACRO osiris_catalog.pg_indexes_size(oid) AS 0::BIGINT;
 CREATE MACRO osiris_catalog.pg_database_size(d) AS 0::BIGINT;
 CREATE MACRO osiris_catalog.array_upper(arr, dim) AS CASE WHEN len(arr) = 0 THEN NULL ELSE len(arr) END;
@@ -441,12 +440,11 @@ CREATE MACRO osiris_catalog.generate_subscripts(arr, dim) AS TABLE
     SELECT unnest(generate_series(1, len(arr))) AS generate_subscripts;
 CREATE MACRO osiris_catalog.quote_ident(s) AS
     CASE WHEN regexp_full_match(s, '[a-z_][a-z0-9_$]*') THEN s ELSE '"' || replace(s, '"', '""') || '"' END;
-CREATE MACRO osiris_catalog.parse_ident(s) AS
-    list_transform(regexp_extract_all(s, '"(?:[^"]|"")*"|[^.]+'),
-        p -> CASE WHEN p LIKE '"%' THEN replace(p[2:-2], '""', '"') ELSE lower(trim(p)) END),
-    (s, strict) AS
+CREATE MACRO osiris_catalog.osiris_parse_ident(s) AS
     list_transform(regexp_extract_all(s, '"(?:[^"]|"")*"|[^.]+'),
         p -> CASE WHEN p LIKE '"%' THEN replace(p[2:-2], '""', '"') ELSE lower(trim(p)) END);
+CREATE MACRO osiris_catalog.parse_ident(s) AS osiris_catalog.osiris_parse_ident(s),
+    (s, strict) AS osiris_catalog.osiris_parse_ident(s);
 CREATE MACRO osiris_catalog.pg_get_keywords() AS TABLE
     SELECT keyword_name AS word,
            CASE keyword_category WHEN 'reserved' THEN 'R' WHEN 'unreserved' THEN 'U'

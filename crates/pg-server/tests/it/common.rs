@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use pg_server::{SecretString, ServerConfig};
+use tokio_postgres::{Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
 pub const PASSWORD: &str = "s3cret-pw";
@@ -74,4 +75,15 @@ pub async fn start(attach_recent: usize) -> Running {
         _root: root,
         shutdown,
     }
+}
+
+/// A tokio-postgres client of `server`, logged in with `password`.
+pub async fn connect(server: &Running, password: &str) -> Result<Client, tokio_postgres::Error> {
+    let config = format!(
+        "host=127.0.0.1 port={} user=osiris password={password} dbname=osiris",
+        server.addr.port()
+    );
+    let (client, connection) = tokio_postgres::connect(&config, NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
 }

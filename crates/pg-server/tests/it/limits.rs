@@ -3,31 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::NoTls;
 
-use crate::common::{PASSWORD, Running, add_session, start};
+use crate::common::{PASSWORD, add_session, connect, start};
 
 /// Runs for far longer than any test waits.
 const LONG_QUERY: &str = "SELECT sum(hash(i)) FROM range(20000000000) t(i)";
 
-async fn connect(server: &Running) -> Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=osiris password={PASSWORD} dbname=osiris",
-            server.addr.port()
-        ),
-        NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
-    client
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_request_interrupts_the_running_query() {
     let server = start(10).await;
-    let client = connect(&server).await;
+    let client = connect(&server, PASSWORD).await.unwrap();
     let token = client.cancel_token();
     let started = Instant::now();
     let canceller = tokio::spawn(async move {
@@ -58,7 +44,7 @@ async fn cancel_request_interrupts_the_running_query() {
 #[tokio::test(flavor = "multi_thread")]
 async fn statement_timeout_interrupts_a_long_query() {
     let server = start(10).await;
-    let client = connect(&server).await;
+    let client = connect(&server, PASSWORD).await.unwrap();
     client
         .batch_execute("SET statement_timeout = '300ms'")
         .await
@@ -94,7 +80,7 @@ async fn statement_timeout_interrupts_a_long_query() {
 #[tokio::test(flavor = "multi_thread")]
 async fn portals_suspend_after_max_rows_and_other_statements_run_meanwhile() {
     let server = start(10).await;
-    let mut client = connect(&server).await;
+    let mut client = connect(&server, PASSWORD).await.unwrap();
     let tx = client.transaction().await.unwrap();
     let portal = tx
         .bind("SELECT i FROM range(1000000) t(i) ORDER BY i", &[])
@@ -123,7 +109,7 @@ async fn portals_suspend_after_max_rows_and_other_statements_run_meanwhile() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_finished_after_connect_shows_up_without_attach() {
     let server = start(10).await;
-    let client = connect(&server).await;
+    let client = connect(&server, PASSWORD).await.unwrap();
     let before = client
         .query_one("SELECT count(*) FROM pg_catalog.pg_namespace", &[])
         .await

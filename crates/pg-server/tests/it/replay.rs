@@ -2,9 +2,7 @@
 //! psql send (`tests/fixtures/client-queries.sql`) through the extended query protocol: each
 //! must run and answer with the columns its client reads.
 
-use tokio_postgres::NoTls;
-
-use crate::common::{IDS, PASSWORD, start};
+use crate::common::{IDS, PASSWORD, connect, start};
 
 struct Fixture {
     client: String,
@@ -45,16 +43,7 @@ fn fixtures() -> Vec<Fixture> {
 #[tokio::test(flavor = "multi_thread")]
 async fn client_catalog_queries_answer_with_the_expected_shape() {
     let server = start(10).await;
-    let (client, connection) = tokio_postgres::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=osiris password={PASSWORD} dbname=osiris",
-            server.addr.port()
-        ),
-        NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let client = connect(&server, PASSWORD).await.unwrap();
     let fixtures = fixtures();
     assert!(fixtures.len() >= 30, "{} fixtures", fixtures.len());
     let mut failures = Vec::new();

@@ -1,19 +1,8 @@
 //! tokio-postgres: simple and extended protocol, binary results, parameters, errors.
 
 use tokio_postgres::types::{FromSql, Type};
-use tokio_postgres::{Client, NoTls};
 
-use crate::common::{IDS, PASSWORD, Running, start};
-
-async fn connect(server: &Running, password: &str) -> Result<Client, tokio_postgres::Error> {
-    let config = format!(
-        "host=127.0.0.1 port={} user=osiris password={password} dbname=osiris",
-        server.addr.port()
-    );
-    let (client, connection) = tokio_postgres::connect(&config, NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
+use crate::common::{IDS, PASSWORD, connect, start};
 
 #[tokio::test]
 async fn osiris_sessions_lists_every_session_with_its_tables() {
