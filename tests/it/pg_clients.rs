@@ -299,6 +299,18 @@ with psycopg.connect(os.environ["PG_URL"]) as conn:
     conn.rollback()
     cur.execute("SELECT 1")
     print("after cancel", cur.fetchone()[0])
+    import uuid
+    from datetime import date, time as dtime, timedelta, timezone
+    from psycopg.types.json import Json, Jsonb
+    values = (date(2024, 1, 2), dtime(3, 4, 5, 500000), datetime.datetime(2024, 1, 2, 3, 4, 5),
+              datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+              uuid.UUID("12345678-1234-5678-1234-567812345678"), b"\x01\xff", Jsonb({"a": 1}),
+              Json([1]), True, 1.5, 7, 2**40, decimal.Decimal("-12.340"), timedelta(days=1, seconds=5),
+              "text")
+    for mark in ("t", "b"):
+        marks = ", ".join(f"%{mark}::varchar" for _ in values)
+        cur.execute(f"SELECT {marks}", values)
+        print("params", mark, "|".join(cur.fetchone()))
 "#,
     );
     assert!(out.contains("named [2, 3, 4] 6"), "{out}");
@@ -355,6 +367,23 @@ asyncio.run(main())
         "{out}"
     );
     assert!(out.contains("after cancel 1"), "{out}");
+    // Every common type in both encodings reaches DuckDB with its value.
+    assert!(
+        out.contains(
+            "params b 2024-01-02|03:04:05.500000|2024-01-02 03:04:05.000000|\
+             2024-01-02 03:04:05.000000+00|12345678-1234-5678-1234-567812345678|\\x01\\xFF|\
+             {\"a\": 1}|[1]|true|1.5|7|1099511627776|-12.340|1 day 00:00:05|text"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "params t 2024-01-02|03:04:05.500000|2024-01-02 03:04:05|2024-01-02 03:04:05+00:00|\
+             12345678-1234-5678-1234-567812345678|\\x01\\xFF|{\"a\": 1}|[1]|true|1.5|7|\
+             1099511627776|-12.340|1 day 0:00:05|text"
+        ),
+        "{out}"
+    );
 }
 
 #[test]

@@ -40,6 +40,17 @@ fn decode_text(text: &str, ty: &Type) -> Result<Value, String> {
             None => text.as_bytes().to_vec(),
         }),
         Type::DATE => Value::Text(jdbc_date(text).map_or_else(|| text.to_owned(), |(d, _)| d)),
+        // Clients may send a uuid as bare hex or in braces; its canonical form either way.
+        Type::UUID => {
+            let hex: String = t.chars().filter(char::is_ascii_hexdigit).collect();
+            if hex.len() != 32
+                || t.chars()
+                    .any(|c| !c.is_ascii_hexdigit() && !"-{}".contains(c))
+            {
+                return Err(bad(&"expected 32 hexadecimal digits"));
+            }
+            Value::Text(uuid_text(&hex))
+        }
         _ => Value::Text(
             jdbc_date(text).map_or_else(|| text.to_owned(), |(d, z)| format!("{d} 00:00:00{z}")),
         ),
@@ -117,14 +128,7 @@ fn decode_binary(bytes: &[u8], ty: &Type) -> Result<Value, String> {
         Type::UUID => {
             let b: [u8; 16] = take(bytes, ty)?;
             let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-            Value::Text(format!(
-                "{}-{}-{}-{}-{}",
-                &hex[0..8],
-                &hex[8..12],
-                &hex[12..16],
-                &hex[16..20],
-                &hex[20..]
-            ))
+            Value::Text(uuid_text(&hex))
         }
         Type::BYTEA => Value::Blob(bytes.to_vec()),
         // jsonb's binary form is a version byte (1) before the text.
@@ -137,6 +141,19 @@ fn decode_binary(bytes: &[u8], ty: &Type) -> Result<Value, String> {
                 .map_err(|e| format!("binary {} parameters are not supported: {e}", ty.name()))?,
         ),
     })
+}
+
+/// 32 hex digits as `8-4-4-4-12`, lower case.
+fn uuid_text(hex: &str) -> String {
+    let hex = hex.to_ascii_lowercase();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// PostgreSQL's binary numeric (base-10000 digits) as decimal text.
@@ -226,6 +243,16 @@ mod tests {
             Value::Int(42)
         );
         assert!(decode(Some(b"x"), &Type::INT8, false).is_err());
+        assert_eq!(
+            decode(
+                Some(b"{12345678123456781234567812345678}"),
+                &Type::UUID,
+                false
+            )
+            .unwrap(),
+            Value::Text("12345678-1234-5678-1234-567812345678".into())
+        );
+        assert!(decode(Some(b"nope"), &Type::UUID, false).is_err());
         assert_eq!(
             decode(Some(b"\\x0aff"), &Type::BYTEA, false).unwrap(),
             Value::Blob(vec![10, 255])
