@@ -326,6 +326,23 @@ with psycopg.connect(os.environ["PG_URL"]) as conn:
     assert!(out.contains("select 5"), "{out}");
     assert!(out.contains("amount Decimal 120.50"), "{out}");
     assert!(out.contains("version 160000"), "{out}");
+    // Every common type in both encodings reaches DuckDB with its value.
+    assert!(
+        out.contains(
+            "params b 2024-01-02|03:04:05.500000|2024-01-02 03:04:05.000000|\
+             2024-01-02 03:04:05.000000+00|12345678-1234-5678-1234-567812345678|\\x01\\xFF|\
+             {\"a\": 1}|[1]|true|1.5|7|1099511627776|-12.340|1 day 00:00:05|text"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "params t 2024-01-02|03:04:05.500000|2024-01-02 03:04:05|2024-01-02 03:04:05+00:00|\
+             12345678-1234-5678-1234-567812345678|\\x01\\xFF|{\"a\": 1}|[1]|true|1.5|7|\
+             1099511627776|-12.340|1 day 0:00:05|text"
+        ),
+        "{out}"
+    );
 }
 
 #[test]
@@ -367,23 +384,6 @@ asyncio.run(main())
         "{out}"
     );
     assert!(out.contains("after cancel 1"), "{out}");
-    // Every common type in both encodings reaches DuckDB with its value.
-    assert!(
-        out.contains(
-            "params b 2024-01-02|03:04:05.500000|2024-01-02 03:04:05.000000|\
-             2024-01-02 03:04:05.000000+00|12345678-1234-5678-1234-567812345678|\\x01\\xFF|\
-             {\"a\": 1}|[1]|true|1.5|7|1099511627776|-12.340|1 day 00:00:05|text"
-        ),
-        "{out}"
-    );
-    assert!(
-        out.contains(
-            "params t 2024-01-02|03:04:05.500000|2024-01-02 03:04:05|2024-01-02 03:04:05+00:00|\
-             12345678-1234-5678-1234-567812345678|\\x01\\xFF|{\"a\": 1}|[1]|true|1.5|7|\
-             1099511627776|-12.340|1 day 0:00:05|text"
-        ),
-        "{out}"
-    );
 }
 
 #[test]

@@ -359,6 +359,16 @@ impl QueryHandler {
                     .await?;
                 Ok(Outcome::Tag("SET"))
             }
+            Plan::SetConfig(name, value) => self
+                .with_backend(client, move |b| {
+                    b.set(&name, Some(&value))?;
+                    Ok(Rows {
+                        columns: vec![Column::new("set_config", Type::TEXT)],
+                        rows: vec![vec![Value::Text(value)]],
+                    })
+                })
+                .await
+                .map(Outcome::Rows),
             Plan::ResetAll => {
                 self.with_backend(client, Backend::reset_all).await?;
                 Ok(Outcome::Tag("RESET"))
@@ -424,6 +434,7 @@ impl QueryHandler {
                 },
                 vec![Column::new("attached", Type::TEXT)],
             )),
+            Plan::SetConfig(..) => Ok((Vec::new(), vec![Column::new("set_config", Type::TEXT)])),
             Plan::Show(name) => {
                 self.with_backend(client, move |b| Ok((Vec::new(), b.show(&name)?.columns)))
                     .await

@@ -171,6 +171,8 @@ pub enum Plan {
     Attach(Option<String>),
     /// `SET name = value` (`None`: back to the default, as RESET / SET ... TO DEFAULT).
     Set(String, Option<String>),
+    /// `SELECT set_config('name', 'value', is_local)`: SET, answering the value.
+    SetConfig(String, String),
     /// `RESET ALL`.
     ResetAll,
     /// `SHOW name` (`all` for SHOW ALL).
@@ -262,6 +264,9 @@ pub fn plan(statement: &str) -> Plan {
             }
             if !is_query(&statement) {
                 return Plan::Write;
+            }
+            if let Some(set) = set_config_call(&statement) {
+                return set;
             }
             if let Some(attach) = attach_call(&statement) {
                 return Plan::Attach(attach);
@@ -387,6 +392,12 @@ fn name_columns(statement: &mut Statement) {
         return;
     };
     for item in &mut select.projection {
+        // PostgreSQL folds unquoted names to lower case: `AS TABLE_CAT` is `table_cat`.
+        if let SelectItem::ExprWithAlias { alias, .. } = item
+            && alias.quote_style.is_none()
+        {
+            alias.value = alias.value.to_lowercase();
+        }
         if let SelectItem::UnnamedExpr(expr) = item
             && let Some(name) = column_name_of(expr)
         {
@@ -587,7 +598,9 @@ fn is_query(statement: &Statement) -> bool {
 }
 
 /// `SELECT osiris_attach('<id>')` or `SELECT osiris_attach($1)` with nothing else.
-fn attach_call(statement: &Statement) -> Option<Option<String>> {
+/// `SELECT f(args)` and nothing else: the function's lower-case name and its argument values
+/// (literals, or `$1`).
+fn sole_call(statement: &Statement) -> Option<(String, Vec<&Value>)> {
     let Statement::Query(q) = statement else {
         return None;
     };
@@ -605,16 +618,41 @@ fn attach_call(statement: &Statement) -> Option<Option<String>> {
     let Expr::Function(f) = expr else {
         return None;
     };
-    if !last_part(&f.name)?.eq_ignore_ascii_case("osiris_attach") {
-        return None;
-    }
     let FunctionArguments::List(list) = &f.args else {
         return None;
     };
-    match list.args.as_slice() {
-        [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))] => match &v.value {
-            Value::SingleQuotedString(id) => Some(Some(id.clone())),
-            Value::Placeholder(p) if p == "$1" => Some(None),
+    let args = list
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => Some(&v.value),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((last_part(&f.name)?.to_ascii_lowercase(), args))
+}
+
+/// `SELECT osiris_attach('<id>')` or `SELECT osiris_attach($1)` with nothing else.
+fn attach_call(statement: &Statement) -> Option<Option<String>> {
+    match sole_call(statement)? {
+        (name, args) if name == "osiris_attach" => match args.as_slice() {
+            [Value::SingleQuotedString(id)] => Some(Some(id.clone())),
+            [Value::Placeholder(p)] if p == "$1" => Some(None),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `SELECT set_config('name', 'value', is_local)` with literals: a SET that answers the value.
+fn set_config_call(statement: &Statement) -> Option<Plan> {
+    match sole_call(statement)? {
+        (name, args) if name == "set_config" => match args.as_slice() {
+            [
+                Value::SingleQuotedString(setting),
+                Value::SingleQuotedString(value),
+                _,
+            ] => Some(Plan::SetConfig(setting.clone(), value.clone())),
             _ => None,
         },
         _ => None,
@@ -1157,6 +1195,10 @@ mod tests {
             Plan::Show("transaction_isolation".into())
         );
         assert_eq!(plan("RESET ALL"), Plan::ResetAll);
+        assert_eq!(
+            plan("SELECT pg_catalog.set_config('search_path', 'a', false)"),
+            Plan::SetConfig("search_path".into(), "a".into())
+        );
         assert_eq!(plan("BEGIN READ ONLY"), Plan::Transaction("BEGIN"));
         assert_eq!(plan("ROLLBACK TO SAVEPOINT a"), Plan::NoOp("ROLLBACK"));
         assert_eq!(plan("SAVEPOINT a"), Plan::NoOp("SAVEPOINT"));
