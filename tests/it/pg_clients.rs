@@ -500,6 +500,13 @@ public class Client {
                 p.setDate(5, Date.valueOf("2024-01-01"));
                 try (ResultSet r = p.executeQuery()) { r.next(); System.out.println("count " + r.getLong(1)); }
             }
+            try (Statement s = c.createStatement();
+                 ResultSet r = s.executeQuery("SELECT customer, amount FROM pg1.\"read-orders\"")) {
+                ResultSetMetaData m = r.getMetaData();
+                String schema = ((org.postgresql.PGResultSetMetaData) m).getBaseSchemaName(2);
+                System.out.println("origin " + schema + "." + m.getTableName(2) + "."
+                    + m.getColumnName(2) + " " + m.getPrecision(2) + "," + m.getScale(2));
+            }
             final String longQuery = "SELECT sum(hash(i)) FROM range(20000000000) t(i)";
             try (Statement s = c.createStatement()) {
                 s.setQueryTimeout(1);
@@ -531,7 +538,9 @@ public class Client {
     );
     let classes = served.project.path().join("java");
     let javac = Command::new("javac")
-        .args(["-d"])
+        .arg("-cp")
+        .arg(&jar)
+        .arg("-d")
         .arg(&classes)
         .arg(&source)
         .output()
@@ -560,6 +569,7 @@ public class Client {
     assert!(out.contains("types true"), "{out}");
     assert!(out.contains("count "), "{out}");
     assert!(out.contains("fetched 10"), "{out}");
+    assert!(out.contains("origin pg1.read-orders.amount 12,2"), "{out}");
     assert!(out.contains("timeout 57014 true"), "{out}");
     assert!(out.contains("cancel 57014"), "{out}");
 }

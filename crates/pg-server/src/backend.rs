@@ -13,7 +13,7 @@ use pgwire::error::ErrorInfo;
 
 use crate::settings::Settings;
 use crate::sql::{quote_identifier, quote_literal};
-use crate::translate::Hint;
+use crate::translate::{Hint, Origin, OriginItem};
 
 /// A query error with its SQLSTATE.
 pub fn error(code: &str, message: impl Into<String>) -> Box<ErrorInfo> {
@@ -36,6 +36,8 @@ pub struct Column {
     pub ty: Type,
     /// `atttypmod`: `((precision << 16) | scale) + 4` for numeric, else -1.
     pub typmod: i32,
+    /// The table oid and column number it is read from, when it is a table's column.
+    pub origin: Option<(i32, i16)>,
 }
 
 impl Column {
@@ -45,6 +47,7 @@ impl Column {
             name: name.into(),
             ty,
             typmod: -1,
+            origin: None,
         }
     }
 }
@@ -354,6 +357,77 @@ impl Backend {
         Ok(())
     }
 
+    /// The table column each result column is read from, where the query reads one table
+    /// (`None` for computed columns); empty when that cannot be told.
+    pub fn origins(&self, origin: Option<&Origin>) -> Vec<Option<(i32, i16)>> {
+        let none = Vec::new();
+        let Some(origin) = origin else {
+            return none;
+        };
+        let (database, table) = match origin.relation.as_slice() {
+            [table] => (None, table),
+            [database, table] | [database, _, table] => (Some(database.as_str()), table),
+            _ => return none,
+        };
+        // An unqualified table is looked up along the search path, then in `public`.
+        let mut order: Vec<String> = match database {
+            Some(d) => vec![d.to_owned()],
+            None => self
+                .settings
+                .get("osiris.schemas")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
+        };
+        order.push("memory".to_owned());
+        let Ok(mut stmt) = self.conn.prepare(
+            "SELECT database_name, table_oid, column_name, column_index FROM duckdb_columns() \
+             WHERE table_name = ? AND schema_name = 'main' ORDER BY column_index",
+        ) else {
+            return none;
+        };
+        let Ok(rows) = stmt.query_map([table], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        }) else {
+            return none;
+        };
+        let rows: Vec<_> = rows.flatten().collect();
+        let Some(chosen) = order.iter().find(|d| rows.iter().any(|r| &r.0 == *d)) else {
+            return none;
+        };
+        let columns: Vec<(i32, String, i16)> = rows
+            .iter()
+            .filter(|r| &r.0 == chosen)
+            .filter_map(|r| {
+                Some((
+                    i32::try_from(r.1).ok()?,
+                    r.2.clone(),
+                    i16::try_from(r.3).ok()?,
+                ))
+            })
+            .collect();
+        let mut out = Vec::new();
+        for item in &origin.items {
+            match item {
+                OriginItem::All => out.extend(columns.iter().map(|c| Some((c.0, c.2)))),
+                OriginItem::Column(name) => out.push(
+                    columns
+                        .iter()
+                        .find(|c| c.1.eq_ignore_ascii_case(name))
+                        .map(|c| (c.0, c.2)),
+                ),
+                OriginItem::Computed => out.push(None),
+            }
+        }
+        out
+    }
+
     /// The type of each parameter from the query's hints (`None`: unknown).
     pub fn parameter_types(&mut self, hints: &[Option<Hint>], sql: &str) -> Vec<Option<Type>> {
         hints
@@ -449,8 +523,18 @@ pub fn columns_of(schema: &duckdb::arrow::datatypes::Schema) -> Vec<Column> {
             name: f.name().clone(),
             ty: pg_type(f.data_type()),
             typmod: typmod(f.data_type()),
+            origin: None,
         })
         .collect()
+}
+
+/// Sets the columns' origins (from [`Backend::origins`]) when there is one per column.
+pub fn set_origins(columns: &mut [Column], origins: &[Option<(i32, i16)>]) {
+    if origins.len() == columns.len() {
+        for (column, origin) in columns.iter_mut().zip(origins) {
+            column.origin = *origin;
+        }
+    }
 }
 
 /// The numeric type modifier of a DECIMAL column.

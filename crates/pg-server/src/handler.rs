@@ -29,13 +29,13 @@ use pgwire::types::ToSqlText;
 use postgres_types::ToSql;
 
 use crate::ServerConfig;
-use crate::backend::{Backend, Column, Rows, error};
+use crate::backend::{Backend, Column, Rows, error, set_origins};
 use crate::numeric::Numeric;
 use crate::params;
 use crate::sql;
 use crate::stream;
 use crate::stream::RowEncoder;
-use crate::translate::{self, CopyFormat, Plan};
+use crate::translate::{self, CopyFormat, Origin, Plan};
 
 /// The handlers of one client connection.
 pub struct Handlers {
@@ -214,14 +214,28 @@ impl QueryHandler {
         sql: String,
         params: Vec<Value>,
         format: Format,
+        origin: Option<Origin>,
         make: fn(Arc<Vec<FieldInfo>>) -> E,
     ) -> PgWireResult<stream::Started<E::Message>> {
-        let (conn, timeout, sql) = self
+        let (conn, timeout, sql, origins) = self
             .with_backend(client, move |b| {
-                Ok((b.stream_connection(&sql)?, b.statement_timeout(), sql))
+                let origins = b.origins(origin.as_ref());
+                Ok((
+                    b.stream_connection(&sql)?,
+                    b.statement_timeout(),
+                    sql,
+                    origins,
+                ))
             })
             .await?;
-        stream::start(conn, sql, params, format, timeout, make).await
+        let query = stream::Query {
+            sql,
+            params,
+            format,
+            timeout,
+            origins,
+        };
+        stream::start(conn, query, make).await
     }
 
     /// `DECLARE name CURSOR FOR query`: the query starts; FETCH reads it on.
@@ -238,6 +252,7 @@ impl QueryHandler {
                 sql.clone(),
                 params,
                 Format::UnifiedText,
+                None,
                 DataRowEncoder::new,
             )
             .await?;
@@ -323,7 +338,7 @@ impl QueryHandler {
             Format::UnifiedText
         };
         let started = self
-            .start_query(client, sql, params, field_format, make)
+            .start_query(client, sql, params, field_format, None, make)
             .await?;
         let columns = started.schema.len();
         let header = match format {
@@ -392,9 +407,16 @@ impl QueryHandler {
                     .await
                     .map(Outcome::Rows)
             }
-            Plan::Query { sql, .. } => {
+            Plan::Query { sql, origin, .. } => {
                 let started = self
-                    .start_query(client, sql, params, format.clone(), DataRowEncoder::new)
+                    .start_query(
+                        client,
+                        sql,
+                        params,
+                        format.clone(),
+                        origin,
+                        DataRowEncoder::new,
+                    )
                     .await?;
                 Ok(Outcome::Response(Response::Query(QueryResponse::new(
                     started.schema,
@@ -439,10 +461,11 @@ impl QueryHandler {
                 self.with_backend(client, move |b| Ok((Vec::new(), b.show(&name)?.columns)))
                     .await
             }
-            Plan::Query { sql, hints } => {
+            Plan::Query { sql, hints, origin } => {
                 self.with_backend(client, move |b| {
                     let types = b.parameter_types(&hints, &sql);
-                    let columns = b.describe(&sql)?;
+                    let mut columns = b.describe(&sql)?;
+                    set_origins(&mut columns, &b.origins(origin.as_ref()));
                     Ok((types, columns))
                 })
                 .await
@@ -485,8 +508,8 @@ pub(crate) fn fields(columns: &[Column], format: &Format) -> Vec<FieldInfo> {
         .map(|(i, c)| {
             FieldInfo::new(
                 c.name.clone(),
-                None,
-                None,
+                c.origin.map(|o| o.0),
+                c.origin.map(|o| o.1),
                 c.ty.clone(),
                 format.format_for(i),
             )

@@ -17,7 +17,7 @@ use pgwire::messages::copy::CopyData;
 use pgwire::messages::data::DataRow;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::{QUERY_FAILED, columns_of, error};
+use crate::backend::{QUERY_FAILED, columns_of, error, set_origins};
 use crate::handler::{FieldSink, encode, fields, user_error};
 
 /// Rows buffered between DuckDB and the socket.
@@ -57,6 +57,20 @@ impl RowEncoder for CopyEncoder {
     }
 }
 
+/// A query to start.
+pub struct Query {
+    /// DuckDB SQL.
+    pub sql: String,
+    /// Values of `$1..`.
+    pub params: Vec<Value>,
+    /// Wire format of the result columns.
+    pub format: Format,
+    /// statement_timeout.
+    pub timeout: Option<Duration>,
+    /// Table columns the result columns are read from (see `Backend::origins`).
+    pub origins: Vec<Option<(i32, i16)>>,
+}
+
 /// A started query: its columns and the stream of its encoded rows.
 pub struct Started<M> {
     /// Result columns.
@@ -70,12 +84,10 @@ pub struct Started<M> {
 /// returned future before the first rows (CancelRequest).
 pub async fn start<E: RowEncoder>(
     conn: duckdb::Connection,
-    sql: String,
-    params: Vec<Value>,
-    format: Format,
-    timeout: Option<Duration>,
+    query: Query,
     make: fn(Arc<Vec<FieldInfo>>) -> E,
 ) -> PgWireResult<Started<E::Message>> {
+    let timeout = query.timeout;
     let interrupt = conn.interrupt_handle();
     let timed_out = Arc::new(AtomicBool::new(false));
     let (first_tx, first_rx) = oneshot::channel();
@@ -101,7 +113,7 @@ pub async fn start<E: RowEncoder>(
             rows: &rows_tx,
             make,
         };
-        produce(&conn, &sql, params, &format, output, &producer_timed_out);
+        produce(&conn, query, output, &producer_timed_out);
         drop(done_tx);
     });
     let mut guard = InterruptOnDrop(Some(interrupt));
@@ -141,12 +153,17 @@ type First = oneshot::Sender<Result<Arc<Vec<FieldInfo>>, Box<ErrorInfo>>>;
 /// Runs the query and sends its schema, then its rows; stops when the receiver is gone.
 fn produce<E: RowEncoder>(
     conn: &duckdb::Connection,
-    sql: &str,
-    mut params: Vec<Value>,
-    format: &Format,
+    query: Query,
     mut out: Output<'_, E>,
     timed_out: &AtomicBool,
 ) {
+    let Query {
+        sql,
+        mut params,
+        format,
+        origins,
+        ..
+    } = query;
     let fail = |e: duckdb::Error| {
         if timed_out.load(Ordering::SeqCst) {
             error("57014", "canceling statement due to statement timeout")
@@ -156,7 +173,7 @@ fn produce<E: RowEncoder>(
             error(QUERY_FAILED, e.to_string())
         }
     };
-    let mut stmt = match conn.prepare(sql) {
+    let mut stmt = match conn.prepare(&sql) {
         Ok(stmt) => stmt,
         Err(e) => return out.error(fail(e)),
     };
@@ -168,8 +185,9 @@ fn produce<E: RowEncoder>(
     {
         return out.error(fail(e));
     }
-    let columns = columns_of(&stmt.schema());
-    let schema = Arc::new(fields(&columns, format));
+    let mut columns = columns_of(&stmt.schema());
+    set_origins(&mut columns, &origins);
+    let schema = Arc::new(fields(&columns, &format));
     let mut encoder = (out.make)(Arc::clone(&schema));
     let mut rows = stmt.raw_query();
     loop {

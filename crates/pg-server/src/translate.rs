@@ -166,6 +166,8 @@ pub enum Plan {
         sql: String,
         /// Per parameter (index n-1), a hint of its type.
         hints: Vec<Option<Hint>>,
+        /// Where its columns come from, when it reads one table.
+        origin: Option<Origin>,
     },
     /// `SELECT osiris_attach('<id>')` (`None`: the id is parameter `$1`).
     Attach(Option<String>),
@@ -224,6 +226,69 @@ pub enum CopyFormat {
     Binary,
 }
 
+/// Where a query's result columns come from, when it reads one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The table's name as written (1 to 3 parts).
+    pub relation: Vec<String>,
+    /// One per select item.
+    pub items: Vec<OriginItem>,
+}
+
+/// One select item of an [`Origin`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginItem {
+    /// A column of the table.
+    Column(String),
+    /// `*`: every column of the table.
+    All,
+    /// Anything else.
+    Computed,
+}
+
+/// The [`Origin`] of `SELECT ... FROM one_table`, before the rewrite.
+fn origin(statement: &Statement) -> Option<Origin> {
+    let Statement::Query(q) = statement else {
+        return None;
+    };
+    if q.with.is_some() {
+        return None;
+    }
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return None;
+    };
+    let [from] = select.from.as_slice() else {
+        return None;
+    };
+    let TableFactor::Table {
+        name, args: None, ..
+    } = &from.relation
+    else {
+        return None;
+    };
+    if !from.joins.is_empty() || relation(name).is_some() {
+        return None;
+    }
+    let items = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => match e {
+                Expr::Identifier(i) => OriginItem::Column(i.value.clone()),
+                Expr::CompoundIdentifier(p) => p.last().map_or(OriginItem::Computed, |i| {
+                    OriginItem::Column(i.value.clone())
+                }),
+                _ => OriginItem::Computed,
+            },
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => OriginItem::All,
+        })
+        .collect();
+    Some(Origin {
+        relation: parts(name),
+        items,
+    })
+}
+
 /// What a parameter's type follows from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hint {
@@ -271,12 +336,14 @@ pub fn plan(statement: &str) -> Plan {
             if let Some(attach) = attach_call(&statement) {
                 return Plan::Attach(attach);
             }
+            let origin = origin(&statement);
             name_columns(&mut statement);
             let mut rewriter = Rewriter::default();
             let _ = statement.visit(&mut rewriter);
             Plan::Query {
                 sql: statement.to_string(),
                 hints: rewriter.hints,
+                origin,
             }
         }
         // DuckDB's own query syntax (FROM-first, SUMMARIZE, DESCRIBE, ...) goes to DuckDB as
@@ -289,6 +356,7 @@ pub fn plan(statement: &str) -> Plan {
             Plan::Query {
                 sql: statement.to_owned(),
                 hints: Vec::new(),
+                origin: None,
             }
         }
         _ => Plan::Write,

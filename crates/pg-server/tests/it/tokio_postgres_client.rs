@@ -220,3 +220,35 @@ async fn two_clients_read_the_same_session_at_once() {
     assert_eq!(ra.unwrap().get::<_, i64>(0), 5);
     assert_eq!(rb.unwrap().get::<_, i64>(0), 5);
 }
+
+#[tokio::test]
+async fn result_columns_name_the_table_column_they_are_read_from() {
+    let server = start(10).await;
+    let client = connect(&server, PASSWORD).await.unwrap();
+    let stmt = client
+        .prepare(&format!(
+            "SELECT id, name AS who, amount * 2 AS doubled FROM \"{}\".orders",
+            IDS[2]
+        ))
+        .await
+        .unwrap();
+    let oid: i64 = client
+        .query_one(
+            "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+             ON n.oid = c.relnamespace WHERE c.relname = 'orders' AND n.nspname = $1",
+            &[&IDS[2]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let origins: Vec<(Option<u32>, Option<i16>)> = stmt
+        .columns()
+        .iter()
+        .map(|c| (c.table_oid(), c.column_id()))
+        .collect();
+    let oid = u32::try_from(oid).unwrap();
+    assert_eq!(
+        origins,
+        [(Some(oid), Some(1)), (Some(oid), Some(2)), (None, None)]
+    );
+}
