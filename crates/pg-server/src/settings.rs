@@ -463,10 +463,13 @@ impl Settings {
         let mut out: Vec<String> = Vec::new();
         for entry in path.split(',') {
             let entry = entry.trim();
-            let name = entry
-                .strip_prefix('"')
-                .and_then(|e| e.strip_suffix('"'))
-                .map_or_else(|| entry.to_ascii_lowercase(), |e| e.replace("\"\"", "\""));
+            // A quoted name as written; an unquoted one as written (a string literal keeps
+            // its case in PostgreSQL), else folded to lower case.
+            let name = match entry.strip_prefix('"').and_then(|e| e.strip_suffix('"')) {
+                Some(quoted) => quoted.replace("\"\"", "\""),
+                None if attached.iter().any(|a| a == entry) => entry.to_owned(),
+                None => entry.to_ascii_lowercase(),
+            };
             let exists = name == "public" || attached.contains(&name);
             if exists && !out.contains(&name) {
                 out.push(name);
@@ -521,11 +524,11 @@ mod tests {
     #[test]
     fn search_path_keeps_existing_schemas_in_order() {
         let mut s = Settings::new("u", 1, "v1");
-        s.set("search_path", Some("\"run-2\", public, nope, run1"))
+        s.set("search_path", Some("\"Run-2\", public, nope, RUN1, Lit"))
             .unwrap();
         assert_eq!(
-            s.visible_schemas(&["run1".into(), "run-2".into()]),
-            vec!["run-2", "public", "run1"]
+            s.visible_schemas(&["run1".into(), "Run-2".into(), "Lit".into()]),
+            vec!["Run-2", "public", "run1", "Lit"]
         );
         s.set("search_path", None).unwrap();
         assert_eq!(s.visible_schemas(&["run1".into()]), vec!["public"]);

@@ -364,7 +364,7 @@ pub fn plan(statement: &str) -> Plan {
 }
 
 /// The statement's words and symbols, lower-cased, comments and whitespace dropped; quoted
-/// strings keep their text.
+/// identifiers keep their quotes, string literals their text.
 fn words(statement: &str) -> Vec<String> {
     let dialect = PostgreSqlDialect {};
     let Ok(tokens) = Tokenizer::new(&dialect, statement).tokenize() else {
@@ -374,7 +374,9 @@ fn words(statement: &str) -> Vec<String> {
         .into_iter()
         .filter_map(|t| match t {
             Token::Whitespace(_) | Token::SemiColon | Token::EOF => None,
-            Token::Word(w) if w.quote_style.is_some() => Some(w.value),
+            Token::Word(w) if w.quote_style.is_some() => {
+                Some(format!("\"{}\"", w.value.replace('"', "\"\"")))
+            }
             Token::Word(w) => Some(w.value.to_ascii_lowercase()),
             Token::SingleQuotedString(s) => Some(s),
             other => Some(other.to_string()),
@@ -1243,8 +1245,8 @@ mod tests {
     #[test]
     fn session_statements_are_told_apart() {
         assert_eq!(
-            plan("SET search_path TO \"run-1\", public"),
-            Plan::Set("search_path".into(), Some("run-1, public".into()))
+            plan("SET search_path TO \"Run-1\", public"),
+            Plan::Set("search_path".into(), Some("\"Run-1\", public".into()))
         );
         assert_eq!(
             plan("set extra_float_digits = 3"),

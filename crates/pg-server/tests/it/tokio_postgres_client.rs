@@ -252,3 +252,40 @@ async fn result_columns_name_the_table_column_they_are_read_from() {
         [(Some(oid), Some(1)), (Some(oid), Some(2)), (None, None)]
     );
 }
+
+#[tokio::test]
+async fn search_path_makes_a_session_the_default_schema() {
+    let server = start(10).await;
+    let client = connect(&server, PASSWORD).await.unwrap();
+    client
+        .batch_execute(&format!("SET search_path TO \"{}\", public", IDS[2]))
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "SELECT count(*), current_schema(), current_setting('search_path') FROM orders",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 5);
+    assert_eq!(row.get::<_, String>(1), IDS[2]);
+    assert_eq!(row.get::<_, String>(2), format!("\"{}\", public", IDS[2]));
+    // A string literal keeps its case too.
+    client
+        .batch_execute(&format!("SET search_path = '{}'", IDS[1]))
+        .await
+        .unwrap();
+    let row = client
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 4);
+    client.batch_execute("RESET search_path").await.unwrap();
+    assert!(
+        client
+            .query_one("SELECT count(*) FROM orders", &[])
+            .await
+            .is_err()
+    );
+}
