@@ -15,6 +15,32 @@ if ! command -v psql >/dev/null 2>&1; then
     $sudo apt-get update -qq && $sudo apt-get install -y -qq postgresql-client >/dev/null
 fi
 
+# Real PostgreSQL clients for the `osiris serve --pg` client tests (tests/it/pg_clients.rs):
+# pgJDBC from Debian's packages (run by the JDK's `java`), Python drivers in a cached venv,
+# node-postgres in a cached npm prefix. Override the places with OSIRIS_PG_CLIENTS_VENV and
+# OSIRIS_PG_CLIENTS_NODE; the tests read the same variables with the same defaults.
+if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+if [ ! -f /usr/share/java/postgresql.jar ] || ! command -v javac >/dev/null 2>&1; then
+    echo "testing_env: installing libpostgresql-jdbc-java and a JDK" >&2
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+        libpostgresql-jdbc-java default-jdk-headless >/dev/null
+fi
+pg_venv="${OSIRIS_PG_CLIENTS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/osiris-rs/venv}"
+# (duckdb: the baseline of bench/pg.sh, the same version as the embedded one.)
+if ! "$pg_venv/bin/python" -c 'import psycopg, asyncpg, sqlalchemy, pandas, duckdb' >/dev/null 2>&1; then
+    echo "testing_env: installing psycopg, asyncpg, SQLAlchemy, pandas and duckdb into $pg_venv" >&2
+    python3 -m venv "$pg_venv"
+    "$pg_venv/bin/pip" install -q 'psycopg[binary]>=3.1,<4' 'asyncpg>=0.29' 'sqlalchemy>=2,<3' \
+        'pandas>=2' 'duckdb==1.5.6'
+fi
+pg_node="${OSIRIS_PG_CLIENTS_NODE:-${XDG_CACHE_HOME:-$HOME/.cache}/osiris-rs/node}"
+if [ ! -f "$pg_node/node_modules/pg/package.json" ]; then
+    command -v npm >/dev/null 2>&1 || { echo "testing_env: npm is needed to install node-postgres" >&2; exit 1; }
+    echo "testing_env: installing node-postgres (npm pg) into $pg_node" >&2
+    mkdir -p "$pg_node"
+    npm install --silent --no-audit --no-fund --prefix "$pg_node" pg@8 >/dev/null
+fi
+
 # MariaDB on 127.0.0.1:3306 (root, no password over TCP) with LOCAL INFILE allowed, for the
 # mysql.extractor / mysql.writer tests. Quick when it already runs; otherwise starts it, after
 # installing mariadb-server where it is missing.

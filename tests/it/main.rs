@@ -15,6 +15,7 @@ mod layering;
 mod mysql;
 mod orchestration;
 mod osiris_compat;
+mod pg_clients;
 mod posthog;
 mod remote;
 mod run;

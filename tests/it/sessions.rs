@@ -1,7 +1,7 @@
 //! `osiris sessions ...` and replay, on real sessions left by real runs: successful, failed,
 //! crashed (killed with SIGKILL) and still running.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::common::{Project, example_project, rows, start_long, tables};
@@ -392,7 +392,6 @@ fn gc_by_age_and_keep_last_with_dry_run() {
 
 #[test]
 fn serve_answers_psql_over_the_postgres_protocol() {
-    use std::io::BufRead as _;
     let project = example_project();
     assert_eq!(
         project
@@ -400,18 +399,7 @@ fn serve_answers_psql_over_the_postgres_protocol() {
             .code,
         0
     );
-    let mut server = Command::new(env!("CARGO_BIN_EXE_osiris"))
-        .args(["serve", "--pg", "127.0.0.1:0"])
-        .current_dir(project.path())
-        .env("OSIRIS_PG_PASSWORD", "pg-test-pw-7731")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let (mut server, first) = crate::pg_clients::spawn_serve(&project, "pg-test-pw-7731");
     let url = first
         .split_whitespace()
         .find(|w| w.starts_with("postgresql://"))

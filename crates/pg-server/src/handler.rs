@@ -1,5 +1,6 @@
 //! pgwire handlers: MD5 login, simple and extended queries, values encoded as PostgreSQL types.
 
+use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::fmt::Debug;
 use std::hash::{BuildHasher, Hasher};
@@ -8,48 +9,61 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveTime};
 use duckdb::types::Value;
-use futures::Sink;
+use futures::{Sink, StreamExt};
 use pgwire::api::auth::md5pass::{Md5PasswordAuthStartupHandler, hash_md5_password};
 use pgwire::api::auth::{AuthSource, DefaultServerParameterProvider, LoginInfo, Password};
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
-    DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
-    Response, Tag,
+    CopyCsvOptions, CopyEncoder, CopyResponse, CopyTextOptions, DataRowEncoder,
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{NoopQueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::copy::CopyData;
+use pgwire::types::ToSqlText;
+use postgres_types::ToSql;
 
 use crate::ServerConfig;
-use crate::backend::{Backend, Rows, error};
+use crate::backend::{Backend, Column, Rows, error, set_origins};
 use crate::numeric::Numeric;
-use crate::sql::{self, Kind};
+use crate::params;
+use crate::sql;
+use crate::stream;
+use crate::stream::RowEncoder;
+use crate::translate::{self, CopyFormat, Origin, Plan};
 
 /// The handlers of one client connection.
 pub struct Handlers {
     query: Arc<QueryHandler>,
+    cancel: Arc<DefaultCancelHandler>,
     startup: Arc<Md5PasswordAuthStartupHandler<PasswordSource, DefaultServerParameterProvider>>,
 }
 
 impl Handlers {
-    pub fn new(config: Arc<ServerConfig>) -> Self {
+    /// `connections` is the server's registry that CancelRequests look clients up in.
+    pub fn new(config: Arc<ServerConfig>, connections: Arc<ConnectionManager>) -> Self {
         let mut parameters = DefaultServerParameterProvider::default();
-        parameters.server_version = format!("16.0 (osiris {})", env!("CARGO_PKG_VERSION"));
+        parameters.server_version = crate::settings::SERVER_VERSION.to_owned();
         parameters.default_transaction_read_only = true;
         let startup = Md5PasswordAuthStartupHandler::new(
             Arc::new(PasswordSource(Arc::clone(&config))),
             Arc::new(parameters),
-        );
+        )
+        .with_connection_manager(Arc::clone(&connections));
         Self {
             query: Arc::new(QueryHandler {
                 config,
+                cursors: Mutex::new(HashMap::new()),
                 backend: Arc::new(Mutex::new(None)),
                 parser: Arc::new(NoopQueryParser::new()),
             }),
             startup: Arc::new(startup),
+            cancel: Arc::new(DefaultCancelHandler::new(connections)),
         }
     }
 }
@@ -65,6 +79,10 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
         Arc::clone(&self.startup)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::clone(&self.cancel)
     }
 }
 
@@ -93,11 +111,13 @@ impl AuthSource for PasswordSource {
 /// Answers queries against the client's own [`Backend`], opened on first use.
 pub struct QueryHandler {
     config: Arc<ServerConfig>,
+    /// Open cursors (DECLARE), by name.
+    cursors: Mutex<HashMap<String, Cursor>>,
     backend: Arc<Mutex<Option<Backend>>>,
     parser: Arc<NoopQueryParser>,
 }
 
-fn user_error(info: Box<ErrorInfo>) -> PgWireError {
+pub(crate) fn user_error(info: Box<ErrorInfo>) -> PgWireError {
     PgWireError::UserError(info)
 }
 
@@ -109,25 +129,72 @@ fn read_only() -> Box<ErrorInfo> {
     )
 }
 
+/// A DECLAREd cursor: its portal (rows read on by FETCH) and its columns.
+struct Cursor {
+    portal: Arc<Portal<String>>,
+    schema: Arc<Vec<FieldInfo>>,
+}
+
+/// A CSV field, quoted when it must be.
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
 /// What a statement produced.
 enum Outcome {
     Rows(Rows),
+    /// A streamed query result.
+    Response(Response),
+    /// A cursor was declared (its portal, for the extended protocol's portal store).
+    Declared(Arc<Portal<String>>),
+    /// Cursors were closed.
+    Closed(Vec<String>),
     Tag(&'static str),
+    /// BEGIN / COMMIT / ROLLBACK.
+    Transaction(&'static str),
+}
+
+/// Who the client is, for the backend opened on its first statement.
+#[derive(Clone)]
+struct Client {
+    user: String,
+    pid: i32,
+}
+
+fn client_of<C: ClientInfo>(client: &C) -> Client {
+    Client {
+        user: client
+            .metadata()
+            .get(pgwire::api::METADATA_USER)
+            .cloned()
+            .unwrap_or_else(|| "osiris".to_owned()),
+        pid: client.pid_and_secret_key().0,
+    }
 }
 
 impl QueryHandler {
     /// Runs `f` on a blocking thread with the client's backend (opened on first use).
-    async fn with_backend<T, F>(&self, f: F) -> PgWireResult<T>
+    async fn with_backend<T, F>(&self, client: &Client, f: F) -> PgWireResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Backend) -> Result<T, Box<ErrorInfo>> + Send + 'static,
     {
         let backend = Arc::clone(&self.backend);
         let config = Arc::clone(&self.config);
+        let client = client.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = backend.lock().unwrap_or_else(|p| p.into_inner());
             if guard.is_none() {
-                *guard = Some(Backend::open(&config.sessions_root, config.attach_recent)?);
+                *guard = Some(Backend::open(
+                    &config.sessions_root,
+                    config.attach_recent,
+                    &client.user,
+                    client.pid,
+                )?);
             }
             match guard.as_mut() {
                 Some(b) => f(b),
@@ -139,12 +206,193 @@ impl QueryHandler {
         .map_err(user_error)
     }
 
+    /// Starts a query on its own connection (see [`crate::stream`]); `make` builds the
+    /// encoder of its rows once their columns are known.
+    async fn start_query<E: RowEncoder>(
+        &self,
+        client: &Client,
+        sql: String,
+        params: Vec<Value>,
+        format: Format,
+        origin: Option<Origin>,
+        make: fn(Arc<Vec<FieldInfo>>) -> E,
+    ) -> PgWireResult<stream::Started<E::Message>> {
+        let (conn, timeout, sql, origins) = self
+            .with_backend(client, move |b| {
+                let origins = b.origins(origin.as_ref());
+                Ok((
+                    b.stream_connection(&sql)?,
+                    b.statement_timeout(),
+                    sql,
+                    origins,
+                ))
+            })
+            .await?;
+        let query = stream::Query {
+            sql,
+            params,
+            format,
+            timeout,
+            origins,
+        };
+        stream::start(conn, query, make).await
+    }
+
+    /// `DECLARE name CURSOR FOR query`: the query starts; FETCH reads it on.
+    async fn declare(
+        &self,
+        client: &Client,
+        name: String,
+        sql: String,
+        params: Vec<Value>,
+    ) -> PgWireResult<Arc<Portal<String>>> {
+        let started = self
+            .start_query(
+                client,
+                sql.clone(),
+                params,
+                Format::UnifiedText,
+                None,
+                DataRowEncoder::new,
+            )
+            .await?;
+        let statement = Arc::new(StoredStatement::new(name.clone(), sql, Vec::new()));
+        let portal = Arc::new(Portal::new_cursor(name.clone(), statement));
+        portal
+            .start(QueryResponse::new(
+                Arc::clone(&started.schema),
+                started.rows,
+            ))
+            .await;
+        let cursor = Cursor {
+            portal: Arc::clone(&portal),
+            schema: started.schema,
+        };
+        self.cursors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, cursor);
+        Ok(portal)
+    }
+
+    /// `FETCH count FROM name`.
+    async fn fetch(&self, name: &str, count: usize) -> PgWireResult<Response> {
+        let cursor = self
+            .cursors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .map(|c| (Arc::clone(&c.portal), Arc::clone(&c.schema)));
+        let Some((portal, schema)) = cursor else {
+            return Err(user_error(error(
+                "34000",
+                format!("cursor \"{name}\" does not exist"),
+            )));
+        };
+        let mut fetched = portal.fetch(count).await?;
+        let mut rows = Vec::new();
+        while let Some(row) = fetched.response.data_rows().next().await {
+            rows.push(row);
+        }
+        let mut response = QueryResponse::new(schema, futures::stream::iter(rows));
+        response.set_command_tag("FETCH");
+        Ok(Response::Query(response))
+    }
+
+    /// `CLOSE name` / `CLOSE ALL`; the names of the closed cursors.
+    fn close(&self, name: Option<&str>) -> Vec<String> {
+        let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
+        match name {
+            Some(name) => cursors
+                .remove(name)
+                .map(|_| name.to_owned())
+                .into_iter()
+                .collect(),
+            None => cursors.drain().map(|(name, _)| name).collect(),
+        }
+    }
+
+    /// `COPY (query) TO STDOUT` in text, CSV or binary.
+    async fn copy(
+        &self,
+        client: &Client,
+        sql: String,
+        params: Vec<Value>,
+        format: CopyFormat,
+    ) -> PgWireResult<Response> {
+        fn text(schema: Arc<Vec<FieldInfo>>) -> CopyEncoder {
+            CopyEncoder::new_text(schema, CopyTextOptions::default())
+        }
+        fn csv(schema: Arc<Vec<FieldInfo>>) -> CopyEncoder {
+            CopyEncoder::new_csv(schema, CopyCsvOptions::default())
+        }
+        type MakeEncoder = fn(Arc<Vec<FieldInfo>>) -> CopyEncoder;
+        let (make, wire_format, binary): (MakeEncoder, i8, bool) = match format {
+            CopyFormat::Text => (text, 0, false),
+            CopyFormat::Csv { .. } => (csv, 0, false),
+            CopyFormat::Binary => (CopyEncoder::new_binary, 1, true),
+        };
+        let field_format = if binary {
+            Format::UnifiedBinary
+        } else {
+            Format::UnifiedText
+        };
+        let started = self
+            .start_query(client, sql, params, field_format, None, make)
+            .await?;
+        let columns = started.schema.len();
+        let header = match format {
+            CopyFormat::Csv { header: true } => {
+                let names: Vec<String> =
+                    started.schema.iter().map(|f| csv_field(f.name())).collect();
+                Some(Ok(CopyData::new(format!("{}\n", names.join(",")).into())))
+            }
+            _ => None,
+        };
+        let data = futures::stream::iter(header).chain(started.rows);
+        Ok(Response::CopyOut(CopyResponse::new(
+            wire_format,
+            columns,
+            data,
+        )))
+    }
+
     /// Runs one statement with parameters.
-    async fn run(&self, statement: &str, params: Vec<Value>) -> PgWireResult<Outcome> {
-        match sql::classify(statement) {
-            Kind::Write => Err(user_error(read_only())),
-            Kind::NoOp(tag) => Ok(Outcome::Tag(tag)),
-            Kind::Attach(id) => {
+    async fn run(
+        &self,
+        client: &Client,
+        statement: &str,
+        params: Vec<Value>,
+        format: &Format,
+    ) -> PgWireResult<Outcome> {
+        match translate::plan(statement) {
+            Plan::Write => Err(user_error(read_only())),
+            Plan::Transaction(tag) => Ok(Outcome::Transaction(tag)),
+            Plan::NoOp(tag) => Ok(Outcome::Tag(tag)),
+            Plan::Set(name, value) => {
+                self.with_backend(client, move |b| b.set(&name, value.as_deref()))
+                    .await?;
+                Ok(Outcome::Tag("SET"))
+            }
+            Plan::SetConfig(name, value) => self
+                .with_backend(client, move |b| {
+                    b.set(&name, Some(&value))?;
+                    Ok(Rows {
+                        columns: vec![Column::new("set_config", Type::TEXT)],
+                        rows: vec![vec![Value::Text(value)]],
+                    })
+                })
+                .await
+                .map(Outcome::Rows),
+            Plan::ResetAll => {
+                self.with_backend(client, Backend::reset_all).await?;
+                Ok(Outcome::Tag("RESET"))
+            }
+            Plan::Show(name) => self
+                .with_backend(client, move |b| b.show(&name))
+                .await
+                .map(Outcome::Rows),
+            Plan::Attach(id) => {
                 let id = match (id, params.into_iter().next()) {
                     (Some(id), _) => id,
                     (None, Some(Value::Text(id))) => id,
@@ -155,47 +403,117 @@ impl QueryHandler {
                         )));
                     }
                 };
-                self.with_backend(move |b| b.attach(&id))
+                self.with_backend(client, move |b| b.attach(&id))
                     .await
                     .map(Outcome::Rows)
             }
-            Kind::Query => {
-                let sql = sql::rewrite_catalog(statement).unwrap_or_else(|| statement.to_owned());
-                self.with_backend(move |b| b.query(&sql, params))
-                    .await
-                    .map(Outcome::Rows)
+            Plan::Query { sql, origin, .. } => {
+                let started = self
+                    .start_query(
+                        client,
+                        sql,
+                        params,
+                        format.clone(),
+                        origin,
+                        DataRowEncoder::new,
+                    )
+                    .await?;
+                Ok(Outcome::Response(Response::Query(QueryResponse::new(
+                    started.schema,
+                    started.rows,
+                ))))
             }
+            Plan::Declare { name, sql } => self
+                .declare(client, name, sql, params)
+                .await
+                .map(Outcome::Declared),
+            Plan::Fetch { name, count } => self.fetch(&name, count).await.map(Outcome::Response),
+            Plan::Close(name) => Ok(Outcome::Closed(self.close(name.as_deref()))),
+            Plan::Copy { sql, format } => self
+                .copy(client, sql, params, format)
+                .await
+                .map(Outcome::Response),
+            Plan::Unsupported(what) => Err(user_error(error(
+                "0A000",
+                format!("not supported by osiris serve: {what}"),
+            ))),
         }
     }
 
-    /// Parameter count and result columns of a statement, without real parameters.
-    async fn describe(&self, statement: &str) -> PgWireResult<(usize, Vec<(String, Type)>)> {
-        match sql::classify(statement) {
-            Kind::Write => Err(user_error(read_only())),
-            Kind::NoOp(_) => Ok((0, Vec::new())),
-            Kind::Attach(id) => Ok((
-                usize::from(id.is_none()),
-                vec![("attached".to_owned(), Type::TEXT)],
+    /// Parameter types and result columns of a statement, without running it.
+    async fn describe(
+        &self,
+        client: &Client,
+        statement: &str,
+    ) -> PgWireResult<(Vec<Option<Type>>, Vec<Column>)> {
+        match translate::plan(statement) {
+            Plan::Write => Err(user_error(read_only())),
+            Plan::Attach(id) => Ok((
+                if id.is_none() {
+                    vec![Some(Type::TEXT)]
+                } else {
+                    Vec::new()
+                },
+                vec![Column::new("attached", Type::TEXT)],
             )),
-            Kind::Query => {
-                let sql = sql::rewrite_catalog(statement).unwrap_or_else(|| statement.to_owned());
-                self.with_backend(move |b| {
-                    let n = b.parameter_count(&sql)?;
-                    let rows = b.describe(&sql)?;
-                    Ok((n, rows.columns))
+            Plan::SetConfig(..) => Ok((Vec::new(), vec![Column::new("set_config", Type::TEXT)])),
+            Plan::Show(name) => {
+                self.with_backend(client, move |b| Ok((Vec::new(), b.show(&name)?.columns)))
+                    .await
+            }
+            Plan::Query { sql, hints, origin } => {
+                self.with_backend(client, move |b| {
+                    let types = b.parameter_types(&hints, &sql);
+                    let mut columns = b.describe(&sql)?;
+                    set_origins(&mut columns, &b.origins(origin.as_ref()));
+                    Ok((types, columns))
                 })
                 .await
             }
+            _ => Ok((Vec::new(), Vec::new())),
         }
+    }
+
+    /// The types parameters are decoded as: the client's, else the ones described.
+    async fn parameter_types(
+        &self,
+        client: &Client,
+        portal: &Portal<String>,
+    ) -> PgWireResult<Vec<Type>> {
+        let declared = &portal.statement.parameter_types;
+        let n = portal.parameter_len();
+        let known = (0..n).all(|i| declared.get(i).cloned().flatten().is_some());
+        let described = if known {
+            Vec::new()
+        } else {
+            self.describe(client, &portal.statement.statement).await?.0
+        };
+        Ok((0..n)
+            .map(|i| {
+                declared
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| described.get(i).cloned().flatten())
+                    .unwrap_or(Type::TEXT)
+            })
+            .collect())
     }
 }
 
-fn fields(columns: &[(String, Type)], format: &Format) -> Vec<FieldInfo> {
+pub(crate) fn fields(columns: &[Column], format: &Format) -> Vec<FieldInfo> {
     columns
         .iter()
         .enumerate()
-        .map(|(i, (name, ty))| {
-            FieldInfo::new(name.clone(), None, None, ty.clone(), format.format_for(i))
+        .map(|(i, c)| {
+            FieldInfo::new(
+                c.name.clone(),
+                c.origin.map(|o| o.0),
+                c.origin.map(|o| o.1),
+                c.ty.clone(),
+                format.format_for(i),
+            )
+            .with_type_modifier(c.typmod)
         })
         .collect()
 }
@@ -205,8 +523,8 @@ fn response(rows: Rows, format: &Format) -> PgWireResult<Response> {
     let mut encoder = DataRowEncoder::new(Arc::clone(&schema));
     let mut data = Vec::with_capacity(rows.rows.len());
     for row in rows.rows {
-        for (value, (_, ty)) in row.into_iter().zip(&rows.columns) {
-            encode(&mut encoder, ty, value)?;
+        for (value, column) in row.into_iter().zip(&rows.columns) {
+            encode(&mut encoder, &column.ty, value)?;
         }
         data.push(Ok(encoder.take_row()));
     }
@@ -219,25 +537,32 @@ fn response(rows: Rows, format: &Format) -> PgWireResult<Response> {
 fn outcome_response(outcome: Outcome, format: &Format) -> PgWireResult<Response> {
     match outcome {
         Outcome::Rows(rows) => response(rows, format),
-        Outcome::Tag(tag @ "BEGIN") => Ok(Response::TransactionStart(Tag::new(tag))),
-        Outcome::Tag(tag @ ("COMMIT" | "ROLLBACK")) => Ok(Response::TransactionEnd(Tag::new(tag))),
+        Outcome::Response(response) => Ok(response),
+        Outcome::Declared(_) => Ok(Response::Execution(Tag::new("DECLARE CURSOR"))),
+        Outcome::Closed(_) => Ok(Response::Execution(Tag::new("CLOSE CURSOR"))),
+        Outcome::Transaction(tag @ "BEGIN") => Ok(Response::TransactionStart(Tag::new(tag))),
+        Outcome::Transaction(tag) => Ok(Response::TransactionEnd(Tag::new(tag))),
         Outcome::Tag(tag) => Ok(Response::Execution(Tag::new(tag))),
     }
 }
 
 #[async_trait]
 impl SimpleQueryHandler for QueryHandler {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        let client = client_of(client);
         let mut out = Vec::new();
         let statements = sql::split(query);
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
         for statement in statements {
-            match self.run(statement, Vec::new()).await {
+            match self
+                .run(&client, statement, Vec::new(), &Format::UnifiedText)
+                .await
+            {
                 Ok(outcome) => out.push(outcome_response(outcome, &Format::UnifiedText)?),
                 Err(PgWireError::UserError(info)) => {
                     out.push(Response::Error(info));
@@ -248,39 +573,6 @@ impl SimpleQueryHandler for QueryHandler {
         }
         Ok(out)
     }
-}
-
-/// Reads parameter `i` as the type the client declared (or `text`, which we describe).
-fn parameter(portal: &Portal<String>, i: usize) -> PgWireResult<Value> {
-    let ty = portal
-        .statement
-        .parameter_types
-        .get(i)
-        .cloned()
-        .flatten()
-        .unwrap_or(Type::TEXT);
-    let value = match ty {
-        Type::BOOL => portal.parameter::<bool>(i, &ty)?.map(Value::Boolean),
-        Type::INT2 => portal.parameter::<i16>(i, &ty)?.map(Value::SmallInt),
-        Type::INT4 => portal.parameter::<i32>(i, &ty)?.map(Value::Int),
-        Type::INT8 => portal.parameter::<i64>(i, &ty)?.map(Value::BigInt),
-        Type::FLOAT4 => portal.parameter::<f32>(i, &ty)?.map(Value::Float),
-        Type::FLOAT8 => portal.parameter::<f64>(i, &ty)?.map(Value::Double),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-            portal.parameter::<String>(i, &ty)?.map(Value::Text)
-        }
-        other => {
-            return Err(user_error(error(
-                "0A000",
-                format!(
-                    "parameter ${} of type {} is not supported; send it as text",
-                    i + 1,
-                    other.name()
-                ),
-            )));
-        }
-    };
-    Ok(value.unwrap_or(Value::Null))
 }
 
 #[async_trait]
@@ -294,7 +586,7 @@ impl ExtendedQueryHandler for QueryHandler {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<Self::Statement>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -304,16 +596,45 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let who = client_of(client);
+        let types = self.parameter_types(&who, portal).await?;
         let params = (0..portal.parameter_len())
-            .map(|i| parameter(portal, i))
+            .map(|i| {
+                let bytes = portal.parameters.get(i).cloned().flatten();
+                params::decode(
+                    bytes.as_deref(),
+                    &types[i],
+                    portal.parameter_format.is_binary(i),
+                )
+                .map_err(|message| {
+                    user_error(error("22P02", format!("parameter ${}: {message}", i + 1)))
+                })
+            })
             .collect::<PgWireResult<Vec<_>>>()?;
-        let outcome = self.run(&portal.statement.statement, params).await?;
+        let outcome = self
+            .run(
+                &who,
+                &portal.statement.statement,
+                params,
+                &portal.result_column_format,
+            )
+            .await?;
+        // A declared cursor is a portal the client may Describe (psycopg's named cursors).
+        match &outcome {
+            Outcome::Declared(cursor) => client.portal_store().put_portal(Arc::clone(cursor)),
+            Outcome::Closed(names) => {
+                for name in names {
+                    client.portal_store().rm_portal(name);
+                }
+            }
+            _ => {}
+        }
         outcome_response(outcome, &portal.result_column_format)
     }
 
     async fn do_describe_statement<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         target: &StoredStatement<Self::Statement>,
     ) -> PgWireResult<DescribeStatementResponse>
     where
@@ -322,16 +643,19 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (count, columns) = self.describe(&target.statement).await?;
-        // DuckDB does not tell parameter types through its Rust API: undeclared ones are text,
-        // which DuckDB casts to whatever the parameter needs.
-        let params = (0..count.max(target.parameter_types.len()))
+        let client = client_of(client);
+        let (described, columns) = self.describe(&client, &target.statement).await?;
+        // The client's declared types win; else the type the query implies (a cast, or the
+        // column the parameter is compared with); else text, which DuckDB casts to whatever
+        // the parameter needs.
+        let params = (0..described.len().max(target.parameter_types.len()))
             .map(|i| {
                 target
                     .parameter_types
                     .get(i)
                     .cloned()
                     .flatten()
+                    .or_else(|| described.get(i).cloned().flatten())
                     .unwrap_or(Type::TEXT)
             })
             .collect();
@@ -343,7 +667,7 @@ impl ExtendedQueryHandler for QueryHandler {
 
     async fn do_describe_portal<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         target: &Portal<Self::Statement>,
     ) -> PgWireResult<DescribePortalResponse>
     where
@@ -352,11 +676,36 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (_, columns) = self.describe(&target.statement.statement).await?;
+        // A cursor's portal already runs: its columns are known.
+        if let PortalExecutionState::Suspended(running) = &*target.state().lock().await {
+            return Ok(DescribePortalResponse::new(
+                running.row_schema().as_ref().clone(),
+            ));
+        }
+        let client = client_of(client);
+        let (_, columns) = self.describe(&client, &target.statement.statement).await?;
         Ok(DescribePortalResponse::new(fields(
             &columns,
             &target.result_column_format,
         )))
+    }
+}
+
+/// Where encoded fields go: a data row or a COPY line.
+pub(crate) trait FieldSink {
+    /// Encodes the next field.
+    fn field<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()>;
+}
+
+impl FieldSink for DataRowEncoder {
+    fn field<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()> {
+        self.encode_field(value)
+    }
+}
+
+impl FieldSink for CopyEncoder {
+    fn field<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()> {
+        self.encode_field(value)
     }
 }
 
@@ -381,7 +730,7 @@ fn micros(unit: duckdb::types::TimeUnit, v: i64) -> i64 {
 }
 
 /// Encodes one value as the column's PostgreSQL type (text or binary, as the field says).
-fn encode(enc: &mut DataRowEncoder, ty: &Type, v: Value) -> PgWireResult<()> {
+pub(crate) fn encode<E: FieldSink>(enc: &mut E, ty: &Type, v: Value) -> PgWireResult<()> {
     let mismatch = |v: &Value| {
         user_error(error(
             "XX000",
@@ -389,24 +738,24 @@ fn encode(enc: &mut DataRowEncoder, ty: &Type, v: Value) -> PgWireResult<()> {
         ))
     };
     if matches!(v, Value::Null) {
-        return enc.encode_field(&None::<i32>);
+        return enc.field(&None::<i32>);
     }
     match *ty {
         Type::BOOL => match v {
-            Value::Boolean(b) => enc.encode_field(&b),
+            Value::Boolean(b) => enc.field(&b),
             v => Err(mismatch(&v)),
         },
         Type::INT2 => {
             let n = integer(&v).and_then(|n| i16::try_from(n).ok());
-            enc.encode_field(&n.ok_or_else(|| mismatch(&v))?)
+            enc.field(&n.ok_or_else(|| mismatch(&v))?)
         }
         Type::INT4 => {
             let n = integer(&v).and_then(|n| i32::try_from(n).ok());
-            enc.encode_field(&n.ok_or_else(|| mismatch(&v))?)
+            enc.field(&n.ok_or_else(|| mismatch(&v))?)
         }
         Type::INT8 => {
             let n = integer(&v).and_then(|n| i64::try_from(n).ok());
-            enc.encode_field(&n.ok_or_else(|| mismatch(&v))?)
+            enc.field(&n.ok_or_else(|| mismatch(&v))?)
         }
         Type::NUMERIC => {
             let text = match &v {
@@ -414,22 +763,22 @@ fn encode(enc: &mut DataRowEncoder, ty: &Type, v: Value) -> PgWireResult<()> {
                 Value::UHugeInt(n) => Some(n.to_string()),
                 v => integer(v).map(|n| n.to_string()),
             };
-            enc.encode_field(&Numeric(text.ok_or_else(|| mismatch(&v))?))
+            enc.field(&Numeric(text.ok_or_else(|| mismatch(&v))?))
         }
         Type::FLOAT4 => match v {
-            Value::Float(f) => enc.encode_field(&f),
+            Value::Float(f) => enc.field(&f),
             v => Err(mismatch(&v)),
         },
         Type::FLOAT8 => match v {
-            Value::Double(f) => enc.encode_field(&f),
-            Value::Float(f) => enc.encode_field(&f64::from(f)),
+            Value::Double(f) => enc.field(&f),
+            Value::Float(f) => enc.field(&f64::from(f)),
             v => Err(mismatch(&v)),
         },
         Type::DATE => match v {
             Value::Date32(days) => {
                 let d = NaiveDate::from_ymd_opt(1970, 1, 1)
                     .and_then(|e| e.checked_add_signed(chrono::Duration::days(days.into())));
-                enc.encode_field(&d.ok_or_else(|| mismatch(&v))?)
+                enc.field(&d.ok_or_else(|| mismatch(&v))?)
             }
             v => Err(mismatch(&v)),
         },
@@ -438,9 +787,9 @@ fn encode(enc: &mut DataRowEncoder, ty: &Type, v: Value) -> PgWireResult<()> {
                 let ts =
                     DateTime::from_timestamp_micros(micros(unit, t)).ok_or_else(|| mismatch(&v))?;
                 if *ty == Type::TIMESTAMP {
-                    enc.encode_field(&ts.naive_utc())
+                    enc.field(&ts.naive_utc())
                 } else {
-                    enc.encode_field(&ts)
+                    enc.field(&ts)
                 }
             }
             v => Err(mismatch(&v)),
@@ -452,15 +801,15 @@ fn encode(enc: &mut DataRowEncoder, ty: &Type, v: Value) -> PgWireResult<()> {
                     u32::try_from(us / 1_000_000).unwrap_or(0),
                     u32::try_from(us % 1_000_000 * 1000).unwrap_or(0),
                 );
-                enc.encode_field(&time.ok_or_else(|| mismatch(&v))?)
+                enc.field(&time.ok_or_else(|| mismatch(&v))?)
             }
             v => Err(mismatch(&v)),
         },
         Type::BYTEA => match v {
-            Value::Blob(b) => enc.encode_field(&b.as_slice()),
+            Value::Blob(b) => enc.field(&b.as_slice()),
             v => Err(mismatch(&v)),
         },
-        _ => enc.encode_field(&render(&v)),
+        _ => enc.field(&render(&v)),
     }
 }
 

@@ -1,16 +1,23 @@
 //! A read-only PostgreSQL wire protocol server over kept run sessions (`osiris serve --pg`).
 //!
-//! Every client gets its own in-memory DuckDB connection into which the most recent finished
-//! sessions are attached READ_ONLY, one schema per session id, plus a table `osiris_sessions`
-//! listing every session. `SELECT osiris_attach('<id>')` attaches any other session. Statements
-//! that are not queries are refused with SQLSTATE 25006. Both the simple and the extended query
-//! protocol are answered (pgwire does the framing); a password (MD5) guards the login.
+//! Every client gets its own in-memory DuckDB database into which the most recent finished
+//! sessions are attached READ_ONLY, one schema per session id (sessions that finish later are
+//! attached as they appear), plus a table `osiris_sessions` listing every session and a
+//! PostgreSQL catalog over them (ADR 0029). `SELECT osiris_attach('<id>')` attaches any other
+//! session. Queries are translated from PostgreSQL to DuckDB SQL on sqlparser's syntax tree;
+//! statements that could write are refused with SQLSTATE 25006. Both the simple and the
+//! extended query protocol are answered (pgwire does the framing), rows stream as DuckDB
+//! produces them; a password (MD5) guards the login.
 #![warn(missing_docs)]
 
 mod backend;
 mod handler;
 mod numeric;
+mod params;
+mod settings;
 mod sql;
+mod stream;
+mod translate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -116,6 +123,7 @@ impl Server {
     /// Accepts clients until `shutdown` is cancelled; open connections are dropped then.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let connections = tokio_util::task::TaskTracker::new();
+        let registry = Arc::new(pgwire::api::ConnectionManager::new());
         loop {
             let (socket, peer) = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -126,7 +134,10 @@ impl Server {
                     Err(e) => return Err(Error::Accept(e)),
                 },
             };
-            let handlers = Arc::new(handler::Handlers::new(Arc::clone(&self.config)));
+            let handlers = Arc::new(handler::Handlers::new(
+                Arc::clone(&self.config),
+                Arc::clone(&registry),
+            ));
             let shutdown = shutdown.clone();
             connections.spawn(async move {
                 tokio::select! {

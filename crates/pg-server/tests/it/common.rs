@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use pg_server::{SecretString, ServerConfig};
+use tokio_postgres::{Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
 pub const PASSWORD: &str = "s3cret-pw";
@@ -15,7 +16,12 @@ pub const IDS: [&str; 3] = [
 ];
 
 fn make_session(root: &Path, n: usize) {
-    let id = IDS[n];
+    add_session(root, IDS[n], n + 1, n + 3);
+}
+
+/// A finished session `id` started at second `second` whose `orders` has `rows` rows.
+pub fn add_session(root: &Path, id: &str, second: usize, rows: usize) {
+    let n = second - 1;
     let dir = root.join(id);
     std::fs::create_dir_all(&dir).unwrap();
     let status = serde_json::json!({
@@ -28,13 +34,15 @@ fn make_session(root: &Path, n: usize) {
         "CREATE TABLE orders AS SELECT i::BIGINT AS id, 'name-' || i AS name, i * 1.5::DOUBLE AS amount, \
          i % 2 = 0 AS paid, TIMESTAMP '2026-11-20 10:00:00' + INTERVAL (i) HOUR AS created_at \
          FROM range(1, {}) t(i)",
-        n + 4
+        rows + 1
     ))
     .unwrap();
 }
 
 pub struct Running {
     pub addr: SocketAddr,
+    /// The sessions directory.
+    pub root: std::path::PathBuf,
     _root: tempfile::TempDir,
     shutdown: CancellationToken,
 }
@@ -63,7 +71,19 @@ pub async fn start(attach_recent: usize) -> Running {
     tokio::spawn(server.run(shutdown.clone()));
     Running {
         addr,
+        root: root.path().to_owned(),
         _root: root,
         shutdown,
     }
+}
+
+/// A tokio-postgres client of `server`, logged in with `password`.
+pub async fn connect(server: &Running, password: &str) -> Result<Client, tokio_postgres::Error> {
+    let config = format!(
+        "host=127.0.0.1 port={} user=osiris password={password} dbname=osiris",
+        server.addr.port()
+    );
+    let (client, connection) = tokio_postgres::connect(&config, NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
 }

@@ -109,7 +109,13 @@ async fn psql_d_describes_a_session_table() {
     let (ok, out, err) = psql(&server, &format!("\\d \"{}\".orders", IDS[0])).await;
     assert!(ok, "{err}");
     assert!(err.is_empty(), "{err}");
-    for line in ["id|BIGINT", "name|VARCHAR", "amount|DOUBLE", "paid|BOOLEAN"] {
+    for line in [
+        "id|bigint",
+        "name|text",
+        "amount|double precision",
+        "paid|boolean",
+        "created_at|timestamp without time zone",
+    ] {
         assert!(out.contains(line), "{line} missing from:\n{out}");
     }
 }

@@ -1,19 +1,8 @@
 //! tokio-postgres: simple and extended protocol, binary results, parameters, errors.
 
 use tokio_postgres::types::{FromSql, Type};
-use tokio_postgres::{Client, NoTls};
 
-use crate::common::{IDS, PASSWORD, Running, start};
-
-async fn connect(server: &Running, password: &str) -> Result<Client, tokio_postgres::Error> {
-    let config = format!(
-        "host=127.0.0.1 port={} user=osiris password={password} dbname=osiris",
-        server.addr.port()
-    );
-    let (client, connection) = tokio_postgres::connect(&config, NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
+use crate::common::{IDS, PASSWORD, connect, start};
 
 #[tokio::test]
 async fn osiris_sessions_lists_every_session_with_its_tables() {
@@ -44,9 +33,9 @@ async fn prepared_statement_with_parameter_returns_typed_rows() {
         "SELECT id, name, amount, paid, created_at FROM \"{}\".orders WHERE id >= $1 ORDER BY id",
         IDS[2]
     );
-    // Undeclared parameter: described as text, DuckDB casts it.
+    // Undeclared parameter: described with the type of the column it is compared with.
     let stmt = client.prepare(&sql).await.unwrap();
-    assert_eq!(stmt.params(), &[Type::TEXT]);
+    assert_eq!(stmt.params(), &[Type::INT8]);
     let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
     assert_eq!(
         types,
@@ -58,7 +47,7 @@ async fn prepared_statement_with_parameter_returns_typed_rows() {
             Type::TIMESTAMP
         ]
     );
-    let rows = client.query(&stmt, &[&"4"]).await.unwrap();
+    let rows = client.query(&stmt, &[&4_i64]).await.unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].get::<_, i64>(0), 4);
     assert_eq!(rows[0].get::<_, String>(1), "name-4");
@@ -230,4 +219,73 @@ async fn two_clients_read_the_same_session_at_once() {
     let (ra, rb) = tokio::join!(a.query_one(&sql, &[]), b.query_one(&sql, &[]));
     assert_eq!(ra.unwrap().get::<_, i64>(0), 5);
     assert_eq!(rb.unwrap().get::<_, i64>(0), 5);
+}
+
+#[tokio::test]
+async fn result_columns_name_the_table_column_they_are_read_from() {
+    let server = start(10).await;
+    let client = connect(&server, PASSWORD).await.unwrap();
+    let stmt = client
+        .prepare(&format!(
+            "SELECT id, name AS who, amount * 2 AS doubled FROM \"{}\".orders",
+            IDS[2]
+        ))
+        .await
+        .unwrap();
+    let oid: i64 = client
+        .query_one(
+            "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+             ON n.oid = c.relnamespace WHERE c.relname = 'orders' AND n.nspname = $1",
+            &[&IDS[2]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let origins: Vec<(Option<u32>, Option<i16>)> = stmt
+        .columns()
+        .iter()
+        .map(|c| (c.table_oid(), c.column_id()))
+        .collect();
+    let oid = u32::try_from(oid).unwrap();
+    assert_eq!(
+        origins,
+        [(Some(oid), Some(1)), (Some(oid), Some(2)), (None, None)]
+    );
+}
+
+#[tokio::test]
+async fn search_path_makes_a_session_the_default_schema() {
+    let server = start(10).await;
+    let client = connect(&server, PASSWORD).await.unwrap();
+    client
+        .batch_execute(&format!("SET search_path TO \"{}\", public", IDS[2]))
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "SELECT count(*), current_schema(), current_setting('search_path') FROM orders",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 5);
+    assert_eq!(row.get::<_, String>(1), IDS[2]);
+    assert_eq!(row.get::<_, String>(2), format!("\"{}\", public", IDS[2]));
+    // A string literal keeps its case too.
+    client
+        .batch_execute(&format!("SET search_path = '{}'", IDS[1]))
+        .await
+        .unwrap();
+    let row = client
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 4);
+    client.batch_execute("RESET search_path").await.unwrap();
+    assert!(
+        client
+            .query_one("SELECT count(*) FROM orders", &[])
+            .await
+            .is_err()
+    );
 }
