@@ -113,3 +113,13 @@ mkdir -p "$here/tmp"
 # Remove scratch dirs of earlier runs older than a day; tests clean up after themselves, but a
 # killed run cannot.
 find "$here/tmp" -mindepth 1 -maxdepth 1 -mtime +1 -exec rm -rf {} + 2>/dev/null || true
+
+# --- Parquet/JSON driver tests (filesystem.parquet_* / filesystem.json_*): pyarrow writes the
+# Parquet files the extractor tests read, so that they are checked against a writer other than
+# DuckDB. A venv of its own, so that other test venvs never conflict with it.
+files_venv="${XDG_CACHE_HOME:-$HOME/.cache}/osiris-rs/venv-files"
+if ! "$files_venv/bin/python" -c 'import pyarrow' >/dev/null 2>&1; then
+    echo "testing_env: installing pyarrow into $files_venv" >&2
+    python3 -m venv "$files_venv"
+    "$files_venv/bin/pip" install -q -r "$here/requirements-files.txt"
+fi

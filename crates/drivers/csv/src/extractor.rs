@@ -9,7 +9,7 @@
 //! `read_csv(...)` runs first only when column names are needed (`header: false`, `columns`,
 //! `dtype`, `parse_dates`). Errors are explained by the `diagnose` module.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU64;
 use std::path::PathBuf;
@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::FilesystemConnection;
 use crate::diagnose::{Dialect, Scan, Start, explain, is_csv_error, probe, scan, too_short};
 use crate::encoding::{InvalidUtf16, decode_utf16_file};
+use crate::files::{check_columns, input_file_size};
 use crate::options::{Codec, CsvChar, Encoding, elapsed_ms, reject_glob_characters};
 
 /// The `filesystem.csv_extractor` driver.
@@ -322,21 +323,7 @@ impl Plan {
                 "the comment prefix cannot be the delimiter",
             ));
         }
-        if let Some(columns) = &config.columns {
-            if columns.is_empty() {
-                return Err(DriverError::config(
-                    "columns",
-                    "must name at least one column (leave it out to keep all columns)",
-                ));
-            }
-            let mut seen = HashSet::new();
-            if let Some(twice) = columns.iter().find(|c| !seen.insert(c.as_str())) {
-                return Err(DriverError::config(
-                    "columns",
-                    format!("column {twice:?} is listed twice"),
-                ));
-            }
-        }
+        check_columns(config.columns.as_deref())?;
         if let Some(ParseDates::Columns(dates)) = &config.parse_dates
             && let Some(both) = dates.iter().find(|c| config.dtype.contains_key(*c))
         {
@@ -408,35 +395,7 @@ impl Plan {
         cancel: &CancellationToken,
     ) -> Result<(u64, u64)> {
         let path = &self.dialect.path;
-        let metadata = std::fs::metadata(path).map_err(|error| {
-            if error.kind() == std::io::ErrorKind::NotFound {
-                DriverError::io(
-                    format!("input file {} does not exist", path.display()),
-                    error,
-                )
-            } else {
-                DriverError::io(format!("cannot read input file {}", path.display()), error)
-            }
-        })?;
-        if metadata.is_dir() {
-            return Err(DriverError::config(
-                "path",
-                format!(
-                    "{} is a directory; give the path of one CSV file",
-                    path.display()
-                ),
-            ));
-        }
-        if !metadata.is_file() {
-            // A device (/dev/zero), FIFO or socket may never end: refuse it before any read.
-            return Err(DriverError::config(
-                "path",
-                format!(
-                    "{} is not a regular file (a device, pipe or socket); give the path of a CSV file",
-                    path.display()
-                ),
-            ));
-        }
+        let size = input_file_size(path, "CSV")?;
         let copy = if self.utf16 || !self.dialect.codec.duckdb_reads() {
             Some(self.plain_copy()?)
         } else {
@@ -483,7 +442,7 @@ impl Plan {
             }
             other => other.map_err(explained)?,
         };
-        Ok((rows, metadata.len()))
+        Ok((rows, size))
     }
 
     /// Creates the step table with DuckDB's reader (`strict`: DuckDB's `strict_mode`); DuckDB's
