@@ -13,24 +13,21 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU64;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use driver_api::{
     Driver, DriverError, Result, StepContext, StepInputs, StepOutput, TableName, quote_identifier,
     quote_literal, replace_table_as,
 };
-use execution_context::object;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::FilesystemConnection;
 use crate::diagnose::{Dialect, Scan, Start, explain, is_csv_error, probe, scan, too_short};
 use crate::encoding::{InvalidUtf16, decode_utf16_file};
-use crate::files::{check_columns, input_file_size};
-use crate::options::{Codec, CsvChar, Encoding, elapsed_ms, reject_glob_characters};
+use crate::files::{check_columns, input_file_size, reported_extract};
+use crate::options::{Codec, CsvChar, Encoding, reject_glob_characters};
 
 /// The `filesystem.csv_extractor` driver.
 #[derive(Debug, Clone, Copy, Default)]
@@ -270,27 +267,10 @@ impl Driver for CsvExtractor {
     ) -> Result<StepOutput> {
         let plan = Plan::new(ctx, &connection, config)?;
         let path = plan.dialect.path.display().to_string();
-        ctx.event(
-            "extraction.start",
-            object([("path", Value::String(path.clone()))]),
-        );
-        let started = Instant::now();
-        let table = ctx.output_table().clone();
-        let target = table.clone();
-        let (rows, bytes) = ctx
-            .run_blocking(move |conn, cancel| plan.extract(conn, &target, cancel))
-            .await?;
-        // rows_read is the engine's metric (from the step output), written once per step.
-        ctx.metric("bytes_processed", bytes);
-        ctx.event(
-            "extraction.complete",
-            object([
-                ("path", Value::String(path)),
-                ("rows", rows.into()),
-                ("duration_ms", elapsed_ms(started).into()),
-            ]),
-        );
-        Ok(StepOutput::table(table, rows))
+        reported_extract(ctx, path, move |conn, cancel, table| {
+            plan.extract(conn, table, cancel)
+        })
+        .await
     }
 }
 
@@ -680,7 +660,7 @@ mod tests {
 
     use driver_api::ErrorClass;
     use driver_api::testing::TestRun;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 

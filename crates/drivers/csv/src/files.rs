@@ -590,7 +590,7 @@ impl Drop for TempFile {
 }
 
 /// Runs a reading step: resolves and checks the inputs, loads `reader(inputs)` into the step
-/// table, and reports events and metrics. Shared by the Parquet and JSON extractors.
+/// table. Shared by the Parquet and JSON extractors.
 pub(crate) async fn extract(
     ctx: &StepContext,
     connection: &FilesystemConnection,
@@ -603,6 +603,28 @@ pub(crate) async fn extract(
     let inputs = Inputs::resolve(ctx, connection, paths)?;
     let shown = inputs.shown();
     let reader = reader(&inputs.sql_list());
+    let path = shown.clone();
+    reported_extract(ctx, shown, move |conn, cancel, table| {
+        let bytes = inputs.check(kind)?;
+        let rows = load(conn, table, &reader, &path, &projection, cancel)?;
+        Ok((rows, bytes))
+    })
+    .await
+}
+
+/// Runs `work` (which creates the step table and returns its rows and the bytes read) on the
+/// run database, with the `extraction.start` / `extraction.complete` events and the
+/// `bytes_processed` metric of every file extractor; `shown` names the input.
+pub(crate) async fn reported_extract<F>(
+    ctx: &StepContext,
+    shown: String,
+    work: F,
+) -> Result<StepOutput>
+where
+    F: FnOnce(&duckdb::Connection, &CancellationToken, &TableName) -> Result<(u64, u64)>
+        + Send
+        + 'static,
+{
     ctx.event(
         "extraction.start",
         object([("path", Value::String(shown.clone()))]),
@@ -610,14 +632,10 @@ pub(crate) async fn extract(
     let started = Instant::now();
     let table = ctx.output_table().clone();
     let target = table.clone();
-    let path = shown.clone();
     let (rows, bytes) = ctx
-        .run_blocking(move |conn, cancel| {
-            let bytes = inputs.check(kind)?;
-            let rows = load(conn, &target, &reader, &path, &projection, cancel)?;
-            Ok((rows, bytes))
-        })
+        .run_blocking(move |conn, cancel| work(conn, cancel, &target))
         .await?;
+    // rows_read is the engine's metric (from the step output), written once per step.
     ctx.metric("bytes_processed", bytes);
     ctx.event(
         "extraction.complete",
@@ -634,16 +652,57 @@ pub(crate) fn yes() -> bool {
     true
 }
 
+/// The `config` fields every file writer shares.
+pub(crate) struct WriteTarget {
+    /// The step's `path`.
+    pub path: String,
+    /// The step's `create_dirs`.
+    pub create_dirs: bool,
+    /// The step's `partition_by`.
+    pub partition_by: Vec<String>,
+}
+
 /// Runs a writing step: writes the single upstream table with `COPY ... TO (options)` through
-/// [`Output::write`] and reports events and metrics. Shared by the Parquet and JSON writers.
+/// [`Output::write`]. Shared by the Parquet and JSON writers; `options` gets the resolved
+/// output path (to infer a codec from).
 pub(crate) async fn write(
     ctx: &StepContext,
+    connection: &FilesystemConnection,
+    target: WriteTarget,
     inputs: StepInputs,
-    output: Output,
-    options: String,
+    options: impl FnOnce(&Path) -> String,
 ) -> Result<StepOutput> {
+    let output = Output::resolve(
+        ctx,
+        connection,
+        &target.path,
+        target.create_dirs,
+        target.partition_by,
+    )?;
+    let options = options(&output.path);
+    let path = output.path.clone();
+    reported_write(ctx, &path, inputs, move |conn, cancel, input| {
+        output.write(conn, input, &options, cancel)
+    })
+    .await
+}
+
+/// Runs `work` (which writes the single upstream table and returns the rows and bytes
+/// written) on the run database, with the `write.start` / `write.complete` events and the
+/// `rows_written` / `bytes_processed` metrics of every file writer.
+pub(crate) async fn reported_write<F>(
+    ctx: &StepContext,
+    path: &Path,
+    inputs: StepInputs,
+    work: F,
+) -> Result<StepOutput>
+where
+    F: FnOnce(&duckdb::Connection, &CancellationToken, &TableName) -> Result<(u64, u64)>
+        + Send
+        + 'static,
+{
     let input = inputs.single()?.table.clone();
-    let path = output.path.display().to_string();
+    let path = path.display().to_string();
     ctx.event(
         "write.start",
         object([
@@ -653,7 +712,7 @@ pub(crate) async fn write(
     );
     let started = Instant::now();
     let (rows, bytes) = ctx
-        .run_blocking(move |conn, cancel| output.write(conn, &input, &options, cancel))
+        .run_blocking(move |conn, cancel| work(conn, cancel, &input))
         .await?;
     ctx.metric("rows_written", rows);
     ctx.metric("bytes_processed", bytes);

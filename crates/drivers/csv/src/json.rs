@@ -11,7 +11,7 @@ use driver_api::{Driver, Result, StepContext, StepInputs, StepOutput, quote_lite
 use serde::Deserialize;
 
 use crate::FilesystemConnection;
-use crate::files::{InputPaths, Output, Projection, extract, write, yes};
+use crate::files::{InputPaths, Projection, WriteTarget, extract, write, yes};
 use crate::options::Codec;
 
 /// The `filesystem.json_extractor` driver.
@@ -156,26 +156,26 @@ impl Driver for JsonWriter {
         config: WriterConfig,
         inputs: StepInputs,
     ) -> Result<StepOutput> {
-        let output = Output::resolve(
-            ctx,
-            &connection,
-            &config.path,
-            config.create_dirs,
-            config.partition_by,
-        )?;
-        let codec = match config.compression {
-            // `.gz` or `.zst`; anything else is written plain.
-            JsonCompression::Infer => Codec::from_extension(&output.path),
-            JsonCompression::None => Codec::None,
-            JsonCompression::Gzip => Codec::Gzip,
-            JsonCompression::Zstd => Codec::Zstd,
+        let target = WriteTarget {
+            path: config.path,
+            create_dirs: config.create_dirs,
+            partition_by: config.partition_by,
         };
-        let options = format!(
-            "FORMAT json, ARRAY {}, COMPRESSION {}",
-            config.format == WriteFormat::Array,
-            quote_literal(codec.duckdb_name())
-        );
-        write(ctx, inputs, output, options).await
+        write(ctx, &connection, target, inputs, |path| {
+            let codec = match config.compression {
+                // `.gz` or `.zst`; anything else is written plain.
+                JsonCompression::Infer => Codec::from_extension(path),
+                JsonCompression::None => Codec::None,
+                JsonCompression::Gzip => Codec::Gzip,
+                JsonCompression::Zstd => Codec::Zstd,
+            };
+            format!(
+                "FORMAT json, ARRAY {}, COMPRESSION {}",
+                config.format == WriteFormat::Array,
+                quote_literal(codec.duckdb_name())
+            )
+        })
+        .await
     }
 }
 

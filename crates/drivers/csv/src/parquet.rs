@@ -11,7 +11,7 @@ use driver_api::{Driver, Result, StepContext, StepInputs, StepOutput, quote_lite
 use serde::Deserialize;
 
 use crate::FilesystemConnection;
-use crate::files::{InputPaths, Output, Projection, extract, write, yes};
+use crate::files::{InputPaths, Projection, WriteTarget, extract, write, yes};
 
 /// The `filesystem.parquet_extractor` driver.
 #[derive(Debug, Clone, Copy, Default)]
@@ -126,13 +126,6 @@ impl Driver for ParquetWriter {
         config: WriterConfig,
         inputs: StepInputs,
     ) -> Result<StepOutput> {
-        let output = Output::resolve(
-            ctx,
-            &connection,
-            &config.path,
-            config.create_dirs,
-            config.partition_by,
-        )?;
         let mut options = format!(
             "FORMAT parquet, COMPRESSION {}",
             quote_literal(config.compression.duckdb_name())
@@ -140,7 +133,12 @@ impl Driver for ParquetWriter {
         if let Some(size) = config.row_group_size {
             options.push_str(&format!(", ROW_GROUP_SIZE {size}"));
         }
-        write(ctx, inputs, output, options).await
+        let target = WriteTarget {
+            path: config.path,
+            create_dirs: config.create_dirs,
+            partition_by: config.partition_by,
+        };
+        write(ctx, &connection, target, inputs, |_| options).await
     }
 }
 

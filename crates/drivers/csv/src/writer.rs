@@ -14,23 +14,20 @@
 //! A target ending in `.gz` or `.zst` is compressed, as DuckDB and pandas infer it.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use async_trait::async_trait;
 use driver_api::{
     Driver, DriverError, Result, StepContext, StepInputs, StepOutput, TableName, quote_identifier,
     quote_literal,
 };
-use execution_context::object;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::FilesystemConnection;
 use crate::encoding::{Target, TranscodeError, transcode_file};
-use crate::files::{TempFile, copy_error, prepare_directory, write_error};
-use crate::options::{Codec, CsvChar, Encoding, QuoteChar, elapsed_ms};
+use crate::files::{TempFile, copy_error, prepare_directory, reported_write, write_error};
+use crate::options::{Codec, CsvChar, Encoding, QuoteChar};
 
 /// The `filesystem.csv_writer` driver.
 #[derive(Debug, Clone, Copy, Default)]
@@ -145,31 +142,12 @@ impl Driver for CsvWriter {
         config: Config,
         inputs: StepInputs,
     ) -> Result<StepOutput> {
-        let input = inputs.single()?.table.clone();
         let plan = Plan::new(ctx, &connection, config)?;
-        let path = plan.path.display().to_string();
-        ctx.event(
-            "write.start",
-            object([
-                ("path", Value::String(path.clone())),
-                ("table", Value::String(input.as_str().to_owned())),
-            ]),
-        );
-        let started = Instant::now();
-        let (rows, bytes) = ctx
-            .run_blocking(move |conn, cancel| plan.write(conn, &input, cancel))
-            .await?;
-        ctx.metric("rows_written", rows);
-        ctx.metric("bytes_processed", bytes);
-        ctx.event(
-            "write.complete",
-            object([
-                ("path", Value::String(path)),
-                ("rows", rows.into()),
-                ("duration_ms", elapsed_ms(started).into()),
-            ]),
-        );
-        Ok(StepOutput::written(rows))
+        let path = plan.path.clone();
+        reported_write(ctx, &path, inputs, move |conn, cancel, input| {
+            plan.write(conn, input, cancel)
+        })
+        .await
     }
 }
 
@@ -388,7 +366,7 @@ mod tests {
 
     use driver_api::ErrorClass;
     use driver_api::testing::TestRun;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::CsvExtractor;
