@@ -108,3 +108,48 @@ fn components_list_shows_the_file_components() {
         );
     }
 }
+
+#[test]
+fn a_list_of_paths_is_readable_under_the_runs_file_access_and_nothing_else_is() {
+    // Outside the pipeline's directory (which is always readable): only the listed files are.
+    let outside = tempfile::tempdir().unwrap();
+    let dir = outside.path().display().to_string();
+    std::fs::write(outside.path().join("a.jsonl"), "{\"id\": 1}\n").unwrap();
+    std::fs::create_dir(outside.path().join("sub")).unwrap();
+    std::fs::write(
+        outside.path().join("sub/b.json"),
+        "[{\"id\": 2, \"x\": true}]",
+    )
+    .unwrap();
+    std::fs::write(outside.path().join("secret.jsonl"), "{\"pin\": 1234}\n").unwrap();
+    let project = Project::new();
+    project.write(
+        "p.yaml",
+        format!(
+            "oml_version: \"0.1.0\"\nname: x\nsteps:\n  \
+             - {{id: merged, component: filesystem.json_extractor, mode: read, config: {{path: [{dir}/a.jsonl, {dir}/sub/b.json]}}}}\n  \
+             - {{id: out, component: filesystem.parquet_writer, mode: write, needs: [merged], config: {{path: out/merged.parquet}}}}\n"
+        ),
+    );
+    let ran = project.osiris(&["run", "p.yaml"]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    assert_eq!(
+        rows(&project.session(), "SELECT id, x FROM merged ORDER BY id"),
+        ["1|NULL", "2|true"]
+    );
+    assert!(project.path().join("out/merged.parquet").is_file());
+
+    // A processor cannot read a file no file step names (ADR 0023), even beside listed ones.
+    project.write(
+        "q.yaml",
+        format!(
+            "oml_version: \"0.1.0\"\nname: q\nsteps:\n  \
+             - {{id: merged, component: filesystem.json_extractor, mode: read, config: {{path: [{dir}/a.jsonl]}}}}\n  \
+             - {{id: peek, component: duckdb.processor, mode: transform, needs: [merged], config: {{query: \"SELECT * FROM read_json('{dir}/secret.jsonl')\"}}}}\n"
+        ),
+    );
+    let ran = project.osiris(&["run", "q.yaml"]);
+    assert_eq!(ran.code, 1, "{}", ran.all());
+    assert!(ran.all().contains("peek"), "{}", ran.all());
+    assert!(!ran.all().contains("1234"), "{}", ran.all());
+}
