@@ -280,14 +280,17 @@ fn describe(
     rows.collect()
 }
 
-/// A reader's failure: a pattern matching no file is about `path`; a file DuckDB cannot open
-/// an I/O error; anything else (a malformed file, values of clashing types) is the data's
+/// A reader's failure: a pattern matching no file, or a path the run's file access refuses, is
+/// about `path`; a file DuckDB cannot open an I/O error; anything else (a malformed file, values of clashing types) is the data's
 /// fault. DuckDB's message names the file.
 fn read_error(shown: &str, error: duckdb::Error) -> DriverError {
     let message = error.to_string();
     let first = message.lines().next().unwrap_or_default();
     if message.contains("No files found that match the pattern") {
         DriverError::config("path", format!("no file matches {shown}"))
+    } else if first.starts_with("Permission Error: ") {
+        // The run's file access (ADR 0023) refused the path.
+        DriverError::config("path", format!("cannot read {shown}: {first}"))
     } else if let Some(io) = first.strip_prefix("IO Error: ") {
         DriverError::Io {
             message: format!("cannot read {shown}: {io}"),
