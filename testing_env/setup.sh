@@ -150,3 +150,13 @@ if ! cmp -s "$here/requirements-dagster.txt" "$dagster_venv/requirements-dagster
     "$dagster_venv/bin/python" -m pip install -q --disable-pip-version-check -r "$here/requirements-dagster.txt"
     cp "$here/requirements-dagster.txt" "$dagster_venv/requirements-dagster.txt"
 fi
+
+# --- Parquet/JSON driver tests (filesystem.parquet_* / filesystem.json_*): pyarrow writes the
+# Parquet files the extractor tests read, so that they are checked against a writer other than
+# DuckDB. A venv of its own, so that other test venvs never conflict with it.
+files_venv="${XDG_CACHE_HOME:-$HOME/.cache}/osiris-rs/venv-files"
+if ! "$files_venv/bin/python" -c 'import pyarrow' >/dev/null 2>&1; then
+    echo "testing_env: installing pyarrow into $files_venv" >&2
+    python3 -m venv "$files_venv"
+    "$files_venv/bin/pip" install -q -r "$here/requirements-files.txt"
+fi

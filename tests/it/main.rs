@@ -8,6 +8,7 @@ mod compat;
 mod compile;
 mod components;
 mod connections;
+mod files;
 mod graphql;
 mod hostile;
 mod hostile_sql;

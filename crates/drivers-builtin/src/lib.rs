@@ -11,6 +11,10 @@ pub fn builtin_registry() -> DriverRegistry {
     registry.register(driver_duckdb::DuckDbProcessor);
     registry.register(driver_csv::CsvExtractor);
     registry.register(driver_csv::CsvWriter);
+    registry.register(driver_csv::ParquetExtractor);
+    registry.register(driver_csv::ParquetWriter);
+    registry.register(driver_csv::JsonExtractor);
+    registry.register(driver_csv::JsonWriter);
     registry.register(driver_posthog::PostHogExtractor);
     registry.register(driver_graphql::GraphqlExtractor);
     registry.register(driver_mysql::MysqlExtractor);

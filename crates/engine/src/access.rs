@@ -25,16 +25,15 @@ pub fn file_access(prepared: &PreparedPlan, base_dir: &Path) -> FileAccess {
         if let Some(dir) = step.config.get("base_dir").and_then(Value::as_str) {
             access.allow_directory(base_dir.join(dir));
         }
-        let Some((_, path)) = step_path(&step.config, base_dir) else {
-            continue;
-        };
-        match (step.step.mode, glob_root(&path)) {
-            (_, Some(dir)) => access.allow_directory(dir),
-            (StepMode::Read, None) => access.allow_file(&path),
-            (_, None) => match path.parent() {
-                Some(parent) => access.allow_directory(parent),
-                None => access.allow_file(&path),
-            },
+        for path in step_paths(&step.config, base_dir) {
+            match (step.step.mode, glob_root(&path)) {
+                (_, Some(dir)) => access.allow_directory(dir),
+                (StepMode::Read, None) => access.allow_file(&path),
+                (_, None) => match path.parent() {
+                    Some(parent) => access.allow_directory(parent),
+                    None => access.allow_file(&path),
+                },
+            }
         }
     }
     access
@@ -47,23 +46,25 @@ pub fn output_paths(prepared: &PreparedPlan, base_dir: &Path) -> Vec<PathBuf> {
         .steps
         .iter()
         .filter(|step| step.step.mode == StepMode::Write)
-        .filter_map(|step| Some(step_path(&step.config, base_dir)?.1))
+        .flat_map(|step| step_paths(&step.config, base_dir))
         .collect()
 }
 
-/// A step's `base_dir` (resolved against the pipeline's directory) and `path` (resolved against
-/// that base), as the filesystem drivers resolve them.
-fn step_path(
-    config: &serde_json::Map<String, Value>,
-    base_dir: &Path,
-) -> Option<(Option<PathBuf>, PathBuf)> {
+/// A step's `path`s (one, or a list of them for the file extractors), resolved against its
+/// `base_dir` (itself resolved against the pipeline's directory) as the filesystem drivers
+/// resolve them.
+fn step_paths(config: &serde_json::Map<String, Value>, base_dir: &Path) -> Vec<PathBuf> {
     let base = config
         .get("base_dir")
         .and_then(Value::as_str)
         .map(|dir| base_dir.join(dir));
-    let path = config.get("path").and_then(Value::as_str)?;
     let root = base.as_deref().unwrap_or(base_dir);
-    Some((base.clone(), root.join(path)))
+    let paths: Vec<&str> = match config.get("path") {
+        Some(Value::String(path)) => vec![path.as_str()],
+        Some(Value::Array(paths)) => paths.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    paths.into_iter().map(|path| root.join(path)).collect()
 }
 
 /// For a path with a wildcard (`*`, `?`, `[`, `{`), the directory before the first component

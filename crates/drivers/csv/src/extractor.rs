@@ -9,27 +9,25 @@
 //! `read_csv(...)` runs first only when column names are needed (`header: false`, `columns`,
 //! `dtype`, `parse_dates`). Errors are explained by the `diagnose` module.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU64;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use driver_api::{
     Driver, DriverError, Result, StepContext, StepInputs, StepOutput, TableName, quote_identifier,
     quote_literal, replace_table_as,
 };
-use execution_context::object;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::FilesystemConnection;
 use crate::diagnose::{Dialect, Scan, Start, explain, is_csv_error, probe, scan, too_short};
 use crate::encoding::{InvalidUtf16, decode_utf16_file};
-use crate::options::{Codec, CsvChar, Encoding, elapsed_ms, reject_glob_characters};
+use crate::files::{check_columns, input_file_size, reported_extract};
+use crate::options::{Codec, CsvChar, Encoding, reject_glob_characters};
 
 /// The `filesystem.csv_extractor` driver.
 #[derive(Debug, Clone, Copy, Default)]
@@ -269,27 +267,10 @@ impl Driver for CsvExtractor {
     ) -> Result<StepOutput> {
         let plan = Plan::new(ctx, &connection, config)?;
         let path = plan.dialect.path.display().to_string();
-        ctx.event(
-            "extraction.start",
-            object([("path", Value::String(path.clone()))]),
-        );
-        let started = Instant::now();
-        let table = ctx.output_table().clone();
-        let target = table.clone();
-        let (rows, bytes) = ctx
-            .run_blocking(move |conn, cancel| plan.extract(conn, &target, cancel))
-            .await?;
-        // rows_read is the engine's metric (from the step output), written once per step.
-        ctx.metric("bytes_processed", bytes);
-        ctx.event(
-            "extraction.complete",
-            object([
-                ("path", Value::String(path)),
-                ("rows", rows.into()),
-                ("duration_ms", elapsed_ms(started).into()),
-            ]),
-        );
-        Ok(StepOutput::table(table, rows))
+        reported_extract(ctx, path, move |conn, cancel, table| {
+            plan.extract(conn, table, cancel)
+        })
+        .await
     }
 }
 
@@ -322,21 +303,7 @@ impl Plan {
                 "the comment prefix cannot be the delimiter",
             ));
         }
-        if let Some(columns) = &config.columns {
-            if columns.is_empty() {
-                return Err(DriverError::config(
-                    "columns",
-                    "must name at least one column (leave it out to keep all columns)",
-                ));
-            }
-            let mut seen = HashSet::new();
-            if let Some(twice) = columns.iter().find(|c| !seen.insert(c.as_str())) {
-                return Err(DriverError::config(
-                    "columns",
-                    format!("column {twice:?} is listed twice"),
-                ));
-            }
-        }
+        check_columns(config.columns.as_deref())?;
         if let Some(ParseDates::Columns(dates)) = &config.parse_dates
             && let Some(both) = dates.iter().find(|c| config.dtype.contains_key(*c))
         {
@@ -408,35 +375,7 @@ impl Plan {
         cancel: &CancellationToken,
     ) -> Result<(u64, u64)> {
         let path = &self.dialect.path;
-        let metadata = std::fs::metadata(path).map_err(|error| {
-            if error.kind() == std::io::ErrorKind::NotFound {
-                DriverError::io(
-                    format!("input file {} does not exist", path.display()),
-                    error,
-                )
-            } else {
-                DriverError::io(format!("cannot read input file {}", path.display()), error)
-            }
-        })?;
-        if metadata.is_dir() {
-            return Err(DriverError::config(
-                "path",
-                format!(
-                    "{} is a directory; give the path of one CSV file",
-                    path.display()
-                ),
-            ));
-        }
-        if !metadata.is_file() {
-            // A device (/dev/zero), FIFO or socket may never end: refuse it before any read.
-            return Err(DriverError::config(
-                "path",
-                format!(
-                    "{} is not a regular file (a device, pipe or socket); give the path of a CSV file",
-                    path.display()
-                ),
-            ));
-        }
+        let size = input_file_size(path, "CSV")?;
         let copy = if self.utf16 || !self.dialect.codec.duckdb_reads() {
             Some(self.plain_copy()?)
         } else {
@@ -483,7 +422,7 @@ impl Plan {
             }
             other => other.map_err(explained)?,
         };
-        Ok((rows, metadata.len()))
+        Ok((rows, size))
     }
 
     /// Creates the step table with DuckDB's reader (`strict`: DuckDB's `strict_mode`); DuckDB's
@@ -721,7 +660,7 @@ mod tests {
 
     use driver_api::ErrorClass;
     use driver_api::testing::TestRun;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 

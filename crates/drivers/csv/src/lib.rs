@@ -1,4 +1,6 @@
-//! CSV files in and out of the run database, with DuckDB doing the work.
+//! The `filesystem` family: CSV, Parquet and JSON files in and out of the run database, with
+//! DuckDB doing the work. One crate, because the family shares one connection
+//! ([`FilesystemConnection`]) and the path, temporary-file and error handling (ADR 0030).
 //!
 //! - [`CsvExtractor`] (`filesystem.csv_extractor`) turns one CSV file into the step's table with
 //!   one `CREATE TABLE ... AS SELECT ... FROM read_csv(...)`: DuckDB's parallel reader parses,
@@ -8,12 +10,20 @@
 //!
 //! Rust only steps in where DuckDB cannot: explaining a malformed file precisely (which line,
 //! how many fields), decoding UTF-16 input and writing encodings other than UTF-8.
+//!
+//! - [`ParquetExtractor`] / [`ParquetWriter`] (`filesystem.parquet_*`) and [`JsonExtractor`] /
+//!   [`JsonWriter`] (`filesystem.json_*`) load with `read_parquet` / `read_json` (one file, a
+//!   glob, or a list into one table) and write with `COPY ... TO` (compression, row groups,
+//!   partitioned directories), through the same temporary-file-then-rename as the CSV writer.
 #![warn(missing_docs)]
 
 mod diagnose;
 mod encoding;
 pub mod extractor;
+mod files;
+pub mod json;
 mod options;
+pub mod parquet;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -21,11 +31,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use extractor::CsvExtractor;
+pub use files::InputPaths;
+pub use json::{JsonExtractor, JsonWriter};
 pub use options::{Codec, CsvChar, Encoding, QuoteChar};
+pub use parquet::{ParquetExtractor, ParquetWriter};
 pub use writer::CsvWriter;
 
-/// A `@filesystem` connection (the spec's `x-connection-fields`), shared by the CSV extractor
-/// and writer.
+/// A `@filesystem` connection (the spec's `x-connection-fields`), shared by every driver of
+/// the family.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilesystemConnection {

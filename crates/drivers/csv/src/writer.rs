@@ -14,23 +14,20 @@
 //! A target ending in `.gz` or `.zst` is compressed, as DuckDB and pandas infer it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use async_trait::async_trait;
 use driver_api::{
     Driver, DriverError, Result, StepContext, StepInputs, StepOutput, TableName, quote_identifier,
     quote_literal,
 };
-use execution_context::object;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::FilesystemConnection;
 use crate::encoding::{Target, TranscodeError, transcode_file};
-use crate::options::{Codec, CsvChar, Encoding, QuoteChar, elapsed_ms};
+use crate::files::{TempFile, copy_error, prepare_directory, reported_write, write_error};
+use crate::options::{Codec, CsvChar, Encoding, QuoteChar};
 
 /// The `filesystem.csv_writer` driver.
 #[derive(Debug, Clone, Copy, Default)]
@@ -145,31 +142,12 @@ impl Driver for CsvWriter {
         config: Config,
         inputs: StepInputs,
     ) -> Result<StepOutput> {
-        let input = inputs.single()?.table.clone();
         let plan = Plan::new(ctx, &connection, config)?;
-        let path = plan.path.display().to_string();
-        ctx.event(
-            "write.start",
-            object([
-                ("path", Value::String(path.clone())),
-                ("table", Value::String(input.as_str().to_owned())),
-            ]),
-        );
-        let started = Instant::now();
-        let (rows, bytes) = ctx
-            .run_blocking(move |conn, cancel| plan.write(conn, &input, cancel))
-            .await?;
-        ctx.metric("rows_written", rows);
-        ctx.metric("bytes_processed", bytes);
-        ctx.event(
-            "write.complete",
-            object([
-                ("path", Value::String(path)),
-                ("rows", rows.into()),
-                ("duration_ms", elapsed_ms(started).into()),
-            ]),
-        );
-        Ok(StepOutput::written(rows))
+        let path = plan.path.clone();
+        reported_write(ctx, &path, inputs, move |conn, cancel, input| {
+            plan.write(conn, input, cancel)
+        })
+        .await
     }
 }
 
@@ -269,31 +247,7 @@ impl Plan {
                 format!("{} is a directory; give a file name", self.path.display()),
             ));
         }
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        if !dir.is_dir() {
-            if dir.exists() {
-                return Err(DriverError::Io {
-                    message: format!("{} is not a directory", dir.display()),
-                    source: None,
-                });
-            }
-            if !self.config.create_dirs {
-                return Err(DriverError::Io {
-                    message: format!(
-                        "output directory {} does not exist (create_dirs is false)",
-                        dir.display()
-                    ),
-                    source: None,
-                });
-            }
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                write_error(format!("cannot create directory {}", dir.display()), e)
-            })?;
-        }
-        Ok(dir)
+        prepare_directory(&self.path, self.config.create_dirs)
     }
 
     /// The `COPY` statement writing `columns` of `table` to `target`.
@@ -340,31 +294,8 @@ impl Plan {
         )
     }
 
-    /// Classifies a failed `COPY`: DuckDB reports a file it cannot create as an I/O error, which
-    /// is about the configured path (a directory the user may not write to), not the database.
     fn copy_error(&self, error: duckdb::Error) -> DriverError {
-        let message = error.to_string();
-        let path = self.path.display();
-        if !message.starts_with("IO Error") {
-            return DriverError::duckdb(format!("cannot write {path}"), error);
-        }
-        let first = message.lines().next().unwrap_or_default();
-        if message.contains("Permission denied") || message.contains("Operation not permitted") {
-            DriverError::config(
-                "path",
-                format!(
-                    "cannot write {path}: permission denied in its directory; choose a path this user may write to"
-                ),
-            )
-        } else {
-            DriverError::Io {
-                message: format!(
-                    "cannot write {path}: {}",
-                    first.trim_start_matches("IO Error: ")
-                ),
-                source: None,
-            }
-        }
+        copy_error(&self.path, error)
     }
 
     fn transcode_error(&self, error: TranscodeError) -> DriverError {
@@ -385,15 +316,6 @@ impl Plan {
             TranscodeError::Io(e) => write_error(format!("cannot write {path}"), e),
             TranscodeError::Cancelled => DriverError::Cancelled,
         }
-    }
-}
-
-/// An I/O error on the output side: a refused permission is about the configured `path`.
-fn write_error(message: String, error: std::io::Error) -> DriverError {
-    if error.kind() == std::io::ErrorKind::PermissionDenied {
-        DriverError::config("path", format!("{message}: {error}"))
-    } else {
-        DriverError::io(message, error)
     }
 }
 
@@ -438,53 +360,13 @@ fn is_numeric(type_name: &str) -> bool {
     ) || type_name.starts_with("DECIMAL")
 }
 
-/// A temporary file next to the target, removed on drop unless renamed over the target.
-struct TempFile {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl TempFile {
-    fn new(dir: &Path, target: &Path) -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let unique = format!(
-            "{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        Self {
-            path: dir.join(format!(".{name}.{unique}.osiris-tmp")),
-            keep: false,
-        }
-    }
-
-    fn persist(mut self, target: &Path) -> std::io::Result<()> {
-        std::fs::rename(&self.path, target)?;
-        self.keep = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            // Absent when COPY failed before creating it.
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Read;
 
     use driver_api::ErrorClass;
     use driver_api::testing::TestRun;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::CsvExtractor;
