@@ -551,8 +551,8 @@ pub fn crashed_worker_dirs(root: &Path, older_than: Option<jiff::Timestamp>) -> 
 
 /// Removes the temporary files a killed run left next to an output file: writers write
 /// `.<file name>.<pid>-<n>.osiris-tmp` beside `target` and rename it over `target` at the end
-/// (the CSV writer). One whose process is gone is junk; one of a live process is a write in
-/// progress and stays. Returns the removed paths.
+/// (a file, or a directory for partitioned output). One whose process is gone is junk; one of a
+/// live process is a write in progress and stays. Returns the removed paths.
 pub fn remove_dead_temp_files(target: &Path) -> Vec<PathBuf> {
     let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
         return Vec::new();
@@ -582,11 +582,18 @@ pub fn remove_dead_temp_files(target: &Path) -> Vec<PathBuf> {
         else {
             continue;
         };
-        if !process_alive(pid) && entry.file_type().is_ok_and(|t| t.is_file()) {
-            let path = entry.path();
-            if std::fs::remove_file(&path).is_ok() {
-                removed.push(path);
-            }
+        if process_alive(pid) {
+            continue;
+        }
+        // A partitioned Parquet/JSON write stages a directory; never follow a link.
+        let path = entry.path();
+        let gone = match entry.file_type() {
+            Ok(t) if t.is_file() => std::fs::remove_file(&path).is_ok(),
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path).is_ok(),
+            _ => false,
+        };
+        if gone {
+            removed.push(path);
         }
     }
     removed
@@ -833,5 +840,13 @@ mod tests {
         }
         assert_eq!(remove_dead_temp_files(&target), vec![dead.clone()]);
         assert!(!dead.exists() && live.exists() && other.exists() && target.exists());
+
+        // A partitioned write's staging directory, with its partitions.
+        let parts = tmp.path().join("parts");
+        let dead_dir = tmp.path().join(".parts.999999999-1.osiris-tmp");
+        std::fs::create_dir_all(dead_dir.join("year=2024")).unwrap();
+        std::fs::write(dead_dir.join("year=2024/data_0.parquet"), "x").unwrap();
+        assert_eq!(remove_dead_temp_files(&parts), vec![dead_dir.clone()]);
+        assert!(!dead_dir.exists());
     }
 }
