@@ -14,6 +14,7 @@ mod hostile_sql;
 mod layering;
 mod mysql;
 mod osiris_compat;
+mod postgres;
 mod posthog;
 mod remote;
 mod run;

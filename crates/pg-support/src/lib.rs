@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use driver_api::{DriverError, Result, SecretString};
@@ -25,21 +26,32 @@ pub fn parse_dsn(dsn: &SecretString, key: &str) -> Result<tokio_postgres::Config
     })
 }
 
+/// How the server's certificate is checked when the connection uses TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// It must chain to the Mozilla roots or to the given PEM file, and name the host.
+    Full,
+    /// Not at all: encryption only (libpq's `prefer` and `require`).
+    None,
+}
+
 /// Connects with `config` (its connect timeout set to `timeout`), TLS as its sslmode says,
-/// trusting the Mozilla roots and the certificates of the PEM file `root_cert` when given.
+/// checking the certificate as `verify` says (trusting the Mozilla roots and the certificates
+/// of the PEM file `root_cert` when given).
 /// `what` names the connection in errors (`Postgres (pg_dsn)`); errors never contain the
 /// connection's host, user or password.
 pub async fn connect(
     mut config: tokio_postgres::Config,
     timeout: Duration,
     root_cert: Option<&Path>,
+    verify: Verify,
     what: &str,
 ) -> Result<Client> {
     config.connect_timeout(timeout);
     let tls_config = if config.get_ssl_mode() == SslMode::Disable {
         None
     } else {
-        Some(tls(root_cert)?)
+        Some(tls(root_cert, verify)?)
     };
     let connecting = async {
         match tls_config {
@@ -73,7 +85,7 @@ pub async fn connect(
 }
 
 /// The rustls client configuration: the Mozilla roots, and the certificates of `root_cert`.
-fn tls(root_cert: Option<&Path>) -> Result<rustls::ClientConfig> {
+fn tls(root_cert: Option<&Path>, verify: Verify) -> Result<rustls::ClientConfig> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -101,19 +113,83 @@ fn tls(root_cert: Option<&Path>) -> Result<rustls::ClientConfig> {
             return Err(bad("it holds no certificate".into()));
         }
     }
-    Ok(rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    let config = rustls::ClientConfig::builder();
+    Ok(match verify {
+        Verify::Full => config.with_root_certificates(roots).with_no_client_auth(),
+        Verify::None => config
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(
+                rustls::crypto::ring::default_provider(),
+            )))
+            .with_no_client_auth(),
+    })
+}
+
+/// Accepts any certificate (signatures are still checked): TLS for encryption only.
+#[derive(Debug)]
+struct NoVerification(rustls::crypto::CryptoProvider);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// A Postgres error as a driver error: `context: message`, classified (auth for refused
-/// credentials and missing privileges, connection, remote). The server's messages never
-/// contain the password.
+/// credentials and missing privileges, connection, remote). A refused login never repeats the
+/// server's text (it names the role); no message contains the password.
 pub fn classify(error: &tokio_postgres::Error, context: &str) -> DriverError {
     if let Some(db) = error.as_db_error() {
         let code = db.code().code();
+        if code.starts_with("28") {
+            // The server's text names the role (and sometimes the client's host): left out.
+            return DriverError::Auth {
+                message: format!(
+                    "{context}: the server refused the user name or password (SQLSTATE {code})"
+                ),
+            };
+        }
         let message = format!("{context}: {} (SQLSTATE {code})", db.message());
-        return if code.starts_with("28") || code == "42501" {
+        return if code == "42501" {
             DriverError::Auth { message }
         } else {
             DriverError::Remote { message }

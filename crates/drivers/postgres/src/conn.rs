@@ -9,8 +9,7 @@ use driver_api::{DriverError, Result, SecretString};
 use pg_support::tokio_postgres::{self, Client};
 use serde::Deserialize;
 
-/// TLS for the connection (libpq's `sslmode` names). With TLS the server's certificate must
-/// chain to the Mozilla roots or to `sslrootcert`.
+/// TLS for the connection, with libpq's `sslmode` names and meaning.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SslMode {
@@ -19,8 +18,11 @@ pub enum SslMode {
     /// TLS when the server offers it, plain TCP otherwise.
     #[default]
     Prefer,
-    /// TLS or fail.
+    /// TLS or fail; the certificate is not checked.
     Require,
+    /// TLS, and the certificate must chain to the Mozilla roots or to `sslrootcert` and name
+    /// the host.
+    VerifyFull,
 }
 
 /// A `@postgres` connection: the spec's `x-connection-fields`. Either `dsn` or the separate
@@ -111,7 +113,7 @@ impl PostgresConnection {
             .ssl_mode(match self.sslmode {
                 SslMode::Disable => tokio_postgres::config::SslMode::Disable,
                 SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-                SslMode::Require => tokio_postgres::config::SslMode::Require,
+                SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
             });
         if let Some(password) = &self.password {
             config.password(password.expose());
@@ -126,6 +128,11 @@ impl PostgresConnection {
             config,
             Duration::from_secs(self.connect_timeout.max(1)),
             self.sslrootcert.as_deref(),
+            if self.sslmode == SslMode::VerifyFull {
+                pg_support::Verify::Full
+            } else {
+                pg_support::Verify::None
+            },
             "PostgreSQL",
         )
         .await

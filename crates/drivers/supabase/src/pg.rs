@@ -11,5 +11,12 @@ pub use pg_support::{classify, columns, primary_key, table_exists};
 /// contain the DSN.
 pub async fn connect(dsn: &SecretString, timeout: Duration) -> Result<Client> {
     let config = pg_support::parse_dsn(dsn, "pg_dsn")?;
-    pg_support::connect(config, timeout, None, "Postgres (pg_dsn)").await
+    pg_support::connect(
+        config,
+        timeout,
+        None,
+        pg_support::Verify::Full,
+        "Postgres (pg_dsn)",
+    )
+    .await
 }
