@@ -95,21 +95,8 @@ impl WriteColumn {
             _ if t.starts_with("STRUCT") || t.starts_with("MAP") || t.starts_with("UNION") => {
                 format!("CAST(to_json({c}) AS VARCHAR)")
             }
-            "BOOLEAN"
-            | "SMALLINT"
-            | "INTEGER"
-            | "BIGINT"
-            | "FLOAT"
-            | "DOUBLE"
-            | "VARCHAR"
-            | "DATE"
-            | "TIME"
-            | "TIMESTAMP"
-            | "TIMESTAMP WITH TIME ZONE"
-            | "INTERVAL"
-            | "BLOB" => c,
-            _ if t.starts_with("DECIMAL") => c,
-            _ if t.ends_with("[]") && is_plain_list(t) => c,
+            _ if is_plain(t) => c,
+            _ if t.matches("[]").count() == 1 && is_plain(t.trim_end_matches("[]")) => c,
             _ => format!("CAST({c} AS VARCHAR)"),
         }
     }
@@ -128,10 +115,10 @@ impl WriteColumn {
     }
 }
 
-/// A list of a type the encoder writes as a PostgreSQL array element.
-fn is_plain_list(t: &str) -> bool {
+/// A DuckDB type whose Arrow form the encoder writes as it is (also as a list element).
+fn is_plain(t: &str) -> bool {
     matches!(
-        t.trim_end_matches("[]"),
+        t,
         "BOOLEAN"
             | "SMALLINT"
             | "INTEGER"
@@ -145,8 +132,7 @@ fn is_plain_list(t: &str) -> bool {
             | "TIMESTAMP WITH TIME ZONE"
             | "INTERVAL"
             | "BLOB"
-    ) && t.matches("[]").count() == 1
-        || (t.starts_with("DECIMAL") && t.ends_with(")[]"))
+    ) || t.starts_with("DECIMAL")
 }
 
 /// The PostgreSQL type (and element OID for arrays) of an Arrow type the encoder writes.
