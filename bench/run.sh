@@ -8,6 +8,7 @@
 #   bash bench/run.sh mysql           # MySQL extract/write against the mariadb client and
 #                                     # LOAD DATA (needs MariaDB, see testing_env/setup.sh)
 #   bash bench/run.sh mysql --help    # every option of bench-mysql
+#   bash bench/run.sh postgres        # PostgreSQL extract/write against psql's \copy
 #
 # Builds the release binaries first (prebuilt libduckdb.so, see scripts/dev-env.sh). The input
 # CSV is generated once and cached in bench/out/ (git-ignored), with the outputs and the pipeline.
@@ -20,6 +21,10 @@ cd "$root"
 
 cargo build --release --no-default-features -p osiris-cli -p osiris-bench
 
+if [ "${1:-}" = postgres ]; then
+    shift
+    exec "$CARGO_TARGET_DIR/release/bench-postgres" --osiris "$CARGO_TARGET_DIR/release/osiris" "$@"
+fi
 if [ "${1:-}" = mysql ]; then
     shift
     exec "$CARGO_TARGET_DIR/release/bench-mysql" --osiris "$CARGO_TARGET_DIR/release/osiris" "$@"

@@ -65,7 +65,7 @@ fn unknown_component_lists_the_known_ones() {
     let ran = project.osiris(&["run", "p.yaml"]);
     assert_eq!(ran.code, 2, "{}", ran.all());
     assert!(
-        ran.stderr.contains("p.yaml: error: step 'a', key `component`: unknown component `filesystem.csv_extractr`; did you mean `filesystem.csv_extractor`? known components: duckdb.processor, filesystem.csv_extractor, filesystem.csv_writer, filesystem.json_extractor, filesystem.json_writer, filesystem.parquet_extractor, filesystem.parquet_writer, graphql.extractor, mysql.extractor, mysql.writer, posthog.extractor, supabase.extractor, supabase.writer\n"),
+        ran.stderr.contains("p.yaml: error: step 'a', key `component`: unknown component `filesystem.csv_extractr`; did you mean `filesystem.csv_extractor`? known components: duckdb.processor, filesystem.csv_extractor, filesystem.csv_writer, filesystem.json_extractor, filesystem.json_writer, filesystem.parquet_extractor, filesystem.parquet_writer, graphql.extractor, mysql.extractor, mysql.writer, postgres.extractor, postgres.writer, posthog.extractor, supabase.extractor, supabase.writer\n"),
         "{}",
         ran.stderr
     );
@@ -80,7 +80,7 @@ fn every_described_component_is_runnable_in_the_default_build() {
     let listed = project.osiris(&["components", "list", "--json"]);
     assert_eq!(listed.code, 0, "{}", listed.all());
     let list: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
-    assert_eq!(list.len(), 13, "{}", listed.stdout);
+    assert_eq!(list.len(), 15, "{}", listed.stdout);
     let missing: Vec<&serde_json::Value> = list.iter().filter(|c| c["runnable"] != true).collect();
     assert!(
         missing.is_empty(),

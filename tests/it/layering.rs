@@ -66,7 +66,14 @@ fn dependencies_point_down_only() {
             ],
             // The one HTTP layer of the HTTP drivers: a library beside driver-api, no driver.
             "http-support" => &["driver-api", "execution-context"],
-            p if p.starts_with("driver-") => &["driver-api", "execution-context", "http-support"],
+            // The one PostgreSQL connection layer (supabase, postgres): the same kind of library.
+            "pg-support" => &["driver-api", "execution-context"],
+            p if p.starts_with("driver-") => &[
+                "driver-api",
+                "execution-context",
+                "http-support",
+                "pg-support",
+            ],
             p if p.starts_with("adapter-") => &[
                 "engine",
                 "sessions",

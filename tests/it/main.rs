@@ -17,6 +17,7 @@ mod mysql;
 mod orchestration;
 mod osiris_compat;
 mod pg_clients;
+mod postgres;
 mod posthog;
 mod remote;
 mod run;

@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn every_builtin_spec_is_consistent() {
         let registry = SpecRegistry::builtin().unwrap();
-        assert_eq!(registry.names().len(), 13);
+        assert_eq!(registry.names().len(), 15);
         for spec in registry.iter() {
             assert_eq!(spec.lint(), Vec::<String>::new(), "{}", spec.name);
         }

@@ -19,6 +19,8 @@ pub fn builtin_registry() -> DriverRegistry {
     registry.register(driver_graphql::GraphqlExtractor);
     registry.register(driver_mysql::MysqlExtractor);
     registry.register(driver_mysql::MysqlWriter);
+    registry.register(driver_postgres::PostgresExtractor);
+    registry.register(driver_postgres::PostgresWriter);
     registry.register(driver_supabase::SupabaseExtractor);
     registry.register(driver_supabase::SupabaseWriter);
     registry

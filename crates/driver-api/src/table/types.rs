@@ -112,6 +112,10 @@ pub(crate) fn duckdb_type_for_field(field: &Field) -> Result<String> {
         // Appended as microseconds and converted to INTERVAL before commit: the Arrow
         // conversion of duckdb-rs drops the NULLs of duration columns.
         Ok("BIGINT".into())
+    } else if let DataType::Interval(_) = field.data_type() {
+        // Appended as text and converted to INTERVAL before commit: the Arrow conversion of
+        // duckdb-rs drops the NULLs of interval columns too.
+        Ok("VARCHAR".into())
     } else {
         duckdb_type_for(field.data_type())
     }

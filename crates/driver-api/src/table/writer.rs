@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
 use arrow::compute::{CastOptions, cast_with_options};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{
+    DataType, Field, IntervalMonthDayNanoType, IntervalUnit, Schema, SchemaRef, TimeUnit,
+};
 use tokio::sync::mpsc;
 
 use super::sink::BlockingSink;
@@ -205,11 +207,16 @@ fn append_all(
     for field in columns
         .iter()
         .map(|c| &c.field)
-        .filter(|f| matches!(f.data_type(), DataType::Duration(_)))
+        .filter(|f| matches!(f.data_type(), DataType::Duration(_) | DataType::Interval(_)))
     {
+        let col = quote_identifier(field.name());
+        let using = if let DataType::Duration(_) = field.data_type() {
+            format!("to_microseconds({col})")
+        } else {
+            format!("CAST({col} AS INTERVAL)")
+        };
         conn.execute_batch(&format!(
-            "ALTER TABLE {table} ALTER COLUMN {col} SET DATA TYPE INTERVAL USING to_microseconds({col})",
-            col = quote_identifier(field.name())
+            "ALTER TABLE {table} ALTER COLUMN {col} SET DATA TYPE INTERVAL USING {using}"
         ))
         .map_err(duck("cannot convert a duration column of"))?;
     }
@@ -229,13 +236,14 @@ fn column_for(field: &Field) -> Column {
     }
 }
 
-/// Replaces duration columns by their microseconds (Int64), NULLs kept; see [`column_type`].
+/// Replaces duration columns by their microseconds (Int64) and interval columns by their
+/// text, NULLs kept; see [`column_type`].
 fn durations_as_micros(batch: RecordBatch) -> Result<RecordBatch> {
     if !batch
         .schema()
         .fields()
         .iter()
-        .any(|f| matches!(f.data_type(), DataType::Duration(_)))
+        .any(|f| matches!(f.data_type(), DataType::Duration(_) | DataType::Interval(_)))
     {
         return Ok(batch);
     }
@@ -260,6 +268,29 @@ fn durations_as_micros(batch: RecordBatch) -> Result<RecordBatch> {
                     .map_err(fail)?,
             );
             fields.push(Field::new(field.name(), DataType::Int64, true));
+        } else if let DataType::Interval(_) = field.data_type() {
+            let intervals = cast_with_options(
+                array,
+                &DataType::Interval(IntervalUnit::MonthDayNano),
+                &CastOptions::default(),
+            )
+            .map_err(fail)?;
+            let text: StringArray = intervals
+                .as_primitive::<IntervalMonthDayNanoType>()
+                .iter()
+                .map(|v| {
+                    v.map(|v| {
+                        format!(
+                            "{} months {} days {} microseconds",
+                            v.months,
+                            v.days,
+                            v.nanoseconds / 1000
+                        )
+                    })
+                })
+                .collect();
+            arrays.push(Arc::new(text));
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
         } else {
             arrays.push(Arc::clone(array));
             fields.push(field.as_ref().clone());

@@ -1,169 +1,22 @@
 //! The optional direct Postgres connection (`pg_dsn`): catalog lookups, DDL, transactional
-//! replace. TLS as the DSN's sslmode says (rustls with the Mozilla roots; `prefer` falls back to
-//! plain text when the server offers no TLS).
+//! replace, through the shared `pg-support` layer (TLS as the DSN's sslmode says).
 
 use std::time::Duration;
 
-use driver_api::{DriverError, Result, SecretString};
-use tokio_postgres::Client;
-use tokio_postgres::config::SslMode;
+use driver_api::{Result, SecretString};
+use pg_support::tokio_postgres::Client;
+pub use pg_support::{classify, columns, primary_key, table_exists};
 
 /// Connects with `dsn` (URL or key=value form), `timeout` as the connect timeout. Errors never
 /// contain the DSN.
 pub async fn connect(dsn: &SecretString, timeout: Duration) -> Result<Client> {
-    let mut config: tokio_postgres::Config = dsn.expose().parse().map_err(|_| {
-        DriverError::config(
-            "pg_dsn",
-            "is not a valid Postgres connection string (postgresql://user:password@host:5432/db or key=value pairs)",
-        )
-    })?;
-    config.connect_timeout(timeout);
-    let connecting = async {
-        if config.get_ssl_mode() == SslMode::Disable {
-            let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "postgres connection ended");
-                }
-            });
-            Ok(client)
-        } else {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let roots =
-                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let tls = rustls::ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
-            let (client, connection) = config.connect(tls).await?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(%error, "postgres connection ended");
-                }
-            });
-            Ok(client)
-        }
-    };
-    match tokio::time::timeout(timeout + Duration::from_secs(1), connecting).await {
-        Ok(result) => result.map_err(|e| classify(&e, "cannot connect to Postgres (pg_dsn)")),
-        Err(_) => Err(DriverError::Timeout {
-            message: format!(
-                "cannot connect to Postgres (pg_dsn) within {} s",
-                timeout.as_secs()
-            ),
-        }),
-    }
-}
-
-/// A Postgres error as a driver error: `context: message`, classified (auth, connection,
-/// remote). The server's messages never contain the password.
-pub fn classify(error: &tokio_postgres::Error, context: &str) -> DriverError {
-    if let Some(db) = error.as_db_error() {
-        let code = db.code().code();
-        let message = format!("{context}: {} (SQLSTATE {code})", db.message());
-        return if code.starts_with("28") || code == "42501" {
-            DriverError::Auth { message }
-        } else {
-            DriverError::Remote { message }
-        };
-    }
-    let text = error.to_string();
-    if error.is_closed() || text.contains("error connecting") || text.contains("timed out") {
-        DriverError::Connection {
-            message: format!("{context}: {text}"),
-        }
-    } else {
-        DriverError::Remote {
-            message: format!("{context}: {text}"),
-        }
-    }
-}
-
-/// The regclass of `schema.table`, as the SQL expression on parameters $1 and $2.
-const REGCLASS: &str = "to_regclass(format('%I.%I', $1::text, $2::text))";
-
-/// Whether `schema.table` exists (a table, view or other relation).
-pub async fn table_exists(client: &Client, schema: &str, table: &str) -> Result<bool> {
-    let row = client
-        .query_one(
-            &format!("SELECT {REGCLASS} IS NOT NULL"),
-            &[&schema, &table],
-        )
-        .await
-        .map_err(|e| classify(&e, "cannot look the table up in the Postgres catalog"))?;
-    Ok(row.get(0))
-}
-
-/// A column of a Postgres table: name, type name (`int8`, `numeric`, ...), type category
-/// (`A` array, `E` enum, ...), and numeric precision and scale when declared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PgColumn {
-    /// Column name.
-    pub name: String,
-    /// `pg_type.typname`.
-    pub type_name: String,
-    /// `pg_type.typcategory`.
-    pub category: String,
-    /// `numeric(p,s)`: (p, s).
-    pub numeric: Option<(u8, i8)>,
-    /// Postgres' own spelling of the type (`numeric(12,2)`, `timestamp with time zone`).
-    pub formatted: String,
-}
-
-/// The columns of `schema.table` in order; empty when it does not exist.
-pub async fn columns(client: &Client, schema: &str, table: &str) -> Result<Vec<PgColumn>> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT a.attname::text, t.typname::text, t.typcategory::text, a.atttypmod,
-                        format_type(a.atttypid, a.atttypmod)
-                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-                 WHERE a.attrelid = {REGCLASS} AND a.attnum > 0 AND NOT a.attisdropped
-                 ORDER BY a.attnum"
-            ),
-            &[&schema, &table],
-        )
-        .await
-        .map_err(|e| {
-            classify(
-                &e,
-                "cannot read the table's columns from the Postgres catalog",
-            )
-        })?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let type_name: String = r.get(1);
-            let typmod: i32 = r.get(3);
-            let numeric = (type_name == "numeric" && typmod >= 4).then(|| {
-                let m = typmod - 4;
-                (((m >> 16) & 0xffff) as u8, (m & 0xffff) as i16 as i8)
-            });
-            PgColumn {
-                name: r.get(0),
-                type_name,
-                category: r.get(2),
-                numeric,
-                formatted: r.get(4),
-            }
-        })
-        .collect())
-}
-
-/// The primary key columns of `schema.table`, in key order.
-pub async fn primary_key(client: &Client, schema: &str, table: &str) -> Result<Vec<String>> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT a.attname::text
-                 FROM pg_index i
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-                 WHERE i.indrelid = {REGCLASS} AND i.indisprimary
-                 ORDER BY array_position(i.indkey::int2[], a.attnum)"
-            ),
-            &[&schema, &table],
-        )
-        .await
-        .map_err(|e| classify(&e, "cannot read the primary key from the Postgres catalog"))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    let config = pg_support::parse_dsn(dsn, "pg_dsn")?;
+    pg_support::connect(
+        config,
+        timeout,
+        None,
+        pg_support::Verify::Full,
+        "Postgres (pg_dsn)",
+    )
+    .await
 }

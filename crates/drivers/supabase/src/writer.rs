@@ -602,7 +602,7 @@ async fn post_batches(
 /// `json_populate_recordset`, which is what PostgREST itself runs.
 async fn replace(
     ctx: &StepContext,
-    mut client: tokio_postgres::Client,
+    mut client: pg_support::tokio_postgres::Client,
     config: &Config,
     table: &TableName,
     columns: &[SourceColumn],

@@ -1,0 +1,523 @@
+//! `postgres.extractor`: a query's result or a table's rows into the step table.
+//!
+//! The statement is described first (prepared, never run) so that column types come from
+//! the server's metadata, never from values; numeric columns get their precision and scale
+//! from the type modifiers of a temporary view over the statement (created and rolled back).
+//! Types without a binary decoder here are cast to `text` by wrapping the statement. Then
+//! `COPY (statement) TO STDOUT (FORMAT binary)` runs inside a read-only, repeatable-read
+//! transaction; the binary rows are decoded straight into Arrow builders ([`crate::types`])
+//! and every `batch_size` rows a batch goes to the shared [`TableWriter`] (bounded channel),
+//! which commits the table only when the read has finished.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
+use async_trait::async_trait;
+use bytes::{Buf, BytesMut};
+use driver_api::{
+    DiscoveredColumn, DiscoveredTable, Driver, DriverError, Result, StepContext, StepInputs,
+    StepOutput, TableWriter,
+};
+use execution_context::object;
+use futures::StreamExt;
+use pg_support::tokio_postgres::Client;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::conn::{PostgresConnection, classify, qualified, quote};
+use crate::types::{Column, Kind};
+
+/// The `postgres.extractor` driver.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PostgresExtractor;
+
+/// Configuration of a `postgres.extractor` step (without the connection's fields: see
+/// [`PostgresConnection`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// One SQL statement returning rows. Exactly one of `query` and `table`.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// A table or view to read.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// The schema of `table`. Default `public`.
+    #[serde(default = "default_schema")]
+    pub schema: String,
+    /// Columns of `table` to read, in this order. Default: all.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// SQL condition for `table`, inserted as `WHERE (<where>)`.
+    #[serde(default, rename = "where")]
+    pub where_: Option<String>,
+    /// At most this many rows of `table`.
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// Rows per batch. Default 10000.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+fn default_schema() -> String {
+    "public".into()
+}
+fn default_batch_size() -> usize {
+    10_000
+}
+
+#[async_trait]
+impl Driver for PostgresExtractor {
+    const NAME: &'static str = "postgres.extractor";
+    type Connection = PostgresConnection;
+    type Config = Config;
+
+    async fn run(
+        &self,
+        ctx: &StepContext,
+        connection: PostgresConnection,
+        config: Config,
+        _inputs: StepInputs,
+    ) -> Result<StepOutput> {
+        let started = Instant::now();
+        let mut endpoint = connection;
+        endpoint.resolve_paths(ctx.base_dir());
+        let source = match (&config.query, &config.table) {
+            (Some(_), None) => "query".to_owned(),
+            (None, Some(t)) => format!("table {}.{t}", config.schema),
+            _ => {
+                return Err(DriverError::Config {
+                    key: None,
+                    message:
+                        "set `query` (an SQL statement) or `table` (a table to read), not both"
+                            .into(),
+                });
+            }
+        };
+        ctx.event(
+            "extraction.start",
+            object([("source", Value::String(source))]),
+        );
+        let mut client = endpoint.connect().await?;
+        let sql = statement(&client, &config).await?;
+        let rows = read(ctx, &mut client, &sql, config.batch_size.max(1)).await?;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        ctx.metric("duration_ms", duration_ms);
+        ctx.event(
+            "extraction.complete",
+            object([("rows", rows.into()), ("duration_ms", duration_ms.into())]),
+        );
+        Ok(StepOutput::table(ctx.output_table().clone(), rows))
+    }
+
+    async fn doctor(&self, connection: &PostgresConnection) -> Result<()> {
+        connection.check().await
+    }
+
+    async fn discover(&self, connection: &PostgresConnection) -> Result<Vec<DiscoveredTable>> {
+        discover(connection).await
+    }
+}
+
+/// The statement to read: `query`, or a SELECT built from `table`, `columns`, `where`, `limit`.
+async fn statement(client: &Client, config: &Config) -> Result<String> {
+    if let Some(query) = &config.query {
+        let sql = query.trim().trim_end_matches(';').trim_end().to_owned();
+        if sql.is_empty() {
+            return Err(DriverError::config("query", "is empty"));
+        }
+        return Ok(sql);
+    }
+    let Some(table) = &config.table else {
+        return Err(DriverError::config("table", "set `query` or `table`"));
+    };
+    let existing = pg_support::columns(client, &config.schema, table).await?;
+    if existing.is_empty() {
+        return Err(DriverError::config(
+            "table",
+            format!(
+                "table {:?} does not exist in schema {:?}",
+                table, config.schema
+            ),
+        ));
+    }
+    let select = match &config.columns {
+        None => "*".to_owned(),
+        Some(columns) => {
+            let missing: Vec<String> = columns
+                .iter()
+                .filter(|c| !existing.iter().any(|e| &e.name == *c))
+                .map(|c| format!("{c:?}"))
+                .collect();
+            if !missing.is_empty() {
+                return Err(DriverError::config(
+                    "columns",
+                    format!(
+                        "table {table:?} has no column {}; its columns are: {}",
+                        missing.join(", "),
+                        existing
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            columns
+                .iter()
+                .map(|c| quote(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let mut sql = format!("SELECT {select} FROM {}", qualified(&config.schema, table));
+    if let Some(condition) = &config.where_ {
+        sql.push_str(&format!(" WHERE ({condition})"));
+    }
+    if let Some(limit) = config.limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    Ok(sql)
+}
+
+/// The columns of `sql`: names and kinds, and the statement to COPY (with `::text` casts for
+/// types read as text).
+async fn describe(client: &Client, sql: &str) -> Result<(Vec<String>, Vec<Kind>, String)> {
+    let prepared = client
+        .prepare(sql)
+        .await
+        .map_err(|e| classify(&e, "the query failed"))?;
+    let columns = prepared.columns();
+    if columns.is_empty() {
+        return Err(DriverError::config(
+            "query",
+            "the statement returns no rows (use a SELECT)",
+        ));
+    }
+    let typmods = if columns.iter().any(|c| Kind::wants_typmod(c.type_())) {
+        typmods(client, sql, columns.len()).await
+    } else {
+        vec![-1; columns.len()]
+    };
+    let names: Vec<String> = columns.iter().map(|c| c.name().to_owned()).collect();
+    let kinds: Vec<Option<Kind>> = columns
+        .iter()
+        .zip(&typmods)
+        .map(|(c, typmod)| Kind::of(c.type_(), *typmod))
+        .collect();
+    if kinds.iter().all(Option::is_some) {
+        let kinds = kinds.into_iter().map(|k| k.expect("all some")).collect();
+        return Ok((names, kinds, sql.to_owned()));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(DriverError::config(
+                "query",
+                format!("the result has two columns named {name:?}; give them distinct names"),
+            ));
+        }
+    }
+    let select: Vec<String> = names
+        .iter()
+        .zip(&kinds)
+        .map(|(name, kind)| match kind {
+            Some(_) => format!("q.{}", quote(name)),
+            None => format!("q.{}::text AS {}", quote(name), quote(name)),
+        })
+        .collect();
+    let wrapped = format!("SELECT {} FROM ({sql}) AS q", select.join(", "));
+    let kinds = kinds.into_iter().map(|k| k.unwrap_or(Kind::Text)).collect();
+    Ok((names, kinds, wrapped))
+}
+
+/// The type modifiers of the statement's columns, from a temporary view created in a
+/// transaction that is rolled back; all -1 (unknown: numeric read as text) when the view
+/// cannot be created (e.g. on a read-only replica).
+async fn typmods(client: &Client, sql: &str, n: usize) -> Vec<i32> {
+    let probe = async {
+        client
+            .batch_execute(&format!(
+                "BEGIN; CREATE TEMPORARY VIEW osiris_describe AS {sql}"
+            ))
+            .await?;
+        client
+            .query(
+                "SELECT atttypmod FROM pg_attribute \
+                 WHERE attrelid = 'pg_temp.osiris_describe'::regclass AND attnum > 0 \
+                 ORDER BY attnum",
+                &[],
+            )
+            .await
+    };
+    let found = probe.await;
+    let _ = client.batch_execute("ROLLBACK").await;
+    match found {
+        Ok(rows) if rows.len() == n => rows.iter().map(|r| r.get(0)).collect(),
+        _ => vec![-1; n],
+    }
+}
+
+/// Reads `sql` by binary COPY in a read-only, repeatable-read transaction into the step table.
+async fn read(ctx: &StepContext, client: &mut Client, sql: &str, batch_size: usize) -> Result<u64> {
+    let (names, kinds, copy_sql) = describe(client, sql).await?;
+    let schema = Arc::new(Schema::new(
+        names
+            .iter()
+            .zip(&kinds)
+            .map(|(name, kind)| kind.field(name))
+            .collect::<Vec<_>>(),
+    ));
+    let transaction = client
+        .build_transaction()
+        .isolation_level(pg_support::tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(|e| classify(&e, "cannot start a read-only transaction"))?;
+    let stream = transaction
+        .copy_out(&format!("COPY ({copy_sql}) TO STDOUT (FORMAT binary)"))
+        .await
+        .map_err(|e| classify(&e, "the query failed"))?;
+    let mut writer = TableWriter::for_step(ctx, Arc::clone(&schema))?;
+    let mut decoder = Decoder::new(&kinds, batch_size);
+    let outcome: Result<()> = async {
+        futures::pin_mut!(stream);
+        loop {
+            let chunk = tokio::select! {
+                chunk = stream.next() => chunk,
+                () = ctx.cancellation().cancelled() => return Err(DriverError::Cancelled),
+            };
+            let Some(chunk) = chunk else { break };
+            let chunk = chunk.map_err(|e| classify(&e, "reading the rows failed"))?;
+            decoder.feed(&chunk, &names)?;
+            while decoder.full() {
+                let batch = decoder.batch(&schema)?;
+                writer.send(batch).await?;
+            }
+        }
+        if !decoder.ended {
+            return Err(DriverError::Connection {
+                message: "reading the rows failed: the COPY stream ended early".into(),
+            });
+        }
+        if decoder.rows > 0 {
+            let batch = decoder.batch(&schema)?;
+            writer.send(batch).await?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(error) = outcome {
+        writer.abort().await;
+        return Err(error);
+    }
+    transaction
+        .commit()
+        .await
+        .map_err(|e| classify(&e, "cannot end the read-only transaction"))?;
+    writer.finish().await
+}
+
+/// Decodes the binary COPY stream into column builders.
+struct Decoder {
+    columns: Vec<Column>,
+    buffer: BytesMut,
+    header: bool,
+    ended: bool,
+    rows: usize,
+    batch_size: usize,
+    row_number: u64,
+}
+
+impl Decoder {
+    fn new(kinds: &[Kind], batch_size: usize) -> Self {
+        Self {
+            columns: kinds.iter().map(|k| Column::new(k, batch_size)).collect(),
+            buffer: BytesMut::new(),
+            header: false,
+            ended: false,
+            rows: 0,
+            batch_size,
+            row_number: 0,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.rows >= self.batch_size
+    }
+
+    /// Adds a chunk and decodes every complete row in the buffer.
+    fn feed(&mut self, chunk: &[u8], names: &[String]) -> Result<()> {
+        self.buffer.extend_from_slice(chunk);
+        if !self.header {
+            const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+            if self.buffer.len() < 19 {
+                return Ok(());
+            }
+            if &self.buffer[..11] != SIGNATURE {
+                return Err(DriverError::Remote {
+                    message: "the server sent no binary COPY header".into(),
+                });
+            }
+            let extension = u32::from_be_bytes(self.buffer[15..19].try_into().expect("4"));
+            let skip = 19 + extension as usize;
+            if self.buffer.len() < skip {
+                return Ok(());
+            }
+            self.buffer.advance(skip);
+            self.header = true;
+        }
+        while let Some(end) = self.complete_row()? {
+            let buf = &self.buffer[..end];
+            if buf[..2] == [0xff, 0xff] {
+                self.ended = true;
+                self.buffer.advance(end);
+                break;
+            }
+            self.row_number += 1;
+            let mut at = 2;
+            for (i, column) in self.columns.iter_mut().enumerate() {
+                let len = i32::from_be_bytes(buf[at..at + 4].try_into().expect("4"));
+                at += 4;
+                let value = if len < 0 {
+                    None
+                } else {
+                    let v = &buf[at..at + len as usize];
+                    at += len as usize;
+                    Some(v)
+                };
+                column.push(value).map_err(|message| {
+                    DriverError::data(format!(
+                        "row {}, column {:?}: {message}",
+                        self.row_number,
+                        names.get(i).map(String::as_str).unwrap_or("?")
+                    ))
+                })?;
+            }
+            self.rows += 1;
+            self.buffer.advance(end);
+        }
+        Ok(())
+    }
+
+    /// The length of the first row in the buffer when it is complete.
+    fn complete_row(&self) -> Result<Option<usize>> {
+        let buf = &self.buffer[..];
+        if self.ended || buf.len() < 2 {
+            return Ok(None);
+        }
+        let fields = i16::from_be_bytes([buf[0], buf[1]]);
+        if fields == -1 {
+            return Ok(Some(2));
+        }
+        if fields as usize != self.columns.len() {
+            return Err(DriverError::Remote {
+                message: format!(
+                    "the server sent a row of {fields} fields for {} columns",
+                    self.columns.len()
+                ),
+            });
+        }
+        let mut at = 2;
+        for _ in 0..fields {
+            if buf.len() < at + 4 {
+                return Ok(None);
+            }
+            let len = i32::from_be_bytes(buf[at..at + 4].try_into().expect("4"));
+            at += 4;
+            if len > 0 {
+                at += len as usize;
+            }
+        }
+        Ok((buf.len() >= at).then_some(at))
+    }
+
+    /// The rows decoded so far as a batch.
+    fn batch(&mut self, schema: &Arc<Schema>) -> Result<RecordBatch> {
+        let arrays = self.columns.iter_mut().map(Column::finish).collect();
+        self.rows = 0;
+        RecordBatch::try_new(Arc::clone(schema), arrays)
+            .map_err(|e| DriverError::internal(format!("cannot build a batch: {e}")))
+    }
+}
+
+/// Discover mode: the tables and views outside the system schemas, with their columns,
+/// types, primary keys and estimated row counts.
+pub async fn discover(endpoint: &PostgresConnection) -> Result<Vec<DiscoveredTable>> {
+    let client = endpoint.connect().await?;
+    let fail = |e| classify(&e, "cannot read the catalog");
+    let tables = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, c.relkind::text, \
+                    CASE WHEN c.reltuples >= 0 THEN c.reltuples::int8 END \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' \
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(fail)?;
+    let columns = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text, \
+                    format_type(a.atttypid, a.atttypmod), NOT a.attnotnull \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' \
+             ORDER BY 1, 2, a.attnum",
+            &[],
+        )
+        .await
+        .map_err(fail)?;
+    let keys = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text \
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indisprimary \
+             ORDER BY 1, 2, array_position(i.indkey::int2[], a.attnum)",
+            &[],
+        )
+        .await
+        .map_err(fail)?;
+    Ok(tables
+        .iter()
+        .map(|t| {
+            let schema: String = t.get(0);
+            let name: String = t.get(1);
+            let relkind: String = t.get(2);
+            let estimate: Option<i64> = t.get(3);
+            let same = |r: &pg_support::tokio_postgres::Row| {
+                r.get::<_, String>(0) == schema && r.get::<_, String>(1) == name
+            };
+            let view = matches!(relkind.as_str(), "v" | "m");
+            DiscoveredTable {
+                primary_key: keys.iter().filter(|r| same(r)).map(|r| r.get(2)).collect(),
+                columns: columns
+                    .iter()
+                    .filter(|r| same(r))
+                    .map(|r| DiscoveredColumn {
+                        name: r.get(2),
+                        source_type: r.get(3),
+                        nullable: Some(r.get(4)),
+                    })
+                    .collect(),
+                estimated_rows: if view {
+                    None
+                } else {
+                    estimate.and_then(|e| u64::try_from(e).ok())
+                },
+                kind: Some(if view { "view" } else { "table" }),
+                schema: Some(schema.clone()),
+                name,
+            }
+        })
+        .collect())
+}
