@@ -11,6 +11,7 @@
 //! source table is created once in database `osiris_bench` and kept.
 
 mod measure;
+mod osiris_run;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -18,9 +19,8 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, Subcommand};
-use serde_json::Value;
 
-use crate::measure::{Measurement, run_measured};
+use crate::measure::Measurement;
 use crate::stats::median;
 
 #[derive(Debug, Parser)]
@@ -170,42 +170,19 @@ impl Setup {
         )
     }
 
-    /// `osiris run <pipeline> --json`: the measurement and the duration of step `step`.
+    /// `osiris run <pipeline> --json`; see [`osiris_run::osiris`].
     fn osiris(
         &self,
         pipeline: &Path,
         step: &str,
         keep: bool,
     ) -> Result<(Measurement, f64, PathBuf)> {
-        let sessions = self.out.join("sessions");
-        let _ = std::fs::remove_dir_all(&sessions);
-        let args = vec![
-            "run".to_owned(),
-            pipeline.display().to_string(),
-            "--sessions-dir".to_owned(),
-            sessions.display().to_string(),
-            "--json".to_owned(),
-        ];
-        let measured = run_measured(&self.out, &self.osiris, &args).context("osiris run failed")?;
-        let summary: Value = serde_json::from_str(&measured.stdout)
-            .with_context(|| format!("no JSON from osiris: {}", measured.stderr))?;
-        ensure!(summary["status"] == "ok", "osiris run failed: {summary}");
-        let ms = summary["steps"]
-            .as_array()
-            .and_then(|s| s.iter().find(|s| s["step_id"] == step))
-            .and_then(|s| s["duration_ms"].as_u64())
-            .with_context(|| format!("no duration for step {step}: {summary}"))?;
-        let database = PathBuf::from(summary["database"].as_str().unwrap_or_default());
-        if !keep {
-            let _ = std::fs::remove_dir_all(&sessions);
-        }
-        Ok((measured.measurement, ms as f64 / 1000.0, database))
+        osiris_run::osiris(&self.out, &self.osiris, pipeline, step, keep)
     }
 
     /// A shell command under the measuring wrapper.
     fn shell(&self, command: &str) -> Result<Measurement> {
-        let args = vec!["-c".to_owned(), command.to_owned()];
-        Ok(run_measured(&self.out, Path::new("/bin/sh"), &args)?.measurement)
+        osiris_run::shell(&self.out, command)
     }
 }
 
