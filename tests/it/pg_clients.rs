@@ -121,9 +121,254 @@ fn python(served: &Served, script: &str) -> String {
         .env("PG_URL", served.url())
         .env("PG_PORT", served.port.to_string())
         .env("PG_PASSWORD", PASSWORD)
+        .env("PROJECT", served.project.path())
         .output()
         .unwrap();
     checked("python client", &out)
+}
+
+/// Compiles and runs a Java class against pgJDBC; its arguments are the JDBC URL and the
+/// password.
+fn java(served: &Served, class: &str, source: &str) -> String {
+    let jar = PathBuf::from(
+        std::env::var("OSIRIS_PG_JDBC_JAR").unwrap_or("/usr/share/java/postgresql.jar".into()),
+    );
+    assert!(
+        jar.exists(),
+        "{} is missing: run testing_env/setup.sh",
+        jar.display()
+    );
+    let source = served.project.write(&format!("java/{class}.java"), source);
+    let classes = served.project.path().join("java");
+    let javac = Command::new("javac")
+        .arg("-cp")
+        .arg(&jar)
+        .arg("-d")
+        .arg(&classes)
+        .arg(&source)
+        .output()
+        .expect("javac (a JDK) is installed");
+    checked("javac", &javac);
+    let classpath = format!("{}:{}", classes.display(), jar.display());
+    let out = Command::new("java")
+        .args(["-cp", &classpath, class])
+        .arg(format!(
+            "jdbc:postgresql://127.0.0.1:{}/osiris",
+            served.port
+        ))
+        .arg(PASSWORD)
+        .output()
+        .expect("java is installed");
+    checked("pgJDBC client", &out)
+}
+
+/// Seconds printed after `label` in a client's output.
+fn seconds_after(out: &str, label: &str) -> f64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().last())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no `{label} ... <seconds>` in {out}"))
+}
+
+/// A query whose rows flow for minutes: 200M rows of (bigint, text).
+const ENDLESS_ROWS: &str = "SELECT i, 'row-' || i AS label FROM range(200000000) t(i)";
+
+#[test]
+fn cancel_and_statement_timeout_stop_rows_already_streaming() {
+    let served = Served::start();
+    let out = python(
+        &served,
+        &format!(
+            r#"
+import asyncio, os, time, psycopg, asyncpg
+QUERY = "{ENDLESS_ROWS}"
+conn = psycopg.connect(os.environ["PG_URL"], autocommit=True)
+cur = conn.cursor()
+seen = 0
+try:
+    # Rows arrive one by one; once 100000 are in, cancel.
+    for row in cur.stream(QUERY):
+        seen += 1
+        if seen == 100000:
+            cancelled_at = time.monotonic()
+            conn.cancel_safe()
+    print("psycopg not cancelled")
+except psycopg.errors.QueryCanceled:
+    print("psycopg cancelled streaming", seen >= 100000, time.monotonic() - cancelled_at)
+cur.execute("SELECT 1")
+print("psycopg after cancel", cur.fetchone()[0])
+cur.execute("SET statement_timeout = '1s'")
+seen = 0
+started = time.monotonic()
+try:
+    for row in cur.stream(QUERY):
+        seen += 1
+    print("psycopg no timeout")
+except psycopg.errors.QueryCanceled as e:
+    print("psycopg timed out streaming", seen > 0, "statement timeout" in str(e), time.monotonic() - started)
+cur.execute("SET statement_timeout = 0")
+cur.execute("SELECT 2")
+print("psycopg after timeout", cur.fetchone()[0])
+
+async def main():
+    conn = await asyncpg.connect(os.environ["PG_URL"])
+    try:
+        async with conn.transaction():
+            cursor = await conn.cursor(QUERY)
+            first = await cursor.fetch(1000)
+            started = time.monotonic()
+            # One Execute for many rows: asyncpg cancels it after the timeout.
+            await cursor.fetch(100000000, timeout=1.0)
+        print("asyncpg not cancelled")
+    except asyncio.TimeoutError:
+        print("asyncpg cancelled streaming", len(first) == 1000, time.monotonic() - started - 1.0)
+    print("asyncpg after cancel", await conn.fetchval("SELECT 1"))
+    await conn.execute("SET statement_timeout = '1s'")
+    started = time.monotonic()
+    try:
+        await conn.fetch(QUERY)
+        print("asyncpg no timeout")
+    except asyncpg.exceptions.QueryCanceledError:
+        print("asyncpg timed out streaming", time.monotonic() - started)
+    await conn.execute("RESET statement_timeout")
+    print("asyncpg after timeout", await conn.fetchval("SELECT 2"))
+    await conn.close()
+asyncio.run(main())
+"#
+        ),
+    );
+    assert!(out.contains("psycopg cancelled streaming True"), "{out}");
+    assert!(out.contains("psycopg after cancel 1"), "{out}");
+    assert!(
+        out.contains("psycopg timed out streaming True True"),
+        "{out}"
+    );
+    assert!(out.contains("psycopg after timeout 2"), "{out}");
+    assert!(out.contains("asyncpg cancelled streaming True"), "{out}");
+    assert!(out.contains("asyncpg after cancel 1"), "{out}");
+    assert!(out.contains("asyncpg after timeout 2"), "{out}");
+    // Stopped within a second of the cancel (or of the timeout); a little slack for the rows
+    // already in flight and a loaded machine.
+    assert!(
+        seconds_after(&out, "psycopg cancelled streaming") < 1.5,
+        "{out}"
+    );
+    assert!(
+        seconds_after(&out, "psycopg timed out streaming") < 2.5,
+        "{out}"
+    );
+    assert!(
+        seconds_after(&out, "asyncpg cancelled streaming") < 1.5,
+        "{out}"
+    );
+    assert!(
+        seconds_after(&out, "asyncpg timed out streaming") < 2.5,
+        "{out}"
+    );
+
+    let out = java(
+        &served,
+        "Cancel",
+        &r#"
+import java.sql.*;
+
+public class Cancel {
+    public static void main(String[] args) throws Exception {
+        final String query = "QUERY";
+        try (Connection c = DriverManager.getConnection(args[0], "osiris", args[1])) {
+            try (Statement s = c.createStatement()) {
+                final long[] at = {0};
+                Thread canceller = new Thread(() -> {
+                    try { Thread.sleep(1500); at[0] = System.nanoTime(); s.cancel(); }
+                    catch (Exception e) { throw new RuntimeException(e); }
+                });
+                canceller.start();
+                try { s.executeQuery(query); System.out.println("jdbc cancel none"); }
+                catch (SQLException e) {
+                    System.out.println("jdbc cancel " + e.getSQLState() + " " + (System.nanoTime() - at[0]) / 1e9);
+                }
+                canceller.join();
+            }
+            try (Statement s = c.createStatement(); ResultSet r = s.executeQuery("SELECT 1")) {
+                r.next(); System.out.println("jdbc after cancel " + r.getInt(1));
+            }
+            try (Statement s = c.createStatement()) {
+                s.setQueryTimeout(1);
+                long t0 = System.nanoTime();
+                try { s.executeQuery(query); System.out.println("jdbc timeout none"); }
+                catch (SQLException e) {
+                    System.out.println("jdbc timeout " + e.getSQLState() + " " + (System.nanoTime() - t0) / 1e9);
+                }
+            }
+            try (Statement s = c.createStatement(); ResultSet r = s.executeQuery("SELECT 2")) {
+                r.next(); System.out.println("jdbc after timeout " + r.getInt(1));
+            }
+        }
+    }
+}
+"#
+        .replace("QUERY", ENDLESS_ROWS),
+    );
+    assert!(out.contains("jdbc cancel 57014"), "{out}");
+    assert!(out.contains("jdbc after cancel 1"), "{out}");
+    assert!(out.contains("jdbc timeout 57014"), "{out}");
+    assert!(out.contains("jdbc after timeout 2"), "{out}");
+    assert!(seconds_after(&out, "jdbc cancel 57014") < 1.5, "{out}");
+    assert!(seconds_after(&out, "jdbc timeout 57014") < 2.5, "{out}");
+}
+
+#[test]
+fn binary_fetch_regclass_names_set_config_calls_and_views() {
+    let served = Served::start();
+    let out = python(
+        &served,
+        r#"
+import datetime, decimal, os, duckdb, psycopg
+# A step kept as a view (file extractors may leave views): listed and readable like a table.
+db = duckdb.connect(os.path.join(os.environ["PROJECT"], ".osiris_sessions", "pg1", "pipeline_data.duckdb"))
+db.execute('CREATE VIEW big_orders AS SELECT id, amount FROM "read-orders" WHERE amount > 100')
+db.close()
+with psycopg.connect(os.environ["PG_URL"]) as conn:
+    cur = conn.cursor()
+    cur.execute("SELECT relkind FROM pg_catalog.pg_class WHERE relname = 'big_orders'")
+    print("view relkind", cur.fetchone()[0])
+    cur.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'big_orders'")
+    print("view type", cur.fetchone()[0])
+    cur.execute("SELECT count(*) FROM pg1.big_orders")
+    print("view rows", cur.fetchone()[0] > 0)
+    with conn.cursor(name="binary_cursor", binary=True) as named:
+        named.execute('SELECT id, amount, ordered_at, customer FROM pg1."read-orders" ORDER BY id')
+        rows = named.fetchmany(2)
+        formats = [named.pgresult.fformat(i) for i in range(4)]
+        print("binary fetch", formats, rows[1][0], type(rows[0][1]).__name__,
+              type(rows[0][2]).__name__, rows[0][3], len(named.fetchall()))
+    conn.rollback()
+    cur.execute("SELECT c.oid::regclass, c.oid::pg_catalog.regclass::text, c.oid = 'pg1.\"read-orders\"'::regclass "
+                "FROM pg_catalog.pg_class c WHERE c.relname = 'read-orders'")
+    print("regclass", "|".join(str(v) for v in cur.fetchone()))
+    cur.execute("SELECT 1 AS one, set_config('search_path', 'pg1', false) AS path")
+    print("set_config", cur.fetchone()[1])
+    cur.execute("SHOW search_path")
+    print("search_path", cur.fetchone()[0])
+    cur.execute("SELECT c.oid::regclass FROM pg_catalog.pg_class c WHERE c.relname = 'read-orders'")
+    print("visible regclass", cur.fetchone()[0])
+"#,
+    );
+    assert!(out.contains("view relkind v"), "{out}");
+    assert!(out.contains("view type VIEW"), "{out}");
+    assert!(out.contains("view rows True"), "{out}");
+    assert!(
+        out.contains("binary fetch [1, 1, 1, 1] 2 Decimal datetime Acme Corp 8"),
+        "{out}"
+    );
+    assert!(
+        out.contains("regclass pg1.\"read-orders\"|pg1.\"read-orders\"|True"),
+        "{out}"
+    );
+    assert!(out.contains("set_config pg1"), "{out}");
+    assert!(out.contains("search_path pg1"), "{out}");
+    assert!(out.contains("visible regclass \"read-orders\""), "{out}");
 }
 
 #[test]
@@ -459,16 +704,9 @@ const { Client } = require("pg");
 #[test]
 fn jdbc_reads_metadata_and_binds_typed_parameters() {
     let served = Served::start();
-    let jar = PathBuf::from(
-        std::env::var("OSIRIS_PG_JDBC_JAR").unwrap_or("/usr/share/java/postgresql.jar".into()),
-    );
-    assert!(
-        jar.exists(),
-        "{} is missing: run testing_env/setup.sh",
-        jar.display()
-    );
-    let source = served.project.write(
-        "java/Client.java",
+    let out = java(
+        &served,
+        "Client",
         r#"
 import java.math.BigDecimal;
 import java.sql.*;
@@ -536,27 +774,6 @@ public class Client {
 }
 "#,
     );
-    let classes = served.project.path().join("java");
-    let javac = Command::new("javac")
-        .arg("-cp")
-        .arg(&jar)
-        .arg("-d")
-        .arg(&classes)
-        .arg(&source)
-        .output()
-        .expect("javac (a JDK) is installed");
-    checked("javac", &javac);
-    let classpath = format!("{}:{}", classes.display(), jar.display());
-    let out = Command::new("java")
-        .args(["-cp", &classpath, "Client"])
-        .arg(format!(
-            "jdbc:postgresql://127.0.0.1:{}/osiris",
-            served.port
-        ))
-        .arg(PASSWORD)
-        .output()
-        .expect("java is installed");
-    let out = checked("pgJDBC client", &out);
     assert!(out.contains("catalog osiris"), "{out}");
     assert!(out.contains("schema pg1"), "{out}");
     assert!(

@@ -459,6 +459,15 @@ CREATE MACRO osiris_catalog.osiris_regclass(name) AS (
       AND (len(osiris_catalog.parse_ident(name)) = 1
            OR n.nspname = osiris_catalog.parse_ident(name)[-2])
     ORDER BY (r.relnamespace = 2200) DESC LIMIT 1);
+-- A regclass printed: the relation's name, schema-qualified when it is not on the search path.
+CREATE MACRO osiris_catalog.osiris_regclass_name(o) AS coalesce((
+    SELECT CASE WHEN r.relnamespace = 2200 OR list_contains(
+                    string_split(getvariable('osiris.schemas'), ','), r.database_name)
+                THEN osiris_catalog.quote_ident(r.relname)
+                ELSE osiris_catalog.quote_ident(n.nspname) || '.' || osiris_catalog.quote_ident(r.relname)
+           END
+    FROM osiris_catalog.osiris_relations r JOIN osiris_catalog.pg_namespace n ON n.oid = r.relnamespace
+    WHERE r.oid = o), CAST(o AS VARCHAR));
 CREATE MACRO osiris_catalog.osiris_regtype(name) AS (
     SELECT t.oid FROM osiris_catalog.pg_type t
     WHERE t.typname = list_last(osiris_catalog.parse_ident(name))

@@ -4,49 +4,66 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::fmt::Debug;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveTime};
 use duckdb::types::Value;
-use futures::{Sink, StreamExt};
+use futures::{Sink, SinkExt, StreamExt};
+use pgwire::api::RandomPidSecretKeyGenerator;
 use pgwire::api::auth::md5pass::{Md5PasswordAuthStartupHandler, hash_md5_password};
 use pgwire::api::auth::{AuthSource, DefaultServerParameterProvider, LoginInfo, Password};
-use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::copy::send_copy_out_response;
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
+use pgwire::api::query::send_execution_response;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
-    CopyCsvOptions, CopyEncoder, CopyResponse, CopyTextOptions, DataRowEncoder,
-    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
+    Response, Tag,
 };
 use pgwire::api::stmt::{NoopQueryParser, StoredStatement};
-use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, DEFAULT_NAME,
+    PgWireConnectionState, PgWireServerHandlers, Type,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::CopyData;
+use pgwire::messages::data::DataRow;
+use pgwire::messages::extendedquery::{Execute, PortalSuspended};
+use pgwire::messages::response::EmptyQueryResponse;
+use pgwire::messages::startup::SecretKey;
 use pgwire::types::ToSqlText;
 use postgres_types::ToSql;
 
 use crate::ServerConfig;
 use crate::backend::{Backend, Column, Rows, error, set_origins};
+use crate::encode::{Layout, RowWriter, WireRow};
 use crate::numeric::Numeric;
 use crate::params;
 use crate::sql;
 use crate::stream;
-use crate::stream::RowEncoder;
+use crate::stream::{Cancels, Running};
 use crate::translate::{self, CopyFormat, Origin, Plan};
 
 /// The handlers of one client connection.
 pub struct Handlers {
     query: Arc<QueryHandler>,
-    cancel: Arc<DefaultCancelHandler>,
+    cancel: Arc<Canceller>,
     startup: Arc<Md5PasswordAuthStartupHandler<PasswordSource, DefaultServerParameterProvider>>,
 }
 
 impl Handlers {
-    /// `connections` is the server's registry that CancelRequests look clients up in.
-    pub fn new(config: Arc<ServerConfig>, connections: Arc<ConnectionManager>) -> Self {
+    /// `shared` holds the server's registries that CancelRequests look clients up in.
+    pub fn new(config: Arc<ServerConfig>, shared: &Shared) -> Self {
+        let Shared {
+            connections,
+            cancels,
+            pids,
+        } = shared.clone();
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = crate::settings::SERVER_VERSION.to_owned();
         parameters.default_transaction_read_only = true;
@@ -54,17 +71,52 @@ impl Handlers {
             Arc::new(PasswordSource(Arc::clone(&config))),
             Arc::new(parameters),
         )
-        .with_connection_manager(Arc::clone(&connections));
+        .with_connection_manager(Arc::clone(&connections))
+        .with_pid_secret_key_generator(pids);
         Self {
             query: Arc::new(QueryHandler {
                 config,
                 cursors: Mutex::new(HashMap::new()),
                 backend: Arc::new(Mutex::new(None)),
                 parser: Arc::new(NoopQueryParser::new()),
+                running: Arc::new(Running::default()),
+                cancels: Arc::clone(&cancels),
+                pid: OnceLock::new(),
             }),
             startup: Arc::new(startup),
-            cancel: Arc::new(DefaultCancelHandler::new(connections)),
+            cancel: Arc::new(Canceller {
+                connections,
+                cancels,
+            }),
         }
+    }
+}
+
+/// What every connection of a server shares.
+#[derive(Clone, Default)]
+pub struct Shared {
+    connections: Arc<ConnectionManager>,
+    cancels: Arc<Cancels>,
+    /// One pid sequence for the server: each connection gets its own pid (a generator per
+    /// connection would give them all the same one).
+    pids: Arc<RandomPidSecretKeyGenerator>,
+}
+
+/// Answers CancelRequests: stops the connection's DuckDB queries, whether they are still
+/// computing, sending rows or suspended (ADR 0038), and lets pgwire drop a query that has
+/// not produced its first rows.
+struct Canceller {
+    connections: Arc<ConnectionManager>,
+    cancels: Arc<Cancels>,
+}
+
+#[async_trait]
+impl CancelHandler for Canceller {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        self.cancels.cancel(request.pid, &request.secret_key);
+        self.connections
+            .cancel(request.pid, &request.secret_key)
+            .await;
     }
 }
 
@@ -115,6 +167,19 @@ pub struct QueryHandler {
     cursors: Mutex<HashMap<String, Cursor>>,
     backend: Arc<Mutex<Option<Backend>>>,
     parser: Arc<NoopQueryParser>,
+    /// This connection's queries, for CancelRequests.
+    running: Arc<Running>,
+    cancels: Arc<Cancels>,
+    /// The key this connection is registered under in `cancels`.
+    pid: OnceLock<(i32, SecretKey)>,
+}
+
+impl Drop for QueryHandler {
+    fn drop(&mut self) {
+        if let Some((pid, secret)) = self.pid.get() {
+            self.cancels.unregister(*pid, secret);
+        }
+    }
 }
 
 pub(crate) fn user_error(info: Box<ErrorInfo>) -> PgWireError {
@@ -132,10 +197,13 @@ fn read_only() -> Box<ErrorInfo> {
 /// A DECLAREd cursor: its portal (rows read on by FETCH) and its columns.
 struct Cursor {
     portal: Arc<Portal<String>>,
-    schema: Arc<Vec<FieldInfo>>,
+    columns: Vec<Column>,
+    /// Tells the query the wire format its first FETCH asks for (text or binary); the rows
+    /// are encoded from then on.
+    format: Option<tokio::sync::oneshot::Sender<Format>>,
 }
 
-/// A CSV field, quoted when it must be.
+/// A CSV field (a header name), quoted when it must be.
 fn csv_field(value: &str) -> String {
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
@@ -163,16 +231,19 @@ enum Outcome {
 struct Client {
     user: String,
     pid: i32,
+    secret: SecretKey,
 }
 
 fn client_of<C: ClientInfo>(client: &C) -> Client {
+    let (pid, secret) = client.pid_and_secret_key();
     Client {
         user: client
             .metadata()
             .get(pgwire::api::METADATA_USER)
             .cloned()
             .unwrap_or_else(|| "osiris".to_owned()),
-        pid: client.pid_and_secret_key().0,
+        pid,
+        secret,
     }
 }
 
@@ -206,17 +277,21 @@ impl QueryHandler {
         .map_err(user_error)
     }
 
-    /// Starts a query on its own connection (see [`crate::stream`]); `make` builds the
-    /// encoder of its rows once their columns are known.
-    async fn start_query<E: RowEncoder>(
+    /// Starts a query on its own connection (see [`crate::stream`]), its rows framed as
+    /// `layout` says.
+    async fn start_query<M: WireRow>(
         &self,
         client: &Client,
         sql: String,
         params: Vec<Value>,
-        format: Format,
+        (format, layout): (Format, Layout),
         origin: Option<Origin>,
-        make: fn(Arc<Vec<FieldInfo>>) -> E,
-    ) -> PgWireResult<stream::Started<E::Message>> {
+        deferred: Option<tokio::sync::oneshot::Receiver<Format>>,
+    ) -> PgWireResult<stream::Started<M>> {
+        if self.pid.set((client.pid, client.secret.clone())).is_ok() {
+            self.cancels
+                .register(client.pid, &client.secret, &self.running);
+        }
         let (conn, timeout, sql, origins) = self
             .with_backend(client, move |b| {
                 let origins = b.origins(origin.as_ref());
@@ -232,10 +307,12 @@ impl QueryHandler {
             sql,
             params,
             format,
+            layout,
             timeout,
             origins,
+            deferred,
         };
-        stream::start(conn, query, make).await
+        stream::start(conn, query, &self.running).await
     }
 
     /// `DECLARE name CURSOR FOR query`: the query starts; FETCH reads it on.
@@ -246,14 +323,15 @@ impl QueryHandler {
         sql: String,
         params: Vec<Value>,
     ) -> PgWireResult<Arc<Portal<String>>> {
+        let (format_tx, format_rx) = tokio::sync::oneshot::channel();
         let started = self
-            .start_query(
+            .start_query::<DataRow>(
                 client,
                 sql.clone(),
                 params,
-                Format::UnifiedText,
+                (Format::UnifiedText, Layout::DataRow),
                 None,
-                DataRowEncoder::new,
+                Some(format_rx),
             )
             .await?;
         let statement = Arc::new(StoredStatement::new(name.clone(), sql, Vec::new()));
@@ -264,9 +342,20 @@ impl QueryHandler {
                 started.rows,
             ))
             .await;
+        let columns = started
+            .schema
+            .iter()
+            .map(|f| Column {
+                name: f.name().to_owned(),
+                ty: f.datatype().clone(),
+                typmod: f.type_modifier(),
+                origin: f.table_id().zip(f.column_id()),
+            })
+            .collect();
         let cursor = Cursor {
             portal: Arc::clone(&portal),
-            schema: started.schema,
+            columns,
+            format: Some(format_tx),
         };
         self.cursors
             .lock()
@@ -275,20 +364,27 @@ impl QueryHandler {
         Ok(portal)
     }
 
-    /// `FETCH count FROM name`.
-    async fn fetch(&self, name: &str, count: usize) -> PgWireResult<Response> {
+    /// `FETCH count FROM name`, its rows in `format` (the first FETCH's format holds for the
+    /// rest of the cursor).
+    async fn fetch(&self, name: &str, count: usize, format: &Format) -> PgWireResult<Response> {
         let cursor = self
             .cursors
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .map(|c| (Arc::clone(&c.portal), Arc::clone(&c.schema)));
+            .get_mut(name)
+            .map(|c| {
+                if let Some(tell) = c.format.take() {
+                    let _ = tell.send(format.clone());
+                }
+                (Arc::clone(&c.portal), fields(&c.columns, format))
+            });
         let Some((portal, schema)) = cursor else {
             return Err(user_error(error(
                 "34000",
                 format!("cursor \"{name}\" does not exist"),
             )));
         };
+        let schema = Arc::new(schema);
         let mut fetched = portal.fetch(count).await?;
         let mut rows = Vec::new();
         while let Some(row) = fetched.response.data_rows().next().await {
@@ -320,25 +416,13 @@ impl QueryHandler {
         params: Vec<Value>,
         format: CopyFormat,
     ) -> PgWireResult<Response> {
-        fn text(schema: Arc<Vec<FieldInfo>>) -> CopyEncoder {
-            CopyEncoder::new_text(schema, CopyTextOptions::default())
-        }
-        fn csv(schema: Arc<Vec<FieldInfo>>) -> CopyEncoder {
-            CopyEncoder::new_csv(schema, CopyCsvOptions::default())
-        }
-        type MakeEncoder = fn(Arc<Vec<FieldInfo>>) -> CopyEncoder;
-        let (make, wire_format, binary): (MakeEncoder, i8, bool) = match format {
-            CopyFormat::Text => (text, 0, false),
-            CopyFormat::Csv { .. } => (csv, 0, false),
-            CopyFormat::Binary => (CopyEncoder::new_binary, 1, true),
-        };
-        let field_format = if binary {
-            Format::UnifiedBinary
-        } else {
-            Format::UnifiedText
+        let (layout, wire_format, field_format) = match format {
+            CopyFormat::Text => (Layout::CopyText, 0, Format::UnifiedText),
+            CopyFormat::Csv { .. } => (Layout::CopyCsv, 0, Format::UnifiedText),
+            CopyFormat::Binary => (Layout::CopyBinary, 1, Format::UnifiedBinary),
         };
         let started = self
-            .start_query(client, sql, params, field_format, None, make)
+            .start_query::<CopyData>(client, sql, params, (field_format, layout), None, None)
             .await?;
         let columns = started.schema.len();
         let header = match format {
@@ -407,15 +491,26 @@ impl QueryHandler {
                     .await
                     .map(Outcome::Rows)
             }
-            Plan::Query { sql, origin, .. } => {
+            Plan::Query {
+                sql,
+                origin,
+                settings,
+                ..
+            } => {
+                if !settings.is_empty() {
+                    self.with_backend(client, move |b| {
+                        settings.iter().try_for_each(|(n, v)| b.set(n, Some(v)))
+                    })
+                    .await?;
+                }
                 let started = self
-                    .start_query(
+                    .start_query::<DataRow>(
                         client,
                         sql,
                         params,
-                        format.clone(),
+                        (format.clone(), Layout::DataRow),
                         origin,
-                        DataRowEncoder::new,
+                        None,
                     )
                     .await?;
                 Ok(Outcome::Response(Response::Query(QueryResponse::new(
@@ -427,7 +522,10 @@ impl QueryHandler {
                 .declare(client, name, sql, params)
                 .await
                 .map(Outcome::Declared),
-            Plan::Fetch { name, count } => self.fetch(&name, count).await.map(Outcome::Response),
+            Plan::Fetch { name, count } => self
+                .fetch(&name, count, format)
+                .await
+                .map(Outcome::Response),
             Plan::Close(name) => Ok(Outcome::Closed(self.close(name.as_deref()))),
             Plan::Copy { sql, format } => self
                 .copy(client, sql, params, format)
@@ -457,11 +555,18 @@ impl QueryHandler {
                 vec![Column::new("attached", Type::TEXT)],
             )),
             Plan::SetConfig(..) => Ok((Vec::new(), vec![Column::new("set_config", Type::TEXT)])),
+            Plan::Fetch { name, .. } => {
+                let cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
+                let columns = cursors.get(&name).map(|c| c.columns.clone());
+                Ok((Vec::new(), columns.unwrap_or_default()))
+            }
             Plan::Show(name) => {
                 self.with_backend(client, move |b| Ok((Vec::new(), b.show(&name)?.columns)))
                     .await
             }
-            Plan::Query { sql, hints, origin } => {
+            Plan::Query {
+                sql, hints, origin, ..
+            } => {
                 self.with_backend(client, move |b| {
                     let types = b.parameter_types(&hints, &sql);
                     let mut columns = b.describe(&sql)?;
@@ -520,14 +625,11 @@ pub(crate) fn fields(columns: &[Column], format: &Format) -> Vec<FieldInfo> {
 
 fn response(rows: Rows, format: &Format) -> PgWireResult<Response> {
     let schema = Arc::new(fields(&rows.columns, format));
-    let mut encoder = DataRowEncoder::new(Arc::clone(&schema));
-    let mut data = Vec::with_capacity(rows.rows.len());
+    let mut writer = RowWriter::<DataRow>::new(&schema, Layout::DataRow);
     for row in rows.rows {
-        for (value, column) in row.into_iter().zip(&rows.columns) {
-            encode(&mut encoder, &column.ty, value)?;
-        }
-        data.push(Ok(encoder.take_row()));
+        writer.value_row(row)?;
     }
+    let data = writer.take_rows().into_iter().map(Ok);
     Ok(Response::Query(QueryResponse::new(
         schema,
         futures::stream::iter(data),
@@ -582,6 +684,138 @@ impl ExtendedQueryHandler for QueryHandler {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         Arc::clone(&self.parser)
+    }
+
+    /// pgwire's Execute, except that rows go to the client as the portal's stream yields them:
+    /// pgwire collects up to max-rows rows first, which for max-rows 0 (psycopg, asyncpg,
+    /// node-postgres, JDBC without fetchSize) is the whole result in the server's memory.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        let mut transaction_status = client.transaction_status();
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let portal_name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let max_rows = usize::try_from(message.max_rows).unwrap_or(0);
+        let portal = match client.portal_store().get_portal(portal_name) {
+            Some(Entry::Value(portal)) => portal,
+            Some(Entry::Empty) => {
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
+                    .await?;
+                client.set_state(PgWireConnectionState::ReadyForQuery);
+                return Ok(());
+            }
+            None => return Err(PgWireError::PortalNotFound(portal_name.to_owned())),
+        };
+        let initial = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
+        let mut stream_rows = !initial;
+        if initial {
+            let cancel = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
+                Some(handle) => Some(handle.start_query().await),
+                None => None,
+            };
+            let response = match cancel {
+                Some(cancel) => {
+                    match futures::future::select(
+                        ExtendedQueryHandler::do_query(self, client, portal.as_ref(), max_rows),
+                        cancel,
+                    )
+                    .await
+                    {
+                        futures::future::Either::Left((result, _)) => result,
+                        futures::future::Either::Right(_) => Err(PgWireError::QueryCanceled),
+                    }
+                }
+                None => {
+                    ExtendedQueryHandler::do_query(self, client, portal.as_ref(), max_rows).await
+                }
+            }?;
+            match response {
+                Response::Query(results) => {
+                    portal.start(results).await;
+                    stream_rows = true;
+                }
+                Response::EmptyQuery => {
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(
+                            EmptyQueryResponse::new(),
+                        ))
+                        .await?;
+                }
+                Response::Execution(tag) => send_execution_response(client, tag).await?,
+                Response::TransactionStart(tag) => {
+                    send_execution_response(client, tag).await?;
+                    transaction_status = transaction_status.to_in_transaction_state();
+                }
+                Response::TransactionEnd(tag) => {
+                    send_execution_response(client, tag).await?;
+                    transaction_status = transaction_status.to_idle_state();
+                    client.portal_store().rm_portal(DEFAULT_NAME);
+                }
+                Response::Error(err) => {
+                    client
+                        .send(PgWireBackendMessage::ErrorResponse((*err).into()))
+                        .await?;
+                    transaction_status = transaction_status.to_error_state();
+                }
+                Response::CopyOut(result) => send_copy_out_response(client, result).await?,
+                Response::CopyIn(_) | Response::CopyBoth(_) => {
+                    return Err(user_error(read_only()));
+                }
+            }
+        }
+        if stream_rows {
+            let state = portal.state();
+            let mut state = state.lock().await;
+            let (tag, rows, suspended) = match &mut *state {
+                PortalExecutionState::Suspended(response) => {
+                    let tag = response.command_tag().to_owned();
+                    let data = response.data_rows();
+                    let mut rows = 0;
+                    let mut suspended = true;
+                    while max_rows == 0 || rows < max_rows {
+                        match data.next().await {
+                            Some(row) => {
+                                client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                                rows += 1;
+                            }
+                            None => {
+                                suspended = false;
+                                break;
+                            }
+                        }
+                    }
+                    (tag, rows, suspended)
+                }
+                PortalExecutionState::Finished => ("SELECT".to_owned(), 0, false),
+                PortalExecutionState::Initial => return Err(PgWireError::PortalNotStarted),
+            };
+            if suspended {
+                client
+                    .send(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
+                    .await?;
+            } else {
+                *state = PortalExecutionState::Finished;
+                let tag = Tag::new(&tag).with_rows(rows);
+                client
+                    .send(PgWireBackendMessage::CommandComplete(tag.into()))
+                    .await?;
+            }
+        }
+        if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+            client.set_transaction_status(transaction_status);
+        }
+        Ok(())
     }
 
     async fn do_query<C>(
@@ -695,18 +929,6 @@ impl ExtendedQueryHandler for QueryHandler {
 pub(crate) trait FieldSink {
     /// Encodes the next field.
     fn field<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()>;
-}
-
-impl FieldSink for DataRowEncoder {
-    fn field<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()> {
-        self.encode_field(value)
-    }
-}
-
-impl FieldSink for CopyEncoder {
-    fn field<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()> {
-        self.encode_field(value)
-    }
 }
 
 fn integer(v: &Value) -> Option<i128> {

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod encode;
 mod handler;
 mod numeric;
 mod params;
@@ -123,7 +124,7 @@ impl Server {
     /// Accepts clients until `shutdown` is cancelled; open connections are dropped then.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         let connections = tokio_util::task::TaskTracker::new();
-        let registry = Arc::new(pgwire::api::ConnectionManager::new());
+        let shared = handler::Shared::default();
         loop {
             let (socket, peer) = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -134,10 +135,7 @@ impl Server {
                     Err(e) => return Err(Error::Accept(e)),
                 },
             };
-            let handlers = Arc::new(handler::Handlers::new(
-                Arc::clone(&self.config),
-                Arc::clone(&registry),
-            ));
+            let handlers = Arc::new(handler::Handlers::new(Arc::clone(&self.config), &shared));
             let shutdown = shutdown.clone();
             connections.spawn(async move {
                 tokio::select! {

@@ -168,6 +168,9 @@ pub enum Plan {
         hints: Vec<Option<Hint>>,
         /// Where its columns come from, when it reads one table.
         origin: Option<Origin>,
+        /// `set_config('name', 'value', _)` calls inside the query, applied as SETs before it
+        /// runs (the call itself answers the value).
+        settings: Vec<(String, String)>,
     },
     /// `SELECT osiris_attach('<id>')` (`None`: the id is parameter `$1`).
     Attach(Option<String>),
@@ -338,12 +341,14 @@ pub fn plan(statement: &str) -> Plan {
             }
             let origin = origin(&statement);
             name_columns(&mut statement);
+            regclass_names(&mut statement);
             let mut rewriter = Rewriter::default();
             let _ = statement.visit(&mut rewriter);
             Plan::Query {
                 sql: statement.to_string(),
                 hints: rewriter.hints,
                 origin,
+                settings: rewriter.settings,
             }
         }
         // DuckDB's own query syntax (FROM-first, SUMMARIZE, DESCRIBE, ...) goes to DuckDB as
@@ -357,6 +362,7 @@ pub fn plan(statement: &str) -> Plan {
                 sql: statement.to_owned(),
                 hints: Vec::new(),
                 origin: None,
+                settings: Vec::new(),
             }
         }
         _ => Plan::Write,
@@ -702,6 +708,57 @@ fn sole_call(statement: &Statement) -> Option<(String, Vec<&Value>)> {
     Some((last_part(&f.name)?.to_ascii_lowercase(), args))
 }
 
+/// A string literal function argument.
+fn string_arg(arg: &FunctionArg) -> Option<String> {
+    match arg {
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => match &v.value {
+            Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `x::regclass` of an oid in a select list (alone, or cast on to text) answers the relation's
+/// name, as PostgreSQL prints a regclass; elsewhere (comparisons, joins) it stays the number.
+fn regclass_names(statement: &mut Statement) {
+    let Statement::Query(q) = statement else {
+        return;
+    };
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    for item in &mut select.projection {
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => continue,
+        };
+        let target = match expr {
+            Expr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } if matches!(data_type, DataType::Text | DataType::Varchar(_))
+                || type_name(data_type)
+                    .is_some_and(|t| matches!(t.as_str(), "text" | "varchar")) =>
+            {
+                inner.as_mut()
+            }
+            e => e,
+        };
+        if let Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = target
+            && type_name(data_type).as_deref() == Some("regclass")
+            && !is_string(inner)
+        {
+            *target = catalog_call("osiris_regclass_name", vec![take(inner)]);
+        }
+    }
+}
+
 /// `SELECT osiris_attach('<id>')` or `SELECT osiris_attach($1)` with nothing else.
 fn attach_call(statement: &Statement) -> Option<Option<String>> {
     match sole_call(statement)? {
@@ -809,6 +866,8 @@ fn function(name: &ObjectName) -> Option<ObjectName> {
 #[derive(Default)]
 struct Rewriter {
     hints: Vec<Option<Hint>>,
+    /// `set_config` calls with literal name and value.
+    settings: Vec<(String, String)>,
 }
 
 impl Rewriter {
@@ -995,6 +1054,13 @@ impl VisitorMut for Rewriter {
         match expr {
             Expr::Function(f) => {
                 let name = last_part(&f.name).map(|n| n.to_ascii_lowercase());
+                if name.as_deref() == Some("set_config")
+                    && let FunctionArguments::List(list) = &f.args
+                    && let [setting, value, ..] = list.args.as_slice()
+                    && let (Some(setting), Some(value)) = (string_arg(setting), string_arg(value))
+                {
+                    self.settings.push((setting, value));
+                }
                 if name.as_deref() == Some("_pg_expandarray") {
                     // In a select list the set-returning function yields (x, n) records.
                     f.name = object_name(&[CATALOG, "osiris_expandarray"]);
@@ -1199,7 +1265,14 @@ mod tests {
         assert_eq!(
             sql("SELECT 'x.t'::regclass, c.oid::pg_catalog.regclass, 'int4'::regtype"),
             "SELECT osiris_catalog.osiris_regclass('x.t') AS \"regclass\", \
-             c.oid::BIGINT AS \"oid\", osiris_catalog.osiris_regtype('int4') AS \"regtype\""
+             osiris_catalog.osiris_regclass_name(c.oid) AS \"oid\", \
+             osiris_catalog.osiris_regtype('int4') AS \"regtype\""
+        );
+        // A regclass is printed as a name, compared as a number.
+        assert_eq!(
+            sql("SELECT c.oid::regclass::text FROM pg_class c WHERE c.oid::regclass = 5"),
+            "SELECT osiris_catalog.osiris_regclass_name(c.oid)::TEXT AS \"oid\" \
+             FROM osiris_catalog.pg_class AS c WHERE c.oid::BIGINT = 5"
         );
         assert_eq!(
             sql(
