@@ -3,8 +3,9 @@
 # bigint, text, numeric(12,2), timestamp, boolean) fetched whole through psql `\copy ... TO` and
 # through pgJDBC with fetchSize=10000, against the same query in DuckDB itself (COPY ... TO a CSV
 # file, the work psql's \copy asks for), in one run. Reports seconds and the server's peak RSS
-# (VmHWM) per client; a fresh server per client. Goal (issue 15): within 3x of DuckDB, peak RSS
-# under 200 MB whatever ROWS.
+# (VmHWM) and CPU seconds per client (the rest of the wall time is the client's or waiting); a
+# fresh server per client. Goal (issue 15): within 3x of DuckDB, peak RSS under 200 MB whatever
+# ROWS.
 #
 #   bash bench/pg.sh            # 10 000 000 rows
 #   bash bench/pg.sh 1000000
@@ -16,7 +17,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 # shellcheck source=../scripts/dev-env.sh
 . scripts/dev-env.sh
-cargo build --release --no-default-features -p osiris-cli
+# The package set of bench/run.sh, so that the shared release build is reused as it is.
+cargo build --release --no-default-features -p osiris-cli -p osiris-bench
 osiris="$CARGO_TARGET_DIR/release/osiris"
 jar="${OSIRIS_PG_JDBC_JAR:-/usr/share/java/postgresql.jar}"
 
@@ -52,6 +54,8 @@ start_server() {
 }
 stop_server() {
     peak="$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$server/status")"
+    # utime + stime, in clock ticks.
+    cpu="$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$server/stat")"
     kill "$server"; wait "$server" 2>/dev/null || true
 }
 
@@ -70,6 +74,7 @@ psql "postgresql://osiris@127.0.0.1:$port/osiris" -X -q -c "\\copy ($query) TO '
 psql_s="$(elapsed "$t0")"
 stop_server
 psql_peak="$peak"
+psql_cpu="$cpu"
 psql_rows="$(($(wc -l < "$work/psql.csv") - 1))"
 
 javac -d "$work" "$root/bench/pg/Fetch.java"
@@ -79,9 +84,10 @@ jdbc_out="$(java -cp "$work:$jar" Fetch "jdbc:postgresql://127.0.0.1:$port/osiri
 jdbc_s="$(elapsed "$t0")"
 stop_server
 jdbc_peak="$peak"
+jdbc_cpu="$cpu"
 
-printf '%-28s %10s %8s %14s\n' "path ($rows rows)" seconds "x duckdb" "server peak MB"
-printf '%-28s %10.2f %8s %14s\n' "duckdb COPY TO csv" "$duckdb_s" 1.0 -
-printf '%-28s %10.2f %8.1f %14s\n' "psql \\copy TO (csv)" "$psql_s" "$(echo "$psql_s / $duckdb_s" | bc -l)" "$psql_peak"
-printf '%-28s %10.2f %8.1f %14s\n' "pgJDBC fetchSize=10000" "$jdbc_s" "$(echo "$jdbc_s / $duckdb_s" | bc -l)" "$jdbc_peak"
+printf '%-28s %10s %8s %14s %12s\n' "path ($rows rows)" seconds "x duckdb" "server peak MB" "server cpu s"
+printf '%-28s %10.2f %8s %14s %12s\n' "duckdb COPY TO csv" "$duckdb_s" 1.0 - -
+printf '%-28s %10.2f %8.1f %14s %12s\n' "psql \\copy TO (csv)" "$psql_s" "$(echo "$psql_s / $duckdb_s" | bc -l)" "$psql_peak" "$psql_cpu"
+printf '%-28s %10.2f %8.1f %14s %12s\n' "pgJDBC fetchSize=10000" "$jdbc_s" "$(echo "$jdbc_s / $duckdb_s" | bc -l)" "$jdbc_peak" "$jdbc_cpu"
 echo "rows: psql $psql_rows, jdbc ${jdbc_out%% *}"

@@ -46,14 +46,17 @@ const DROPPED: u8 = 3;
 /// Stops one running query; the first reason wins.
 pub struct Stop {
     reason: AtomicU8,
-    interrupt: Arc<duckdb::InterruptHandle>,
+    /// The query's connection, while the producer holds it: duckdb-rs disconnects before it
+    /// clears its interrupt handle, so interrupting a connection being dropped would touch
+    /// freed memory. The producer takes it out (under this lock) before dropping the connection.
+    interrupt: Mutex<Option<Arc<duckdb::InterruptHandle>>>,
 }
 
 impl Stop {
     fn new(interrupt: Arc<duckdb::InterruptHandle>) -> Self {
         Self {
             reason: AtomicU8::new(RUNNING),
-            interrupt,
+            interrupt: Mutex::new(Some(interrupt)),
         }
     }
 
@@ -62,9 +65,18 @@ impl Stop {
             .reason
             .compare_exchange(RUNNING, reason, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
+            && let Some(handle) = &*self.interrupt.lock().unwrap_or_else(|p| p.into_inner())
         {
-            self.interrupt.interrupt();
+            handle.interrupt();
         }
+    }
+
+    /// The producer is done with its connection: nothing to interrupt any more.
+    fn release(&self) {
+        self.interrupt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 
     fn stopped(&self) -> bool {
@@ -206,6 +218,8 @@ pub async fn start<M: WireRow>(
             rows: &rows_tx,
         };
         produce::<M>(&conn, query, &mut output, &producer_stop);
+        producer_stop.release();
+        drop(conn);
         drop(done_tx);
     });
     let mut guard = StopOnDrop(Some(Arc::clone(&stop)));
