@@ -116,6 +116,17 @@ impl<M: WireRow> RowWriter<M> {
         std::mem::take(&mut self.rows)
     }
 
+    /// Ends the rows: a binary COPY of no rows still starts with its header.
+    pub fn finish(&mut self) {
+        if self.layout == Layout::CopyBinary && !self.header_written {
+            self.start_row();
+            // start_row wrote the header and a tuple's field count: keep the header only.
+            self.buf.truncate(self.buf.len() - 2);
+            let header = self.buf.split();
+            self.rows.push(M::from_body(header, 0));
+        }
+    }
+
     /// Number of rows waiting in [`Self::take_rows`].
     pub fn pending(&self) -> usize {
         self.rows.len()
@@ -768,6 +779,26 @@ mod tests {
         assert!(String::from_utf8(fast[1].clone()).unwrap().starts_with(
             ",-2147483648,-0.05,0.1,\"Globex, \"\"Inc\"\"\",0001-01-01,0001-01-01 00:00:00.000000,"
         ));
+    }
+
+    #[test]
+    fn a_binary_copy_of_no_rows_still_has_its_header() {
+        let f = fields(&[Type::INT4], FieldFormat::Binary);
+        let mut w = RowWriter::<CopyData>::new(&f, Layout::CopyBinary);
+        w.finish();
+        let rows: Vec<_> = w.take_rows().into_iter().map(|m| m.data.to_vec()).collect();
+        assert_eq!(rows, [b"PGCOPY\n\xFF\r\n\x00\0\0\0\0\0\0\0\0".to_vec()]);
+        // With rows, the header comes once, before the first.
+        let mut w = RowWriter::<CopyData>::new(&f, Layout::CopyBinary);
+        let columns: Vec<ArrayRef> = vec![Arc::new(Int32Array::from(vec![7, 8]))];
+        assert!(w.chunk(&columns).unwrap());
+        w.finish();
+        let rows: Vec<_> = w.take_rows().into_iter().map(|m| m.data.to_vec()).collect();
+        assert_eq!(rows.len(), 2);
+        assert!(
+            rows[0].starts_with(b"PGCOPY") && rows[0].ends_with(&[0, 1, 0, 0, 0, 4, 0, 0, 0, 7])
+        );
+        assert_eq!(rows[1], [0, 1, 0, 0, 0, 4, 0, 0, 0, 8]);
     }
 
     #[test]

@@ -385,12 +385,26 @@ impl QueryHandler {
             )));
         };
         let schema = Arc::new(schema);
-        let mut fetched = portal.fetch(count).await?;
-        let mut rows = Vec::new();
-        while let Some(row) = fetched.response.data_rows().next().await {
-            rows.push(row);
-        }
-        let mut response = QueryResponse::new(schema, futures::stream::iter(rows));
+        // The rows stream from the cursor's portal as they are sent (pgwire's Portal::fetch
+        // would collect them: FETCH ALL of a large cursor would sit whole in memory).
+        let state = portal.state().lock_owned().await;
+        let rows = futures::stream::unfold((state, 0), move |(mut state, sent)| async move {
+            if count > 0 && sent >= count {
+                return None;
+            }
+            let next = match &mut *state {
+                PortalExecutionState::Suspended(running) => running.data_rows().next().await,
+                _ => None,
+            };
+            match next {
+                Some(row) => Some((row, (state, sent + 1))),
+                None => {
+                    *state = PortalExecutionState::Finished;
+                    None
+                }
+            }
+        });
+        let mut response = QueryResponse::new(schema, rows);
         response.set_command_tag("FETCH");
         Ok(Response::Query(response))
     }

@@ -431,5 +431,6 @@ fn produce<M: WireRow>(
             }
         }
     }
+    writer.finish();
     out.send(&schema, writer.take_rows());
 }
