@@ -245,6 +245,19 @@ steps:
     assert_eq!(verdicts[1].2, "bad");
 }
 
+/// Kills a run the test did not get to stop (it failed before), so that no heavy query
+/// outlives the test.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[test]
 fn ctrl_c_during_parallel_steps_cancels_every_running_step() {
     let project = Project::new();
@@ -261,21 +274,23 @@ steps:
 "#
         ),
     );
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_osiris"))
-        .args([
-            "run",
-            "two_heavy.yaml",
-            "--jobs",
-            "2",
-            "--session-id",
-            "interrupted",
-        ])
-        .current_dir(project.path())
-        .env("TMPDIR", project.tmp_dir())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = KillOnDrop(Some(
+        std::process::Command::new(env!("CARGO_BIN_EXE_osiris"))
+            .args([
+                "run",
+                "two_heavy.yaml",
+                "--jobs",
+                "2",
+                "--session-id",
+                "interrupted",
+            ])
+            .current_dir(project.path())
+            .env("TMPDIR", project.tmp_dir())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
     let session = project.path().join(".osiris_sessions/interrupted");
     let deadline = Instant::now() + Duration::from_secs(30);
     let both_started = || {
@@ -298,6 +313,7 @@ steps:
     // Let both queries get going inside DuckDB.
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
+    let child = run.0.take().unwrap();
     signal(child.id(), "-INT");
     let output = child.wait_with_output().unwrap();
     assert!(
