@@ -341,3 +341,39 @@ steps:
         "{left:?}"
     );
 }
+
+#[test]
+fn a_remote_run_takes_jobs_but_runs_one_step_at_a_time_and_says_so() {
+    let project = fan_in_project();
+    let ran = project.osiris(&[
+        "run",
+        "fan_in.yaml",
+        "--target",
+        "remote",
+        "--jobs",
+        "3",
+        "--session-id",
+        "remote-jobs",
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    assert!(
+        ran.stderr
+            .contains("warning: --jobs has no effect with --target remote"),
+        "{}",
+        ran.stderr
+    );
+    let session = project.path().join(".osiris_sessions/remote-jobs");
+    let run_start = jsonl(&session.join("events.jsonl"))
+        .into_iter()
+        .find(|e| e["event"] == "run_start")
+        .unwrap();
+    assert_eq!(run_start["jobs"], 1, "{run_start}");
+    let events = step_events(
+        &session,
+        &["read-a", "read-b", "slow-a", "slow-b", "joined", "write"],
+    );
+    assert!(
+        at(&events, "step_complete", "read-a") < at(&events, "step_start", "read-b"),
+        "{events:?}"
+    );
+}
