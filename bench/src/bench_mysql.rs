@@ -12,16 +12,18 @@
 //! source table is created once in database `osiris_bench` and kept.
 
 mod measure;
+mod mysql_mixed;
 mod osiris_run;
 mod stats;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, ensure};
 use clap::{Parser, Subcommand};
 
 use crate::measure::Measurement;
+use crate::mysql_mixed::{CLIENT, sql};
 use crate::stats::median;
 
 #[derive(Debug, Parser)]
@@ -86,63 +88,8 @@ fn main() -> ExitCode {
     })
 }
 
-const CLIENT: &[&str] = &[
-    "--protocol=tcp",
-    "-h",
-    "127.0.0.1",
-    "-P",
-    "3306",
-    "-u",
-    "root",
-];
-
-/// Runs SQL with the mariadb client; returns its output (tab-separated, no headers).
-fn sql(database: Option<&str>, statement: &str) -> Result<String> {
-    let mut command = Command::new("mariadb");
-    command
-        .args(CLIENT)
-        .args(["--local-infile=1", "-N", "-B", "-e", statement]);
-    if let Some(db) = database {
-        command.arg(db);
-    }
-    let output = command.output().context("cannot run the mariadb client")?;
-    if !output.status.success() {
-        bail!("{statement}: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
-const COLUMNS: &str = "id BIGINT PRIMARY KEY, qty INT NOT NULL, amount DECIMAL(12,2) NOT NULL, \
-    price DOUBLE NOT NULL, name VARCHAR(64) NOT NULL, status ENUM('open','paid','cancelled') NOT NULL, \
-    created DATETIME(6) NOT NULL, day DATE NOT NULL, flag TINYINT(1) NOT NULL, note VARCHAR(100) NULL";
-
 fn ensure_source(db: &str, rows: u64) -> Result<()> {
-    sql(
-        None,
-        &format!("CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4"),
-    )?;
-    let have = sql(
-        Some(db),
-        "SELECT IFNULL((SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'mixed'), -1)",
-    )?;
-    if have != "-1" && sql(Some(db), "SELECT COUNT(*) FROM mixed")? == rows.to_string() {
-        return Ok(());
-    }
-    println!("creating {db}.mixed with {rows} rows (once; kept for later runs)");
-    sql(
-        Some(db),
-        &format!(
-            "DROP TABLE IF EXISTS mixed; CREATE TABLE mixed ({COLUMNS}) CHARACTER SET utf8mb4;
-             INSERT INTO mixed SELECT seq, seq % 1000, (seq % 10000000) / 100, seq * 1.000001,
-               CONCAT('customer-', seq % 50000, '-', LEFT(MD5(seq % 997), 12)),
-               ELT(1 + seq % 3, 'open', 'paid', 'cancelled'),
-               TIMESTAMP '2020-01-01 00:00:00' + INTERVAL seq SECOND + INTERVAL (seq % 999983) MICROSECOND,
-               DATE '2020-01-01' + INTERVAL (seq % 3000) DAY, seq % 2,
-               IF(seq % 5 = 0, NULL, CONCAT('note ', seq))
-             FROM seq_1_to_{rows}"
-        ),
-    )?;
-    Ok(())
+    mysql_mixed::ensure_mixed(db, "mixed", rows)
 }
 
 struct Setup {

@@ -17,15 +17,32 @@ pub fn osiris(
     step: &str,
     keep: bool,
 ) -> Result<(Measurement, f64, PathBuf)> {
+    osiris_with(out, osiris, pipeline, step, keep, &[])
+}
+
+/// Like [`osiris`], with `extra` arguments for `osiris run` (e.g. `--jobs 5`).
+#[allow(
+    dead_code,
+    reason = "bench-parallel passes --jobs; the other benchmarks do not"
+)]
+pub fn osiris_with(
+    out: &Path,
+    osiris: &Path,
+    pipeline: &Path,
+    step: &str,
+    keep: bool,
+    extra: &[&str],
+) -> Result<(Measurement, f64, PathBuf)> {
     let sessions = out.join("sessions");
     let _ = std::fs::remove_dir_all(&sessions);
-    let args = vec![
+    let mut args = vec![
         "run".to_owned(),
         pipeline.display().to_string(),
         "--sessions-dir".to_owned(),
         sessions.display().to_string(),
         "--json".to_owned(),
     ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     let measured = run_measured(out, osiris, &args).context("osiris run failed")?;
     let summary: Value = serde_json::from_str(&measured.stdout)
         .with_context(|| format!("no JSON from osiris: {}", measured.stderr))?;

@@ -16,6 +16,7 @@ mod layering;
 mod mysql;
 mod orchestration;
 mod osiris_compat;
+mod parallel;
 mod pg_clients;
 mod postgres;
 mod posthog;

@@ -81,7 +81,9 @@ fn remote_runs_match_local_runs_table_for_table_and_event_for_event() {
     for (pipeline, code) in [("pipeline.yaml", 0), ("multi.yaml", 0), ("failing.yaml", 1)] {
         let local_id = format!("local-{pipeline}");
         let remote_id = format!("remote-{pipeline}");
-        let local = project.osiris(&["run", pipeline, "--session-id", &local_id]);
+        // A worker runs one step at a time (ADR 0034): the local run does too, so that the
+        // event sequences compare line for line.
+        let local = project.osiris(&["run", pipeline, "--session-id", &local_id, "--jobs", "1"]);
         assert_eq!(local.code, code, "{}", local.all());
         let remote = project.osiris(&[
             "run",

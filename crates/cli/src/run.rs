@@ -1,5 +1,6 @@
 //! `osiris run`: runs a pipeline locally with live per-step progress.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,7 +10,7 @@ use adapter_remote::{RemoteAdapter, RemoteOptions, WorkerSpec};
 use clap::Args;
 use engine::{Adapter, RunObserver, RunReport, StepReport, StepStatus, exit};
 use execution_context::{ExecutionContext, Redactor, now_iso, object};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use pipeline::Step;
 use serde_json::json;
 use sessions::SESSIONS_DIR;
@@ -79,6 +80,13 @@ pub struct RunArgs {
     /// Default: `.osiris/state` in the pipeline file's directory.
     #[arg(long, env = "OSIRIS_STATE_DIR", value_name = "DIR")]
     state_dir: Option<PathBuf>,
+
+    /// Run up to N independent steps at the same time: a step starts once every step in its
+    /// `needs` has finished. Default: the number of CPU cores. `--jobs 1` runs the steps one
+    /// after the other in plan order. Reports, tables and exit codes do not depend on it. A
+    /// remote worker runs one step at a time.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
 
     /// Where the steps run: in this process (`local`) or in an `osiris worker` (`remote`).
     /// Each target is one type implementing the adapter contract (ADR 0027).
@@ -216,16 +224,20 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<Outcome> {
                     "--worker-cmd, --worker-addr, --no-pull and --step-timeout apply to remote runs: add --target remote",
                 );
             }
-            Box::new(LocalAdapter::new(
-                Arc::clone(&engine),
-                loaded.base_dir.clone(),
-                replay,
-            ))
+            Box::new(
+                LocalAdapter::new(Arc::clone(&engine), loaded.base_dir.clone(), replay)
+                    .with_jobs(jobs(args.jobs)),
+            )
         }
         Target::Remote => {
             if replay.is_some() {
                 return input(
                     "--from-step and --only replay in this process only; drop --target remote",
+                );
+            }
+            if args.jobs.is_some_and(|jobs| jobs > 1) && !json {
+                warn_user!(
+                    "warning: --jobs has no effect with --target remote: the worker runs one step at a time"
                 );
             }
             let worker = match worker_spec(&args) {
@@ -344,6 +356,14 @@ fn run_on(
         Ok(report) => finish_run(json, state, &exec, &report, &redactor),
         Err(outcome) => Ok(outcome),
     }
+}
+
+/// How many steps run at once: `--jobs`, or else one per CPU core.
+fn jobs(flag: Option<u16>) -> usize {
+    flag.map_or_else(
+        || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        usize::from,
+    )
 }
 
 fn running(plan: &pipeline::Plan) -> String {
@@ -582,12 +602,14 @@ fn replay_of(
         copy,
     })
 }
-/// Per-step progress: a spinner while a step runs on a terminal, one line per finished step.
+/// Per-step progress: on a terminal a spinner for every running step (several with `--jobs`),
+/// and one line per finished step, in the order steps finish.
 struct Progress {
     enabled: bool,
     spinner: bool,
     redactor: Arc<Redactor>,
-    current: Mutex<Option<ProgressBar>>,
+    bars: MultiProgress,
+    running: Mutex<HashMap<String, ProgressBar>>,
     width: usize,
 }
 
@@ -597,63 +619,74 @@ impl Progress {
             enabled,
             spinner,
             redactor,
-            current: Mutex::new(None),
+            bars: MultiProgress::new(),
+            running: Mutex::new(HashMap::new()),
             width,
+        }
+    }
+
+    /// Prints a finished step's line above the spinners of the steps still running.
+    fn line(&self, text: &str) {
+        if self.spinner {
+            self.bars.suspend(|| say!("{text}"));
+        } else {
+            say!("{text}");
         }
     }
 }
 
 impl RunObserver for Progress {
     fn step_started(&self, step: &Step, index: usize, total: usize) {
-        if !self.enabled {
+        if !self.enabled || !self.spinner {
             return;
         }
-        if self.spinner {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("  {spinner} {msg} {elapsed}")
-                    .expect("template is valid"),
-            );
-            bar.set_message(format!(
-                "[{}/{}] {} ({})",
-                index + 1,
-                total,
-                step.id,
-                step.component
-            ));
-            bar.enable_steady_tick(Duration::from_millis(100));
-            *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar);
-        }
+        let bar = self.bars.add(ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("template is valid"),
+        );
+        bar.set_message(format!(
+            "[{}/{}] {} ({})",
+            index + 1,
+            total,
+            step.id,
+            step.component
+        ));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(step.id.clone(), bar);
     }
 
     fn step_finished(&self, report: &StepReport) {
         if !self.enabled {
             return;
         }
-        if let Some(bar) = self
-            .current
+        let bar = self
+            .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+            .remove(&report.step_id);
+        if let Some(bar) = bar {
             bar.finish_and_clear();
+            self.bars.remove(&bar);
         }
         let width = self.width;
         match &report.status {
-            StepStatus::Ok { rows, .. } => say!(
+            StepStatus::Ok { rows, .. } => self.line(&format!(
                 "  ✓ {:<width$}  {:<26} {:>12} rows  {:>8}",
                 report.step_id,
                 report.component,
                 thousands(*rows),
                 duration(report.duration_ms),
-            ),
+            )),
             StepStatus::Failed { error_class, error } => {
-                say!(
+                self.line(&format!(
                     "  ✗ {:<width$}  {:<26} failed ({error_class}) after {}",
                     report.step_id,
                     report.component,
                     duration(report.duration_ms),
-                );
+                ));
                 let error = self.redactor.redact(error);
                 warn_user!(
                     "error: step '{}' ({}): {error}",
@@ -667,8 +700,6 @@ impl RunObserver for Progress {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use driver_api::{ErrorClass, InputTable};
     use engine::{AdapterError, Ended, PreparedPlan, PreparedStep, RunOutcome, StepExecutor};
 
@@ -687,9 +718,10 @@ mod tests {
 
     impl StepExecutor for OneRowEach {
         async fn execute_step(
-            &mut self,
+            &self,
             step: &PreparedStep,
             _outputs: &HashMap<String, InputTable>,
+            _cancel: &execution_context::CancellationToken,
         ) -> StepReport {
             StepReport {
                 step_id: step.step.id.clone(),
@@ -733,7 +765,7 @@ mod tests {
             observer: &dyn RunObserver,
         ) -> Result<RunOutcome, AdapterError> {
             self.calls.push("run");
-            Ok(engine::run_with(plan, exec, observer, HashMap::new(), &mut OneRowEach).await)
+            Ok(engine::run_with(plan, exec, observer, HashMap::new(), &OneRowEach).await)
         }
 
         async fn finish(&mut self, _exec: &Arc<ExecutionContext>) -> Result<Ended, AdapterError> {

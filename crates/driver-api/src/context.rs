@@ -48,6 +48,14 @@ impl StepContext {
         })
     }
 
+    /// Makes `cancel` the step's cancellation token instead of a child of the run's: the step
+    /// loop hands each step a token that the run's cancellation and a failing sibling step
+    /// (steps running in parallel, ADR 0034) both cancel.
+    pub fn with_cancellation(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
     /// Gives the step the incremental state its previous successful run returned (see
     /// [`StepOutput::with_state`]); the runtime calls this, drivers read [`state`](Self::state).
     pub fn with_state(mut self, state: Option<Value>) -> Self {
@@ -139,7 +147,8 @@ impl StepContext {
         self.emitter.metric(name, value);
     }
 
-    /// The step's cancellation token (cancelled when the run is).
+    /// The step's cancellation token (cancelled when the run is, or when a step running in
+    /// parallel with it fails).
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel
     }

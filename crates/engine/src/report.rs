@@ -50,7 +50,8 @@ pub enum StepStatus {
 /// What happened to a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunOutcome {
-    /// Steps that ran, in order (the failed one last, if any).
+    /// Steps that ran, in plan order. With one job the failed one is last; with several, steps
+    /// that finished or were cancelled beside it may follow it.
     pub steps: Vec<StepReport>,
     /// Number of steps in the plan.
     pub steps_total: usize,
@@ -74,11 +75,24 @@ impl RunOutcome {
             .count()
     }
 
-    /// The failed step, if any.
+    /// The failed step, if any: the first in plan order that failed by itself, else (a
+    /// cancelled run) the first cancelled one. Steps cancelled because a step running beside
+    /// them failed are not it.
     pub fn failed_step(&self) -> Option<&StepReport> {
+        let failed = |s: &&StepReport| matches!(s.status, StepStatus::Failed { .. });
         self.steps
             .iter()
-            .find(|s| matches!(s.status, StepStatus::Failed { .. }))
+            .filter(failed)
+            .find(|s| {
+                !matches!(
+                    s.status,
+                    StepStatus::Failed {
+                        error_class: ErrorClass::Cancelled,
+                        ..
+                    }
+                )
+            })
+            .or_else(|| self.steps.iter().find(failed))
     }
 }
 

@@ -1,7 +1,8 @@
-//! The one step loop ([`run_with`]): runs a prepared plan in order with a [`StepExecutor`],
-//! stopping at the first failed step or on cancellation. In this process a step runs through
-//! [`Engine::run_step`] ([`InProcess`]); a remote host plugs in an executor that runs each step
-//! on its worker.
+//! The one step loop ([`run_with`]): runs a prepared plan with a [`StepExecutor`], starting
+//! every step whose `needs` have finished, at most [`StepExecutor::jobs`] at a time (ADR 0034),
+//! and stopping at the first failed step or on cancellation. In this process a step runs
+//! through [`Engine::run_step`] ([`InProcess`]); a remote host plugs in an executor that runs
+//! each step on its worker.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -9,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use driver_api::{DriverError, ErrorClass, InputTable, StepContext, StepInputs};
-use execution_context::{ExecutionContext, object};
+use execution_context::{CancellationToken, ExecutionContext, object};
+use futures::stream::{FuturesUnordered, StreamExt};
 use pipeline::{Step, StepMode};
 use serde_json::{Map, Value};
 
@@ -21,7 +23,8 @@ const CANCEL_GRACE: Duration = Duration::from_secs(10);
 /// Live progress of a run, for terminals and remote hosts. Events go to the session's
 /// `events.jsonl` regardless.
 pub trait RunObserver: Send + Sync {
-    /// A step is about to start (`index` counts from 0).
+    /// A step is about to start (`index`, its position in the plan, counts from 0). With
+    /// `--jobs` above 1 several steps may have started and not yet finished.
     fn step_started(&self, _step: &Step, _index: usize, _total: usize) {}
     /// A step ended.
     fn step_finished(&self, _report: &StepReport) {}
@@ -34,17 +37,19 @@ pub struct NoObserver;
 impl RunObserver for NoObserver {}
 
 impl Engine {
-    /// Runs a prepared plan in order against `exec`, stopping at the first failed step or on
-    /// cancellation. Relative paths in step configs resolve against `base_dir`. The plan's
-    /// secrets are registered with the run's redactor first.
+    /// Runs a prepared plan against `exec`, up to `jobs` independent steps at a time (1: one
+    /// after the other in plan order), stopping at the first failed step or on cancellation.
+    /// Relative paths in step configs resolve against `base_dir`. The plan's secrets are
+    /// registered with the run's redactor first.
     pub async fn run(
         &self,
         prepared: &PreparedPlan,
         exec: &Arc<ExecutionContext>,
         base_dir: &Path,
         observer: &dyn RunObserver,
+        jobs: usize,
     ) -> RunOutcome {
-        self.run_seeded(prepared, exec, base_dir, observer, HashMap::new())
+        self.run_seeded(prepared, exec, base_dir, observer, HashMap::new(), jobs)
             .await
     }
 
@@ -58,25 +63,29 @@ impl Engine {
         base_dir: &Path,
         observer: &dyn RunObserver,
         seed: HashMap<String, InputTable>,
+        jobs: usize,
     ) -> RunOutcome {
-        let mut executor = InProcess {
+        let executor = InProcess {
             engine: self,
             exec,
             base_dir,
+            jobs,
         };
-        run_with(prepared, exec, observer, seed, &mut executor).await
+        run_with(prepared, exec, observer, seed, &executor).await
     }
 
     /// Runs one step of a plan in this process: its events and metrics, its artifacts, the
     /// driver call with the tables of earlier steps (`outputs`: step id -> table) and the
     /// classification of its error. The step loop ([`run_with`]) calls it through
-    /// [`InProcess`]; a remote worker calls it for each step the host asks it to run.
+    /// [`InProcess`]; a remote worker calls it for each step the host asks it to run. `cancel`
+    /// stops the step (a child of the run's token, see [`StepExecutor::execute_step`]).
     pub async fn run_step(
         &self,
         prepared: &PreparedStep,
         exec: &Arc<ExecutionContext>,
         base_dir: &Path,
         outputs: &HashMap<String, InputTable>,
+        cancel: &CancellationToken,
     ) -> StepReport {
         let step = &prepared.step;
         let started = Instant::now();
@@ -88,7 +97,9 @@ impl Engine {
                 ("mode", step.mode.as_str().into()),
             ]),
         );
-        let result = self.execute(prepared, exec, base_dir, outputs).await;
+        let result = self
+            .execute(prepared, exec, base_dir, outputs, cancel)
+            .await;
         let duration_ms = millis(started.elapsed());
         let mut state = None;
         let status = match result {
@@ -156,6 +167,7 @@ impl Engine {
         exec: &Arc<ExecutionContext>,
         base_dir: &Path,
         outputs: &HashMap<String, InputTable>,
+        cancel: &CancellationToken,
     ) -> Result<driver_api::StepOutput, DriverError> {
         let step = &prepared.step;
         let driver = self
@@ -165,6 +177,7 @@ impl Engine {
                 operation: format!("component `{}` (no driver in this build)", step.component),
             })?;
         let ctx = StepContext::new(exec, &step.id, &step.component, base_dir)?
+            .with_cancellation(cancel.clone())
             .with_state(prepared.state.clone());
         if let Some(connection) = &prepared.connection {
             ctx.event(
@@ -237,15 +250,24 @@ pub fn input_tables<'a>(
         .collect()
 }
 
-/// Runs one step for [`run_with`]: in this process ([`InProcess`]) or on a remote worker.
+/// Runs steps for [`run_with`]: in this process ([`InProcess`]) or on a remote worker.
 pub trait StepExecutor {
+    /// How many steps may run at the same time (`--jobs`); 0 counts as 1. An executor that
+    /// can run only one step at a time (a remote worker, ADR 0034) keeps the default, 1.
+    fn jobs(&self) -> usize {
+        1
+    }
+
     /// Runs `step` with the tables of earlier steps (`outputs`: step id -> table) and reports
-    /// what happened. The step's events and metrics reach the run's `events.jsonl` /
-    /// `metrics.jsonl` through the executor (written or forwarded).
+    /// what happened. The step stops when `cancel` is cancelled: by the run's cancellation
+    /// (Ctrl-C) or because a step running in parallel failed. The step's events and metrics
+    /// reach the run's `events.jsonl` / `metrics.jsonl` through the executor (written or
+    /// forwarded). With [`jobs`](Self::jobs) above 1, several calls run at once.
     fn execute_step(
-        &mut self,
+        &self,
         step: &PreparedStep,
         outputs: &HashMap<String, InputTable>,
+        cancel: &CancellationToken,
     ) -> impl Future<Output = StepReport>;
 }
 
@@ -258,84 +280,168 @@ pub struct InProcess<'a> {
     pub exec: &'a Arc<ExecutionContext>,
     /// Directory relative paths resolve against.
     pub base_dir: &'a Path,
+    /// How many steps may run at the same time.
+    pub jobs: usize,
 }
 
 impl StepExecutor for InProcess<'_> {
+    fn jobs(&self) -> usize {
+        self.jobs
+    }
+
     fn execute_step(
-        &mut self,
+        &self,
         step: &PreparedStep,
         outputs: &HashMap<String, InputTable>,
+        cancel: &CancellationToken,
     ) -> impl Future<Output = StepReport> {
         self.engine
-            .run_step(step, self.exec, self.base_dir, outputs)
+            .run_step(step, self.exec, self.base_dir, outputs, cancel)
     }
 }
 
-/// The step loop: runs a prepared plan in order with `executor`, stopping at the first failed
-/// step or on cancellation of `exec`. Emits `run_start`, then `run_complete` or `run_error`, and
-/// the `run_duration_ms` metric. The plan's secrets are registered with the run's redactor
-/// first. `seed` holds tables of steps outside the plan already present in the run database.
+/// The steps each step of `plan` waits for, by position: those named in its `needs` and
+/// `inputs` that are in the plan (steps outside it, replayed from another session, are
+/// already there). Plan order is topological, so every one comes earlier.
+fn dependencies(plan: &PreparedPlan) -> Vec<Vec<usize>> {
+    let position: HashMap<&str, usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.step.id.as_str(), i))
+        .collect();
+    plan.steps
+        .iter()
+        .map(|s| {
+            let mut deps: Vec<usize> = s
+                .step
+                .needs
+                .iter()
+                .chain(&s.step.inputs)
+                .filter_map(|id| position.get(id.as_str()).copied())
+                .collect();
+            deps.sort_unstable();
+            deps.dedup();
+            deps
+        })
+        .collect()
+}
+
+/// The step loop: runs a prepared plan with `executor`, starting each step once the steps it
+/// needs have finished, at most [`StepExecutor::jobs`] at a time and in plan order among
+/// those ready (so one job runs the plan exactly in order). The first failed step stops the
+/// run: no further step starts, and steps running beside it are cancelled (their reports say
+/// which step failed). Cancelling `exec` (Ctrl-C) cancels every running step. Reports come
+/// back in plan order. Emits `run_start`, then `run_complete` or `run_error`, and the
+/// `run_duration_ms` metric. The plan's secrets are registered with the run's redactor first.
+/// `seed` holds tables of steps outside the plan already present in the run database.
 pub async fn run_with(
     prepared: &PreparedPlan,
     exec: &Arc<ExecutionContext>,
     observer: &dyn RunObserver,
     seed: HashMap<String, InputTable>,
-    executor: &mut impl StepExecutor,
+    executor: &impl StepExecutor,
 ) -> RunOutcome {
     let started = Instant::now();
     for secret in &prepared.secrets {
         exec.redactor().add_secret(secret);
     }
     let plan = &prepared.plan;
-    let total = plan.steps.len();
+    let total = prepared.steps.len();
+    let jobs = executor.jobs().max(1);
     exec.event(
         "run_start",
         object([
             ("pipeline", plan.name.clone().into()),
             ("steps_total", total.into()),
+            ("jobs", jobs.into()),
             (
                 "session_dir",
                 exec.session_dir().display().to_string().into(),
             ),
         ]),
     );
+    let dependencies = dependencies(prepared);
     let mut outputs = seed;
-    let mut reports = Vec::with_capacity(total);
-    let mut cancelled = false;
-    for (index, prepared_step) in prepared.steps.iter().enumerate() {
-        let step = &prepared_step.step;
-        if exec.cancellation().is_cancelled() {
-            cancelled = true;
-            break;
-        }
-        observer.step_started(step, index, total);
-        let report = executor.execute_step(prepared_step, &outputs).await;
-        observer.step_finished(&report);
-        let failed = matches!(report.status, StepStatus::Failed { .. });
-        if let StepStatus::Ok {
-            rows,
-            table: Some(table),
-        } = &report.status
-        {
-            match driver_api::TableName::new(table.clone()) {
-                Ok(table) => {
-                    outputs.insert(step.id.clone(), InputTable { table, rows: *rows });
+    let mut reports: Vec<Option<StepReport>> = vec![None; total];
+    let mut started_steps = vec![false; total];
+    let mut finished = vec![false; total];
+    // Cancelled when a step fails, to stop the steps running beside it; a child of the run's
+    // token, so Ctrl-C reaches every step through it too.
+    let siblings = exec.cancellation().child_token();
+    // The first step that failed (not by cancellation), and whether no step may start.
+    let mut failed: Option<String> = None;
+    let mut stop = false;
+    let mut running = FuturesUnordered::new();
+    loop {
+        if !stop && !exec.cancellation().is_cancelled() {
+            for (index, prepared_step) in prepared.steps.iter().enumerate() {
+                if running.len() >= jobs {
+                    break;
                 }
-                Err(error) => {
-                    tracing::warn!(%error, step = %step.id, "step reported an unusable table name")
+                if started_steps[index] || !dependencies[index].iter().all(|&d| finished[d]) {
+                    continue;
+                }
+                started_steps[index] = true;
+                observer.step_started(&prepared_step.step, index, total);
+                // Each step gets the tables finished so far; the map is small (names and row
+                // counts), and the copy lets steps finish while others hold theirs.
+                let inputs = outputs.clone();
+                let cancel = siblings.child_token();
+                running.push(async move {
+                    let report = executor.execute_step(prepared_step, &inputs, &cancel).await;
+                    (index, report)
+                });
+            }
+        }
+        let Some((index, mut report)) = running.next().await else {
+            break;
+        };
+        let step = &prepared.steps[index].step;
+        match &mut report.status {
+            StepStatus::Ok { rows, table } => {
+                finished[index] = true;
+                if let Some(table) = table {
+                    match driver_api::TableName::new(table.clone()) {
+                        Ok(table) => {
+                            outputs.insert(step.id.clone(), InputTable { table, rows: *rows });
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, step = %step.id, "step reported an unusable table name")
+                        }
+                    }
+                }
+            }
+            StepStatus::Failed { error_class, error } => {
+                stop = true;
+                siblings.cancel();
+                let cancelled = *error_class == ErrorClass::Cancelled;
+                match &failed {
+                    Some(first) if cancelled && !exec.cancellation().is_cancelled() => {
+                        *error = format!("cancelled because step '{first}' failed");
+                    }
+                    None if !cancelled => failed = Some(step.id.clone()),
+                    _ => {}
                 }
             }
         }
-        if let StepStatus::Failed { error_class, .. } = &report.status {
-            cancelled = *error_class == ErrorClass::Cancelled;
-        }
-        reports.push(report);
-        if failed {
-            break;
-        }
+        observer.step_finished(&report);
+        reports[index] = Some(report);
     }
+    let steps: Vec<StepReport> = reports.into_iter().flatten().collect();
+    let cancelled = failed.is_none()
+        && (exec.cancellation().is_cancelled()
+            || steps.iter().any(|s| {
+                matches!(
+                    s.status,
+                    StepStatus::Failed {
+                        error_class: ErrorClass::Cancelled,
+                        ..
+                    }
+                )
+            }));
     let outcome = RunOutcome {
-        steps: reports,
+        steps,
         steps_total: total,
         cancelled,
         duration_ms: millis(started.elapsed()),

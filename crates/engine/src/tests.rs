@@ -8,11 +8,13 @@ use async_trait::async_trait;
 use component_spec::ComponentSpec;
 use driver_api::{Driver, StepOutput, replace_table_as};
 use driver_api::{DriverError, ErrorClass, InputTable, StepContext, StepInputs};
-use execution_context::ExecutionContext;
+use execution_context::{CancellationToken, ExecutionContext};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// Creates its table from `sql`; fails when `fail` is set; waits forever when `hang` is set.
+/// Creates its table from `sql`, after `sleep_ms`; fails when `fail` is set; waits until
+/// cancelled when `hang` is set (with `partial`, inside a transaction that has created its
+/// table).
 struct SqlStep;
 
 #[derive(Deserialize)]
@@ -23,6 +25,10 @@ struct SqlConfig {
     fail: bool,
     #[serde(default)]
     hang: bool,
+    #[serde(default)]
+    partial: bool,
+    #[serde(default)]
+    sleep_ms: u64,
 }
 
 #[derive(Deserialize)]
@@ -64,9 +70,34 @@ impl Driver for SqlStep {
         _inputs: StepInputs,
     ) -> driver_api::Result<StepOutput> {
         if config.hang {
-            // Waits until cancelled, as a well-behaved driver would stop its work.
+            // Half-done work: the table exists only in this open transaction.
+            let conn = if config.partial {
+                let conn = ctx.connection()?;
+                conn.execute_batch(&format!(
+                    "BEGIN TRANSACTION; CREATE TABLE {} AS {}",
+                    ctx.output_table(),
+                    config.sql
+                ))
+                .map_err(|e| DriverError::data(e.to_string()))?;
+                Some(conn)
+            } else {
+                None
+            };
+            // Waits until cancelled, as a well-behaved driver would stop its work; dropping
+            // the connection rolls its transaction back.
             ctx.cancellation().cancelled().await;
+            drop(conn);
             return Err(DriverError::Cancelled);
+        }
+        if config.sleep_ms > 0 {
+            // Yield first, as a real driver's first await (a blocking DuckDB task, a network
+            // read) does: a step must not finish inside its first poll, however late the
+            // timer is looked at on a loaded machine.
+            tokio::task::yield_now().await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(config.sleep_ms)) => {}
+                () = ctx.cancellation().cancelled() => return Err(DriverError::Cancelled),
+            }
         }
         if config.fail {
             return Err(DriverError::data("bad row on line 3"));
@@ -90,6 +121,8 @@ configSchema:
     sql: {type: string}
     fail: {type: boolean}
     hang: {type: boolean}
+    partial: {type: boolean}
+    sleep_ms: {type: integer}
     host: {type: string}
     port: {type: integer, maximum: 65535}
     password: {type: string}
@@ -267,20 +300,22 @@ async fn a_step_may_need_a_writer_to_run_after_it() {
     let engine = writer_engine();
     let (plan, problems) = engine.prepare(&p, &ConnectionMode::Assume);
     let plan = plan.unwrap_or_else(|| panic!("{problems}"));
-    let mut executor = InProcess {
+    let executor = InProcess {
         engine: &engine,
         exec: &exec,
         base_dir: dir.path(),
+        jobs: 1,
     };
     // `save` reports no table, as a writer does.
-    struct NoTableForSave<'a, 'b>(&'b mut InProcess<'a>);
+    struct NoTableForSave<'a, 'b>(&'b InProcess<'a>);
     impl StepExecutor for NoTableForSave<'_, '_> {
         async fn execute_step(
-            &mut self,
+            &self,
             step: &PreparedStep,
             outputs: &HashMap<String, InputTable>,
+            cancel: &CancellationToken,
         ) -> StepReport {
-            let mut report = self.0.execute_step(step, outputs).await;
+            let mut report = self.0.execute_step(step, outputs, cancel).await;
             if step.step.id == "save"
                 && let StepStatus::Ok { table, .. } = &mut report.status
             {
@@ -294,7 +329,7 @@ async fn a_step_may_need_a_writer_to_run_after_it() {
         &exec,
         &NoObserver,
         HashMap::new(),
-        &mut NoTableForSave(&mut executor),
+        &NoTableForSave(&executor),
     )
     .await;
     assert!(outcome.ok(), "{:?}", outcome.failed_step());
@@ -313,7 +348,7 @@ async fn runs_in_plan_order_and_stops_at_the_first_failure() {
 "#,
     );
     let outcome = engine()
-        .run(&prepared(&p), &exec, dir.path(), &NoObserver)
+        .run(&prepared(&p), &exec, dir.path(), &NoObserver, 1)
         .await;
     assert!(!outcome.ok());
     assert_eq!(outcome.steps_completed(), 2);
@@ -365,19 +400,23 @@ async fn runs_in_plan_order_and_stops_at_the_first_failure() {
 
 /// Records the steps it is asked to run; fails the one named `fail_at`.
 struct Scripted {
-    asked: Vec<(String, Vec<String>)>,
+    asked: std::sync::Mutex<Vec<(String, Vec<String>)>>,
     fail_at: &'static str,
 }
 
 impl StepExecutor for Scripted {
     async fn execute_step(
-        &mut self,
+        &self,
         step: &PreparedStep,
         outputs: &HashMap<String, InputTable>,
+        _cancel: &CancellationToken,
     ) -> StepReport {
         let mut seen: Vec<String> = outputs.keys().cloned().collect();
         seen.sort();
-        self.asked.push((step.step.id.clone(), seen));
+        self.asked
+            .lock()
+            .unwrap()
+            .push((step.step.id.clone(), seen));
         let status = if step.step.id == self.fail_at {
             StepStatus::Failed {
                 error_class: ErrorClass::Remote,
@@ -411,20 +450,13 @@ async fn the_step_loop_drives_any_executor_with_the_same_failure_policy() {
   - {id: three, component: test.sql, mode: transform, needs: [two], config: {sql: "SELECT 1"}}
 "#,
     );
-    let mut executor = Scripted {
-        asked: Vec::new(),
+    let executor = Scripted {
+        asked: std::sync::Mutex::new(Vec::new()),
         fail_at: "two",
     };
-    let outcome = run_with(
-        &prepared(&p),
-        &exec,
-        &NoObserver,
-        HashMap::new(),
-        &mut executor,
-    )
-    .await;
+    let outcome = run_with(&prepared(&p), &exec, &NoObserver, HashMap::new(), &executor).await;
     assert_eq!(
-        executor.asked,
+        *executor.asked.lock().unwrap(),
         [
             ("one".to_owned(), vec![]),
             ("two".to_owned(), vec!["one".to_owned()])
@@ -622,7 +654,7 @@ async fn cancellation_stops_a_running_step() {
         cancel.cancel();
     });
     let outcome = engine()
-        .run(&prepared(&p), &exec, dir.path(), &NoObserver)
+        .run(&prepared(&p), &exec, dir.path(), &NoObserver, 1)
         .await;
     assert!(outcome.cancelled);
     assert_eq!(outcome.steps.len(), 1);
@@ -691,7 +723,7 @@ async fn state_goes_to_the_driver_and_is_saved_only_after_a_successful_run() {
         let engine = &engine;
         let store = &store;
         async move {
-            let outcome = engine.run(&plan, &exec, &base, &NoObserver).await;
+            let outcome = engine.run(&plan, &exec, &base, &NoObserver, 1).await;
             (store.save_run(&exec, &outcome).unwrap(), outcome)
         }
     };
@@ -707,4 +739,318 @@ async fn state_goes_to_the_driver_and_is_saved_only_after_a_successful_run() {
         Some(serde_json::json!({"runs": 2})),
         "the failed run's state was never handed back"
     );
+}
+
+/// `(event, step_id)` of the step and run events in `events.jsonl`, in order.
+fn step_events(exec: &ExecutionContext) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(exec.session_dir().join("events.jsonl")).unwrap();
+    text.lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|e| {
+            let name = e["event"].as_str().unwrap();
+            name.starts_with("step_") || name.starts_with("run_")
+        })
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_owned(),
+                e["step_id"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn position(events: &[(String, String)], event: &str, step: &str) -> usize {
+    events
+        .iter()
+        .position(|(e, s)| e == event && s == step)
+        .unwrap_or_else(|| panic!("no {event} of {step} in {events:?}"))
+}
+
+fn table_exists(exec: &ExecutionContext, table: &str) -> bool {
+    let conn = exec.connection().unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+        [table],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap()
+        == 1
+}
+
+/// Two slow independent steps and one that needs both.
+const DIAMOND: &str = r#"
+  - {id: left, component: test.sql, mode: read, config: {sql: "SELECT range AS x FROM range(3)", sleep_ms: 300}}
+  - {id: right, component: test.sql, mode: read, config: {sql: "SELECT range * 10 AS y FROM range(2)", sleep_ms: 300}}
+  - {id: both, component: test.sql, mode: transform, needs: [left, right], config: {sql: "SELECT x, y FROM \"left\", \"right\" ORDER BY x, y"}}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_steps_overlap_with_two_jobs_and_not_with_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for jobs in [1, 2] {
+        let exec = Arc::new(ExecutionContext::new(
+            "s",
+            dir.path().join(format!("jobs{jobs}")),
+        ));
+        let started = std::time::Instant::now();
+        let outcome = engine()
+            .run(
+                &prepared(&pipeline(DIAMOND)),
+                &exec,
+                dir.path(),
+                &NoObserver,
+                jobs,
+            )
+            .await;
+        let elapsed = started.elapsed();
+        assert!(outcome.ok(), "{:?}", outcome.failed_step());
+        let events = step_events(&exec);
+        let right_started = position(&events, "step_start", "right");
+        let left_completed = position(&events, "step_complete", "left");
+        if jobs == 2 {
+            assert!(
+                right_started < left_completed,
+                "both slow steps run at once: {events:?}"
+            );
+            // Run one after the other, the run would take at least the sum of its steps.
+            let sum: u64 = outcome.steps.iter().map(|s| s.duration_ms).sum();
+            assert!(
+                outcome.duration_ms < sum,
+                "two 300 ms steps side by side: run {} ms, steps {sum} ms",
+                outcome.duration_ms
+            );
+        } else {
+            assert!(
+                left_completed < right_started,
+                "one job runs one step at a time: {events:?}"
+            );
+            assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
+        }
+        // The step needing both starts only after both finished, whatever the jobs.
+        let both_started = position(&events, "step_start", "both");
+        assert!(both_started > position(&events, "step_complete", "right"));
+        assert!(both_started > left_completed);
+        let run_start = std::fs::read_to_string(exec.session_dir().join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|e| e["event"] == "run_start")
+            .unwrap();
+        assert_eq!(run_start["jobs"], jobs);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_runs_give_the_same_tables_and_reports_as_one_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for jobs in [1, 4] {
+        let exec = Arc::new(ExecutionContext::new(
+            "s",
+            dir.path().join(format!("jobs{jobs}")),
+        ));
+        let outcome = engine()
+            .run(
+                &prepared(&pipeline(DIAMOND)),
+                &exec,
+                dir.path(),
+                &NoObserver,
+                jobs,
+            )
+            .await;
+        let reports: Vec<String> = outcome
+            .steps
+            .iter()
+            .map(|s| format!("{}:{:?}", s.step_id, s.status))
+            .collect();
+        let conn = exec.connection().unwrap();
+        let mut stmt = conn
+            .prepare("SELECT x::VARCHAR || '/' || y::VARCHAR FROM \"both\" ORDER BY ALL")
+            .unwrap();
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        seen.push((reports, rows, outcome.ok(), outcome.cancelled));
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(
+        seen[0].0[0], "left:Ok { rows: 3, table: Some(\"left\") }",
+        "reports come in plan order"
+    );
+    assert_eq!(seen[0].1.len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_step_cancels_its_running_sibling_which_leaves_no_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+    // `busy` is first in plan order and holds its table in an open transaction when `bad`
+    // fails; `after` needs both and never starts.
+    let p = pipeline(
+        r#"
+  - {id: busy, component: test.sql, mode: read, config: {sql: "SELECT 1 AS x", hang: true, partial: true}}
+  - {id: bad, component: test.sql, mode: read, config: {sql: "SELECT 1", sleep_ms: 100, fail: true}}
+  - {id: after, component: test.sql, mode: transform, needs: [busy, bad], config: {sql: "SELECT 1"}}
+"#,
+    );
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        engine().run(&prepared(&p), &exec, dir.path(), &NoObserver, 2),
+    )
+    .await
+    .expect("the sibling was cancelled, not waited for");
+    assert!(!outcome.ok());
+    assert!(!outcome.cancelled, "a failed run, not a cancelled one");
+    let failed = outcome.failed_step().unwrap();
+    assert_eq!(
+        failed.step_id, "bad",
+        "the failing step, not its cancelled sibling"
+    );
+    let ids: Vec<&str> = outcome.steps.iter().map(|s| s.step_id.as_str()).collect();
+    assert_eq!(ids, ["busy", "bad"], "plan order; `after` never started");
+    match &outcome.steps[0].status {
+        StepStatus::Failed { error_class, error } => {
+            assert_eq!(*error_class, ErrorClass::Cancelled);
+            assert_eq!(error, "cancelled because step 'bad' failed");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let status = outcome.status("s", "t", String::new(), None);
+    assert_eq!(
+        (
+            status.status,
+            status.exit_code,
+            status.failed_step.as_deref()
+        ),
+        ("failed", exit::RUN_FAILED, Some("bad")),
+        "the same verdict as one job would give"
+    );
+    assert!(
+        !table_exists(&exec, "busy"),
+        "the cancelled sibling left no table"
+    );
+    let events = step_events(&exec);
+    assert_eq!(
+        events.last().unwrap(),
+        &("run_error".to_owned(), "bad".to_owned())
+    );
+    assert!(!events.iter().any(|(_, s)| s == "after"), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_the_run_stops_every_parallel_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+    let p = pipeline(
+        r#"
+  - {id: one, component: test.sql, mode: read, config: {sql: "SELECT 1 AS x", hang: true, partial: true}}
+  - {id: two, component: test.sql, mode: read, config: {sql: "SELECT 2 AS x", hang: true, partial: true}}
+  - {id: three, component: test.sql, mode: read, config: {sql: "SELECT 3 AS x"}}
+"#,
+    );
+    let cancel = exec.cancellation().clone();
+    let watched = Arc::clone(&exec);
+    tokio::spawn(async move {
+        // Cancel once both hanging steps have started (jobs = 2 keeps `three` waiting).
+        let events = watched.session_dir().join("events.jsonl");
+        while std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .matches("\"event\":\"step_start\"")
+            .count()
+            < 2
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        cancel.cancel();
+    });
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        engine().run(&prepared(&p), &exec, dir.path(), &NoObserver, 2),
+    )
+    .await
+    .expect("cancellation stops the steps");
+    assert!(outcome.cancelled);
+    let ids: Vec<&str> = outcome.steps.iter().map(|s| s.step_id.as_str()).collect();
+    assert_eq!(ids, ["one", "two"], "nothing starts after the cancel");
+    for step in &outcome.steps {
+        assert!(
+            matches!(
+                step.status,
+                StepStatus::Failed {
+                    error_class: ErrorClass::Cancelled,
+                    ..
+                }
+            ),
+            "{step:?}"
+        );
+    }
+    assert_eq!(
+        outcome.status("s", "t", String::new(), None).exit_code,
+        exit::SIGINT
+    );
+    assert!(!table_exists(&exec, "one") && !table_exists(&exec, "two"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_and_metrics_of_parallel_steps_are_whole_lines_tagged_with_their_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+    let steps: String = (0..8)
+        .map(|i| {
+            format!(
+                "  - {{id: s{i}, component: test.sql, mode: read, config: {{sql: \"SELECT range AS x FROM range({i})\", sleep_ms: 500}}}}\n"
+            )
+        })
+        .collect();
+    let outcome = engine()
+        .run(
+            &prepared(&pipeline(&steps)),
+            &exec,
+            dir.path(),
+            &NoObserver,
+            8,
+        )
+        .await;
+    assert!(outcome.ok(), "{:?}", outcome.failed_step());
+    let events = std::fs::read_to_string(exec.session_dir().join("events.jsonl")).unwrap();
+    let metrics = std::fs::read_to_string(exec.session_dir().join("metrics.jsonl")).unwrap();
+    for i in 0..8 {
+        let id = format!("s{i}");
+        let of_step: Vec<Value> = events
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("every line is one JSON object"))
+            .filter(|e| e["step_id"] == id.as_str())
+            .collect();
+        let names: Vec<&str> = of_step
+            .iter()
+            .map(|e| e["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.first(), Some(&"step_start"), "{id}: {names:?}");
+        assert_eq!(names.last(), Some(&"step_complete"), "{id}: {names:?}");
+        assert_eq!(
+            of_step.last().unwrap()["rows"],
+            i,
+            "{id}: its own row count"
+        );
+        let rows: Vec<Value> = metrics
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("every line is one JSON object"))
+            .filter(|m| m["step_id"] == id.as_str() && m["metric"] == "rows_read")
+            .collect();
+        assert_eq!(rows.len(), 1, "{id}");
+        assert_eq!(rows[0]["value"], i, "{id}");
+    }
+    // Every step started before the first one finished: they did run side by side.
+    let order = step_events(&exec);
+    let first_complete = order
+        .iter()
+        .position(|(e, _)| e == "step_complete")
+        .unwrap();
+    let starts_before = order[..first_complete]
+        .iter()
+        .filter(|(e, _)| e == "step_start")
+        .count();
+    assert_eq!(starts_before, 8, "{order:?}");
 }

@@ -17,13 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value};
-use tokio_util::sync::CancellationToken;
 
 pub use access::FileAccess;
 pub use redact::{MASK, Redactor, is_secret_key};
 pub use secret::SecretString;
 use sink::JsonlSink;
 pub use sql::{base_config, quote_identifier, quote_literal};
+/// The token that cancels a run and its steps ([`ExecutionContext::cancellation`]).
+pub use tokio_util::sync::CancellationToken;
 
 /// File name of the run database inside a session directory.
 pub const DATABASE_FILE: &str = "pipeline_data.duckdb";

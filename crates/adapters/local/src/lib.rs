@@ -112,18 +112,28 @@ pub struct LocalAdapter {
     engine: Arc<Engine>,
     base_dir: PathBuf,
     replay: Option<Replay>,
+    jobs: usize,
 }
 
 impl LocalAdapter {
     /// An adapter running steps with `engine`, resolving relative paths of step configs
     /// against `base_dir` (the pipeline file's directory); with `replay`, only part of the plan
-    /// runs, on tables copied from an earlier session.
+    /// runs, on tables copied from an earlier session. Steps run one at a time until
+    /// [`with_jobs`](Self::with_jobs) says otherwise.
     pub fn new(engine: Arc<Engine>, base_dir: PathBuf, replay: Option<Replay>) -> Self {
         Self {
             engine,
             base_dir,
             replay,
+            jobs: 1,
         }
+    }
+
+    /// Runs up to `jobs` independent steps at the same time (`--jobs`, ADR 0034); 1 runs
+    /// them one after the other in plan order.
+    pub fn with_jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
     }
 }
 
@@ -156,14 +166,18 @@ impl Adapter for LocalAdapter {
     ) -> Result<RunOutcome, AdapterError> {
         sessions::clean_write_targets(exec, engine::output_paths(plan, &self.base_dir));
         Ok(match &self.replay {
-            None => self.engine.run(plan, exec, &self.base_dir, observer).await,
+            None => {
+                self.engine
+                    .run(plan, exec, &self.base_dir, observer, self.jobs)
+                    .await
+            }
             Some(replay) => {
                 let seed = copy_tables(exec, replay)?;
                 let mut partial = plan.clone();
                 partial.plan.steps.retain(|s| replay.run.contains(&s.id));
                 partial.steps.retain(|s| replay.run.contains(&s.step.id));
                 self.engine
-                    .run_seeded(&partial, exec, &self.base_dir, observer, seed)
+                    .run_seeded(&partial, exec, &self.base_dir, observer, seed, self.jobs)
                     .await
             }
         })

@@ -15,7 +15,9 @@ use engine::{
     Adapter, AdapterError, Ended, Engine, PreparedPlan, PreparedStep, RunObserver, RunOutcome,
     StepExecutor, StepReport, StepStatus,
 };
-use execution_context::{ARTIFACTS_DIR, DATABASE_FILE, ExecutionContext, Redactor, object};
+use execution_context::{
+    ARTIFACTS_DIR, CancellationToken, DATABASE_FILE, ExecutionContext, Redactor, object,
+};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWrite, BufReader};
@@ -261,12 +263,12 @@ impl Adapter for RemoteAdapter {
         self.ran = true;
         let conn = self.connection()?;
         exec.event("worker_ready", conn.hello.clone());
-        let mut executor = RemoteExecutor {
-            conn,
+        let executor = RemoteExecutor {
+            conn: tokio::sync::Mutex::new(conn),
             exec,
             step_timeout,
         };
-        Ok(engine::run_with(plan, exec, observer, HashMap::new(), &mut executor).await)
+        Ok(engine::run_with(plan, exec, observer, HashMap::new(), &executor).await)
     }
 
     /// Cleans up on the worker, pulls the run database and artifacts back (unless disabled)
@@ -765,19 +767,23 @@ where
     });
 }
 
-/// Runs each step on the worker for the engine's step loop.
+/// Runs each step on the worker for the engine's step loop, one at a time: the protocol has
+/// one `exec_step` in flight per worker (ADR 0034), so it keeps [`StepExecutor::jobs`]'s
+/// default of 1 and the lock is never contended.
 struct RemoteExecutor<'a> {
-    conn: &'a mut Connection,
+    conn: tokio::sync::Mutex<&'a mut Connection>,
     exec: &'a Arc<ExecutionContext>,
     step_timeout: Option<Duration>,
 }
 
 impl StepExecutor for RemoteExecutor<'_> {
     async fn execute_step(
-        &mut self,
+        &self,
         step: &PreparedStep,
         outputs: &HashMap<String, InputTable>,
+        cancel: &CancellationToken,
     ) -> StepReport {
+        let mut conn = self.conn.lock().await;
         let started = Instant::now();
         let failed = |class: ErrorClass, error: String, started: Instant| StepReport {
             step_id: step.step.id.clone(),
@@ -805,10 +811,9 @@ impl StepExecutor for RemoteExecutor<'_> {
             step_id: step.step.id.clone(),
             inputs,
         };
-        if let Err(Gone(why)) = self.conn.send(&message).await {
+        if let Err(Gone(why)) = conn.send(&message).await {
             return self.host_failure(failed(ErrorClass::Remote, why, started));
         }
-        let cancel = self.exec.cancellation().clone();
         let timeout_at = self.step_timeout.map(|t| tokio::time::Instant::now() + t);
         let mut cancel_sent: Option<tokio::time::Instant> = None;
         let mut timed_out = false;
@@ -816,7 +821,7 @@ impl StepExecutor for RemoteExecutor<'_> {
             let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
             let grace_at = cancel_sent.map_or(far, |at| at + CANCEL_GRACE);
             tokio::select! {
-                answer = self.conn.recv(Some(self.exec)) => match answer {
+                answer = conn.recv(Some(self.exec)) => match answer {
                     Ok(WorkerMessage::StepResult(mut report)) => {
                         if timed_out {
                             let limit = self.step_timeout.unwrap_or_default();
@@ -832,7 +837,7 @@ impl StepExecutor for RemoteExecutor<'_> {
                     }
                     Ok(other) => {
                         let why = describe_unexpected(&other);
-                        warn_user(&self.conn.redactor, &format!("warning: while step '{}' ran: {why}", step.step.id));
+                        warn_user(&conn.redactor, &format!("warning: while step '{}' ran: {why}", step.step.id));
                     }
                     Err(Gone(why)) => {
                         return self.host_failure(failed(ErrorClass::Remote, why, started));
@@ -840,7 +845,7 @@ impl StepExecutor for RemoteExecutor<'_> {
                 },
                 () = cancel.cancelled(), if cancel_sent.is_none() => {
                     cancel_sent = Some(tokio::time::Instant::now());
-                    let _ = self.conn.send(&HostMessage::Cancel { reason: "user".into() }).await;
+                    let _ = conn.send(&HostMessage::Cancel { reason: "user".into() }).await;
                 }
                 () = tokio::time::sleep_until(timeout_at.unwrap_or(far)), if timeout_at.is_some() && !timed_out => {
                     timed_out = true;
@@ -849,11 +854,11 @@ impl StepExecutor for RemoteExecutor<'_> {
                         "step_timeout",
                         object([("timeout_ms", millis(self.step_timeout.unwrap_or_default()).into())]),
                     );
-                    let _ = self.conn.send(&HostMessage::Cancel { reason: "timeout".into() }).await;
+                    let _ = conn.send(&HostMessage::Cancel { reason: "timeout".into() }).await;
                 }
                 () = tokio::time::sleep_until(grace_at), if cancel_sent.is_some() => {
-                    self.conn.kill().await;
-                    let gone = self.conn.lost("it did not stop the cancelled step in time").await;
+                    conn.kill().await;
+                    let gone = conn.lost("it did not stop the cancelled step in time").await;
                     let class = if timed_out { ErrorClass::Timeout } else { ErrorClass::Cancelled };
                     return self.host_failure(failed(class, gone.0, started));
                 }

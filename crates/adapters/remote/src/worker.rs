@@ -299,7 +299,10 @@ where
                 let exec = Arc::clone(&current_run.exec);
                 let base_dir = current_run.base_dir.clone();
                 let handle = tokio::spawn(async move {
-                    engine.run_step(&step, &exec, &base_dir, &outputs).await
+                    let cancel = exec.cancellation().child_token();
+                    engine
+                        .run_step(&step, &exec, &base_dir, &outputs, &cancel)
+                        .await
                 });
                 running = Some((step_id, handle));
             }
