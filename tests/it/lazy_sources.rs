@@ -68,7 +68,10 @@ fn a_view_is_the_default_and_gives_the_same_rows_and_output_as_a_table() {
     assert_eq!(kind(&lazy, "v"), ["VIEW"], "view is the default");
     assert_eq!(kind(&eager, "t"), ["BASE TABLE"]);
     let all = "SELECT * FROM orders ORDER BY id";
-    assert_eq!(rows(&session(&lazy, "v"), all), rows(&session(&eager, "t"), all));
+    assert_eq!(
+        rows(&session(&lazy, "v"), all),
+        rows(&session(&eager, "t"), all)
+    );
     let types = "SELECT column_name || ' ' || data_type FROM information_schema.columns \
                  WHERE table_name = 'orders' ORDER BY ordinal_position";
     assert_eq!(
@@ -134,7 +137,9 @@ fn sessions_show_and_query_say_whether_the_file_still_matches() {
     let query = project.osiris(&["sessions", "query", "s1", "SELECT count(*) FROM orders"]);
     assert_eq!(query.code, 0, "{}", query.all());
     assert!(
-        query.stderr.contains("warning: step 'orders' is a view over")
+        query
+            .stderr
+            .contains("warning: step 'orders' is a view over")
             && query.stderr.contains("changed"),
         "{}",
         query.stderr
@@ -190,7 +195,9 @@ fn replay_refuses_a_changed_or_missing_file_with_its_own_exit_code() {
         refused.stderr
     );
     assert!(
-        !session(&project, "refused").join("pipeline_data.duckdb").exists(),
+        !session(&project, "refused")
+            .join("pipeline_data.duckdb")
+            .exists(),
         "nothing ran"
     );
     let as_json = project.osiris(&[

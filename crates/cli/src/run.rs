@@ -603,7 +603,10 @@ impl From<String> for ReplayRefused {
 
 /// Refuses a replay that would reuse a step kept as a view over a file that changed, moved or
 /// was removed since the earlier run: its rows are gone (ADR 0036).
-fn refuse_changed_sources(session: &sessions::Session, copy: &[String]) -> Result<(), ReplayRefused> {
+fn refuse_changed_sources(
+    session: &sessions::Session,
+    copy: &[String],
+) -> Result<(), ReplayRefused> {
     let changed = sessions::changed_sources(session).map_err(|e| e.to_string())?;
     let reused: Vec<String> = changed
         .into_iter()

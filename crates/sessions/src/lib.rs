@@ -9,7 +9,9 @@
 #![warn(missing_docs)]
 
 mod diff;
-pub mod sources;
+
+/// Source views and the fingerprints of the files they read (ADR 0036).
+pub use execution_context::sources;
 
 pub use diff::{Comparison, Diff, StepDiff, diff};
 
@@ -530,9 +532,12 @@ pub fn table_names(session: &Session) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// A source view (its name) and the files it reads that no longer match.
+pub type ChangedSource = (String, Vec<(PathBuf, sources::FileState)>);
+
 /// The source views of a session whose files no longer match what the run read (changed,
 /// moved or removed), with the files that differ. Empty when all match (or there are none).
-pub fn changed_sources(session: &Session) -> Result<Vec<(String, Vec<(PathBuf, sources::FileState)>)>> {
+pub fn changed_sources(session: &Session) -> Result<Vec<ChangedSource>> {
     if !session.database_path().exists() {
         return Ok(Vec::new());
     }

@@ -741,9 +741,10 @@ mod tests {
         }
         config
     }
-    
+
     async fn extract(run: &TestRun, config: Value) -> Result<StepOutput> {
-        run.run(&CsvExtractor, STEP, table_unless_said(config), &[]).await
+        run.run(&CsvExtractor, STEP, table_unless_said(config), &[])
+            .await
     }
 
     /// Every row of the step table, each value as text (NULL as `None`).
@@ -1663,13 +1664,20 @@ mod tests {
         .enumerate()
         {
             let mut config = json!({"path": path});
-            config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            config
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
             let mut as_table = config.clone();
             as_table["materialize"] = "table".into();
             let table = extract_as(&run, &format!("t{i}"), as_table).await.unwrap();
             let view = extract_as(&run, &format!("v{i}"), config).await.unwrap();
             assert_eq!(object_type(&run, &format!("t{i}")), "BASE TABLE");
-            assert_eq!(object_type(&run, &format!("v{i}")), "VIEW", "view is the default");
+            assert_eq!(
+                object_type(&run, &format!("v{i}")),
+                "VIEW",
+                "view is the default"
+            );
             assert_eq!(view.rows, 0, "a view reads no row while the step runs");
             assert!(table.rows > 0);
             assert_eq!(
@@ -1687,7 +1695,11 @@ mod tests {
         // table cannot be made, a view can, and reading `a` through it never converts `n`.
         let mut content = String::from("a,n,s\n");
         for i in 0..40_000 {
-            let n = if i == 30_000 { "oops".to_owned() } else { i.to_string() };
+            let n = if i == 30_000 {
+                "oops".to_owned()
+            } else {
+                i.to_string()
+            };
             content.push_str(&format!("{i},{n},\"x\ny\"\n"));
         }
         let path = file(dir.path(), "wide.csv", &content);
@@ -1695,7 +1707,9 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("oops"), "{err}");
-        extract_as(&run, "v", json!({"path": "wide.csv"})).await.unwrap();
+        extract_as(&run, "v", json!({"path": "wide.csv"}))
+            .await
+            .unwrap();
         assert_eq!(
             run.query_strings("SELECT CAST(sum(a) AS VARCHAR) FROM v"),
             [Some("799980000".to_owned())]
@@ -1706,27 +1720,41 @@ mod tests {
             .unwrap();
         assert!(plan.contains("READ_CSV"), "{plan}");
         assert!(plan.contains("Projections: a"), "only `a` is read: {plan}");
-        assert!(conn.execute_batch("SELECT sum(n) FROM v").is_err(), "`n` is read when asked for");
+        assert!(
+            conn.execute_batch("SELECT sum(n) FROM v").is_err(),
+            "`n` is read when asked for"
+        );
         // The view reads the file by its absolute path and carries the file's fingerprint.
-        let views = sessions::sources::source_views(&conn, None).unwrap();
+        let views = execution_context::sources::source_views(&conn, None).unwrap();
         assert_eq!(views.len(), 1);
         let record = &views[0].record;
         assert_eq!(record.format, "csv");
         assert_eq!(record.files.len(), 1);
         assert_eq!(record.files[0].path, path);
         assert_eq!(record.files[0].size, content.len() as u64);
-        assert!(views[0].definition.contains(&*path.to_string_lossy()), "{}", views[0].definition);
-        assert_eq!(record.files[0].check(), sessions::sources::FileState::Unchanged);
+        assert!(
+            views[0].definition.contains(&*path.to_string_lossy()),
+            "{}",
+            views[0].definition
+        );
+        assert_eq!(
+            record.files[0].check(),
+            execution_context::sources::FileState::Unchanged
+        );
     }
 
     #[tokio::test]
     async fn a_view_replaces_a_table_and_a_table_a_view_of_the_same_step() {
         let (dir, run) = setup();
         let path = file(dir.path(), "a.csv", "x\n1\n2\n");
-        extract_as(&run, STEP, json!({"path": path, "materialize": "table"})).await.unwrap();
+        extract_as(&run, STEP, json!({"path": path, "materialize": "table"}))
+            .await
+            .unwrap();
         extract_as(&run, STEP, json!({"path": path})).await.unwrap();
         assert_eq!(object_type(&run, STEP), "VIEW");
-        extract_as(&run, STEP, json!({"path": path, "materialize": "table"})).await.unwrap();
+        extract_as(&run, STEP, json!({"path": path, "materialize": "table"}))
+            .await
+            .unwrap();
         assert_eq!(object_type(&run, STEP), "BASE TABLE");
         assert_eq!(rows(&run).len(), 2);
     }
@@ -1761,7 +1789,9 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("no column \"z\""), "{err}");
-        let err = extract_as(&run, "v", json!({"path": "nope.csv"})).await.unwrap_err();
+        let err = extract_as(&run, "v", json!({"path": "nope.csv"}))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("does not exist"), "{err}");
         assert!(!run.table_exists("v"), "a failed step leaves no view");
     }

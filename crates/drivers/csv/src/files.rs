@@ -99,7 +99,10 @@ impl Inputs {
                 .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
                 .map_err(|e| read_error(shown, e))?;
             if matched.is_empty() {
-                return Err(DriverError::config("path", format!("no file matches {shown}")));
+                return Err(DriverError::config(
+                    "path",
+                    format!("no file matches {shown}"),
+                ));
             }
             files.extend(matched.into_iter().map(PathBuf::from));
         }
@@ -190,16 +193,19 @@ pub(crate) fn fell_back_to_table(ctx: &StepContext, reason: &str) {
 
 /// Fingerprints each file a view will read (size, mtime, content hash): the record the view
 /// carries, which kept sessions and replays check the disk against.
-pub(crate) fn fingerprint(format: &str, paths: &[PathBuf]) -> Result<sessions::sources::SourceRecord> {
+pub(crate) fn fingerprint(
+    format: &str,
+    paths: &[PathBuf],
+) -> Result<execution_context::sources::SourceRecord> {
     let files = paths
         .iter()
         .map(|path| {
-            sessions::sources::FileFingerprint::of(path).map_err(|e| {
+            execution_context::sources::FileFingerprint::of(path).map_err(|e| {
                 DriverError::io(format!("cannot read input file {}", path.display()), e)
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(sessions::sources::SourceRecord {
+    Ok(execution_context::sources::SourceRecord {
         format: format.to_owned(),
         files,
     })
@@ -231,7 +237,7 @@ pub(crate) fn replace_view_as(
     conn: &duckdb::Connection,
     table: &TableName,
     query: &str,
-    record: &sessions::sources::SourceRecord,
+    record: &execution_context::sources::SourceRecord,
 ) -> Result<()> {
     let context = format!("cannot create view {table}");
     let fail = |e| DriverError::duckdb(context.clone(), e);
@@ -809,9 +815,7 @@ where
             ("rows", rows.into()),
             (
                 "materialize",
-                Value::String(
-                    if rows.is_some() { "table" } else { "view" }.into(),
-                ),
+                Value::String(if rows.is_some() { "table" } else { "view" }.into()),
             ),
             ("duration_ms", elapsed_ms(started).into()),
         ]),

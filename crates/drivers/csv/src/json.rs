@@ -11,7 +11,7 @@ use driver_api::{Driver, Result, StepContext, StepInputs, StepOutput, quote_lite
 use serde::Deserialize;
 
 use crate::FilesystemConnection;
-use crate::files::{Materialize, InputPaths, Projection, WriteTarget, extract, write, yes};
+use crate::files::{InputPaths, Materialize, Projection, WriteTarget, extract, write, yes};
 use crate::options::Codec;
 
 /// The `filesystem.json_extractor` driver.

@@ -23,7 +23,8 @@ fn table_unless_said(mut config: Value) -> Value {
 }
 
 async fn extract(run: &TestRun, config: Value) -> Result<StepOutput> {
-    run.run(&JsonExtractor, "t", table_unless_said(config), &[]).await
+    run.run(&JsonExtractor, "t", table_unless_said(config), &[])
+        .await
 }
 
 fn schema(run: &TestRun) -> Vec<String> {

@@ -30,7 +30,8 @@ fn table_unless_said(mut config: Value) -> Value {
 }
 
 async fn extract(run: &TestRun, config: Value) -> Result<StepOutput> {
-    run.run(&ParquetExtractor, "t", table_unless_said(config), &[]).await
+    run.run(&ParquetExtractor, "t", table_unless_said(config), &[])
+        .await
 }
 
 /// `column: TYPE` for every column of `table`.

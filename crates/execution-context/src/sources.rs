@@ -1,8 +1,9 @@
 //! Source views: a step whose object in the run database is a VIEW over files (a file
 //! extractor with `materialize: view`, ADR 0036) rather than a table. What the view read is not
 //! in the database, so the view carries a record of it: each file's absolute path, size,
-//! modification time and a content hash (XXH3-64), as JSON in the view's comment. A kept
-//! session, `sessions show`/`query` and `--from-step` replay compare the files on disk with it.
+//! modification time and a content hash (XXH3-64), as JSON in the view's comment. The file
+//! drivers write it; kept sessions (`sessions show`/`query`) and `--from-step` replay compare
+//! the files on disk with it.
 //!
 //! The record lives in the database (not in a file beside it) so that it travels with the
 //! database wherever it goes and cannot disagree with the view it describes.
@@ -63,11 +64,7 @@ impl FileFingerprint {
             Err(e) => return FileState::Unreadable(e.to_string()),
         };
         if metadata.len() != self.size {
-            return FileState::Changed(format!(
-                "size {} bytes, was {}",
-                metadata.len(),
-                self.size
-            ));
+            return FileState::Changed(format!("size {} bytes, was {}", metadata.len(), self.size));
         }
         match Self::of(&self.path) {
             Ok(now) if now.xxh3 != self.xxh3 => {
@@ -258,6 +255,10 @@ mod tests {
         assert_eq!(views.len(), 1);
         assert_eq!(views[0].name, "v");
         assert_eq!(views[0].record, record);
-        assert!(views[0].definition.contains("read_csv"), "{}", views[0].definition);
+        assert!(
+            views[0].definition.contains("read_csv"),
+            "{}",
+            views[0].definition
+        );
     }
 }
