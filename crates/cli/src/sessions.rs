@@ -130,10 +130,15 @@ pub fn execute(args: SessionsArgs, json: bool) -> anyhow::Result<Outcome> {
             Err(e) => input(e),
         },
         SessionsCommand::Diff { a, b, step, rows } => match (find(&a), find(&b)) {
-            (Ok(a), Ok(b)) => match sessions::diff(&a, &b, step.as_deref(), rows) {
-                Ok(diff) => print_diff(&a, &b, &diff, json),
-                Err(e) => input(e),
-            },
+            (Ok(a), Ok(b)) => {
+                // A view over a changed file compares the file as it is now.
+                warn_changed_sources(&a);
+                warn_changed_sources(&b);
+                match sessions::diff(&a, &b, step.as_deref(), rows) {
+                    Ok(diff) => print_diff(&a, &b, &diff, json),
+                    Err(e) => input(e),
+                }
+            }
             (Err(e), _) | (_, Err(e)) => input(e),
         },
         SessionsCommand::Rm { id } => {
