@@ -10,6 +10,15 @@
 #   bash bench/run.sh mysql --help    # every option of bench-mysql
 #   bash bench/run.sh postgres        # PostgreSQL extract/write against psql's \copy
 #
+# The movements of issue 16, each side by side with its physical limit and its peers in one run
+# (ratio, peak RSS, same rows checked; 1,000,000 rows and 3 runs unless --rows/--runs say else;
+# peers from the venv of bench/peers/setup.sh, created on first use, 1 run each):
+#   bash bench/run.sh csv-table        # CSV -> DuckDB table: vs CREATE TABLE AS read_csv; dlt
+#   bash bench/run.sh csv-groupby-csv  # CSV -> GROUP BY -> CSV: vs DuckDB alone; Sling, pandas
+#   bash bench/run.sh mariadb-duckdb   # MariaDB -> DuckDB: vs `mariadb --quick` (bench-mysql)
+#   bash bench/run.sh csv-mariadb      # -> MariaDB table: vs LOAD DATA LOCAL INFILE (bench-mysql,
+#                                      # which runs both MariaDB movements in one go)
+#
 # Builds the release binaries first (prebuilt libduckdb.so, see scripts/dev-env.sh). The input
 # CSV is generated once and cached in bench/out/ (git-ignored), with the outputs and the pipeline.
 set -euo pipefail
@@ -21,6 +30,26 @@ cd "$root"
 
 cargo build --release --no-default-features -p osiris-cli -p osiris-bench
 
+# Issue 16's defaults (1M rows, 3 runs) unless given.
+defaults=()
+[[ " $* " == *" --rows "* ]] || defaults+=(--rows 1000000)
+[[ " $* " == *" --runs "* ]] || defaults+=(--runs 3)
+case "${1:-}" in
+    csv-table | csv-groupby-csv)
+        movement="$1"
+        shift
+        venv="$(bash "$root/bench/peers/setup.sh" | tail -1)"
+        if [ "$movement" = csv-table ]; then peers=dlt; else peers=sling,pandas; fi
+        exec "$CARGO_TARGET_DIR/release/bench-csv" --osiris "$CARGO_TARGET_DIR/release/osiris" \
+            --movement "$movement" --peers "$peers" --peers-venv "$venv" "${defaults[@]}" "$@"
+        ;;
+    mariadb-duckdb | csv-mariadb)
+        shift
+        [[ " $* " == *" --write-rows "* ]] || defaults+=(--write-rows 1000000)
+        exec "$CARGO_TARGET_DIR/release/bench-mysql" --osiris "$CARGO_TARGET_DIR/release/osiris" \
+            "${defaults[@]}" "$@"
+        ;;
+esac
 if [ "${1:-}" = postgres ]; then
     shift
     exec "$CARGO_TARGET_DIR/release/bench-postgres" --osiris "$CARGO_TARGET_DIR/release/osiris" "$@"

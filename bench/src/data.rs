@@ -63,6 +63,68 @@ pub fn ensure_input(dir: &Path, rows: u64, regenerate: bool) -> Result<PathBuf> 
     Ok(path)
 }
 
+/// Bumped whenever [`MIXED14_SQL`] changes.
+const MIXED14_VERSION: u32 = 1;
+
+/// The mixed 14-column workload of issue 16 (the same columns as the MariaDB/PostgreSQL
+/// benchmarks' `mixed` table): integers with and without NULLs, a DECIMAL, floats, short and
+/// long strings, timestamps with and without NULLs, a date, a boolean, a UUID, and a note that
+/// needs quoting: commas, doubled quotes and quoted line breaks (one row in five).
+const MIXED14_SQL: &str = "
+SELECT
+    g AS id,
+    g % 1000 AS qty,
+    CAST(CASE WHEN g % 7 = 0 THEN NULL ELSE g % 30000 END AS SMALLINT) AS small,
+    CAST((g % 10000000) / 100.0 AS DECIMAL(12, 2)) AS amount,
+    g * 1.000001 AS price,
+    CAST((g % 1000) / 7.0 AS REAL) AS ratio,
+    'customer-' || (g % 50000) || '-' || left(md5(CAST(g % 997 AS VARCHAR)), 12) AS name,
+    ['open', 'paid', 'cancelled'][1 + g % 3] AS status,
+    TIMESTAMP '2020-01-01 00:00:00' + to_seconds(g) + to_microseconds(g % 999983) AS created,
+    CASE WHEN g % 5 = 0 THEN NULL ELSE TIMESTAMP '2021-01-01' + to_minutes(g) END AS updated,
+    DATE '2020-01-01' + CAST(g % 3000 AS INTEGER) AS day,
+    g % 2 = 0 AS flag,
+    CAST(md5(CAST(g AS VARCHAR)) AS UUID) AS ref,
+    CASE g % 5
+        WHEN 0 THEN NULL
+        WHEN 1 THEN 'note ' || g
+        WHEN 2 THEN 'first line' || chr(10) || 'second line ' || g
+        WHEN 3 THEN 'say \"hi\", ' || g
+        ELSE 'both, \"quoted\"' || chr(10) || 'and broken ' || g
+    END AS note
+FROM range(1, ? + 1) t(g)
+";
+
+/// Returns the CSV of the 14-column workload for `rows` rows (issue 16's movements),
+/// generating it when not cached.
+pub fn ensure_mixed14(dir: &Path, rows: u64, regenerate: bool) -> Result<PathBuf> {
+    let path = dir.join(format!("mixed14_v{MIXED14_VERSION}_{rows}.csv"));
+    if path.is_file() && !regenerate {
+        println!("input: {} (cached)", path.display());
+        return Ok(path);
+    }
+    let partial = dir.join(format!("mixed14_v{MIXED14_VERSION}_{rows}.csv.partial"));
+    let start = Instant::now();
+    let conn = duckdb::Connection::open_in_memory().context("cannot open DuckDB in memory")?;
+    let sql = MIXED14_SQL.replace('?', &rows.to_string());
+    let partial_str = partial
+        .to_str()
+        .context("the output directory is not UTF-8")?;
+    conn.execute_batch(&format!(
+        "COPY ({sql}) TO {} (FORMAT csv, HEADER)",
+        sql_string(partial_str)
+    ))
+    .context("generating the 14-column input CSV failed")?;
+    std::fs::rename(&partial, &path)
+        .with_context(|| format!("cannot rename {} to {}", partial.display(), path.display()))?;
+    println!(
+        "input: {} (generated in {:.1} s)",
+        path.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(path)
+}
+
 /// Reads a file once so that both sides start from a warm page cache.
 pub fn warm_page_cache(path: &Path) -> Result<u64> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;

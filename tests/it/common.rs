@@ -160,6 +160,23 @@ pub fn example_project() -> Project {
     project
 }
 
+/// [`example_project`] with the extractor's step kept as a table (`materialize: table`): for
+/// tests of the rows a step reports, or of replays after the input changed (a view's step reads
+/// no row and depends on its file, ADR 0036).
+pub fn example_project_with_tables() -> Project {
+    let project = example_project();
+    let pipeline = String::from_utf8(project.read("pipeline.yaml")).unwrap();
+    assert!(pipeline.contains("      path: data/orders.csv\n"));
+    project.write(
+        "pipeline.yaml",
+        pipeline.replace(
+            "      path: data/orders.csv\n",
+            "      path: data/orders.csv\n      materialize: table\n",
+        ),
+    );
+    project
+}
+
 /// Opens a session's run database read-only.
 pub fn open_db(session: &Path) -> duckdb::Connection {
     let config = duckdb::Config::default()

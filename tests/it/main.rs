@@ -13,6 +13,7 @@ mod graphql;
 mod hostile;
 mod hostile_sql;
 mod layering;
+mod lazy_sources;
 mod mysql;
 mod orchestration;
 mod osiris_compat;

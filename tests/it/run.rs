@@ -1,6 +1,6 @@
 //! Successful runs: output files, step tables, session layout, events, metrics and status.
 
-use crate::common::{example_project, jsonl, rows, tables};
+use crate::common::{example_project, example_project_with_tables, jsonl, rows, tables};
 
 #[test]
 fn example_pipeline_writes_the_expected_csv_byte_for_byte() {
@@ -59,7 +59,7 @@ fn every_step_leaves_its_table_in_the_kept_run_database() {
 
 #[test]
 fn run_prints_one_line_per_step_and_the_session() {
-    let project = example_project();
+    let project = example_project_with_tables();
     let ran = project.osiris(&["run", "pipeline.yaml"]);
     assert_eq!(ran.code, 0, "{}", ran.all());
     let lines: Vec<&str> = ran.stdout.lines().collect();
@@ -107,7 +107,7 @@ fn run_prints_one_line_per_step_and_the_session() {
 
 #[test]
 fn session_directory_has_manifest_events_metrics_status_and_artifacts() {
-    let project = example_project();
+    let project = example_project_with_tables();
     assert_eq!(project.osiris(&["run", "pipeline.yaml"]).code, 0);
     let session = project.session();
     for file in [
@@ -218,7 +218,7 @@ fn session_directory_has_manifest_events_metrics_status_and_artifacts() {
 
 #[test]
 fn json_summary_is_machine_readable() {
-    let project = example_project();
+    let project = example_project_with_tables();
     let ran = project.osiris(&["run", "pipeline.yaml", "--json"]);
     assert_eq!(ran.code, 0, "{}", ran.all());
     let summary: serde_json::Value =

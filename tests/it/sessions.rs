@@ -4,7 +4,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{Project, example_project, rows, start_long, tables};
+use crate::common::{
+    Project, example_project, example_project_with_tables, rows, start_long, tables,
+};
 
 fn json(ran: &crate::common::Ran) -> serde_json::Value {
     serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {}", ran.all()))
@@ -154,7 +156,7 @@ fn query_is_read_only_and_speaks_table_csv_and_json() {
 
 #[test]
 fn replay_reruns_a_step_and_its_downstream_with_copied_upstream_tables() {
-    let project = example_project();
+    let project = example_project_with_tables();
     assert_eq!(
         project
             .osiris(&["run", "pipeline.yaml", "--session-id", "before"])

@@ -35,6 +35,8 @@ pub enum Kind {
     Failed,
     /// A bug in osiris (exit 70): never to be mistaken for wrong input.
     Internal,
+    /// A replay refused because a file an earlier session's view reads changed (exit 3).
+    SourceChanged,
 }
 
 impl Kind {
@@ -43,6 +45,7 @@ impl Kind {
             Self::Input => "input",
             Self::Failed => "failed",
             Self::Internal => "internal",
+            Self::SourceChanged => "source_changed",
         }
     }
 
@@ -51,6 +54,7 @@ impl Kind {
             Self::Input => exit::INPUT,
             Self::Failed => exit::RUN_FAILED,
             Self::Internal => exit::INTERNAL,
+            Self::SourceChanged => exit::SOURCE_CHANGED,
         }
     }
 }
@@ -90,6 +94,11 @@ impl Outcome {
     /// The world failed with this error class (exit 1).
     pub fn failed(class: ErrorClass, message: impl Into<String>) -> Self {
         Self::error(Kind::Failed, class, message.into())
+    }
+
+    /// A replay refused: a file an earlier session's view reads changed (exit 3).
+    pub fn source_changed(message: impl Into<String>) -> Self {
+        Self::error(Kind::SourceChanged, ErrorClass::Data, message.into())
     }
 
     /// A bug (exit 70).
@@ -184,7 +193,7 @@ impl Failure {
             (Kind::Input, Some(file)) if !self.problems.0.is_empty() => {
                 format!("{file}: {}", self.message)
             }
-            (Kind::Input, _) => format!("error: {}", self.message),
+            (Kind::Input | Kind::SourceChanged, _) => format!("error: {}", self.message),
             (Kind::Failed, _) => format!("error ({}): {}", self.class.as_str(), self.message),
             (Kind::Internal, _) => format!(
                 "internal error (a bug in osiris, please report it): {}",

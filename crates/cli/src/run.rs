@@ -190,7 +190,10 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<Outcome> {
         (Some(selection), Some(id)) => {
             match replay_of(&sessions_root, id, selection, &loaded.prepared.plan) {
                 Ok(replay) => Some(replay),
-                Err(message) => return input(&message),
+                Err(ReplayRefused::Input(message)) => return input(&message),
+                Err(ReplayRefused::SourceChanged(message)) => {
+                    return Ok(Outcome::source_changed(message));
+                }
             }
         }
         (None, Some(_)) => return input("--session goes with --from-step or --only"),
@@ -571,12 +574,13 @@ fn replay_of(
     id: &str,
     selection: Selection,
     plan: &pipeline::Plan,
-) -> Result<adapter_local::Replay, String> {
+) -> Result<adapter_local::Replay, ReplayRefused> {
     let session = sessions::find(root, id).map_err(|e| e.to_string())?;
     if session.state == sessions::State::Running {
-        return Err(format!("session `{}` is still running", session.id));
+        return Err(format!("session `{}` is still running", session.id).into());
     }
     let (run, copy) = adapter_local::Replay::select(plan, &selection)?;
+    refuse_changed_sources(&session, &copy)?;
     let tables = sessions::tables(&session).map_err(|e| e.to_string())?;
     let missing: Vec<&str> = copy
         .iter()
@@ -592,7 +596,8 @@ fn replay_of(
                 .map(|m| format!("'{m}'"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
+        )
+        .into());
     }
     Ok(adapter_local::Replay {
         database: session.database_path(),
@@ -602,6 +607,46 @@ fn replay_of(
         copy,
     })
 }
+/// Why a replay does not start.
+enum ReplayRefused {
+    /// Wrong input (exit 2).
+    Input(String),
+    /// A file a reused step's view reads changed since the earlier run (exit 3).
+    SourceChanged(String),
+}
+
+impl From<String> for ReplayRefused {
+    fn from(message: String) -> Self {
+        Self::Input(message)
+    }
+}
+
+/// Refuses a replay that would reuse a step kept as a view over a file that changed, moved or
+/// was removed since the earlier run: its rows are gone (ADR 0036).
+fn refuse_changed_sources(
+    session: &sessions::Session,
+    copy: &[String],
+) -> Result<(), ReplayRefused> {
+    let changed = sessions::changed_sources(session).map_err(|e| e.to_string())?;
+    let reused: Vec<String> = changed
+        .into_iter()
+        .filter(|(view, _)| copy.contains(view))
+        .flat_map(|(view, files)| {
+            files.into_iter().map(move |(path, state)| {
+                format!("step '{view}' reads {}, which is {state}", path.display())
+            })
+        })
+        .collect();
+    if reused.is_empty() {
+        return Ok(());
+    }
+    Err(ReplayRefused::SourceChanged(format!(
+        "cannot replay from session `{}`: {} since that run; the step was kept as a view over the file (materialize: view), so its rows are not in the session. Restore the file, or replay from that step so that it reads the file again",
+        session.id,
+        reused.join("; ")
+    )))
+}
+
 /// Per-step progress: on a terminal a spinner for every running step (several with `--jobs`),
 /// and one line per finished step, in the order steps finish.
 struct Progress {

@@ -130,10 +130,15 @@ pub fn execute(args: SessionsArgs, json: bool) -> anyhow::Result<Outcome> {
             Err(e) => input(e),
         },
         SessionsCommand::Diff { a, b, step, rows } => match (find(&a), find(&b)) {
-            (Ok(a), Ok(b)) => match sessions::diff(&a, &b, step.as_deref(), rows) {
-                Ok(diff) => print_diff(&a, &b, &diff, json),
-                Err(e) => input(e),
-            },
+            (Ok(a), Ok(b)) => {
+                // A view over a changed file compares the file as it is now.
+                warn_changed_sources(&a);
+                warn_changed_sources(&b);
+                match sessions::diff(&a, &b, step.as_deref(), rows) {
+                    Ok(diff) => print_diff(&a, &b, &diff, json),
+                    Err(e) => input(e),
+                }
+            }
             (Err(e), _) | (_, Err(e)) => input(e),
         },
         SessionsCommand::Rm { id } => {
@@ -249,9 +254,33 @@ fn size(bytes: u64) -> String {
 }
 
 fn table_names(session: &Session) -> Vec<String> {
-    sessions::tables(session)
-        .map(|t| t.into_iter().map(|t| t.name).collect())
-        .unwrap_or_default()
+    sessions::table_names(session).unwrap_or_default()
+}
+
+/// Prints (stderr) a warning for each source view of `session` whose file changed since the
+/// run: queries through it read the file as it is now (ADR 0036).
+fn warn_changed_sources(session: &Session) {
+    for (view, files) in sessions::changed_sources(session).unwrap_or_default() {
+        for (path, state) in files {
+            eprintln!(
+                "warning: step '{view}' is a view over {}, which is {state} since the run; queries through it read the file as it is now",
+                path.display()
+            );
+        }
+    }
+}
+
+/// The JSON of a step kept as a view over files: its definition and each file's state.
+fn source_json(source: &sessions::ViewSource) -> serde_json::Value {
+    json!({
+        "definition": source.definition,
+        "files": source.files.iter().map(|(path, state)| json!({
+            "path": path.display().to_string(),
+            "state": state.word(),
+            "detail": state.to_string(),
+        })).collect::<Vec<_>>(),
+        "matches": source.matches(),
+    })
 }
 
 fn list(listed: &[Session], json: bool) -> anyhow::Result<Outcome> {
@@ -350,6 +379,8 @@ fn show(session: &Session, json: bool) -> anyhow::Result<Outcome> {
                     "component": component,
                     "table": table.map(|t| t.name.clone()),
                     "rows": table.map(|t| t.rows),
+                    "materialize": table.map(|t| if t.source.is_some() { "view" } else { "table" }),
+                    "source": table.and_then(|t| t.source.as_ref()).map(source_json),
                     "columns": table.map(|t| t.columns.iter().map(|(n, ty)| json!({"name": n, "type": ty})).collect::<Vec<_>>()),
                 })
             })
@@ -379,7 +410,21 @@ fn show(session: &Session, json: bool) -> anyhow::Result<Outcome> {
     for (id, component) in &steps {
         match tables.iter().find(|t| &t.name == id) {
             Some(t) => {
-                println!("\n  {id} ({component}): {} rows", thousands(t.rows));
+                match &t.source {
+                    None => println!("\n  {id} ({component}): {} rows", thousands(t.rows)),
+                    Some(source) if source.matches() => println!(
+                        "\n  {id} ({component}): {} rows (a view over its file, which is unchanged)",
+                        thousands(t.rows)
+                    ),
+                    Some(_) => println!(
+                        "\n  {id} ({component}): a view over a file that changed since the run; its rows are not in the session"
+                    ),
+                }
+                if let Some(source) = &t.source {
+                    for (path, state) in &source.files {
+                        println!("    file {}: {state}", path.display());
+                    }
+                }
                 for (name, ty) in &t.columns {
                     println!("    {name}  {ty}");
                 }
@@ -509,6 +554,7 @@ fn query_batches(session: &Session, sql: &str) -> anyhow::Result<Result<Vec<Reco
 }
 
 fn query(session: &Session, sql: &str, format: Format) -> anyhow::Result<Outcome> {
+    warn_changed_sources(session);
     let batches = match query_batches(session, sql)? {
         Ok(b) => b,
         Err(message) => return Ok(Outcome::input(message)),

@@ -107,6 +107,9 @@ pub mod exit {
     /// The input (pipeline, config, flags) or the environment (sessions dir, session id) is
     /// wrong, whoever reports it: nothing ran.
     pub const INPUT: i32 = 2;
+    /// A `--from-step`/`--only` replay refused because a file that a step of the earlier
+    /// session is a view over changed, moved or was removed since that run (ADR 0036).
+    pub const SOURCE_CHANGED: i32 = 3;
     /// A bug in osiris, never the user's input nor the world (sysexits' `EX_SOFTWARE`).
     pub const INTERNAL: i32 = 70;
     /// A run cancelled by SIGINT (Ctrl-C): 128 + 2, as shells report it.

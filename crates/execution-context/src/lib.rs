@@ -11,6 +11,7 @@ mod access;
 mod redact;
 mod secret;
 mod sink;
+pub mod sources;
 mod sql;
 
 use std::path::{Path, PathBuf};

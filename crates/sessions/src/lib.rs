@@ -10,6 +10,9 @@
 
 mod diff;
 
+/// Source views and the fingerprints of the files they read (ADR 0036).
+pub use execution_context::sources;
+
 pub use diff::{Comparison, Diff, StepDiff, diff};
 
 use std::path::{Path, PathBuf};
@@ -383,8 +386,8 @@ pub fn find(root: &Path, id: &str) -> Result<Session> {
     })
 }
 
-/// Opens a session's database read-only and without access to anything but that file (a
-/// running session's file is locked by its process).
+/// Opens a session's database read-only and without access to anything but that file and the
+/// files its source views read (ADR 0036; a running session's file is locked by its process).
 pub fn open_read_only(session: &Session) -> Result<duckdb::Connection> {
     if session.state == State::Running {
         return Err(Error::Running(session.id.clone()));
@@ -393,28 +396,61 @@ pub fn open_read_only(session: &Session) -> Result<duckdb::Connection> {
         id: session.id.clone(),
         source,
     };
-    // External access off: a query on a kept run reads its tables, not the machine's files
-    // (`read_text('/etc/passwd')`, `COPY ... TO`, `ATTACH` all fail).
     let config = execution_context::base_config()
         .and_then(|c| c.access_mode(duckdb::AccessMode::ReadOnly))
-        .and_then(|c| c.enable_external_access(false))
         .map_err(fail)?;
-    duckdb::Connection::open_with_flags(session.database_path(), config).map_err(fail)
+    let conn =
+        duckdb::Connection::open_with_flags(session.database_path(), config).map_err(fail)?;
+    // External access off: a query on a kept run reads its tables and the files its views
+    // were made over, not the machine's files (`read_text('/etc/passwd')`, `COPY ... TO`,
+    // `ATTACH` all fail). Reading the catalog first runs no view.
+    let files: Vec<String> = sources::source_views(&conn, None)
+        .map_err(fail)?
+        .iter()
+        .flat_map(|v| v.record.files.iter())
+        .map(|f| execution_context::quote_literal(&f.path.display().to_string()))
+        .collect();
+    conn.execute_batch(&format!(
+        "SET allowed_paths = [{}]; SET enable_external_access = false; \
+         SET allow_community_extensions = false;",
+        files.join(", ")
+    ))
+    .map_err(fail)?;
+    Ok(conn)
 }
 
-/// A table in a session's database.
+/// A table (or source view) in a session's database.
 #[derive(Debug, Clone, Serialize)]
 pub struct Table {
     /// Table name (= step id).
     pub name: String,
-    /// Rows.
+    /// Rows (of a source view: counted through it, 0 when a file it reads no longer matches).
     pub rows: u64,
     /// `(column name, DuckDB type)`, in order.
     pub columns: Vec<(String, String)>,
+    /// For a step kept as a view over files: its definition and how each file compares with
+    /// what the run read.
+    pub source: Option<ViewSource>,
 }
 
-/// The tables of a session's database, sorted by name. A session without a database (every
-/// step failed before writing) has none.
+/// A source view's definition and the state of its files.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewSource {
+    /// `CREATE VIEW ... AS SELECT ... FROM read_csv(...)`.
+    pub definition: String,
+    /// Each file with its state now.
+    pub files: Vec<(PathBuf, sources::FileState)>,
+}
+
+impl ViewSource {
+    /// Whether every file still matches.
+    pub fn matches(&self) -> bool {
+        self.files.iter().all(|(_, state)| state.matches())
+    }
+}
+
+/// The tables (and source views) of a session's database, sorted by name. A session without a
+/// database (every step failed before writing) has none.
 pub fn tables(session: &Session) -> Result<Vec<Table>> {
     if !session.database_path().exists() {
         return Ok(Vec::new());
@@ -424,6 +460,7 @@ pub fn tables(session: &Session) -> Result<Vec<Table>> {
         id: session.id.clone(),
         source,
     };
+    let views = sources::source_views(&conn, None).map_err(db)?;
     let mut stmt = conn
         .prepare(
             "SELECT table_name, column_name, data_type FROM information_schema.columns \
@@ -445,6 +482,10 @@ pub fn tables(session: &Session) -> Result<Vec<Table>> {
         match tables.last_mut() {
             Some(t) if t.name == table => t.columns.push((column, ty)),
             _ => tables.push(Table {
+                source: views.iter().find(|v| v.name == table).map(|v| ViewSource {
+                    definition: v.definition.clone(),
+                    files: v.record.check(),
+                }),
                 name: table,
                 rows: 0,
                 columns: vec![(column, ty)],
@@ -452,6 +493,9 @@ pub fn tables(session: &Session) -> Result<Vec<Table>> {
         }
     }
     for table in &mut tables {
+        if table.source.as_ref().is_some_and(|s| !s.matches()) {
+            continue;
+        }
         let sql = format!(
             "SELECT count(*) FROM {}",
             execution_context::quote_identifier(&table.name)
@@ -461,6 +505,59 @@ pub fn tables(session: &Session) -> Result<Vec<Table>> {
             .map_err(db)? as u64;
     }
     Ok(tables)
+}
+
+/// The names of the tables and views of a session's database, sorted, from the catalog only
+/// (no row is counted, no file a view reads is touched).
+pub fn table_names(session: &Session) -> Result<Vec<String>> {
+    if !session.database_path().exists() {
+        return Ok(Vec::new());
+    }
+    let conn = open_read_only(session)?;
+    let db = |source| Error::Database {
+        id: session.id.clone(),
+        source,
+    };
+    let mut stmt = conn
+        .prepare(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' \
+             ORDER BY table_name",
+        )
+        .map_err(db)?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(db)?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(db)?;
+    Ok(names)
+}
+
+/// A source view (its name) and the files it reads that no longer match.
+pub type ChangedSource = (String, Vec<(PathBuf, sources::FileState)>);
+
+/// The source views of a session whose files no longer match what the run read (changed,
+/// moved or removed), with the files that differ. Empty when all match (or there are none).
+pub fn changed_sources(session: &Session) -> Result<Vec<ChangedSource>> {
+    if !session.database_path().exists() {
+        return Ok(Vec::new());
+    }
+    let conn = open_read_only(session)?;
+    let views = sources::source_views(&conn, None).map_err(|source| Error::Database {
+        id: session.id.clone(),
+        source,
+    })?;
+    Ok(views
+        .into_iter()
+        .filter_map(|v| {
+            let differ: Vec<_> = v
+                .record
+                .check()
+                .into_iter()
+                .filter(|(_, state)| !state.matches())
+                .collect();
+            (!differ.is_empty()).then_some((v.name, differ))
+        })
+        .collect())
 }
 
 /// Removes a session directory; refuses a running one.

@@ -26,7 +26,10 @@ use tokio_util::sync::CancellationToken;
 use crate::FilesystemConnection;
 use crate::diagnose::{Dialect, Scan, Start, explain, is_csv_error, probe, scan, too_short};
 use crate::encoding::{InvalidUtf16, decode_utf16_file};
-use crate::files::{check_columns, input_file_size, reported_extract};
+use crate::files::{
+    Materialize, check_columns, drop_view, fell_back_to_table, fingerprint, input_file_size,
+    replace_view_as, reported_extract,
+};
 use crate::options::{Codec, CsvChar, Encoding, reject_glob_characters};
 
 /// The `filesystem.csv_extractor` driver.
@@ -96,6 +99,12 @@ pub struct Config {
     /// whole file in parallel chunks of its own.
     #[serde(default)]
     pub chunk_size: Option<u64>,
+    /// `view` (default): the step is a view over the file; nothing is read until a later step
+    /// reads it, and then only the columns and rows it needs (ADR 0036). `table`: every row is
+    /// read, checked and kept in the step's table now. UTF-16, bz2, xz and zip input is always
+    /// kept as a table (DuckDB reads a decoded scratch copy that the run removes).
+    #[serde(default)]
+    pub materialize: Materialize,
 }
 
 fn comma() -> CsvChar {
@@ -266,6 +275,9 @@ impl Driver for CsvExtractor {
         _inputs: StepInputs,
     ) -> Result<StepOutput> {
         let plan = Plan::new(ctx, &connection, config)?;
+        if let Some(reason) = plan.table_instead_of_view() {
+            fell_back_to_table(ctx, reason);
+        }
         let path = plan.dialect.path.display().to_string();
         reported_extract(ctx, path, move |conn, cancel, table| {
             plan.extract(conn, table, cancel)
@@ -288,14 +300,36 @@ struct Plan {
     nullstr: Vec<String>,
     dtype: BTreeMap<String, String>,
     parse_dates: Option<ParseDates>,
+    materialize: Materialize,
 }
 
 impl Plan {
+    /// Why a step asked for a view is kept as a table (the view would read another file than
+    /// the one DuckDB can read correctly), or `None`.
+    fn table_instead_of_view(&self) -> Option<&'static str> {
+        if self.materialize != Materialize::View {
+            None
+        } else if self.utf16 {
+            Some("utf-16 input is decoded into a scratch copy that the run removes")
+        } else if !self.dialect.codec.duckdb_reads() {
+            Some("bz2, xz and zip input is decompressed into a scratch copy that the run removes")
+        } else {
+            None
+        }
+    }
+
+    /// Whether the step becomes a view.
+    fn as_view(&self) -> bool {
+        self.materialize == Materialize::View && self.table_instead_of_view().is_none()
+    }
+
     fn new(ctx: &StepContext, connection: &FilesystemConnection, config: Config) -> Result<Self> {
         if config.path.is_empty() {
             return Err(DriverError::config("path", "must not be empty"));
         }
+        // Absolute: a view keeps the path, and must read the same file after the run.
         let path = connection.resolve(ctx, &config.path);
+        let path = std::path::absolute(&path).unwrap_or(path);
         reject_glob_characters(&path).map_err(|m| DriverError::config("path", m))?;
         if config.comment == Some(config.delimiter) {
             return Err(DriverError::config(
@@ -364,18 +398,21 @@ impl Plan {
             nullstr,
             dtype,
             parse_dates: config.parse_dates,
+            materialize: config.materialize,
         })
     }
 
-    /// Creates the step table; returns its row count and the file's size in bytes.
+    /// Creates the step's table or view; returns the table's row count (`None` for a view: no
+    /// row was read) and the file's size in bytes.
     fn extract(
         &self,
         conn: &duckdb::Connection,
         table: &TableName,
         cancel: &CancellationToken,
-    ) -> Result<(u64, u64)> {
+    ) -> Result<(Option<u64>, u64)> {
         let path = &self.dialect.path;
         let size = input_file_size(path, "CSV")?;
+        drop_view(conn, table)?;
         let copy = if self.utf16 || !self.dialect.codec.duckdb_reads() {
             Some(self.plain_copy()?)
         } else {
@@ -390,7 +427,7 @@ impl Plan {
             None => self.dialect.clone(),
         };
         match probe(&reading) {
-            Start::Empty => return self.extract_empty(conn, table).map(|rows| (rows, 0)),
+            Start::Empty => return self.extract_empty(conn, table).map(|rows| (Some(rows), 0)),
             Start::TooShort { lines } => return Err(too_short(&self.dialect, lines)),
             Start::LineTooLong { line } => {
                 return Err(DriverError::data(format!(
@@ -405,6 +442,17 @@ impl Plan {
             DriverError::DuckDb { source, .. } => explain(source, &reading),
             other => other,
         };
+        if self.as_view() {
+            // Strict mode, like the table's first read: DuckDB binds the view now (the header,
+            // the sniffed types, `columns`), and reads the rows when the view is read.
+            let query = self.query(conn, &reading, true)?;
+            let record = fingerprint("csv", std::slice::from_ref(path))?;
+            if cancel.is_cancelled() {
+                return Err(DriverError::Cancelled);
+            }
+            replace_view_as(conn, table, &query, &record).map_err(explained)?;
+            return Ok((None, size));
+        }
         let rows = match self.load(conn, table, &reading, cancel, true) {
             // DuckDB's strict mode refuses a file whose records end in both LF and CRLF; when
             // our own scan finds it otherwise well-formed, it is read again without strict mode.
@@ -422,7 +470,7 @@ impl Plan {
             }
             other => other.map_err(explained)?,
         };
-        Ok((rows, size))
+        Ok((Some(rows), size))
     }
 
     /// Creates the step table with DuckDB's reader (`strict`: DuckDB's `strict_mode`); DuckDB's
@@ -435,6 +483,16 @@ impl Plan {
         cancel: &CancellationToken,
         strict: bool,
     ) -> Result<u64> {
+        let query = self.query(conn, reading, strict)?;
+        if cancel.is_cancelled() {
+            return Err(DriverError::Cancelled);
+        }
+        replace_table_as(conn, table, &query)
+    }
+
+    /// The one query reading the file into the step, the same for a table and a view (so both
+    /// give the same columns, types and values).
+    fn query(&self, conn: &duckdb::Connection, reading: &Dialect, strict: bool) -> Result<String> {
         let names = if self.needs_names() {
             Some(self.describe(conn, reading, strict)?)
         } else {
@@ -448,10 +506,7 @@ impl Plan {
         if let Some(limit) = self.limit {
             query.push_str(&format!(" LIMIT {limit}"));
         }
-        if cancel.is_cancelled() {
-            return Err(DriverError::Cancelled);
-        }
-        replace_table_as(conn, table, &query)
+        Ok(query)
     }
 
     /// Writes the input as plain text into a scratch copy (removed when dropped): decompresses
@@ -678,8 +733,18 @@ mod tests {
         path
     }
 
+    /// The existing tests check the table path (row counts, errors while reading); view tests say
+    /// `materialize: view`.
+    fn table_unless_said(mut config: Value) -> Value {
+        if let Some(object) = config.as_object_mut() {
+            object.entry("materialize").or_insert("table".into());
+        }
+        config
+    }
+
     async fn extract(run: &TestRun, config: Value) -> Result<StepOutput> {
-        run.run(&CsvExtractor, STEP, config, &[]).await
+        run.run(&CsvExtractor, STEP, table_unless_said(config), &[])
+            .await
     }
 
     /// Every row of the step table, each value as text (NULL as `None`).
@@ -1550,5 +1615,184 @@ mod tests {
     #[test]
     fn spec_and_config_agree() {
         driver_api::testing::assert_spec_matches::<CsvExtractor>();
+    }
+
+    /// Runs the extractor as step `step` with `config` as given (no default added).
+    async fn extract_as(run: &TestRun, step: &str, config: Value) -> Result<StepOutput> {
+        run.run(&CsvExtractor, step, config, &[]).await
+    }
+
+    fn object_type(run: &TestRun, name: &str) -> String {
+        run.query_strings(&format!(
+            "SELECT table_type FROM information_schema.tables WHERE table_name = {}",
+            quote_literal(name)
+        ))
+        .into_iter()
+        .next()
+        .flatten()
+        .unwrap_or_else(|| "none".into())
+    }
+
+    /// `name TYPE` of every column, then every row as JSON, sorted.
+    fn typed_rows(run: &TestRun, name: &str) -> Vec<Option<String>> {
+        let t = quote_identifier(name);
+        let mut out = run.query_strings(&format!(
+            "SELECT column_name || ' ' || column_type FROM (DESCRIBE {t})"
+        ));
+        out.extend(run.query_strings(&format!("SELECT to_json(x)::VARCHAR FROM {t} x ORDER BY 1")));
+        out
+    }
+
+    #[tokio::test]
+    async fn a_view_gives_the_same_columns_types_and_values_as_a_table() {
+        let (dir, run) = setup();
+        let path = file(
+            dir.path(),
+            "mixed.csv",
+            "id,amount,name,day,at,note,flag\n\
+             1,1.50,\"Smith, \"\"Jo\"\"\",2024-01-02,2024-01-02 03:04:05,\"two\nlines\",true\n\
+             2,-3.25,plain,2024-02-29,2024-02-29 23:59:59.5,,false\n\
+             3,,\"\",2023-12-31,2023-12-31 00:00:00,x,\n",
+        );
+        for (i, extra) in [
+            json!({}),
+            json!({"columns": ["note", "id"], "limit": 2}),
+            json!({"dtype": {"amount": "VARCHAR", "id": "int32"}, "parse_dates": false}),
+            json!({"header": false, "skip_rows": 1, "na_values": ["plain"]}),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut config = json!({"path": path});
+            config
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let mut as_table = config.clone();
+            as_table["materialize"] = "table".into();
+            let table = extract_as(&run, &format!("t{i}"), as_table).await.unwrap();
+            let view = extract_as(&run, &format!("v{i}"), config).await.unwrap();
+            assert_eq!(object_type(&run, &format!("t{i}")), "BASE TABLE");
+            assert_eq!(
+                object_type(&run, &format!("v{i}")),
+                "VIEW",
+                "view is the default"
+            );
+            assert_eq!(view.rows, 0, "a view reads no row while the step runs");
+            assert!(table.rows > 0);
+            assert_eq!(
+                typed_rows(&run, &format!("v{i}")),
+                typed_rows(&run, &format!("t{i}")),
+                "case {i}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_view_reads_only_the_columns_asked_for_and_records_the_file() {
+        let (dir, run) = setup();
+        // Column `n` looks numeric in DuckDB's type sample but one row far past it is not: a
+        // table cannot be made, a view can, and reading `a` through it never converts `n`.
+        let mut content = String::from("a,n,s\n");
+        for i in 0..40_000 {
+            let n = if i == 30_000 {
+                "oops".to_owned()
+            } else {
+                i.to_string()
+            };
+            content.push_str(&format!("{i},{n},\"x\ny\"\n"));
+        }
+        let path = file(dir.path(), "wide.csv", &content);
+        let err = extract_as(&run, "t", json!({"path": path, "materialize": "table"}))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("oops"), "{err}");
+        extract_as(&run, "v", json!({"path": "wide.csv"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            run.query_strings("SELECT CAST(sum(a) AS VARCHAR) FROM v"),
+            [Some("799980000".to_owned())]
+        );
+        let conn = run.connection();
+        let plan: String = conn
+            .query_row("EXPLAIN SELECT sum(a) FROM v", [], |r| r.get(1))
+            .unwrap();
+        assert!(plan.contains("READ_CSV"), "{plan}");
+        assert!(plan.contains("Projections: a"), "only `a` is read: {plan}");
+        assert!(
+            conn.execute_batch("SELECT sum(n) FROM v").is_err(),
+            "`n` is read when asked for"
+        );
+        // The view reads the file by its absolute path and carries the file's fingerprint.
+        let views = execution_context::sources::source_views(&conn, None).unwrap();
+        assert_eq!(views.len(), 1);
+        let record = &views[0].record;
+        assert_eq!(record.format, "csv");
+        assert_eq!(record.files.len(), 1);
+        assert_eq!(record.files[0].path, path);
+        assert_eq!(record.files[0].size, content.len() as u64);
+        assert!(
+            views[0].definition.contains(&*path.to_string_lossy()),
+            "{}",
+            views[0].definition
+        );
+        assert_eq!(
+            record.files[0].check(),
+            execution_context::sources::FileState::Unchanged
+        );
+    }
+
+    #[tokio::test]
+    async fn a_view_replaces_a_table_and_a_table_a_view_of_the_same_step() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "a.csv", "x\n1\n2\n");
+        extract_as(&run, STEP, json!({"path": path, "materialize": "table"}))
+            .await
+            .unwrap();
+        extract_as(&run, STEP, json!({"path": path})).await.unwrap();
+        assert_eq!(object_type(&run, STEP), "VIEW");
+        extract_as(&run, STEP, json!({"path": path, "materialize": "table"}))
+            .await
+            .unwrap();
+        assert_eq!(object_type(&run, STEP), "BASE TABLE");
+        assert_eq!(rows(&run).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn utf16_and_bz2_input_asked_as_a_view_is_kept_as_a_table_and_says_so() {
+        let (dir, run) = setup();
+        let mut utf16 = vec![0xFF, 0xFE];
+        for unit in "x\n1\n".encode_utf16() {
+            utf16.extend(unit.to_le_bytes());
+        }
+        let path = file(dir.path(), "u.csv", utf16);
+        let out = extract_as(&run, "u", json!({"path": path, "encoding": "utf-16"}))
+            .await
+            .unwrap();
+        assert_eq!(out.rows, 1);
+        assert_eq!(object_type(&run, "u"), "BASE TABLE");
+        let events = std::fs::read_to_string(dir.path().join("session/events.jsonl")).unwrap();
+        let fallback = events
+            .lines()
+            .find(|l| l.contains("extraction.materialized"))
+            .expect("the fallback is an event");
+        assert!(fallback.contains("utf-16"), "{fallback}");
+        assert!(fallback.contains("\"materialize\":\"table\""), "{fallback}");
+    }
+
+    #[tokio::test]
+    async fn a_view_over_a_missing_column_or_file_fails_in_its_own_step() {
+        let (dir, run) = setup();
+        let path = file(dir.path(), "a.csv", "x,y\n1,2\n");
+        let err = extract_as(&run, "v", json!({"path": path, "columns": ["z"]}))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no column \"z\""), "{err}");
+        let err = extract_as(&run, "v", json!({"path": "nope.csv"}))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(!run.table_exists("v"), "a failed step leaves no view");
     }
 }

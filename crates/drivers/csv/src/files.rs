@@ -80,6 +80,35 @@ impl Inputs {
         format!("[{}]", items.join(", "))
     }
 
+    /// Every file the paths name now, absolute, in order: a glob pattern expanded by DuckDB's
+    /// own `glob()` (as its readers expand it), sorted; a pattern matching nothing is an error
+    /// on `path`.
+    pub(crate) fn expand(&self, conn: &duckdb::Connection, shown: &str) -> Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        for path in &self.paths {
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            if !is_glob(&path) {
+                files.push(path);
+                continue;
+            }
+            let mut stmt = conn
+                .prepare("SELECT file FROM glob(?) ORDER BY file")
+                .map_err(|e| read_error(shown, e))?;
+            let matched = stmt
+                .query_map([path.to_string_lossy()], |r| r.get::<_, String>(0))
+                .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| read_error(shown, e))?;
+            if matched.is_empty() {
+                return Err(DriverError::config(
+                    "path",
+                    format!("no file matches {shown}"),
+                ));
+            }
+            files.extend(matched.into_iter().map(PathBuf::from));
+        }
+        Ok(files)
+    }
+
     /// The paths as shown in messages and events.
     pub(crate) fn shown(&self) -> String {
         let items: Vec<String> = self.paths.iter().map(|p| p.display().to_string()).collect();
@@ -125,6 +154,107 @@ pub(crate) fn input_file_size(path: &Path, kind: &str) -> Result<u64> {
         ));
     }
     Ok(metadata.len())
+}
+
+/// How a file extractor keeps its step in the run database (`materialize`, ADR 0036).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Materialize {
+    /// A VIEW over the file(s): nothing is read until a later step (or a query on the kept
+    /// session) reads it, and then only the columns and rows it needs. The default.
+    #[default]
+    View,
+    /// A table holding every row, read and checked while the step runs.
+    Table,
+}
+
+impl Materialize {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::View => "view",
+            Self::Table => "table",
+        }
+    }
+}
+
+/// Tells (event `extraction.materialized`) that a step asked for a view is kept as a table, and
+/// why: a view cannot give the same rows there.
+pub(crate) fn fell_back_to_table(ctx: &StepContext, reason: &str) {
+    ctx.event(
+        "extraction.materialized",
+        object([
+            ("requested", Value::String("view".into())),
+            ("materialize", Value::String("table".into())),
+            ("reason", Value::String(reason.into())),
+        ]),
+    );
+}
+
+/// Fingerprints each file a view will read (size, mtime, content hash): the record the view
+/// carries, which kept sessions and replays check the disk against.
+pub(crate) fn fingerprint(
+    format: &str,
+    paths: &[PathBuf],
+) -> Result<execution_context::sources::SourceRecord> {
+    let files = paths
+        .iter()
+        .map(|path| {
+            execution_context::sources::FileFingerprint::of(path).map_err(|e| {
+                DriverError::io(format!("cannot read input file {}", path.display()), e)
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(execution_context::sources::SourceRecord {
+        format: format.to_owned(),
+        files,
+    })
+}
+
+/// Drops `table` when it is a view (the step's object from an earlier attempt), so that
+/// `DROP TABLE IF EXISTS` and `CREATE TABLE` find no view of that name.
+pub(crate) fn drop_view(conn: &duckdb::Connection, table: &TableName) -> Result<()> {
+    let is_view: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM duckdb_views() WHERE NOT internal AND schema_name = 'main' \
+             AND database_name = current_database() AND view_name = ?",
+            [table.as_str()],
+            |r| r.get(0),
+        )
+        .map_err(|e| DriverError::duckdb(format!("cannot read the catalog for {table}"), e))?;
+    if is_view {
+        conn.execute_batch(&format!("DROP VIEW {table}"))
+            .map_err(|e| DriverError::duckdb(format!("cannot drop view {table}"), e))?;
+    }
+    Ok(())
+}
+
+/// Creates (or replaces) `table` as a VIEW defined by `query` (one SELECT over absolute file
+/// paths), carrying `record` in its comment, in one transaction: a failure leaves no view.
+/// DuckDB binds the query now, so a missing file, an unreadable header or a `columns` entry
+/// the file lacks fails here, in this step; the rows are read only by whoever reads the view.
+pub(crate) fn replace_view_as(
+    conn: &duckdb::Connection,
+    table: &TableName,
+    query: &str,
+    record: &execution_context::sources::SourceRecord,
+) -> Result<()> {
+    let context = format!("cannot create view {table}");
+    let fail = |e| DriverError::duckdb(context.clone(), e);
+    conn.execute_batch("BEGIN TRANSACTION").map_err(fail)?;
+    let result = (|| {
+        drop_view(conn, table)?;
+        conn.execute_batch(&format!(
+            "DROP TABLE IF EXISTS {table}; CREATE VIEW {table} AS {query}; COMMENT ON VIEW {table} IS {}",
+            quote_literal(&record.to_comment())
+        ))
+        .map_err(fail)?;
+        conn.execute_batch("COMMIT").map_err(fail)
+    })();
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
 }
 
 /// What of the read rows becomes the step table.
@@ -183,6 +313,24 @@ pub(crate) fn load(
     projection: &Projection,
     cancel: &CancellationToken,
 ) -> Result<u64> {
+    let query = select(conn, reader, shown, projection)?;
+    if cancel.is_cancelled() {
+        return Err(DriverError::Cancelled);
+    }
+    replace_table_as(conn, table, &query).map_err(|error| match error {
+        DriverError::DuckDb { source, .. } => read_error(shown, source),
+        other => other,
+    })
+}
+
+/// The query reading `reader` into the step: the projection's columns (flattened when asked)
+/// and its `limit`.
+fn select(
+    conn: &duckdb::Connection,
+    reader: &str,
+    shown: &str,
+    projection: &Projection,
+) -> Result<String> {
     let read_error = |e| read_error(shown, e);
     let mut columns: Vec<ReadColumn> = describe(conn, &format!("SELECT * FROM {reader}"))
         .map_err(read_error)?
@@ -230,13 +378,7 @@ pub(crate) fn load(
     if let Some(limit) = projection.limit {
         query.push_str(&format!(" LIMIT {limit}"));
     }
-    if cancel.is_cancelled() {
-        return Err(DriverError::Cancelled);
-    }
-    replace_table_as(conn, table, &query).map_err(|error| match error {
-        DriverError::DuckDb { source, .. } => read_error(source),
-        other => other,
-    })
+    Ok(query)
 }
 
 /// Replaces every STRUCT column by its fields, recursively, named `parent.child` as the
@@ -599,32 +741,58 @@ pub(crate) async fn extract(
     connection: &FilesystemConnection,
     paths: InputPaths,
     kind: &'static str,
-    reader: impl FnOnce(&str) -> String,
+    reader: impl FnOnce(&str) -> String + Send + 'static,
     projection: Projection,
+    materialize: Materialize,
 ) -> Result<StepOutput> {
     projection.check()?;
     let inputs = Inputs::resolve(ctx, connection, paths)?;
     let shown = inputs.shown();
-    let reader = reader(&inputs.sql_list());
     let path = shown.clone();
     reported_extract(ctx, shown, move |conn, cancel, table| {
         let bytes = inputs.check(kind)?;
-        let rows = load(conn, table, &reader, &path, &projection, cancel)?;
-        Ok((rows, bytes))
+        match materialize {
+            Materialize::Table => {
+                drop_view(conn, table)?;
+                let reader = reader(&inputs.sql_list());
+                let rows = load(conn, table, &reader, &path, &projection, cancel)?;
+                Ok((Some(rows), bytes))
+            }
+            Materialize::View => {
+                // The view reads exactly the files matched now (a glob expanded here): a file
+                // added later does not join a kept run's view unseen.
+                let files = inputs.expand(conn, &path)?;
+                let list: Vec<String> = files
+                    .iter()
+                    .map(|p| quote_literal(&p.to_string_lossy()))
+                    .collect();
+                let reader = reader(&format!("[{}]", list.join(", ")));
+                let query = select(conn, &reader, &path, &projection)?;
+                let record = fingerprint(&kind.to_ascii_lowercase(), &files)?;
+                let bytes = bytes.max(record.files.iter().map(|f| f.size).sum());
+                replace_view_as(conn, table, &query, &record).map_err(|error| match error {
+                    DriverError::DuckDb { source, .. } => read_error(&path, source),
+                    other => other,
+                })?;
+                Ok((None, bytes))
+            }
+        }
     })
     .await
 }
 
-/// Runs `work` (which creates the step table and returns its rows and the bytes read) on the
-/// run database, with the `extraction.start` / `extraction.complete` events and the
-/// `bytes_processed` metric of every file extractor; `shown` names the input.
+/// Runs `work` (which creates the step's table or view and returns its rows, unknown for a
+/// view, and the bytes of input) on the run database, with the `extraction.start` /
+/// `extraction.complete` events and the `bytes_processed` metric of every file extractor;
+/// `shown` names the input. A view's step reports 0 rows (none were read) and `rows: null` in
+/// its event.
 pub(crate) async fn reported_extract<F>(
     ctx: &StepContext,
     shown: String,
     work: F,
 ) -> Result<StepOutput>
 where
-    F: FnOnce(&duckdb::Connection, &CancellationToken, &TableName) -> Result<(u64, u64)>
+    F: FnOnce(&duckdb::Connection, &CancellationToken, &TableName) -> Result<(Option<u64>, u64)>
         + Send
         + 'static,
 {
@@ -645,10 +813,14 @@ where
         object([
             ("path", Value::String(shown)),
             ("rows", rows.into()),
+            (
+                "materialize",
+                Value::String(if rows.is_some() { "table" } else { "view" }.into()),
+            ),
             ("duration_ms", elapsed_ms(started).into()),
         ]),
     );
-    Ok(StepOutput::table(table, rows))
+    Ok(StepOutput::table(table, rows.unwrap_or(0)))
 }
 
 pub(crate) fn yes() -> bool {

@@ -11,7 +11,7 @@ use driver_api::{Driver, Result, StepContext, StepInputs, StepOutput, quote_lite
 use serde::Deserialize;
 
 use crate::FilesystemConnection;
-use crate::files::{InputPaths, Projection, WriteTarget, extract, write, yes};
+use crate::files::{InputPaths, Materialize, Projection, WriteTarget, extract, write, yes};
 use crate::options::Codec;
 
 /// The `filesystem.json_extractor` driver.
@@ -51,6 +51,11 @@ pub struct ExtractorConfig {
     /// Read at most this many records. Default: all.
     #[serde(default)]
     pub limit: Option<NonZeroU64>,
+    /// `view` (default): the step is a view over the file(s), read only when a later step
+    /// reads it, and then only the columns and rows it needs. `table`: every row is read into
+    /// the step's table now (ADR 0036).
+    #[serde(default)]
+    pub materialize: Materialize,
 }
 
 #[async_trait]
@@ -81,13 +86,14 @@ impl Driver for JsonExtractor {
             &connection,
             config.path,
             "JSON",
-            |list| {
+            move |list| {
                 format!(
                     "read_json({list}, format = {}, records = true, union_by_name = true)",
                     quote_literal(format)
                 )
             },
             projection,
+            config.materialize,
         )
         .await
     }

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use extractor::CsvExtractor;
-pub use files::InputPaths;
+pub use files::{InputPaths, Materialize};
 pub use json::{JsonExtractor, JsonWriter};
 pub use options::{Codec, CsvChar, Encoding, QuoteChar};
 pub use parquet::{ParquetExtractor, ParquetWriter};

@@ -11,7 +11,7 @@ use driver_api::{Driver, Result, StepContext, StepInputs, StepOutput, quote_lite
 use serde::Deserialize;
 
 use crate::FilesystemConnection;
-use crate::files::{InputPaths, Projection, WriteTarget, extract, write, yes};
+use crate::files::{InputPaths, Materialize, Projection, WriteTarget, extract, write, yes};
 
 /// The `filesystem.parquet_extractor` driver.
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,6 +30,11 @@ pub struct ExtractorConfig {
     /// Read at most this many rows. Default: all.
     #[serde(default)]
     pub limit: Option<NonZeroU64>,
+    /// `view` (default): the step is a view over the file(s), read only when a later step
+    /// reads it, and then only the columns and rows it needs. `table`: every row is read into
+    /// the step's table now (ADR 0036).
+    #[serde(default)]
+    pub materialize: Materialize,
 }
 
 #[async_trait]
@@ -57,6 +62,7 @@ impl Driver for ParquetExtractor {
             "Parquet",
             |list| format!("read_parquet({list}, union_by_name = true)"),
             projection,
+            config.materialize,
         )
         .await
     }
