@@ -123,14 +123,23 @@ impl Backend {
                 }
             }
         }
-        // Queries may read the session files only: no reading arbitrary files through
-        // read_csv(...) and the like, no extension downloads.
+        // Queries may read the session files, and the input files that attached sessions keep
+        // as views (ADR 0036), only: no reading arbitrary files through read_csv(...) and the
+        // like, no extension downloads. DuckDB cannot widen the list once external access is
+        // off, so views over files of a session attached later fail with a permission error.
         let root_text = root.display().to_string();
+        let view_files = backend.view_files();
         backend
             .conn
             .execute_batch(&format!(
-                "SET allowed_directories = [{}]; SET enable_external_access = false;",
-                quote_literal(&root_text)
+                "SET allowed_directories = [{}]; SET allowed_paths = [{}]; \
+                 SET enable_external_access = false;",
+                quote_literal(&root_text),
+                view_files
+                    .iter()
+                    .map(|f| quote_literal(f))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
             .map_err(fail)?;
         backend.apply_settings()?;
@@ -157,6 +166,30 @@ impl Backend {
                 tracing::warn!(session_id = %session.id, error = %e.message, "cannot attach session");
             }
         }
+    }
+
+    /// The files that the source views of every attached session read (ADR 0036).
+    fn view_files(&self) -> Vec<String> {
+        let mut files = Vec::new();
+        for id in &self.seen {
+            if !self.attached(id) {
+                continue;
+            }
+            match sessions::sources::source_views(&self.conn, Some(id)) {
+                Ok(views) => files.extend(
+                    views
+                        .iter()
+                        .flat_map(|v| v.record.files.iter())
+                        .map(|f| f.path.display().to_string()),
+                ),
+                Err(e) => {
+                    tracing::warn!(session_id = %id, error = %e, "cannot list source views")
+                }
+            }
+        }
+        files.sort();
+        files.dedup();
+        files
     }
 
     fn attached(&self, id: &str) -> bool {
