@@ -13,6 +13,7 @@ mod connection;
 mod context;
 mod error;
 mod ident;
+pub mod incremental;
 mod registry;
 mod table;
 #[cfg(any(test, feature = "testing"))]
