@@ -8,6 +8,12 @@
 //! transaction; the binary rows are decoded straight into Arrow builders ([`crate::types`])
 //! and every `batch_size` rows a batch goes to the shared [`TableWriter`] (bounded channel),
 //! which commits the table only when the read has finished.
+//!
+//! With `incremental`, the shared [`Cursor`] gives the lower bound `cursor >= value`, added to
+//! the table read's condition or wrapped around a `query`
+//! (`SELECT * FROM (<query>) AS osiris_incremental WHERE ...`); every batch passes through the
+//! cursor before the writer, which drops the rows the previous run delivered and records the
+//! new cursor from the data (ADR 0033).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,9 +22,10 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
+use driver_api::incremental::{Bound, BoundValue, Cursor, IncrementalConfig};
 use driver_api::{
     DiscoveredColumn, DiscoveredTable, Driver, DriverError, Result, StepContext, StepInputs,
-    StepOutput, TableWriter,
+    StepOutput, TableWriter, quote_literal,
 };
 use execution_context::object;
 use futures::StreamExt;
@@ -59,6 +66,9 @@ pub struct Config {
     /// Rows per batch. Default 10000.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Read only the rows past the cursor saved by the previous successful run.
+    #[serde(default)]
+    pub incremental: Option<IncrementalConfig>,
 }
 
 fn default_schema() -> String {
@@ -100,16 +110,43 @@ impl Driver for PostgresExtractor {
             "extraction.start",
             object([("source", Value::String(source))]),
         );
+        let mut cursor = match &config.incremental {
+            Some(incremental) => {
+                if config.limit.is_some() {
+                    return Err(DriverError::config(
+                        "limit",
+                        "cannot be combined with `incremental`: an incremental read takes every row past the saved cursor",
+                    ));
+                }
+                Some(Cursor::new(incremental, ctx.state())?)
+            }
+            None => None,
+        };
+        let bound = cursor.as_ref().map(Cursor::bound).transpose()?.flatten();
         let mut client = endpoint.connect().await?;
-        let sql = statement(&client, &config).await?;
-        let rows = read(ctx, &mut client, &sql, config.batch_size.max(1)).await?;
+        let sql = statement(&client, &config, bound.as_ref().map(predicate).as_deref()).await?;
+        let rows = read(
+            ctx,
+            &mut client,
+            &sql,
+            config.batch_size.max(1),
+            cursor.as_mut(),
+        )
+        .await?;
         let duration_ms = started.elapsed().as_millis() as u64;
         ctx.metric("duration_ms", duration_ms);
         ctx.event(
             "extraction.complete",
             object([("rows", rows.into()), ("duration_ms", duration_ms.into())]),
         );
-        Ok(StepOutput::table(ctx.output_table().clone(), rows))
+        let output = StepOutput::table(ctx.output_table().clone(), rows);
+        Ok(match cursor {
+            Some(cursor) => {
+                cursor.report(ctx, bound.as_ref());
+                output.with_state(cursor.state())
+            }
+            None => output,
+        })
     }
 
     async fn doctor(&self, connection: &PostgresConnection) -> Result<()> {
@@ -121,14 +158,28 @@ impl Driver for PostgresExtractor {
     }
 }
 
-/// The statement to read: `query`, or a SELECT built from `table`, `columns`, `where`, `limit`.
-async fn statement(client: &Client, config: &Config) -> Result<String> {
+/// An incremental read's bound in PostgreSQL: `"cursor" >= literal` (a text literal is
+/// converted to the column's type by the server).
+fn predicate(bound: &Bound) -> String {
+    let value = match &bound.value {
+        BoundValue::Number(n) => n.clone(),
+        BoundValue::Text(t) => quote_literal(t),
+    };
+    format!("{} >= {value}", quote(&bound.column))
+}
+
+/// The statement to read: `query`, or a SELECT built from `table`, `columns`, `where`, `limit`;
+/// `incremental` is the cursor's bound.
+async fn statement(client: &Client, config: &Config, incremental: Option<&str>) -> Result<String> {
     if let Some(query) = &config.query {
         let sql = query.trim().trim_end_matches(';').trim_end().to_owned();
         if sql.is_empty() {
             return Err(DriverError::config("query", "is empty"));
         }
-        return Ok(sql);
+        return Ok(match incremental {
+            Some(bound) => format!("SELECT * FROM ({sql}) AS osiris_incremental WHERE {bound}"),
+            None => sql,
+        });
     }
     let Some(table) = &config.table else {
         return Err(DriverError::config("table", "set `query` or `table`"));
@@ -173,8 +224,13 @@ async fn statement(client: &Client, config: &Config) -> Result<String> {
         }
     };
     let mut sql = format!("SELECT {select} FROM {}", qualified(&config.schema, table));
-    if let Some(condition) = &config.where_ {
-        sql.push_str(&format!(" WHERE ({condition})"));
+    match (&config.where_, incremental) {
+        (Some(condition), Some(bound)) => {
+            sql.push_str(&format!(" WHERE ({condition}) AND {bound}"))
+        }
+        (Some(condition), None) => sql.push_str(&format!(" WHERE ({condition})")),
+        (None, Some(bound)) => sql.push_str(&format!(" WHERE {bound}")),
+        (None, None) => {}
     }
     if let Some(limit) = config.limit {
         sql.push_str(&format!(" LIMIT {limit}"));
@@ -260,7 +316,14 @@ async fn typmods(client: &Client, sql: &str, n: usize) -> Vec<i32> {
 }
 
 /// Reads `sql` by binary COPY in a read-only, repeatable-read transaction into the step table.
-async fn read(ctx: &StepContext, client: &mut Client, sql: &str, batch_size: usize) -> Result<u64> {
+/// With a `cursor`, batches pass through it (de-duplication, new cursor) before the writer.
+async fn read(
+    ctx: &StepContext,
+    client: &mut Client,
+    sql: &str,
+    batch_size: usize,
+    mut cursor: Option<&mut Cursor>,
+) -> Result<u64> {
     let (names, kinds, copy_sql) = describe(client, sql).await?;
     let schema = Arc::new(Schema::new(
         names
@@ -269,6 +332,9 @@ async fn read(ctx: &StepContext, client: &mut Client, sql: &str, batch_size: usi
             .map(|(name, kind)| kind.field(name))
             .collect::<Vec<_>>(),
     ));
+    if let Some(cursor) = cursor.as_deref_mut() {
+        cursor.check_schema(&schema)?;
+    }
     let transaction = client
         .build_transaction()
         .isolation_level(pg_support::tokio_postgres::IsolationLevel::RepeatableRead)
@@ -294,7 +360,7 @@ async fn read(ctx: &StepContext, client: &mut Client, sql: &str, batch_size: usi
             decoder.feed(&chunk, &names)?;
             while decoder.full() {
                 let batch = decoder.batch(&schema)?;
-                writer.send(batch).await?;
+                send(&mut writer, cursor.as_deref_mut(), batch).await?;
             }
         }
         if !decoder.ended {
@@ -304,7 +370,7 @@ async fn read(ctx: &StepContext, client: &mut Client, sql: &str, batch_size: usi
         }
         if decoder.rows > 0 {
             let batch = decoder.batch(&schema)?;
-            writer.send(batch).await?;
+            send(&mut writer, cursor.as_deref_mut(), batch).await?;
         }
         Ok(())
     }
@@ -318,6 +384,22 @@ async fn read(ctx: &StepContext, client: &mut Client, sql: &str, batch_size: usi
         .await
         .map_err(|e| classify(&e, "cannot end the read-only transaction"))?;
     writer.finish().await
+}
+
+/// Sends a batch to the writer, through the cursor when the read is incremental.
+async fn send(
+    writer: &mut TableWriter,
+    cursor: Option<&mut Cursor>,
+    batch: RecordBatch,
+) -> Result<()> {
+    let batch = match cursor {
+        Some(cursor) => cursor.filter(batch)?,
+        None => batch,
+    };
+    if batch.num_rows() > 0 {
+        writer.send(batch).await?;
+    }
+    Ok(())
 }
 
 /// Decodes the binary COPY stream into column builders.
