@@ -14,6 +14,7 @@ mod context;
 mod error;
 mod ident;
 pub mod incremental;
+pub mod ranges;
 mod registry;
 mod table;
 #[cfg(any(test, feature = "testing"))]

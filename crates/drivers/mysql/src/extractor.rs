@@ -360,41 +360,21 @@ async fn partitioned(
         None => (None, None),
     };
     let where_prefix = condition.map(|c| format!("{c} AND ")).unwrap_or_default();
-    let (Some(lo), Some(hi)) = (lo, hi) else {
+    let ranges = driver_api::ranges::split(lo, hi, n);
+    if ranges.is_empty() {
         // No non-NULL values: one read of everything.
         let sql = match condition {
             Some(c) => format!("{from} WHERE {c}"),
             None => from.to_owned(),
         };
         return Ok(vec![Read { sql }]);
-    };
-    let span = hi - lo + 1;
-    let n = i128::from(n).min(span).max(1);
-    let step = (span + n - 1) / n;
-    let mut reads = Vec::new();
-    let mut start = lo;
-    let mut index = 0;
-    while start <= hi {
-        let end = (start + step).min(hi + 1);
-        let last = end > hi;
-        let mut range = format!("{col} >= {start} AND ");
-        if last {
-            range.push_str(&format!("{col} <= {hi}"));
-        } else {
-            range.push_str(&format!("{col} < {end}"));
-        }
-        if index == 0 {
-            range = format!("(({range}) OR {col} IS NULL)");
-        } else {
-            range = format!("({range})");
-        }
-        reads.push(Read {
-            sql: format!("{from} WHERE {where_prefix}{range}"),
-        });
-        index += 1;
-        start = end;
     }
-    Ok(reads)
+    Ok(ranges
+        .iter()
+        .map(|range| Read {
+            sql: format!("{from} WHERE {where_prefix}{}", range.condition(&col)),
+        })
+        .collect())
 }
 
 /// Runs every read concurrently into the one table writer.
