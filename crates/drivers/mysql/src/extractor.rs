@@ -232,11 +232,19 @@ async fn plan_reads(
     let Some(table) = &config.table else {
         return Err(DriverError::config("table", "set `query` or `table`"));
     };
-    let mut conn = endpoint.connect().await?;
+    let split = matches!((&config.partition_on, config.partitions), (Some(_), Some(n)) if n > 1);
+    // The catalog is asked only for `columns` and partitions: a plain read (an incremental
+    // run's, typically) costs no extra connection.
+    let mut conn = if config.columns.is_some() || split {
+        Some(endpoint.connect().await?)
+    } else {
+        None
+    };
     let select = match &config.columns {
         None => "*".to_owned(),
         Some(columns) => {
-            check_columns(&mut conn, table, columns).await?;
+            let conn = conn.as_mut().expect("connected for `columns`");
+            check_columns(conn, table, columns).await?;
             columns
                 .iter()
                 .map(|c| quote_mysql_identifier(c))
@@ -253,7 +261,8 @@ async fn plan_reads(
     };
     let reads = match (&config.partition_on, config.partitions) {
         (Some(column), Some(n)) if n > 1 => {
-            partitioned(&mut conn, table, column, n, &from, condition.as_deref()).await?
+            let conn = conn.as_mut().expect("connected for partitions");
+            partitioned(conn, table, column, n, &from, condition.as_deref()).await?
         }
         _ => {
             let mut sql = from;
@@ -269,7 +278,9 @@ async fn plan_reads(
             vec![Read { sql }]
         }
     };
-    let _ = conn.disconnect().await;
+    if let Some(conn) = conn {
+        let _ = conn.disconnect().await;
+    }
     Ok(reads)
 }
 
