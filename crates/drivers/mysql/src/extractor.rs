@@ -554,7 +554,16 @@ async fn json_columns(conn: &mut Conn, columns: &[mysql_async::Column]) -> Vec<u
     let mut found = Vec::new();
     let mut checked: Vec<((String, String), Vec<String>)> = Vec::new();
     for (i, column) in columns.iter().enumerate() {
-        if Kind::of(column) != Kind::Text || column.org_table_ref().is_empty() {
+        // MariaDB's JSON is LONGTEXT, sent as one of the BLOB types: CHAR, VARCHAR, ENUM and
+        // SET columns never need the catalog query (a plain table costs no extra round trip).
+        let blob_family = matches!(
+            column.column_type(),
+            mysql_async::consts::ColumnType::MYSQL_TYPE_TINY_BLOB
+                | mysql_async::consts::ColumnType::MYSQL_TYPE_MEDIUM_BLOB
+                | mysql_async::consts::ColumnType::MYSQL_TYPE_LONG_BLOB
+                | mysql_async::consts::ColumnType::MYSQL_TYPE_BLOB
+        );
+        if !blob_family || Kind::of(column) != Kind::Text || column.org_table_ref().is_empty() {
             continue;
         }
         let key = (
