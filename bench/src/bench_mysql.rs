@@ -11,6 +11,7 @@
 //! Needs MariaDB on 127.0.0.1:3306 (root, no password; `testing_env/setup.sh` starts it). The
 //! source table is created once in database `osiris_bench` and kept.
 
+mod incremental;
 mod measure;
 mod mysql_mixed;
 mod osiris_run;
@@ -57,6 +58,10 @@ struct Cli {
     /// The longest wait for a quiet machine before each run, in seconds.
     #[arg(long, default_value_t = 120)]
     max_wait: u64,
+    /// Instead: a full incremental read of a copy of the table (`incr`, indexed on `created`),
+    /// then one that finds 1% new rows; goal under 5% of the full run.
+    #[arg(long)]
+    incremental: bool,
 
     #[command(subcommand)]
     internal: Option<Internal>,
@@ -153,6 +158,9 @@ fn bench(cli: &Cli) -> Result<()> {
     };
     ensure_source(&setup.db, cli.rows)?;
     let conn = setup.connection();
+    if cli.incremental {
+        return bench_incremental(cli, &setup, &conn);
+    }
     let extract = setup.pipeline(
         "extract",
         &format!("  - id: extract\n    component: mysql.extractor\n    mode: read\n    config: {{{conn}, table: mixed}}\n"),
@@ -295,4 +303,52 @@ fn bench(cli: &Cli) -> Result<()> {
         wstep / load
     );
     Ok(())
+}
+
+/// `--incremental`: `incr` is a copy of `mixed` with an index on the cursor `created`; the new
+/// rows are copies of the first 1% with new ids and `created` 100 years later.
+fn bench_incremental(cli: &Cli, setup: &Setup, conn: &str) -> Result<()> {
+    let db = Some(setup.db.as_str());
+    let rows = cli.rows;
+    let new = (rows / 100).max(1);
+    if sql(
+        db,
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'incr'",
+    )? == "0"
+    {
+        sql(
+            db,
+            "CREATE TABLE incr LIKE mixed; INSERT INTO incr SELECT * FROM mixed;
+             CREATE INDEX incr_created ON incr (created); ANALYZE TABLE incr",
+        )?;
+    }
+    let pipeline = setup.pipeline(
+        "incremental",
+        &format!("  - id: extract\n    component: mysql.extractor\n    mode: read\n    config: {{{conn}, table: incr, incremental: {{cursor: created, primary_key: [id]}}}}\n"),
+    )?;
+    let quiet = || {
+        if cli.quiet_threshold < 1.0 {
+            measure::wait_for_quiet(
+                cli.quiet_threshold,
+                std::time::Duration::from_secs(cli.max_wait),
+            );
+        }
+    };
+    let source = incremental::Source {
+        osiris: &|p| setup.osiris(p, "extract", true),
+        reset: &|| sql(db, &format!("DELETE FROM incr WHERE id > {rows}")).map(drop),
+        add: &|| {
+            sql(
+                db,
+                &format!(
+                    "INSERT INTO incr SELECT id + {rows}, qty, amount, price, name, status,
+                       created + INTERVAL 100 YEAR, day, flag, note
+                     FROM mixed WHERE id <= {new}"
+                ),
+            )
+            .map(drop)
+        },
+        quiet: &quiet,
+    };
+    incremental::compare(&setup.out, &pipeline, cli.runs, rows, new, &source)
 }

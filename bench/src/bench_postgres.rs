@@ -10,6 +10,7 @@
 //! Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust; `testing_env/setup.sh`). The
 //! source table is created once in database `osiris_bench` and kept.
 
+mod incremental;
 mod measure;
 mod osiris_run;
 mod stats;
@@ -51,6 +52,10 @@ struct Cli {
     /// The longest wait for a quiet machine before each run, in seconds.
     #[arg(long, default_value_t = 120)]
     max_wait: u64,
+    /// Instead: a full incremental read of a copy of the table (`incr`, indexed on `created`),
+    /// then one that finds 1% new rows; goal under 5% of the full run.
+    #[arg(long)]
+    incremental: bool,
 
     #[command(subcommand)]
     internal: Option<Internal>,
@@ -204,6 +209,9 @@ fn bench(cli: &Cli) -> Result<()> {
     };
     ensure_source(&setup.db, cli.rows)?;
     let conn = setup.connection();
+    if cli.incremental {
+        return bench_incremental(cli, &setup, &conn);
+    }
     let extract = setup.pipeline(
         "extract",
         &format!("  - id: extract\n    component: postgres.extractor\n    mode: read\n    config: {{{conn}, table: mixed, batch_size: 65536}}\n"),
@@ -319,4 +327,48 @@ fn bench(cli: &Cli) -> Result<()> {
         wstep / load
     );
     Ok(())
+}
+
+/// `--incremental`: `incr` is a copy of `mixed` with an index on the cursor `created`; the new
+/// rows are copies of the first 1% with new ids and `created` 100 years later.
+fn bench_incremental(cli: &Cli, setup: &Setup, conn: &str) -> Result<()> {
+    let db = setup.db.as_str();
+    let rows = cli.rows;
+    let new = (rows / 100).max(1);
+    if sql(db, "SELECT count(*) FROM pg_class WHERE relname = 'incr'")? == "0" {
+        sql(
+            db,
+            "CREATE TABLE incr (LIKE mixed INCLUDING ALL); INSERT INTO incr SELECT * FROM mixed;
+             CREATE INDEX incr_created ON incr (created); ANALYZE incr",
+        )?;
+    }
+    let pipeline = setup.pipeline(
+        "incremental",
+        &format!("  - id: extract\n    component: postgres.extractor\n    mode: read\n    config: {{{conn}, table: incr, batch_size: 65536, incremental: {{cursor: created, primary_key: [id]}}}}\n"),
+    )?;
+    let quiet = || {
+        if cli.quiet_threshold < 1.0 {
+            measure::wait_for_quiet(
+                cli.quiet_threshold,
+                std::time::Duration::from_secs(cli.max_wait),
+            );
+        }
+    };
+    let source = incremental::Source {
+        osiris: &|p| setup.osiris(p, "extract", true),
+        reset: &|| sql(db, &format!("DELETE FROM incr WHERE id > {rows}")).map(drop),
+        add: &|| {
+            sql(
+                db,
+                &format!(
+                    "INSERT INTO incr SELECT id + {rows}, qty, small, amount, price, ratio, name, status,
+                       created + interval '100 years', updated, day, flag, ref, note
+                     FROM mixed WHERE id <= {new}"
+                ),
+            )
+            .map(drop)
+        },
+        quiet: &quiet,
+    };
+    incremental::compare(&setup.out, &pipeline, cli.runs, rows, new, &source)
 }

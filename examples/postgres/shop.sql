@@ -11,11 +11,14 @@ CREATE TABLE orders (
     amount numeric(10,2) NOT NULL,
     status order_status NOT NULL,
     ordered_at timestamptz NOT NULL,
-    tags text[] NOT NULL DEFAULT '{}'
+    tags text[] NOT NULL DEFAULT '{}',
+    -- Set by the application on every insert and update: the cursor of incremental_orders.yaml.
+    updated_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX orders_updated_at ON orders (updated_at);
 INSERT INTO customers VALUES (1, 'Anna Nováková', 'CZ'), (2, 'Jan Kováč', 'SK'), (3, 'Eva Černá', 'CZ');
 INSERT INTO orders VALUES
-    (1, 1, 120.50, 'paid', '2024-03-01 10:00:00+00', '{web}'),
-    (2, 2, 80.00, 'paid', '2024-03-02 11:30:00+01', '{shop,promo}'),
-    (3, 3, 19.99, 'open', '2024-03-03 09:15:00.25+00', '{}'),
-    (4, 1, 500.00, 'cancelled', '2024-03-04 16:45:00+00', '{web}');
+    (1, 1, 120.50, 'paid', '2024-03-01 10:00:00+00', '{web}', '2024-03-01 10:05:00+00'),
+    (2, 2, 80.00, 'paid', '2024-03-02 11:30:00+01', '{shop,promo}', '2024-03-04 17:00:00+00'),
+    (3, 3, 19.99, 'open', '2024-03-03 09:15:00.25+00', '{}', '2024-03-03 09:15:00.25+00'),
+    (4, 1, 500.00, 'cancelled', '2024-03-04 16:45:00+00', '{web}', '2024-03-04 17:00:00+00');

@@ -12,6 +12,7 @@ mod files;
 mod graphql;
 mod hostile;
 mod hostile_sql;
+mod incremental;
 mod layering;
 mod lazy_sources;
 mod mysql;

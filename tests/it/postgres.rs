@@ -7,10 +7,10 @@ use std::process::Command;
 use crate::common::{Project, repo_root};
 
 /// A scratch PostgreSQL database, dropped at the end.
-struct ScratchPg(String);
+pub(crate) struct ScratchPg(pub(crate) String);
 
 impl ScratchPg {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let name = format!(
             "osiris_it_{}_{}_{}",
@@ -25,7 +25,7 @@ impl ScratchPg {
         Self(name)
     }
 
-    fn query(&self, sql: &str) -> String {
+    pub(crate) fn query(&self, sql: &str) -> String {
         psql(&self.0, sql)
     }
 }
@@ -43,7 +43,7 @@ impl Drop for ScratchPg {
 }
 
 /// Runs SQL with the real `psql` client, which must succeed; returns its unaligned output.
-fn psql(database: &str, sql: &str) -> String {
+pub(crate) fn psql(database: &str, sql: &str) -> String {
     let output = Command::new("psql")
         .args([
             "-h",

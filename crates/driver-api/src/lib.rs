@@ -13,6 +13,8 @@ mod connection;
 mod context;
 mod error;
 mod ident;
+pub mod incremental;
+pub mod ranges;
 mod registry;
 mod table;
 #[cfg(any(test, feature = "testing"))]

@@ -5,6 +5,12 @@
 //! ([`crate::types`]) and every `batch_size` rows a batch goes to the shared
 //! [`TableWriter`], which commits the table only when every reader has finished. With
 //! `partition_on` several readers (each with its own connection) feed the one writer.
+//!
+//! With `incremental`, the shared [`Cursor`] gives the lower bound `cursor >= value`, added to
+//! the table read's condition (and to each partition's) or wrapped around a `query`
+//! (`SELECT * FROM (<query>) AS osiris_incremental WHERE ...`); every batch passes through the
+//! cursor before the writer, which drops the rows the previous run delivered and records the
+//! new cursor from the data (ADR 0033).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +18,7 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
+use driver_api::incremental::{Bound, BoundValue, Cursor, IncrementalConfig};
 use driver_api::{
     DiscoveredColumn, DiscoveredTable, Driver, DriverError, Result, StepContext, StepInputs,
     StepOutput, TableWriter,
@@ -24,7 +31,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::conn::{MysqlConnection, classify, quote_mysql_identifier};
+use crate::conn::{MysqlConnection, classify, quote_mysql_identifier, quote_mysql_literal};
 use crate::types::{BatchBuilder, Kind, schema_of};
 
 /// The `mysql.extractor` driver.
@@ -79,6 +86,9 @@ pub struct Config {
     /// Python Osiris SQLAlchemy setting, warned about; no effect.
     #[serde(default)]
     pub echo: Option<bool>,
+    /// Read only the rows past the cursor saved by the previous successful run.
+    #[serde(default)]
+    pub incremental: Option<IncrementalConfig>,
 }
 
 fn default_read_timeout() -> u64 {
@@ -143,9 +153,27 @@ impl Driver for MysqlExtractor {
                 ("source", Value::String(source)),
             ]),
         );
-        let reads = plan_reads(&endpoint, &config).await?;
+        let mut cursor = match &config.incremental {
+            Some(incremental) => {
+                if config.limit.is_some() || config.offset.is_some() {
+                    return Err(DriverError::config(
+                        if config.limit.is_some() {
+                            "limit"
+                        } else {
+                            "offset"
+                        },
+                        "cannot be combined with `incremental`: an incremental read takes every row past the saved cursor",
+                    ));
+                }
+                Some(Cursor::new(incremental, ctx.state())?)
+            }
+            None => None,
+        };
+        let bound = cursor.as_ref().map(Cursor::bound).transpose()?.flatten();
+        let reads =
+            plan_reads(&endpoint, &config, bound.as_ref().map(predicate).as_deref()).await?;
         let partitions = reads.len();
-        let rows = read_all(ctx, &endpoint, &config, reads).await?;
+        let rows = read_all(ctx, &endpoint, &config, reads, cursor.as_mut()).await?;
         let duration_ms = started.elapsed().as_millis() as u64;
         // rows_read is the engine's metric (from the step output), written once per step.
         ctx.metric("duration_ms", duration_ms);
@@ -157,7 +185,14 @@ impl Driver for MysqlExtractor {
                 ("duration_ms", duration_ms.into()),
             ]),
         );
-        Ok(StepOutput::table(ctx.output_table().clone(), rows))
+        let output = StepOutput::table(ctx.output_table().clone(), rows);
+        Ok(match cursor {
+            Some(cursor) => {
+                cursor.report(ctx, bound.as_ref());
+                output.with_state(cursor.state())
+            }
+            None => output,
+        })
     }
 
     async fn doctor(&self, connection: &MysqlConnection) -> Result<()> {
@@ -169,23 +204,47 @@ impl Driver for MysqlExtractor {
     }
 }
 
-/// The statements to run: one, or one per partition.
-async fn plan_reads(endpoint: &MysqlConnection, config: &Config) -> Result<Vec<Read>> {
+/// An incremental read's bound in MySQL: `\`cursor\` >= literal`.
+fn predicate(bound: &Bound) -> String {
+    let value = match &bound.value {
+        BoundValue::Number(n) => n.clone(),
+        BoundValue::Text(t) => quote_mysql_literal(t),
+    };
+    format!("{} >= {value}", quote_mysql_identifier(&bound.column))
+}
+
+/// The statements to run: one, or one per partition; `incremental` is the cursor's bound.
+async fn plan_reads(
+    endpoint: &MysqlConnection,
+    config: &Config,
+    incremental: Option<&str>,
+) -> Result<Vec<Read>> {
     if let Some(query) = &config.query {
-        let sql = query.trim().trim_end_matches(';').trim_end().to_owned();
+        let mut sql = query.trim().trim_end_matches(';').trim_end().to_owned();
         if sql.is_empty() {
             return Err(DriverError::config("query", "is empty"));
+        }
+        if let Some(bound) = incremental {
+            sql = format!("SELECT * FROM ({sql}) AS osiris_incremental WHERE {bound}");
         }
         return Ok(vec![Read { sql }]);
     }
     let Some(table) = &config.table else {
         return Err(DriverError::config("table", "set `query` or `table`"));
     };
-    let mut conn = endpoint.connect().await?;
+    let split = matches!((&config.partition_on, config.partitions), (Some(_), Some(n)) if n > 1);
+    // The catalog is asked only for `columns` and partitions: a plain read (an incremental
+    // run's, typically) costs no extra connection.
+    let mut conn = if config.columns.is_some() || split {
+        Some(endpoint.connect().await?)
+    } else {
+        None
+    };
     let select = match &config.columns {
         None => "*".to_owned(),
         Some(columns) => {
-            check_columns(&mut conn, table, columns).await?;
+            let conn = conn.as_mut().expect("connected for `columns`");
+            check_columns(conn, table, columns).await?;
             columns
                 .iter()
                 .map(|c| quote_mysql_identifier(c))
@@ -194,10 +253,16 @@ async fn plan_reads(endpoint: &MysqlConnection, config: &Config) -> Result<Vec<R
         }
     };
     let from = format!("SELECT {select} FROM {}", quote_mysql_identifier(table));
-    let condition = config.where_.as_ref().map(|w| format!("({w})"));
+    let condition = match (config.where_.as_ref(), incremental) {
+        (Some(w), Some(b)) => Some(format!("({w}) AND {b}")),
+        (Some(w), None) => Some(format!("({w})")),
+        (None, Some(b)) => Some(b.to_owned()),
+        (None, None) => None,
+    };
     let reads = match (&config.partition_on, config.partitions) {
         (Some(column), Some(n)) if n > 1 => {
-            partitioned(&mut conn, table, column, n, &from, condition.as_deref()).await?
+            let conn = conn.as_mut().expect("connected for partitions");
+            partitioned(conn, table, column, n, &from, condition.as_deref()).await?
         }
         _ => {
             let mut sql = from;
@@ -213,7 +278,9 @@ async fn plan_reads(endpoint: &MysqlConnection, config: &Config) -> Result<Vec<R
             vec![Read { sql }]
         }
     };
-    let _ = conn.disconnect().await;
+    if let Some(conn) = conn {
+        let _ = conn.disconnect().await;
+    }
     Ok(reads)
 }
 
@@ -304,41 +371,21 @@ async fn partitioned(
         None => (None, None),
     };
     let where_prefix = condition.map(|c| format!("{c} AND ")).unwrap_or_default();
-    let (Some(lo), Some(hi)) = (lo, hi) else {
+    let ranges = driver_api::ranges::split(lo, hi, n);
+    if ranges.is_empty() {
         // No non-NULL values: one read of everything.
         let sql = match condition {
             Some(c) => format!("{from} WHERE {c}"),
             None => from.to_owned(),
         };
         return Ok(vec![Read { sql }]);
-    };
-    let span = hi - lo + 1;
-    let n = i128::from(n).min(span).max(1);
-    let step = (span + n - 1) / n;
-    let mut reads = Vec::new();
-    let mut start = lo;
-    let mut index = 0;
-    while start <= hi {
-        let end = (start + step).min(hi + 1);
-        let last = end > hi;
-        let mut range = format!("{col} >= {start} AND ");
-        if last {
-            range.push_str(&format!("{col} <= {hi}"));
-        } else {
-            range.push_str(&format!("{col} < {end}"));
-        }
-        if index == 0 {
-            range = format!("(({range}) OR {col} IS NULL)");
-        } else {
-            range = format!("({range})");
-        }
-        reads.push(Read {
-            sql: format!("{from} WHERE {where_prefix}{range}"),
-        });
-        index += 1;
-        start = end;
     }
-    Ok(reads)
+    Ok(ranges
+        .iter()
+        .map(|range| Read {
+            sql: format!("{from} WHERE {where_prefix}{}", range.condition(&col)),
+        })
+        .collect())
 }
 
 /// Runs every read concurrently into the one table writer.
@@ -347,6 +394,7 @@ async fn read_all(
     endpoint: &MysqlConnection,
     config: &Config,
     reads: Vec<Read>,
+    mut cursor: Option<&mut Cursor>,
 ) -> Result<u64> {
     let (tx, mut rx) = mpsc::channel::<Result<Msg>>(reads.len() * 2 + 2);
     let mut tasks = JoinSet::new();
@@ -373,12 +421,23 @@ async fn read_all(
                 None => return Ok(()),
                 Some(Err(e)) => return Err(e),
                 Some(Ok(Msg::Schema(schema))) => {
+                    if let Some(cursor) = cursor.as_deref_mut() {
+                        cursor.check_schema(&schema)?;
+                    }
                     if writer.is_none() {
                         writer = Some(TableWriter::for_step(ctx, schema)?);
                     }
                 }
                 Some(Ok(Msg::Batch(batch))) => match writer.as_mut() {
-                    Some(w) => w.send(batch).await?,
+                    Some(w) => {
+                        let batch = match cursor.as_deref_mut() {
+                            Some(cursor) => cursor.filter(batch)?,
+                            None => batch,
+                        };
+                        if batch.num_rows() > 0 {
+                            w.send(batch).await?;
+                        }
+                    }
                     None => return Err(DriverError::internal("a batch arrived before the schema")),
                 },
             }
@@ -495,7 +554,16 @@ async fn json_columns(conn: &mut Conn, columns: &[mysql_async::Column]) -> Vec<u
     let mut found = Vec::new();
     let mut checked: Vec<((String, String), Vec<String>)> = Vec::new();
     for (i, column) in columns.iter().enumerate() {
-        if Kind::of(column) != Kind::Text || column.org_table_ref().is_empty() {
+        // MariaDB's JSON is LONGTEXT, sent as one of the BLOB types: CHAR, VARCHAR, ENUM and
+        // SET columns never need the catalog query (a plain table costs no extra round trip).
+        let blob_family = matches!(
+            column.column_type(),
+            mysql_async::consts::ColumnType::MYSQL_TYPE_TINY_BLOB
+                | mysql_async::consts::ColumnType::MYSQL_TYPE_MEDIUM_BLOB
+                | mysql_async::consts::ColumnType::MYSQL_TYPE_LONG_BLOB
+                | mysql_async::consts::ColumnType::MYSQL_TYPE_BLOB
+        );
+        if !blob_family || Kind::of(column) != Kind::Text || column.org_table_ref().is_empty() {
             continue;
         }
         let key = (

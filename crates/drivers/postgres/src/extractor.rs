@@ -7,24 +7,36 @@
 //! `COPY (statement) TO STDOUT (FORMAT binary)` runs inside a read-only, repeatable-read
 //! transaction; the binary rows are decoded straight into Arrow builders ([`crate::types`])
 //! and every `batch_size` rows a batch goes to the shared [`TableWriter`] (bounded channel),
-//! which commits the table only when the read has finished.
+//! which commits the table only when the read has finished. With `partition_on` +
+//! `partitions` a table read is cut into ranges of an integer column
+//! ([`driver_api::ranges`], shared with `mysql.extractor`), each read on its own connection in
+//! its own transaction, all feeding the one writer.
+//!
+//! With `incremental`, the shared [`Cursor`] gives the lower bound `cursor >= value`, added to
+//! the table read's condition or wrapped around a `query`
+//! (`SELECT * FROM (<query>) AS osiris_incremental WHERE ...`); every batch passes through the
+//! cursor before the writer, which drops the rows the previous run delivered and records the
+//! new cursor from the data (ADR 0033).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::Schema;
+use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
+use driver_api::incremental::{Bound, BoundValue, Cursor, IncrementalConfig};
 use driver_api::{
     DiscoveredColumn, DiscoveredTable, Driver, DriverError, Result, StepContext, StepInputs,
-    StepOutput, TableWriter,
+    StepOutput, TableWriter, quote_literal,
 };
 use execution_context::object;
 use futures::StreamExt;
 use pg_support::tokio_postgres::Client;
 use serde::Deserialize;
 use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::conn::{PostgresConnection, classify, qualified, quote};
 use crate::types::{Column, Kind};
@@ -59,6 +71,15 @@ pub struct Config {
     /// Rows per batch. Default 10000.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Read only the rows past the cursor saved by the previous successful run.
+    #[serde(default)]
+    pub incremental: Option<IncrementalConfig>,
+    /// Integer column of `table` to split the read on (with `partitions`).
+    #[serde(default)]
+    pub partition_on: Option<String>,
+    /// Number of ranges and parallel connections.
+    #[serde(default)]
+    pub partitions: Option<u32>,
 }
 
 fn default_schema() -> String {
@@ -100,16 +121,50 @@ impl Driver for PostgresExtractor {
             "extraction.start",
             object([("source", Value::String(source))]),
         );
-        let mut client = endpoint.connect().await?;
-        let sql = statement(&client, &config).await?;
-        let rows = read(ctx, &mut client, &sql, config.batch_size.max(1)).await?;
+        let mut cursor = match &config.incremental {
+            Some(incremental) => {
+                if config.limit.is_some() {
+                    return Err(DriverError::config(
+                        "limit",
+                        "cannot be combined with `incremental`: an incremental read takes every row past the saved cursor",
+                    ));
+                }
+                Some(Cursor::new(incremental, ctx.state())?)
+            }
+            None => None,
+        };
+        let bound = cursor.as_ref().map(Cursor::bound).transpose()?.flatten();
+        let client = endpoint.connect().await?;
+        let statements =
+            statements(&client, &config, bound.as_ref().map(predicate).as_deref()).await?;
+        let partitions = statements.len();
+        let rows = read(
+            ctx,
+            &endpoint,
+            client,
+            statements,
+            config.batch_size.max(1),
+            cursor.as_mut(),
+        )
+        .await?;
         let duration_ms = started.elapsed().as_millis() as u64;
         ctx.metric("duration_ms", duration_ms);
         ctx.event(
             "extraction.complete",
-            object([("rows", rows.into()), ("duration_ms", duration_ms.into())]),
+            object([
+                ("rows", rows.into()),
+                ("partitions", partitions.into()),
+                ("duration_ms", duration_ms.into()),
+            ]),
         );
-        Ok(StepOutput::table(ctx.output_table().clone(), rows))
+        let output = StepOutput::table(ctx.output_table().clone(), rows);
+        Ok(match cursor {
+            Some(cursor) => {
+                cursor.report(ctx, bound.as_ref());
+                output.with_state(cursor.state())
+            }
+            None => output,
+        })
     }
 
     async fn doctor(&self, connection: &PostgresConnection) -> Result<()> {
@@ -121,14 +176,38 @@ impl Driver for PostgresExtractor {
     }
 }
 
-/// The statement to read: `query`, or a SELECT built from `table`, `columns`, `where`, `limit`.
-async fn statement(client: &Client, config: &Config) -> Result<String> {
+/// An incremental read's bound in PostgreSQL: `"cursor" >= literal` (a text literal is
+/// converted to the column's type by the server).
+fn predicate(bound: &Bound) -> String {
+    let value = match &bound.value {
+        BoundValue::Number(n) => n.clone(),
+        BoundValue::Text(t) => quote_literal(t),
+    };
+    format!("{} >= {value}", quote(&bound.column))
+}
+
+/// The statements to read: `query`, or a SELECT built from `table`, `columns`, `where`,
+/// `limit` – one per range with `partition_on`; `incremental` is the cursor's bound.
+async fn statements(
+    client: &Client,
+    config: &Config,
+    incremental: Option<&str>,
+) -> Result<Vec<String>> {
     if let Some(query) = &config.query {
+        if config.partition_on.is_some() {
+            return Err(DriverError::config(
+                "partition_on",
+                "splits a `table` read; it cannot split a `query`",
+            ));
+        }
         let sql = query.trim().trim_end_matches(';').trim_end().to_owned();
         if sql.is_empty() {
             return Err(DriverError::config("query", "is empty"));
         }
-        return Ok(sql);
+        return Ok(vec![match incremental {
+            Some(bound) => format!("SELECT * FROM ({sql}) AS osiris_incremental WHERE {bound}"),
+            None => sql,
+        }]);
     }
     let Some(table) = &config.table else {
         return Err(DriverError::config("table", "set `query` or `table`"));
@@ -172,14 +251,81 @@ async fn statement(client: &Client, config: &Config) -> Result<String> {
                 .join(", ")
         }
     };
-    let mut sql = format!("SELECT {select} FROM {}", qualified(&config.schema, table));
-    if let Some(condition) = &config.where_ {
-        sql.push_str(&format!(" WHERE ({condition})"));
+    let from = format!("SELECT {select} FROM {}", qualified(&config.schema, table));
+    let condition = match (&config.where_, incremental) {
+        (Some(condition), Some(bound)) => Some(format!("({condition}) AND {bound}")),
+        (Some(condition), None) => Some(format!("({condition})")),
+        (None, Some(bound)) => Some(bound.to_owned()),
+        (None, None) => None,
+    };
+    let with = |extra: Option<String>| {
+        let parts: Vec<String> = condition.iter().cloned().chain(extra).collect();
+        if parts.is_empty() {
+            from.clone()
+        } else {
+            format!("{from} WHERE {}", parts.join(" AND "))
+        }
+    };
+    match (&config.partition_on, config.partitions) {
+        (Some(column), Some(n)) if n > 1 => {
+            if config.limit.is_some() {
+                return Err(DriverError::config(
+                    "limit",
+                    "cannot be combined with `partition_on`",
+                ));
+            }
+            let Some(found) = existing.iter().find(|c| &c.name == column) else {
+                return Err(DriverError::config(
+                    "partition_on",
+                    format!("table {table:?} has no column {column:?}"),
+                ));
+            };
+            if !matches!(found.type_name.as_str(), "int2" | "int4" | "int8") {
+                return Err(DriverError::config(
+                    "partition_on",
+                    format!(
+                        "column {column:?} is {}, not an integer type; partition on an integer column",
+                        found.type_name
+                    ),
+                ));
+            }
+            let col = quote(column);
+            let bounds = client
+                .query_one(
+                    &format!(
+                        "SELECT MIN({col})::text, MAX({col})::text FROM {}{}",
+                        qualified(&config.schema, table),
+                        condition
+                            .as_ref()
+                            .map(|c| format!(" WHERE {c}"))
+                            .unwrap_or_default()
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(|e| classify(&e, "cannot read the range of partition_on"))?;
+            let parse = |i: usize| {
+                bounds
+                    .get::<_, Option<String>>(i)
+                    .and_then(|s| s.parse::<i128>().ok())
+            };
+            let ranges = driver_api::ranges::split(parse(0), parse(1), n);
+            if ranges.is_empty() {
+                return Ok(vec![with(None)]);
+            }
+            Ok(ranges
+                .iter()
+                .map(|r| with(Some(r.condition(&col))))
+                .collect())
+        }
+        _ => {
+            let mut sql = with(None);
+            if let Some(limit) = config.limit {
+                sql.push_str(&format!(" LIMIT {limit}"));
+            }
+            Ok(vec![sql])
+        }
     }
-    if let Some(limit) = config.limit {
-        sql.push_str(&format!(" LIMIT {limit}"));
-    }
-    Ok(sql)
 }
 
 /// The columns of `sql`: names and kinds, and the statement to COPY (with `::text` casts for
@@ -259,42 +405,134 @@ async fn typmods(client: &Client, sql: &str, n: usize) -> Vec<i32> {
     }
 }
 
-/// Reads `sql` by binary COPY in a read-only, repeatable-read transaction into the step table.
-async fn read(ctx: &StepContext, client: &mut Client, sql: &str, batch_size: usize) -> Result<u64> {
-    let (names, kinds, copy_sql) = describe(client, sql).await?;
-    let schema = Arc::new(Schema::new(
+/// Reads `statements` by binary COPY into the step table, concurrently: the first on `client`,
+/// each other one on its own connection, each in its own read-only, repeatable-read
+/// transaction. With a `cursor`, batches pass through it (de-duplication, new cursor) before
+/// the writer.
+async fn read(
+    ctx: &StepContext,
+    endpoint: &PostgresConnection,
+    client: Client,
+    statements: Vec<String>,
+    batch_size: usize,
+    mut cursor: Option<&mut Cursor>,
+) -> Result<u64> {
+    let first = statements.first().cloned().unwrap_or_default();
+    let (names, kinds, copy_sql) = describe(&client, &first).await?;
+    let schema: SchemaRef = Arc::new(Schema::new(
         names
             .iter()
             .zip(&kinds)
             .map(|(name, kind)| kind.field(name))
             .collect::<Vec<_>>(),
     ));
-    let transaction = client
-        .build_transaction()
-        .isolation_level(pg_support::tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(|e| classify(&e, "cannot start a read-only transaction"))?;
-    let stream = transaction
-        .copy_out(&format!("COPY ({copy_sql}) TO STDOUT (FORMAT binary)"))
-        .await
-        .map_err(|e| classify(&e, "the query failed"))?;
+    if let Some(cursor) = cursor.as_deref_mut() {
+        cursor.check_schema(&schema)?;
+    }
+    let (tx, mut rx) = mpsc::channel::<Result<RecordBatch>>(statements.len() * 2 + 2);
+    let mut tasks = JoinSet::new();
+    {
+        let (tx, schema, names) = (tx.clone(), Arc::clone(&schema), names.clone());
+        tasks.spawn(async move {
+            let part = Part {
+                names: &names,
+                kinds: &kinds,
+                schema: &schema,
+                batch_size,
+            };
+            if let Err(e) = part.copy(client, &copy_sql, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+    }
+    for sql in statements.into_iter().skip(1) {
+        let (tx, schema, endpoint) = (tx.clone(), Arc::clone(&schema), endpoint.clone());
+        tasks.spawn(async move {
+            let run = async {
+                let client = endpoint.connect().await?;
+                let (names, kinds, copy_sql) = describe(&client, &sql).await?;
+                let part = Part {
+                    names: &names,
+                    kinds: &kinds,
+                    schema: &schema,
+                    batch_size,
+                };
+                part.copy(client, &copy_sql, &tx).await
+            };
+            if let Err(e) = run.await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+    }
+    drop(tx);
     let mut writer = TableWriter::for_step(ctx, Arc::clone(&schema))?;
-    let mut decoder = Decoder::new(&kinds, batch_size);
     let outcome: Result<()> = async {
-        futures::pin_mut!(stream);
         loop {
-            let chunk = tokio::select! {
-                chunk = stream.next() => chunk,
+            let batch = tokio::select! {
+                batch = rx.recv() => batch,
                 () = ctx.cancellation().cancelled() => return Err(DriverError::Cancelled),
             };
-            let Some(chunk) = chunk else { break };
+            match batch {
+                None => return Ok(()),
+                Some(batch) => send(&mut writer, cursor.as_deref_mut(), batch?).await?,
+            }
+        }
+    }
+    .await;
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    match outcome {
+        Ok(()) => writer.finish().await,
+        Err(error) => {
+            writer.abort().await;
+            Err(error)
+        }
+    }
+}
+
+/// One statement's share of a read.
+struct Part<'a> {
+    names: &'a [String],
+    kinds: &'a [Kind],
+    schema: &'a SchemaRef,
+    batch_size: usize,
+}
+
+impl Part<'_> {
+    /// Runs `COPY (copy_sql) TO STDOUT (FORMAT binary)` in a read-only, repeatable-read
+    /// transaction on `client` and sends its rows in batches. Returns early, without error,
+    /// when the receiver has gone (the read failed elsewhere).
+    async fn copy(
+        &self,
+        mut client: Client,
+        copy_sql: &str,
+        tx: &mpsc::Sender<Result<RecordBatch>>,
+    ) -> Result<()> {
+        if self.kinds.len() != self.schema.fields().len() {
+            return Err(DriverError::internal(
+                "a partition's columns differ from the first one's",
+            ));
+        }
+        let transaction = client
+            .build_transaction()
+            .isolation_level(pg_support::tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(|e| classify(&e, "cannot start a read-only transaction"))?;
+        let stream = transaction
+            .copy_out(&format!("COPY ({copy_sql}) TO STDOUT (FORMAT binary)"))
+            .await
+            .map_err(|e| classify(&e, "the query failed"))?;
+        let mut decoder = Decoder::new(self.kinds, self.batch_size);
+        futures::pin_mut!(stream);
+        while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| classify(&e, "reading the rows failed"))?;
-            decoder.feed(&chunk, &names)?;
+            decoder.feed(&chunk, self.names)?;
             while decoder.full() {
-                let batch = decoder.batch(&schema)?;
-                writer.send(batch).await?;
+                if tx.send(Ok(decoder.batch(self.schema)?)).await.is_err() {
+                    return Ok(());
+                }
             }
         }
         if !decoder.ended {
@@ -302,22 +540,30 @@ async fn read(ctx: &StepContext, client: &mut Client, sql: &str, batch_size: usi
                 message: "reading the rows failed: the COPY stream ended early".into(),
             });
         }
-        if decoder.rows > 0 {
-            let batch = decoder.batch(&schema)?;
-            writer.send(batch).await?;
+        if decoder.rows > 0 && tx.send(Ok(decoder.batch(self.schema)?)).await.is_err() {
+            return Ok(());
         }
-        Ok(())
+        transaction
+            .commit()
+            .await
+            .map_err(|e| classify(&e, "cannot end the read-only transaction"))
     }
-    .await;
-    if let Err(error) = outcome {
-        writer.abort().await;
-        return Err(error);
+}
+
+/// Sends a batch to the writer, through the cursor when the read is incremental.
+async fn send(
+    writer: &mut TableWriter,
+    cursor: Option<&mut Cursor>,
+    batch: RecordBatch,
+) -> Result<()> {
+    let batch = match cursor {
+        Some(cursor) => cursor.filter(batch)?,
+        None => batch,
+    };
+    if batch.num_rows() > 0 {
+        writer.send(batch).await?;
     }
-    transaction
-        .commit()
-        .await
-        .map_err(|e| classify(&e, "cannot end the read-only transaction"))?;
-    writer.finish().await
+    Ok(())
 }
 
 /// Decodes the binary COPY stream into column builders.

@@ -7,6 +7,13 @@
 //! order is `order`, else the primary key (pg_dsn), else none, with a warning when more than one
 //! page is read. Known NUMERIC columns are selected as `::text` and pages are parsed as raw JSON,
 //! so that no digit goes through a float.
+//!
+//! With `incremental`, the shared [`Cursor`] gives the lower bound, sent as `<cursor>=gte.<value>`;
+//! pages are read by keyset on (cursor, primary key) instead of offsets (`order=<cursor>.asc.nullsfirst,<key>.asc`
+//! and, from the second page on, `or=(<cursor>.gt.C,and(<cursor>.eq.C,<key>.gt.K))` after the
+//! last row C, K of the previous page), so rows changing while pages are read cannot shift a
+//! page boundary; every page passes through the cursor (de-duplication, new cursor from the
+//! data) before the writer (ADR 0033).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +23,7 @@ use arrow::array::{ArrayRef, BinaryBuilder, RecordBatch, StringArray, new_null_a
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
+use driver_api::incremental::{Cursor, IncrementalConfig};
 use driver_api::{
     DiscoveredTable, Driver, DriverError, Result, StepContext, StepInputs, StepOutput, TableName,
     TableWriter, quote_identifier, replace_table_as,
@@ -68,6 +76,9 @@ pub struct Config {
     /// Extra attempts per request on network errors, timeouts, 429 and 5xx. Default 3.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Read only the rows past the cursor saved by the previous successful run.
+    #[serde(default)]
+    pub incremental: Option<IncrementalConfig>,
 }
 
 fn star() -> String {
@@ -198,6 +209,25 @@ impl Driver for SupabaseExtractor {
     ) -> Result<StepOutput> {
         let started = Instant::now();
         let timeout = Duration::from_secs(config.timeout);
+        let mut cursor = match &config.incremental {
+            Some(incremental) => {
+                for (key, set) in [
+                    ("order", config.order.is_some()),
+                    ("limit", config.limit.is_some()),
+                    ("offset", config.offset > 0),
+                ] {
+                    if set {
+                        return Err(DriverError::config(
+                            key,
+                            "cannot be combined with `incremental`: an incremental read takes every row past the saved cursor, ordered by the cursor and the key",
+                        ));
+                    }
+                }
+                Some(Cursor::new(incremental, ctx.state())?)
+            }
+            None => None,
+        };
+        let bound = cursor.as_ref().map(Cursor::bound).transpose()?.flatten();
         let rest = connection.rest(Some(ctx), timeout, config.retries)?;
         // requests_made and retries are reported whether the step succeeds or not.
         let result: Result<StepOutput> = async {
@@ -247,7 +277,23 @@ impl Driver for SupabaseExtractor {
             };
 
             let select = select_list(&config.select, &known);
-            let order = config.order.clone().or_else(|| {
+            let keyset: Option<Vec<String>> = cursor
+                .as_ref()
+                .map(|c| c.order_columns().into_iter().map(str::to_owned).collect());
+            let order = match &keyset {
+                Some(columns) => Some(
+                    columns
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            format!("{}.asc{}", postgrest_name(c), if i == 0 { ".nullsfirst" } else { "" })
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                None => config.order.clone(),
+            };
+            let order = order.or_else(|| {
                 (!key.is_empty()).then(|| {
                     key.iter()
                         .map(|k| postgrest_name(k))
@@ -255,8 +301,18 @@ impl Driver for SupabaseExtractor {
                         .join(",")
                 })
             });
-            let filters = filter_pairs(config.filter.as_ref())?;
+            let mut filters = filter_pairs(config.filter.as_ref())?;
+            if let Some(bound) = &bound {
+                filters.push((bound.column.clone(), format!("gte.{}", bound.value.text())));
+            }
             let selected = selected_columns(&config.select, &known);
+            if let Some(cursor) = cursor.as_mut()
+                && !selected.is_empty()
+            {
+                cursor.check_schema(&schema_of(&selected))?;
+            }
+            // Keyset paging: the `or` filter selecting the rows after the previous page's last.
+            let mut after: Option<String> = None;
 
             // Rows go to a staging table first: columns whose DuckDB type Arrow cannot carry
             // (UUID, JSON) are cast when it becomes the step table (see `finish_stage`).
@@ -286,7 +342,15 @@ impl Driver for SupabaseExtractor {
                             q.append_pair("order", order);
                         }
                         q.append_pair("limit", &want.to_string());
-                        q.append_pair("offset", &(config.offset + offset).to_string());
+                        match (&keyset, &after) {
+                            (Some(_), Some(after)) => {
+                                q.append_pair("or", after);
+                            }
+                            (Some(_), None) => {}
+                            (None, _) => {
+                                q.append_pair("offset", &(config.offset + offset).to_string());
+                            }
+                        }
                     }
                     if let Some(Filter::Raw(raw)) = &config.filter {
                         let query = url.query().unwrap_or_default().to_owned();
@@ -326,7 +390,17 @@ impl Driver for SupabaseExtractor {
                         );
                     }
                     offset += rows.len() as u64;
+                    if let (Some(columns), Some(last)) = (&keyset, rows.last()) {
+                        after = Some(after_row(columns, last)?);
+                    }
                     let batch = page_to_batch(&rows, &selected, &mut all_columns)?;
+                    let batch = match cursor.as_mut() {
+                        Some(cursor) => cursor.filter(batch)?,
+                        None => batch,
+                    };
+                    if batch.num_rows() == 0 {
+                        continue;
+                    }
                     match &mut writer {
                         Some(w) => w.send(batch).await?,
                         None => {
@@ -387,7 +461,14 @@ impl Driver for SupabaseExtractor {
                     ("duration_ms", duration.into()),
                 ]),
             );
-            Ok(StepOutput::table(out, rows))
+            let output = StepOutput::table(out, rows);
+            Ok(match &cursor {
+                Some(cursor) => {
+                    cursor.report(ctx, bound.as_ref());
+                    output.with_state(cursor.state())
+                }
+                None => output,
+            })
         }
         .await;
         rest.report(ctx);
@@ -464,6 +545,48 @@ fn postgrest_name(name: &str) -> String {
     } else {
         format!("\"{}\"", name.replace('"', "\\\""))
     }
+}
+
+/// The keyset filter selecting the rows after `last` in the order of `columns` (cursor first,
+/// then the key; NULL cursors first): `(cursor, key...) > (C, K...)` as a PostgREST logic tree,
+/// values double-quoted as its grammar asks for text with `,.:()`.
+fn after_row(columns: &[String], last: &RawRow<'_>) -> Result<String> {
+    let mut values = Vec::with_capacity(columns.len());
+    for column in columns {
+        let raw = last.get(column).ok_or_else(|| {
+            DriverError::config(
+                "incremental",
+                format!("column {column:?} is not among the columns read; add it to `select`"),
+            )
+        })?;
+        values.push(raw_text(raw)?);
+    }
+    let quoted = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+    // One alternative per position: equal on the columns before it, greater on it.
+    let mut alternatives = Vec::new();
+    for (i, column) in columns.iter().enumerate() {
+        let name = postgrest_name(column);
+        let mut parts: Vec<String> = Vec::new();
+        for (prev, value) in columns[..i].iter().zip(&values) {
+            let prev = postgrest_name(prev);
+            parts.push(match value {
+                Some(v) => format!("{prev}.eq.{}", quoted(v)),
+                None => format!("{prev}.is.null"),
+            });
+        }
+        match &values[i] {
+            Some(v) => parts.push(format!("{name}.gt.{}", quoted(v))),
+            // Only the cursor can be NULL here (it sorts first): any non-NULL value is after it.
+            None if i == 0 => parts.push(format!("{name}.not.is.null")),
+            None => continue,
+        }
+        alternatives.push(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            format!("and({})", parts.join(","))
+        });
+    }
+    Ok(format!("({})", alternatives.join(",")))
 }
 
 /// Splits a select list at top-level commas (not inside parentheses or quotes).
