@@ -205,6 +205,31 @@ pub fn source_views(
     Ok(out)
 }
 
+/// Turns every source view of `conn`'s database into a table holding the rows the view reads
+/// now, keeping the view's record as the table's comment. A remote worker does this before the
+/// host pulls the database back: the files a view names are on the worker, so the pulled copy
+/// must carry the rows themselves (ADR 0036). Each view is replaced in one transaction.
+pub fn materialize_views(conn: &duckdb::Connection) -> duckdb::Result<usize> {
+    let views = source_views(conn, None)?;
+    for view in &views {
+        let name = crate::quote_identifier(&view.name);
+        let staging = crate::quote_identifier(&format!("__osiris_materialize_{}", view.name));
+        conn.execute_batch(&format!(
+            "BEGIN; \
+             CREATE TABLE {staging} AS SELECT * FROM {name}; \
+             DROP VIEW {name}; \
+             ALTER TABLE {staging} RENAME TO {name}; \
+             COMMENT ON TABLE {name} IS {comment}; \
+             COMMIT;",
+            comment = crate::quote_literal(&view.record.to_comment()),
+        ))
+        .inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        })?;
+    }
+    Ok(views.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +285,52 @@ mod tests {
             "{}",
             views[0].definition
         );
+    }
+
+    #[test]
+    fn materialized_views_hold_their_rows_after_the_file_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(&path, "a,b\n1,x\n2,y\n").unwrap();
+        let record = SourceRecord {
+            format: "csv".into(),
+            files: vec![FileFingerprint::of(&path).unwrap()],
+        };
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!(
+            "CREATE VIEW \"read-in\" AS SELECT * FROM read_csv({}); \
+             COMMENT ON VIEW \"read-in\" IS {}; CREATE VIEW plain AS SELECT 2 AS c;",
+            crate::quote_literal(&path.display().to_string()),
+            crate::quote_literal(&record.to_comment())
+        ))
+        .unwrap();
+        assert_eq!(materialize_views(&conn).unwrap(), 1);
+        std::fs::remove_file(&path).unwrap();
+        let rows: Vec<(i64, String)> = conn
+            .prepare("SELECT a, b FROM \"read-in\" ORDER BY a")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows, [(1, "x".to_owned()), (2, "y".to_owned())]);
+        let kinds: Vec<(String, String)> = conn
+            .prepare(
+                "SELECT table_name, table_type FROM information_schema.tables ORDER BY table_name",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("plain".to_owned(), "VIEW".to_owned()),
+                ("read-in".to_owned(), "BASE TABLE".to_owned())
+            ],
+            "only source views become tables, nothing is left behind"
+        );
+        assert!(source_views(&conn, None).unwrap().is_empty());
     }
 }

@@ -108,9 +108,11 @@ SELECT t.table_oid AS oid, t.table_name AS relname,
 FROM duckdb_tables() t
 WHERE NOT t.internal AND t.schema_name = 'main' AND t.database_name NOT IN ('system', 'temp')
 UNION ALL
+-- A step kept as a view over its input file (materialize: view, ADR 0036; its comment is the
+-- source record) is a step table to clients, as it is with materialize: table.
 SELECT v.view_oid, v.view_name,
        CASE WHEN v.database_name = 'memory' THEN 2200 ELSE v.database_oid END,
-       'v', v.column_count, 0, v.database_name, v.schema_name, v.comment, v.sql
+       CASE WHEN v.comment LIKE '%"osiris_source":%' THEN 'r' ELSE 'v' END, v.column_count, 0, v.database_name, v.schema_name, v.comment, v.sql
 FROM duckdb_views() v
 WHERE NOT v.internal AND v.schema_name = 'main' AND v.database_name NOT IN ('system', 'temp');
 
@@ -451,14 +453,25 @@ CREATE MACRO osiris_catalog.pg_get_keywords() AS TABLE
                 WHEN 'type_function' THEN 'T' ELSE 'C' END AS catcode,
            false AS barelabel, keyword_category AS catdesc, 'can be bare label' AS baredesc
     FROM duckdb_keywords();
--- ::regclass of a name ('tbl', 'schema.tbl', '"Odd".tbl'); NULL when there is none.
-CREATE MACRO osiris_catalog.osiris_regclass(name) AS (
+-- ::regclass of a name ('tbl', 'schema.tbl', '"Odd".tbl'); NULL when there is none. The system
+-- catalogs that clients name in `classoid = 'pg_catalog.pg_class'::regclass` (comments) have
+-- PostgreSQL's own oids, as pg_description.classoid does.
+CREATE MACRO osiris_catalog.osiris_regclass(name) AS coalesce((
     SELECT r.oid FROM osiris_catalog.osiris_relations r
     JOIN osiris_catalog.pg_namespace n ON n.oid = r.relnamespace
     WHERE r.relname = list_last(osiris_catalog.parse_ident(name))
       AND (len(osiris_catalog.parse_ident(name)) = 1
            OR n.nspname = osiris_catalog.parse_ident(name)[-2])
-    ORDER BY (r.relnamespace = 2200) DESC LIMIT 1);
+    ORDER BY (r.relnamespace = 2200) DESC LIMIT 1),
+    CASE WHEN len(osiris_catalog.parse_ident(name)) = 1
+              OR osiris_catalog.parse_ident(name)[-2] = 'pg_catalog'
+         THEN CASE list_last(osiris_catalog.parse_ident(name))
+              WHEN 'pg_class' THEN 1259 WHEN 'pg_type' THEN 1247 WHEN 'pg_proc' THEN 1255
+              WHEN 'pg_attribute' THEN 1249 WHEN 'pg_namespace' THEN 2615
+              WHEN 'pg_constraint' THEN 2606 WHEN 'pg_index' THEN 2610
+              WHEN 'pg_description' THEN 2609 WHEN 'pg_database' THEN 1262
+              WHEN 'pg_am' THEN 2601 WHEN 'pg_attrdef' THEN 2604 WHEN 'pg_trigger' THEN 2620
+              WHEN 'pg_rewrite' THEN 2618 WHEN 'pg_authid' THEN 1260 END END);
 -- A regclass printed: the relation's name, schema-qualified when it is not on the search path.
 CREATE MACRO osiris_catalog.osiris_regclass_name(o) AS coalesce((
     SELECT CASE WHEN r.relnamespace = 2200 OR list_contains(

@@ -1192,8 +1192,10 @@ impl VisitorMut for Rewriter {
                     let hint = name.clone().unwrap_or_else(|| data_type.to_string());
                     self.hint(inner, Hint::Cast(hint));
                 }
+                // A name (a literal, or a parameter the client binds as text) is looked up;
+                // an oid expression stays the number.
                 let lookup = |f: &str, inner: &mut Box<Expr>| {
-                    if is_string(inner) {
+                    if is_string(inner) || placeholder(inner).is_some() {
                         catalog_call(f, vec![take(inner)])
                     } else {
                         cast(take(inner), DataType::BigInt(None))
