@@ -398,6 +398,7 @@ steps:
         ),
         ("{cursor: day}", "primary_key"),
         ("{cursor: day, primary_key: []}", "primary_key"),
+        ("{cursor: day, primary_key: [id]}\n      limit: 10", "limit"),
     ] {
         project.write("items.yaml", pipeline(incremental));
         let bad = run(&project, &env, "items.yaml", "bad", &[]);
