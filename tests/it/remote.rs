@@ -180,6 +180,57 @@ fn remote_runs_match_local_runs_table_for_table_and_event_for_event() {
     );
 }
 
+/// A file extractor's step is a view over its file by default (ADR 0036); the file is on the
+/// worker, so the database the host pulls back carries the rows as a table instead.
+#[test]
+fn a_pulled_session_holds_the_rows_of_steps_kept_as_views_on_the_worker() {
+    let project = example_project();
+    let local = project.osiris(&["run", "pipeline.yaml", "--session-id", "lazy-local"]);
+    assert_eq!(local.code, 0, "{}", local.all());
+    let remote = project.osiris(&[
+        "run",
+        "pipeline.yaml",
+        "--target",
+        "remote",
+        "--session-id",
+        "lazy-remote",
+    ]);
+    assert_eq!(remote.code, 0, "{}", remote.all());
+    let kind = |id: &str| {
+        rows(
+            &session_dir(&project, id),
+            "SELECT table_type FROM information_schema.tables WHERE table_name = 'read-orders'",
+        )
+    };
+    assert_eq!(
+        kind("lazy-local"),
+        ["VIEW"],
+        "locally the step stays a view"
+    );
+    assert_eq!(
+        kind("lazy-remote"),
+        ["BASE TABLE"],
+        "pulled back as a table"
+    );
+    let expected = rows(
+        &session_dir(&project, "lazy-local"),
+        "SELECT * FROM \"read-orders\" ORDER BY ALL",
+    );
+    assert!(!expected.is_empty());
+    // The input goes away: the pulled session still answers, with the same rows.
+    std::fs::remove_file(project.path().join("data/orders.csv")).unwrap();
+    assert_eq!(
+        rows(
+            &session_dir(&project, "lazy-remote"),
+            "SELECT * FROM \"read-orders\" ORDER BY ALL"
+        ),
+        expected
+    );
+    let shown = project.osiris(&["sessions", "show", "lazy-remote", "--json"]);
+    assert_eq!(shown.code, 0, "{}", shown.all());
+    assert!(!shown.stdout.contains("missing"), "{}", shown.stdout);
+}
+
 #[test]
 fn no_pull_leaves_the_data_on_the_worker() {
     let project = example_project();

@@ -321,14 +321,14 @@ where
                 // The files a source view reads are on this machine: the copy the host pulls
                 // carries their rows instead (ADR 0036).
                 if run.exec.database_path().exists()
-                    && let Err(error) = run
-                        .exec
-                        .connection()
-                        .map_err(|e| e.to_string())
-                        .and_then(|conn| {
-                            execution_context::sources::materialize_views(&conn)
-                                .map_err(|e| e.to_string())
-                        })
+                    && let Err(error) =
+                        run.exec
+                            .connection()
+                            .map_err(|e| e.to_string())
+                            .and_then(|conn| {
+                                execution_context::sources::materialize_views(&conn)
+                                    .map_err(|e| e.to_string())
+                            })
                 {
                     out.error("io", run.exec.redactor().redact(&error).into_owned());
                     continue;
