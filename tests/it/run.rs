@@ -57,6 +57,45 @@ fn every_step_leaves_its_table_in_the_kept_run_database() {
     );
 }
 
+/// A step kept as a view over its file (the default, ADR 0036) read no row: its line says
+/// "view", not "0 rows", and the JSON report and `step_complete` event say so too.
+#[test]
+fn a_step_kept_as_a_view_is_shown_as_a_view_not_as_zero_rows() {
+    let project = example_project();
+    let ran = project.osiris(&["run", "pipeline.yaml", "--session-id", "shown-view"]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+    let line = ran
+        .stdout
+        .lines()
+        .find(|l| l.contains("✓ read-orders"))
+        .unwrap_or_else(|| panic!("{}", ran.stdout));
+    assert!(line.contains(" view ") && !line.contains("rows"), "{line}");
+    let json = project.osiris(&["run", "pipeline.yaml", "--json"]);
+    assert_eq!(json.code, 0, "{}", json.all());
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let steps = report["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report}"));
+    let view: Vec<bool> = steps
+        .iter()
+        .map(|s| {
+            s["status"]["view"].as_bool().unwrap_or(false) || s["view"].as_bool().unwrap_or(false)
+        })
+        .collect();
+    assert_eq!(view, [true, false, false], "{report}");
+    let events = jsonl(
+        &project
+            .path()
+            .join(".osiris_sessions/shown-view/events.jsonl"),
+    );
+    let complete: Vec<Option<&str>> = events
+        .iter()
+        .filter(|e| e["event"] == "step_complete")
+        .map(|e| e["materialize"].as_str())
+        .collect();
+    assert_eq!(complete, [Some("view"), None, None]);
+}
+
 #[test]
 fn run_prints_one_line_per_step_and_the_session() {
     let project = example_project_with_tables();

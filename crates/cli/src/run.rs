@@ -718,11 +718,16 @@ impl RunObserver for Progress {
         }
         let width = self.width;
         match &report.status {
-            StepStatus::Ok { rows, .. } => self.line(&format!(
-                "  ✓ {:<width$}  {:<26} {:>12} rows  {:>8}",
+            StepStatus::Ok { rows, view, .. } => self.line(&format!(
+                "  ✓ {:<width$}  {:<26} {:>17}  {:>8}",
                 report.step_id,
                 report.component,
-                thousands(*rows),
+                // A view over the input read no row (ADR 0036): "0 rows" would say it was empty.
+                if *view {
+                    "view".to_owned()
+                } else {
+                    format!("{} rows", thousands(*rows))
+                },
                 duration(report.duration_ms),
             )),
             StepStatus::Failed { error_class, error } => {
@@ -775,6 +780,7 @@ mod tests {
                 status: StepStatus::Ok {
                     rows: 1,
                     table: None,
+                    view: false,
                 },
                 duration_ms: 0,
                 state: None,

@@ -285,6 +285,9 @@ pub struct StepOutput {
     /// runtime stores it only when the whole run succeeds and hands it back through
     /// [`StepContext::state`]. `None` leaves an earlier stored state untouched.
     pub state: Option<Value>,
+    /// The step's object is a view over its input (a file extractor with `materialize: view`,
+    /// ADR 0036): no row was read, so `rows` is 0 and says nothing.
+    pub view: bool,
 }
 
 impl StepOutput {
@@ -294,6 +297,15 @@ impl StepOutput {
             table: Some(table),
             rows,
             state: None,
+            view: false,
+        }
+    }
+
+    /// A step that created `table` as a view over its input, reading no row.
+    pub fn view(table: TableName) -> Self {
+        Self {
+            view: true,
+            ..Self::table(table, 0)
         }
     }
 
@@ -303,6 +315,7 @@ impl StepOutput {
             table: None,
             rows,
             state: None,
+            view: false,
         }
     }
 

@@ -37,6 +37,9 @@ pub enum StepStatus {
         /// The table the step created, if any.
         #[serde(skip_serializing_if = "Option::is_none")]
         table: Option<String>,
+        /// The table is a view over the step's input (ADR 0036): `rows` is 0, none were read.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        view: bool,
     },
     /// The step failed.
     Failed {

@@ -274,6 +274,7 @@ mod tests {
                 StepStatus::Ok {
                     rows: 1,
                     table: Some(id.into()),
+                    view: false,
                 }
             } else {
                 StepStatus::Failed {

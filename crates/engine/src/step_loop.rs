@@ -121,10 +121,14 @@ impl Engine {
                 if let Some(table) = &table {
                     fields.insert("table".into(), table.clone().into());
                 }
+                if output.view {
+                    fields.insert("materialize".into(), "view".into());
+                }
                 emitter.event("step_complete", fields);
                 StepStatus::Ok {
                     rows: output.rows,
                     table,
+                    view: output.view,
                 }
             }
             Err(error) => {
@@ -399,7 +403,7 @@ pub async fn run_with(
         };
         let step = &prepared.steps[index].step;
         match &mut report.status {
-            StepStatus::Ok { rows, table } => {
+            StepStatus::Ok { rows, table, .. } => {
                 finished[index] = true;
                 if let Some(table) = table {
                     match driver_api::TableName::new(table.clone()) {

@@ -426,6 +426,7 @@ impl StepExecutor for Scripted {
             StepStatus::Ok {
                 rows: 1,
                 table: Some(step.step.id.clone()),
+                view: false,
             }
         };
         StepReport {
@@ -876,7 +877,7 @@ async fn parallel_runs_give_the_same_tables_and_reports_as_one_job() {
     }
     assert_eq!(seen[0], seen[1]);
     assert_eq!(
-        seen[0].0[0], "left:Ok { rows: 3, table: Some(\"left\") }",
+        seen[0].0[0], "left:Ok { rows: 3, table: Some(\"left\"), view: false }",
         "reports come in plan order"
     );
     assert_eq!(seen[0].1.len(), 6);

@@ -784,8 +784,8 @@ pub(crate) async fn extract(
 /// Runs `work` (which creates the step's table or view and returns its rows, unknown for a
 /// view, and the bytes of input) on the run database, with the `extraction.start` /
 /// `extraction.complete` events and the `bytes_processed` metric of every file extractor;
-/// `shown` names the input. A view's step reports 0 rows (none were read) and `rows: null` in
-/// its event.
+/// `shown` names the input. A view's step reports no rows ([`StepOutput::view`]: none were
+/// read) and `rows: null` in its event.
 pub(crate) async fn reported_extract<F>(
     ctx: &StepContext,
     shown: String,
@@ -820,7 +820,10 @@ where
             ("duration_ms", elapsed_ms(started).into()),
         ]),
     );
-    Ok(StepOutput::table(table, rows.unwrap_or(0)))
+    Ok(match rows {
+        Some(rows) => StepOutput::table(table, rows),
+        None => StepOutput::view(table),
+    })
 }
 
 pub(crate) fn yes() -> bool {
