@@ -266,6 +266,43 @@ pub struct Cursor {
     checked: bool,
 }
 
+/// Opens an extractor's incremental read, when its config has one: refuses the config keys a
+/// cursor read cannot honour (`conflicts`: each key and whether the step sets it), then starts
+/// the cursor from the step's saved `state`.
+pub fn start(
+    config: Option<&IncrementalConfig>,
+    state: Option<&Value>,
+    conflicts: &[(&str, bool)],
+) -> Result<Option<Cursor>> {
+    let Some(config) = config else {
+        return Ok(None);
+    };
+    if let Some((key, _)) = conflicts.iter().find(|(_, set)| *set) {
+        return Err(DriverError::config(
+            *key,
+            "cannot be combined with `incremental`: an incremental read takes every row past the saved cursor, ordered by the cursor and the key",
+        ));
+    }
+    Cursor::new(config, state).map(Some)
+}
+
+/// Ends an extractor's read: with a cursor, its `incremental.read` event and `output` carrying
+/// the state to save; without one, `output` as it is.
+pub fn finish(
+    cursor: Option<&Cursor>,
+    ctx: &crate::StepContext,
+    bound: Option<&Bound>,
+    output: crate::StepOutput,
+) -> crate::StepOutput {
+    match cursor {
+        Some(cursor) => {
+            cursor.report(ctx, bound);
+            output.with_state(cursor.state())
+        }
+        None => output,
+    }
+}
+
 impl Cursor {
     /// Starts a run from the step's saved `state` ([`StepContext::state`](crate::StepContext::state);
     /// `None` on a first run or with `--full-refresh`). A state saved for another cursor or

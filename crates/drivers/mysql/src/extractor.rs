@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use driver_api::incremental::{Bound, BoundValue, Cursor, IncrementalConfig};
+use driver_api::incremental::{self, Bound, BoundValue, Cursor, IncrementalConfig};
 use driver_api::{
     DiscoveredColumn, DiscoveredTable, Driver, DriverError, Result, StepContext, StepInputs,
     StepOutput, TableWriter,
@@ -153,22 +153,14 @@ impl Driver for MysqlExtractor {
                 ("source", Value::String(source)),
             ]),
         );
-        let mut cursor = match &config.incremental {
-            Some(incremental) => {
-                if config.limit.is_some() || config.offset.is_some() {
-                    return Err(DriverError::config(
-                        if config.limit.is_some() {
-                            "limit"
-                        } else {
-                            "offset"
-                        },
-                        "cannot be combined with `incremental`: an incremental read takes every row past the saved cursor",
-                    ));
-                }
-                Some(Cursor::new(incremental, ctx.state())?)
-            }
-            None => None,
-        };
+        let mut cursor = incremental::start(
+            config.incremental.as_ref(),
+            ctx.state(),
+            &[
+                ("limit", config.limit.is_some()),
+                ("offset", config.offset.is_some()),
+            ],
+        )?;
         let bound = cursor.as_ref().map(Cursor::bound).transpose()?.flatten();
         let reads =
             plan_reads(&endpoint, &config, bound.as_ref().map(predicate).as_deref()).await?;
@@ -186,13 +178,12 @@ impl Driver for MysqlExtractor {
             ]),
         );
         let output = StepOutput::table(ctx.output_table().clone(), rows);
-        Ok(match cursor {
-            Some(cursor) => {
-                cursor.report(ctx, bound.as_ref());
-                output.with_state(cursor.state())
-            }
-            None => output,
-        })
+        Ok(incremental::finish(
+            cursor.as_ref(),
+            ctx,
+            bound.as_ref(),
+            output,
+        ))
     }
 
     async fn doctor(&self, connection: &MysqlConnection) -> Result<()> {

@@ -25,7 +25,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
 use bytes::{Buf, BytesMut};
-use driver_api::incremental::{Bound, BoundValue, Cursor, IncrementalConfig};
+use driver_api::incremental::{self, Bound, BoundValue, Cursor, IncrementalConfig};
 use driver_api::{
     DiscoveredColumn, DiscoveredTable, Driver, DriverError, Result, StepContext, StepInputs,
     StepOutput, TableWriter, quote_literal,
@@ -121,18 +121,11 @@ impl Driver for PostgresExtractor {
             "extraction.start",
             object([("source", Value::String(source))]),
         );
-        let mut cursor = match &config.incremental {
-            Some(incremental) => {
-                if config.limit.is_some() {
-                    return Err(DriverError::config(
-                        "limit",
-                        "cannot be combined with `incremental`: an incremental read takes every row past the saved cursor",
-                    ));
-                }
-                Some(Cursor::new(incremental, ctx.state())?)
-            }
-            None => None,
-        };
+        let mut cursor = incremental::start(
+            config.incremental.as_ref(),
+            ctx.state(),
+            &[("limit", config.limit.is_some())],
+        )?;
         let bound = cursor.as_ref().map(Cursor::bound).transpose()?.flatten();
         let client = endpoint.connect().await?;
         let statements =
@@ -158,13 +151,12 @@ impl Driver for PostgresExtractor {
             ]),
         );
         let output = StepOutput::table(ctx.output_table().clone(), rows);
-        Ok(match cursor {
-            Some(cursor) => {
-                cursor.report(ctx, bound.as_ref());
-                output.with_state(cursor.state())
-            }
-            None => output,
-        })
+        Ok(incremental::finish(
+            cursor.as_ref(),
+            ctx,
+            bound.as_ref(),
+            output,
+        ))
     }
 
     async fn doctor(&self, connection: &PostgresConnection) -> Result<()> {

@@ -23,7 +23,7 @@ use arrow::array::{ArrayRef, BinaryBuilder, RecordBatch, StringArray, new_null_a
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
-use driver_api::incremental::{Cursor, IncrementalConfig};
+use driver_api::incremental::{self, Cursor, IncrementalConfig};
 use driver_api::{
     DiscoveredTable, Driver, DriverError, Result, StepContext, StepInputs, StepOutput, TableName,
     TableWriter, quote_identifier, replace_table_as,
@@ -209,24 +209,15 @@ impl Driver for SupabaseExtractor {
     ) -> Result<StepOutput> {
         let started = Instant::now();
         let timeout = Duration::from_secs(config.timeout);
-        let mut cursor = match &config.incremental {
-            Some(incremental) => {
-                for (key, set) in [
-                    ("order", config.order.is_some()),
-                    ("limit", config.limit.is_some()),
-                    ("offset", config.offset > 0),
-                ] {
-                    if set {
-                        return Err(DriverError::config(
-                            key,
-                            "cannot be combined with `incremental`: an incremental read takes every row past the saved cursor, ordered by the cursor and the key",
-                        ));
-                    }
-                }
-                Some(Cursor::new(incremental, ctx.state())?)
-            }
-            None => None,
-        };
+        let mut cursor = incremental::start(
+            config.incremental.as_ref(),
+            ctx.state(),
+            &[
+                ("order", config.order.is_some()),
+                ("limit", config.limit.is_some()),
+                ("offset", config.offset > 0),
+            ],
+        )?;
         let bound = cursor.as_ref().map(Cursor::bound).transpose()?.flatten();
         let rest = connection.rest(Some(ctx), timeout, config.retries)?;
         // requests_made and retries are reported whether the step succeeds or not.
@@ -462,13 +453,12 @@ impl Driver for SupabaseExtractor {
                 ]),
             );
             let output = StepOutput::table(out, rows);
-            Ok(match &cursor {
-                Some(cursor) => {
-                    cursor.report(ctx, bound.as_ref());
-                    output.with_state(cursor.state())
-                }
-                None => output,
-            })
+            Ok(incremental::finish(
+                cursor.as_ref(),
+                ctx,
+                bound.as_ref(),
+                output,
+            ))
         }
         .await;
         rest.report(ctx);
