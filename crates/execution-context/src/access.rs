@@ -51,8 +51,13 @@ impl FileAccess {
         &self.files
     }
 
+    /// Locks a freshly opened database down to this access (DuckDB refuses to widen it later).
+    pub fn lock_down(&self, conn: &duckdb::Connection) -> duckdb::Result<()> {
+        conn.execute_batch(&self.lockdown_sql())
+    }
+
     /// The statements that lock a freshly opened database down to this access.
-    pub(crate) fn lockdown_sql(&self) -> String {
+    fn lockdown_sql(&self) -> String {
         let list = |paths: &[PathBuf], dir: bool| {
             paths
                 .iter()

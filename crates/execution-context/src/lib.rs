@@ -374,11 +374,10 @@ pub fn open_database(path: &Path) -> Result<duckdb::Connection> {
 /// what `access` allows ([`FileAccess`]).
 pub fn open_restricted(path: &Path, access: &FileAccess) -> Result<duckdb::Connection> {
     let conn = open_database(path)?;
-    conn.execute_batch(&access.lockdown_sql())
-        .map_err(|source| Error::Database {
-            path: path.to_owned(),
-            source,
-        })?;
+    access.lock_down(&conn).map_err(|source| Error::Database {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(conn)
 }
 

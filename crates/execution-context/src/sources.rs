@@ -205,6 +205,22 @@ pub fn source_views(
     Ok(out)
 }
 
+/// The files the source views of `conn`'s database read (`catalog` as for [`source_views`]),
+/// each once: what a read-only reader of a kept run must be allowed to open.
+pub fn source_files(
+    conn: &duckdb::Connection,
+    catalog: Option<&str>,
+) -> duckdb::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = source_views(conn, catalog)?
+        .into_iter()
+        .flat_map(|v| v.record.files)
+        .map(|f| f.path)
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
 /// Turns every source view of `conn`'s database into a table holding the rows the view reads
 /// now, keeping the view's record as the table's comment. A remote worker does this before the
 /// host pulls the database back: the files a view names are on the worker, so the pulled copy

@@ -127,21 +127,12 @@ impl Backend {
         // as views (ADR 0036), only: no reading arbitrary files through read_csv(...) and the
         // like, no extension downloads. DuckDB cannot widen the list once external access is
         // off, so views over files of a session attached later fail with a permission error.
-        let root_text = root.display().to_string();
-        let view_files = backend.view_files();
-        backend
-            .conn
-            .execute_batch(&format!(
-                "SET allowed_directories = [{}]; SET allowed_paths = [{}]; \
-                 SET enable_external_access = false;",
-                quote_literal(&root_text),
-                view_files
-                    .iter()
-                    .map(|f| quote_literal(f))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .map_err(fail)?;
+        let mut access = execution_context::FileAccess::none();
+        access.allow_directory(root);
+        for file in backend.view_files() {
+            access.allow_file(file);
+        }
+        access.lock_down(&backend.conn).map_err(fail)?;
         backend.apply_settings()?;
         backend.refresh_sessions_table()?;
         Ok(backend)
@@ -169,26 +160,16 @@ impl Backend {
     }
 
     /// The files that the source views of every attached session read (ADR 0036).
-    fn view_files(&self) -> Vec<String> {
+    fn view_files(&self) -> Vec<PathBuf> {
         let mut files = Vec::new();
-        for id in &self.seen {
-            if !self.attached(id) {
-                continue;
-            }
-            match sessions::sources::source_views(&self.conn, Some(id)) {
-                Ok(views) => files.extend(
-                    views
-                        .iter()
-                        .flat_map(|v| v.record.files.iter())
-                        .map(|f| f.path.display().to_string()),
-                ),
+        for id in self.seen.iter().filter(|id| self.attached(id)) {
+            match sessions::sources::source_files(&self.conn, Some(id)) {
+                Ok(found) => files.extend(found),
                 Err(e) => {
                     tracing::warn!(session_id = %id, error = %e, "cannot list source views")
                 }
             }
         }
-        files.sort();
-        files.dedup();
         files
     }
 

@@ -404,18 +404,11 @@ pub fn open_read_only(session: &Session) -> Result<duckdb::Connection> {
     // External access off: a query on a kept run reads its tables and the files its views
     // were made over, not the machine's files (`read_text('/etc/passwd')`, `COPY ... TO`,
     // `ATTACH` all fail). Reading the catalog first runs no view.
-    let files: Vec<String> = sources::source_views(&conn, None)
-        .map_err(fail)?
-        .iter()
-        .flat_map(|v| v.record.files.iter())
-        .map(|f| execution_context::quote_literal(&f.path.display().to_string()))
-        .collect();
-    conn.execute_batch(&format!(
-        "SET allowed_paths = [{}]; SET enable_external_access = false; \
-         SET allow_community_extensions = false;",
-        files.join(", ")
-    ))
-    .map_err(fail)?;
+    let mut access = execution_context::FileAccess::none();
+    for file in sources::source_files(&conn, None).map_err(fail)? {
+        access.allow_file(file);
+    }
+    access.lock_down(&conn).map_err(fail)?;
     Ok(conn)
 }
 
