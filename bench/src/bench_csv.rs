@@ -309,12 +309,7 @@ fn bench(cli: &Cli) -> Result<ExitCode> {
         for side in order {
             let mut attempt = 0;
             let result = loop {
-                if cli.quiet_threshold < 1.0 {
-                    measure::wait_for_quiet(
-                        cli.quiet_threshold,
-                        std::time::Duration::from_secs(cli.max_wait),
-                    );
-                }
+                measure::settle(cli.quiet_threshold, cli.max_wait);
                 let result = match side {
                     Side::Duckdb => run_duckdb(&setup, run)?,
                     Side::Osiris => run_osiris(&setup, run)?,

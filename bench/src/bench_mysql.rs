@@ -229,12 +229,7 @@ fn bench(cli: &Cli) -> Result<()> {
     };
     for run in 0..cli.runs {
         let quiet = || {
-            if cli.quiet_threshold < 1.0 {
-                measure::wait_for_quiet(
-                    cli.quiet_threshold,
-                    std::time::Duration::from_secs(cli.max_wait),
-                );
-            }
+            measure::settle(cli.quiet_threshold, cli.max_wait);
         };
         quiet();
         let m = setup.shell(&dump)?;
@@ -327,12 +322,7 @@ fn bench_incremental(cli: &Cli, setup: &Setup, conn: &str) -> Result<()> {
         &format!("  - id: extract\n    component: mysql.extractor\n    mode: read\n    config: {{{conn}, table: incr, incremental: {{cursor: created, primary_key: [id]}}}}\n"),
     )?;
     let quiet = || {
-        if cli.quiet_threshold < 1.0 {
-            measure::wait_for_quiet(
-                cli.quiet_threshold,
-                std::time::Duration::from_secs(cli.max_wait),
-            );
-        }
+        measure::settle(cli.quiet_threshold, cli.max_wait);
     };
     let source = incremental::Source {
         osiris: &|p| setup.osiris(p, "extract", true),

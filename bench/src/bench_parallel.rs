@@ -317,12 +317,7 @@ con.execute("COPY ({join}) TO '{csv}' (HEADER)")
     let jobs_five = TABLES.to_string();
     for run in 0..cli.runs {
         let quiet = || {
-            if cli.quiet_threshold < 1.0 {
-                measure::wait_for_quiet(
-                    cli.quiet_threshold,
-                    std::time::Duration::from_secs(cli.max_wait),
-                );
-            }
+            measure::settle(cli.quiet_threshold, cli.max_wait);
         };
         quiet();
         let (m, _, _) =

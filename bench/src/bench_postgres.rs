@@ -270,12 +270,7 @@ fn bench(cli: &Cli) -> Result<()> {
     let (mut load_s, mut write_wall, mut write_step) = (vec![], vec![], vec![]);
     for run in 0..cli.runs {
         let quiet = || {
-            if cli.quiet_threshold < 1.0 {
-                measure::wait_for_quiet(
-                    cli.quiet_threshold,
-                    std::time::Duration::from_secs(cli.max_wait),
-                );
-            }
+            measure::settle(cli.quiet_threshold, cli.max_wait);
         };
         quiet();
         let m = setup.shell(&dump)?;
@@ -347,12 +342,7 @@ fn bench_incremental(cli: &Cli, setup: &Setup, conn: &str) -> Result<()> {
         &format!("  - id: extract\n    component: postgres.extractor\n    mode: read\n    config: {{{conn}, table: incr, batch_size: 65536, incremental: {{cursor: created, primary_key: [id]}}}}\n"),
     )?;
     let quiet = || {
-        if cli.quiet_threshold < 1.0 {
-            measure::wait_for_quiet(
-                cli.quiet_threshold,
-                std::time::Duration::from_secs(cli.max_wait),
-            );
-        }
+        measure::settle(cli.quiet_threshold, cli.max_wait);
     };
     let source = incremental::Source {
         osiris: &|p| setup.osiris(p, "extract", true),

@@ -58,6 +58,14 @@ pub fn machine_cpu_times() -> Option<(f64, f64)> {
     Some((busy as f64 / 100.0, (busy + idle) as f64 / 100.0))
 }
 
+/// Before a timed run: [`wait_for_quiet`] unless `threshold` is 1.0 or more (the bench's
+/// `--quiet-threshold`; `max_wait_s` is its `--max-wait`).
+pub fn settle(threshold: f64, max_wait_s: u64) {
+    if threshold < 1.0 {
+        wait_for_quiet(threshold, Duration::from_secs(max_wait_s));
+    }
+}
+
 /// Waits until the other processes on the machine use less than `threshold` of its CPUs
 /// (sampled over 2 s), at most `max_wait`. Returns the busy fraction last seen and whether the
 /// machine was quiet.

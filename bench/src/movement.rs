@@ -155,12 +155,7 @@ pub fn run(opts: &Options) -> Result<ExitCode> {
             if matches!(sides[i].role, Role::Peer(_)) && run >= opts.peer_runs {
                 continue;
             }
-            if opts.quiet_threshold < 1.0 {
-                measure::wait_for_quiet(
-                    opts.quiet_threshold,
-                    std::time::Duration::from_secs(opts.max_wait),
-                );
-            }
+            measure::settle(opts.quiet_threshold, opts.max_wait);
             let (m, steps) = run_side(&setup, &sides[i], run)
                 .with_context(|| format!("side {:?} failed", sides[i].label))?;
             println!(
