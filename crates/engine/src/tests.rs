@@ -286,10 +286,16 @@ fn inputs_are_the_named_steps_or_else_the_needed_steps_with_tables() {
     );
 }
 
-#[tokio::test]
-async fn a_step_may_need_a_writer_to_run_after_it() {
+/// A run context in a fresh temporary directory (kept alive by the returned guard).
+fn scratch_run() -> (tempfile::TempDir, Arc<ExecutionContext>) {
     let dir = tempfile::tempdir().unwrap();
     let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+    (dir, exec)
+}
+
+#[tokio::test]
+async fn a_step_may_need_a_writer_to_run_after_it() {
+    let (dir, exec) = scratch_run();
     let p = pipeline(
         r#"
   - {id: one, component: test.sql, mode: read, config: {sql: "SELECT 1 AS x"}}
@@ -337,8 +343,7 @@ async fn a_step_may_need_a_writer_to_run_after_it() {
 
 #[tokio::test]
 async fn runs_in_plan_order_and_stops_at_the_first_failure() {
-    let dir = tempfile::tempdir().unwrap();
-    let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+    let (dir, exec) = scratch_run();
     let p = pipeline(
         r#"
   - {id: one, component: test.sql, mode: read, config: {sql: "SELECT 1 AS x UNION ALL SELECT 2"}}
@@ -442,8 +447,7 @@ impl StepExecutor for Scripted {
 
 #[tokio::test]
 async fn the_step_loop_drives_any_executor_with_the_same_failure_policy() {
-    let dir = tempfile::tempdir().unwrap();
-    let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+    let (_dir, exec) = scratch_run();
     let p = pipeline(
         r#"
   - {id: one, component: test.sql, mode: read, config: {sql: "SELECT 1"}}
@@ -644,8 +648,7 @@ fn validation_messages_never_quote_a_secret() {
 
 #[tokio::test]
 async fn cancellation_stops_a_running_step() {
-    let dir = tempfile::tempdir().unwrap();
-    let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+    let (dir, exec) = scratch_run();
     let p = pipeline(
         "  - {id: slow, component: test.sql, mode: read, config: {sql: x, hang: true}}\n  - {id: after, component: test.sql, mode: read, config: {sql: SELECT 1}}\n",
     );
@@ -885,8 +888,7 @@ async fn parallel_runs_give_the_same_tables_and_reports_as_one_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_step_cancels_its_running_sibling_which_leaves_no_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+    let (dir, exec) = scratch_run();
     // `busy` is first in plan order and holds its table in an open transaction when `bad`
     // fails; `after` needs both and never starts.
     let p = pipeline(
@@ -942,8 +944,7 @@ async fn a_failing_step_cancels_its_running_sibling_which_leaves_no_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_the_run_stops_every_parallel_step() {
-    let dir = tempfile::tempdir().unwrap();
-    let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+    let (dir, exec) = scratch_run();
     let p = pipeline(
         r#"
   - {id: one, component: test.sql, mode: read, config: {sql: "SELECT 1 AS x", hang: true, partial: true}}
@@ -996,8 +997,7 @@ async fn cancelling_the_run_stops_every_parallel_step() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_and_metrics_of_parallel_steps_are_whole_lines_tagged_with_their_step() {
-    let dir = tempfile::tempdir().unwrap();
-    let exec = Arc::new(ExecutionContext::new("s", dir.path().join("s")));
+    let (dir, exec) = scratch_run();
     let steps: String = (0..8)
         .map(|i| {
             format!(
