@@ -687,7 +687,8 @@ impl RunObserver for Progress {
         }
         let bar = self.bars.add(ProgressBar::new_spinner());
         bar.set_style(
-            ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("template is valid"),
+            ProgressStyle::with_template("  {spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_message(format!(
             "[{}/{}] {} ({})",
