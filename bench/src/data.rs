@@ -36,15 +36,33 @@ FROM (SELECT i, (i * 1103515245 + 12345) % 2147483648 AS r FROM range(?) t(i))
 
 /// Returns the input CSV for `rows` rows, generating it (with DuckDB) when not cached.
 pub fn ensure_input(dir: &Path, rows: u64, regenerate: bool) -> Result<PathBuf> {
-    let path = dir.join(format!("mixed_v{GENERATOR_VERSION}_{rows}.csv"));
+    ensure_csv(
+        dir,
+        &format!("mixed_v{GENERATOR_VERSION}_{rows}"),
+        GENERATOR_SQL,
+        rows,
+        regenerate,
+    )
+}
+
+/// `<dir>/<name>.csv`: the rows of `generator` (its `?` replaced by `rows`) written by DuckDB
+/// through a `.partial` file renamed into place, unless already there.
+fn ensure_csv(
+    dir: &Path,
+    name: &str,
+    generator: &str,
+    rows: u64,
+    regenerate: bool,
+) -> Result<PathBuf> {
+    let path = dir.join(format!("{name}.csv"));
     if path.is_file() && !regenerate {
         println!("input: {} (cached)", path.display());
         return Ok(path);
     }
-    let partial = dir.join(format!("mixed_v{GENERATOR_VERSION}_{rows}.csv.partial"));
+    let partial = dir.join(format!("{name}.csv.partial"));
     let start = Instant::now();
     let conn = duckdb::Connection::open_in_memory().context("cannot open DuckDB in memory")?;
-    let sql = GENERATOR_SQL.replace('?', &rows.to_string());
+    let sql = generator.replace('?', &rows.to_string());
     let partial_str = partial
         .to_str()
         .context("the output directory is not UTF-8")?;
@@ -52,7 +70,7 @@ pub fn ensure_input(dir: &Path, rows: u64, regenerate: bool) -> Result<PathBuf> 
         "COPY ({sql}) TO {} (FORMAT csv, HEADER)",
         sql_string(partial_str)
     ))
-    .context("generating the input CSV failed")?;
+    .with_context(|| format!("generating the input CSV {name} failed"))?;
     std::fs::rename(&partial, &path)
         .with_context(|| format!("cannot rename {} to {}", partial.display(), path.display()))?;
     println!(
@@ -98,31 +116,13 @@ FROM range(1, ? + 1) t(g)
 /// Returns the CSV of the 14-column workload for `rows` rows (issue 16's movements),
 /// generating it when not cached.
 pub fn ensure_mixed14(dir: &Path, rows: u64, regenerate: bool) -> Result<PathBuf> {
-    let path = dir.join(format!("mixed14_v{MIXED14_VERSION}_{rows}.csv"));
-    if path.is_file() && !regenerate {
-        println!("input: {} (cached)", path.display());
-        return Ok(path);
-    }
-    let partial = dir.join(format!("mixed14_v{MIXED14_VERSION}_{rows}.csv.partial"));
-    let start = Instant::now();
-    let conn = duckdb::Connection::open_in_memory().context("cannot open DuckDB in memory")?;
-    let sql = MIXED14_SQL.replace('?', &rows.to_string());
-    let partial_str = partial
-        .to_str()
-        .context("the output directory is not UTF-8")?;
-    conn.execute_batch(&format!(
-        "COPY ({sql}) TO {} (FORMAT csv, HEADER)",
-        sql_string(partial_str)
-    ))
-    .context("generating the 14-column input CSV failed")?;
-    std::fs::rename(&partial, &path)
-        .with_context(|| format!("cannot rename {} to {}", partial.display(), path.display()))?;
-    println!(
-        "input: {} (generated in {:.1} s)",
-        path.display(),
-        start.elapsed().as_secs_f64()
-    );
-    Ok(path)
+    ensure_csv(
+        dir,
+        &format!("mixed14_v{MIXED14_VERSION}_{rows}"),
+        MIXED14_SQL,
+        rows,
+        regenerate,
+    )
 }
 
 /// Reads a file once so that both sides start from a warm page cache.
