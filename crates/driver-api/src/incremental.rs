@@ -280,7 +280,7 @@ pub fn start(
     if let Some((key, _)) = conflicts.iter().find(|(_, set)| *set) {
         return Err(DriverError::config(
             *key,
-            "cannot be combined with `incremental`: an incremental read takes every row past the saved cursor, ordered by the cursor and the key",
+            "cannot be combined with `incremental`: an incremental read takes every row past the saved cursor, in the order the cursor needs",
         ));
     }
     Cursor::new(config, state).map(Some)
