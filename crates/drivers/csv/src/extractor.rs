@@ -303,6 +303,15 @@ struct Plan {
     materialize: Materialize,
 }
 
+/// DuckDB's sniffer's decisions for one `read_csv(...)`: the columns in file order with their
+/// types, and the date/timestamp formats it detected.
+#[derive(Debug)]
+struct Sniffed {
+    columns: Vec<(String, String)>,
+    dateformat: Option<String>,
+    timestampformat: Option<String>,
+}
+
 impl Plan {
     /// Why a step asked for a view is kept as a table (the view would read another file than
     /// the one DuckDB can read correctly), or `None`.
@@ -445,7 +454,7 @@ impl Plan {
         if self.as_view() {
             // Strict mode, like the table's first read: DuckDB binds the view now (the header,
             // the sniffed types, `columns`), and reads the rows when the view is read.
-            let query = self.query(conn, &reading, true)?;
+            let query = self.view_query(conn, &reading).map_err(explained)?;
             let record = fingerprint("csv", std::slice::from_ref(path))?;
             if cancel.is_cancelled() {
                 return Err(DriverError::Cancelled);
@@ -507,6 +516,64 @@ impl Plan {
             query.push_str(&format!(" LIMIT {limit}"));
         }
         Ok(query)
+    }
+
+    /// The view's query: [`query`](Self::query) with DuckDB's sniffing done once, now. The
+    /// `read_csv(...)` call carries the columns with the types the sniffer chose (and the date
+    /// and timestamp formats it found), with `auto_detect = false`: every later read of the
+    /// view (the next step, `sessions query`, a replay) binds it without sniffing the file
+    /// again, which costs as much as a small query (tens of milliseconds at 1M rows), and
+    /// gives the types the step had when it ran.
+    fn view_query(&self, conn: &duckdb::Connection, reading: &Dialect) -> Result<String> {
+        let names = if self.needs_names() {
+            Some(self.describe(conn, reading, true)?)
+        } else {
+            None
+        };
+        let (select, types) = self.projection(names.as_deref())?;
+        let sniffed = self.sniff(conn, reading, &types)?;
+        let mut query = format!(
+            "SELECT {select} FROM {}",
+            self.read_csv_as(reading, &[], true, Some(&sniffed))
+        );
+        if let Some(limit) = self.limit {
+            query.push_str(&format!(" LIMIT {limit}"));
+        }
+        Ok(query)
+    }
+
+    /// What DuckDB's sniffer decides for the step's `read_csv(...)` (`sniff_csv` with the same
+    /// options, strict).
+    fn sniff(
+        &self,
+        conn: &duckdb::Connection,
+        reading: &Dialect,
+        types: &[(String, String)],
+    ) -> Result<Sniffed> {
+        let call = self.read_csv(reading, types, true);
+        let call = call
+            .strip_prefix("read_csv(")
+            .expect("read_csv() builds a read_csv call");
+        let sql = format!(
+            "SELECT to_json(Columns)::VARCHAR, DateFormat, TimestampFormat FROM sniff_csv({call}"
+        );
+        let explain = |e| DriverError::duckdb("cannot read the CSV header", e);
+        let (columns, dateformat, timestampformat): (String, Option<String>, Option<String>) = conn
+            .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(explain)?;
+        #[derive(Deserialize)]
+        struct Column {
+            name: String,
+            r#type: String,
+        }
+        let columns: Vec<Column> = serde_json::from_str(&columns).map_err(|e| {
+            DriverError::data(format!("DuckDB's sniffer gave unreadable columns: {e}"))
+        })?;
+        Ok(Sniffed {
+            columns: columns.into_iter().map(|c| (c.name, c.r#type)).collect(),
+            dateformat,
+            timestampformat,
+        })
     }
 
     /// Writes the input as plain text into a scratch copy (removed when dropped): decompresses
@@ -668,6 +735,18 @@ impl Plan {
 
     /// The `read_csv(...)` call, every dialect option explicit.
     fn read_csv(&self, d: &Dialect, types: &[(String, String)], strict: bool) -> String {
+        self.read_csv_as(d, types, strict, None)
+    }
+
+    /// The `read_csv(...)` call; with `sniffed`, the sniffer's decisions are written into it
+    /// (`auto_detect = false`, `columns`, the date formats) instead of `types`.
+    fn read_csv_as(
+        &self,
+        d: &Dialect,
+        types: &[(String, String)],
+        strict: bool,
+        sniffed: Option<&Sniffed>,
+    ) -> String {
         let comment = d
             .comment
             .map(|c| char::from(c).to_string())
@@ -700,7 +779,23 @@ impl Plan {
                 .join(", ");
             sql.push_str(&format!(", types = {{{entries}}}"));
         }
-        if self.parse_dates == Some(ParseDates::Detect(false)) {
+        if let Some(sniffed) = sniffed {
+            let entries = sniffed
+                .columns
+                .iter()
+                .map(|(column, ty)| format!("{}: {}", quote_literal(column), quote_literal(ty)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sql.push_str(&format!(", auto_detect = false, columns = {{{entries}}}"));
+            for (option, format) in [
+                ("dateformat", &sniffed.dateformat),
+                ("timestampformat", &sniffed.timestampformat),
+            ] {
+                if let Some(format) = format {
+                    sql.push_str(&format!(", {option} = {}", quote_literal(format)));
+                }
+            }
+        } else if self.parse_dates == Some(ParseDates::Detect(false)) {
             sql.push_str(", auto_type_candidates = ['BOOLEAN', 'BIGINT', 'DOUBLE', 'VARCHAR']");
         }
         sql.push(')');
@@ -1686,6 +1781,52 @@ mod tests {
                 "case {i}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_view_keeps_what_the_sniffer_found_so_later_reads_do_not_sniff_again() {
+        let (dir, run) = setup();
+        // Day-first dates and timestamps: only the sniffer's detected formats read them right.
+        let path = file(
+            dir.path(),
+            "eu.csv",
+            "id,day,at,it's\n1,02/01/2024,13/01/2024 10:11:12,x\n2,31/12/2023,01/02/2024 00:00:01,\n",
+        );
+        for (i, extra) in [
+            json!({}),
+            json!({"parse_dates": ["at"], "dtype": {"id": "VARCHAR"}, "columns": ["it's", "at"]}),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut config = json!({"path": path});
+            config
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let mut as_table = config.clone();
+            as_table["materialize"] = "table".into();
+            extract_as(&run, &format!("t{i}"), as_table).await.unwrap();
+            extract_as(&run, &format!("v{i}"), config).await.unwrap();
+            let definition = run.query_strings(&format!(
+                "SELECT sql FROM duckdb_views() WHERE view_name = 'v{i}'"
+            ));
+            let definition = definition[0].as_deref().unwrap();
+            // DuckDB keeps the definition in its own spelling (`(auto_detect = CAST('f' ...))`).
+            for option in ["auto_detect", "columns", "'%d/%m/%Y %H:%M:%S'"] {
+                assert!(definition.contains(option), "{option}: {definition}");
+            }
+            assert_eq!(
+                typed_rows(&run, &format!("v{i}")),
+                typed_rows(&run, &format!("t{i}")),
+                "case {i}"
+            );
+        }
+        let days = run.query_strings("SELECT day::VARCHAR FROM v0 ORDER BY id");
+        assert_eq!(
+            days,
+            [Some("2024-01-02".to_owned()), Some("2023-12-31".to_owned())]
+        );
     }
 
     #[tokio::test]
