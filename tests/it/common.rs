@@ -87,6 +87,7 @@ impl Project {
             "OSIRIS_HOME",
             "OSIRIS_CONNECTIONS",
             "OSIRIS_PROFILE",
+            "OSIRIS_MEMORY_LIMIT",
         ] {
             command.env_remove(var);
         }

@@ -343,3 +343,44 @@ fn ctrl_c_cancels_the_running_step_and_exits_130() {
     assert_eq!(status["status"], "cancelled");
     assert_eq!(status["steps_completed"], 1);
 }
+
+/// `--memory-limit` (or `OSIRIS_MEMORY_LIMIT`) bounds DuckDB's memory for the run database, in
+/// this process and, through the environment, in the default remote worker (ADR 0040); a size
+/// DuckDB would not take is a usage error naming the flag, before anything runs.
+#[test]
+fn memory_limit_reaches_the_run_database_locally_and_in_a_worker() {
+    let project = crate::common::Project::new();
+    project.write(
+        "p.yaml",
+        "oml_version: \"0.1.0\"\nname: mem\nsteps:\n  - id: m\n    component: duckdb.processor\n    mode: transform\n    config:\n      query: SELECT current_setting('memory_limit') AS m\n",
+    );
+    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+        (&["--memory-limit", "64MB"], &[], "61.0 MiB"),
+        (&[], &[("OSIRIS_MEMORY_LIMIT", "1GiB")], "1.0 GiB"),
+        (
+            &["--memory-limit", "96MB"],
+            &[("OSIRIS_MEMORY_LIMIT", "1GiB")],
+            "91.5 MiB",
+        ),
+        (
+            &["--target", "remote"],
+            &[("OSIRIS_MEMORY_LIMIT", "96MB")],
+            "91.5 MiB",
+        ),
+    ];
+    for (i, (flags, env, expected)) in cases.into_iter().enumerate() {
+        let id = format!("mem-{i}");
+        let mut args = vec!["run", "p.yaml", "--session-id", id.as_str()];
+        args.extend(flags);
+        let ran = project.osiris_env(&args, env);
+        assert_eq!(ran.code, 0, "case {i}: {}", ran.all());
+        let session = project.path().join(".osiris_sessions").join(&id);
+        assert_eq!(rows(&session, "SELECT m FROM m"), [expected], "case {i}");
+    }
+    let before = project.sessions().len();
+    let ran = project.osiris(&["run", "p.yaml", "--memory-limit", "80%"]);
+    assert_eq!(ran.code, 2, "{}", ran.all());
+    assert!(ran.stderr.contains("--memory-limit"), "{}", ran.all());
+    assert!(ran.stderr.contains("is not a memory size"), "{}", ran.all());
+    assert_eq!(project.sessions().len(), before, "nothing ran");
+}

@@ -23,6 +23,26 @@ pub fn engine() -> anyhow::Result<Arc<Engine>> {
     )))
 }
 
+/// How this process's DuckDB databases are set up (`osiris run`, `osiris worker`; ADR 0040).
+#[derive(Debug, Args)]
+pub struct DuckDbArgs {
+    /// The most memory DuckDB may use for a run database's buffers and the intermediate
+    /// results of its queries (e.g. 512MB, 2GiB): beyond it DuckDB spills to the session's
+    /// directory, or fails a query that cannot spill. Default: DuckDB's own, 80% of the
+    /// machine's memory (or of the container's limit). A remote worker takes its own.
+    #[arg(long, env = "OSIRIS_MEMORY_LIMIT", value_name = "SIZE")]
+    memory_limit: Option<execution_context::MemoryLimit>,
+}
+
+impl DuckDbArgs {
+    /// Applies the settings to every DuckDB database this process opens from now on.
+    pub fn apply(&self) {
+        if let Some(limit) = &self.memory_limit {
+            execution_context::set_memory_limit(limit.clone());
+        }
+    }
+}
+
 /// Loads `.env` files into the environment without overriding variables already set:
 /// `$OSIRIS_HOME/.env`, then `./.env`.
 pub fn load_dotenv() {

@@ -32,6 +32,7 @@ macro_rules! warn_user {
         let _ = writeln!(std::io::stderr(), $($arg)*);
     }};
 }
+use crate::load::DuckDbArgs;
 use crate::load::{Connect, Loaded, PipelineArgs, engine, load};
 use crate::output::{duration, print_problems, stdout_is_terminal, thousands};
 
@@ -88,6 +89,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
 
+    #[command(flatten)]
+    duckdb: DuckDbArgs,
+
     /// Where the steps run: in this process (`local`) or in an `osiris worker` (`remote`).
     /// Each target is one type implementing the adapter contract (ADR 0027).
     #[arg(long, value_enum, default_value = "local")]
@@ -140,6 +144,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<Outcome> {
+    args.duckdb.apply();
     let engine = engine()?;
     let file = args.pipeline.pipeline.display().to_string();
     let input = |message: &str| Ok(Outcome::input(message).in_file(&file));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use adapter_remote::worker::{WorkerOptions, listen, serve_stdio};
 use clap::Args;
 
-use crate::load::engine;
+use crate::load::{DuckDbArgs, engine};
 use crate::outcome::Outcome;
 
 #[derive(Debug, Args)]
@@ -32,9 +32,13 @@ pub struct WorkerArgs {
     /// directory.
     #[arg(long, value_name = "DIR")]
     base_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    duckdb: DuckDbArgs,
 }
 
 pub fn execute(args: WorkerArgs) -> anyhow::Result<Outcome> {
+    args.duckdb.apply();
     let engine = engine()?;
     let sessions_root = args
         .sessions_dir

@@ -23,7 +23,7 @@ pub use access::FileAccess;
 pub use redact::{MASK, Redactor, is_secret_key};
 pub use secret::SecretString;
 use sink::JsonlSink;
-pub use sql::{base_config, quote_identifier, quote_literal};
+pub use sql::{MemoryLimit, base_config, quote_identifier, quote_literal, set_memory_limit};
 /// The token that cancels a run and its steps ([`ExecutionContext::cancellation`]).
 pub use tokio_util::sync::CancellationToken;
 
