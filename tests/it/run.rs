@@ -354,7 +354,9 @@ fn memory_limit_reaches_the_run_database_locally_and_in_a_worker() {
         "p.yaml",
         "oml_version: \"0.1.0\"\nname: mem\nsteps:\n  - id: m\n    component: duckdb.processor\n    mode: transform\n    config:\n      query: SELECT current_setting('memory_limit') AS m\n",
     );
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    // Flags, environment, the limit the run database reports.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         (&["--memory-limit", "64MB"], &[], "61.0 MiB"),
         (&[], &[("OSIRIS_MEMORY_LIMIT", "1GiB")], "1.0 GiB"),
         (

@@ -27,8 +27,8 @@ use crate::FilesystemConnection;
 use crate::diagnose::{Dialect, Scan, Start, explain, is_csv_error, probe, scan, too_short};
 use crate::encoding::{InvalidUtf16, decode_utf16_file};
 use crate::files::{
-    Materialize, check_columns, drop_view, fell_back_to_table, fingerprint, input_file_size,
-    replace_view_as, reported_extract,
+    Materialize, bind_while_fingerprinting, check_columns, drop_view, fell_back_to_table,
+    input_file_size, replace_view_as, reported_extract,
 };
 use crate::options::{Codec, CsvChar, Encoding, reject_glob_characters};
 
@@ -454,8 +454,10 @@ impl Plan {
         if self.as_view() {
             // Strict mode, like the table's first read: DuckDB binds the view now (the header,
             // the sniffed types, `columns`), and reads the rows when the view is read.
-            let query = self.view_query(conn, &reading).map_err(explained)?;
-            let record = fingerprint("csv", std::slice::from_ref(path))?;
+            let (query, record) =
+                bind_while_fingerprinting("csv", std::slice::from_ref(path), || {
+                    self.view_query(conn, &reading).map_err(explained)
+                })?;
             if cancel.is_cancelled() {
                 return Err(DriverError::Cancelled);
             }
