@@ -85,12 +85,13 @@ impl Movement {
 
 /// What the MariaDB movements compare, in SQL that MariaDB and DuckDB both read, on the source
 /// table and on every side's destination (whatever column types a peer chose): the row count,
-/// sums of the integer and decimal columns, the non-NULL notes and the total length of a string.
+/// sums of the numeric columns, the non-NULL notes and the total length of a string.
 const DIGEST: &[&str] = &[
     "COUNT(*)",
     "SUM(id)",
     "SUM(qty)",
     "SUM(amount)",
+    "SUM(price)",
     "SUM(CAST(flag AS INTEGER))",
     "COUNT(note)",
     "SUM(LENGTH(name))",
@@ -592,7 +593,7 @@ fn peer_label(name: &str, movement: Movement) -> Result<String> {
         ("dlt", Movement::MariadbDuckdb) => "dlt (sql_database, connectorx)".to_owned(),
         // Its default streams over local HTTP into the duckdb CLI, which needs the httpfs
         // extension: not installable offline.
-        ("sling", Movement::MariadbDuckdb) => "sling (copy_method named_pipes)".to_owned(),
+        ("sling", Movement::MariadbDuckdb) => "sling (named_pipes)".to_owned(),
         ("dlt", Movement::CsvMariadb) => "dlt (read_csv, sqlalchemy)".to_owned(),
         ("sling", Movement::CsvMariadb) => "sling".to_owned(),
         (other, movement) => bail!("no peer {other:?} for movement {movement:?}"),
@@ -1085,12 +1086,12 @@ mod tests {
         conn.execute_batch(
             "CREATE TABLE _dlt_loads (x INT); INSERT INTO _dlt_loads VALUES (1);
              CREATE TABLE t AS SELECT i AS id, i % 10 AS qty, CAST(i / 100 AS DECIMAL(12,2)) AS amount,
-               i % 2 = 0 AS flag, CASE WHEN i % 5 = 0 THEN NULL ELSE 'n' END AS note,
+               i / 2 AS price, i % 2 = 0 AS flag, CASE WHEN i % 5 = 0 THEN NULL ELSE 'n' END AS note,
                'abc' AS name FROM range(1, 11) r(i)",
         )
         .unwrap();
         drop(conn);
         let digest = duckdb_digest(&db).unwrap();
-        assert_eq!(digest, vec![10.0, 55.0, 45.0, 0.55, 5.0, 8.0, 30.0]);
+        assert_eq!(digest, vec![10.0, 55.0, 45.0, 0.55, 27.5, 5.0, 8.0, 30.0]);
     }
 }
