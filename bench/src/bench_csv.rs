@@ -3,6 +3,8 @@
 //!
 //! Hand-run (see `bench/run.sh`); prints phase times, peak memory and the osiris/DuckDB ratio,
 //! and checks that both sides wrote the same rows. Goal (issue): within 1.15x of DuckDB alone.
+//! With `--movement`, one of issue 16's movements instead, with its peers (`movement.rs`; the
+//! MariaDB movements need MariaDB on 127.0.0.1:3306).
 
 mod baseline;
 mod data;
