@@ -5,8 +5,8 @@
 #   bash bench/run.sh                 # 5,000,000 rows, 3 runs per side
 #   bash bench/run.sh --rows 1000000 --runs 5
 #   bash bench/run.sh --help          # every option of bench-csv
-#   bash bench/run.sh mysql           # MySQL extract/write against the mariadb client and
-#                                     # LOAD DATA (needs MariaDB, see testing_env/setup.sh)
+#   bash bench/run.sh mysql           # MySQL extract against the mariadb client (5M rows;
+#                                     # needs MariaDB, see testing_env/setup.sh)
 #   bash bench/run.sh mysql --help    # every option of bench-mysql
 #   bash bench/run.sh postgres        # PostgreSQL extract/write against psql's \copy
 #
@@ -15,9 +15,9 @@
 # peers from the venv of bench/peers/setup.sh, created on first use, 1 run each):
 #   bash bench/run.sh csv-table        # CSV -> DuckDB table: vs CREATE TABLE AS read_csv; dlt
 #   bash bench/run.sh csv-groupby-csv  # CSV -> GROUP BY -> CSV: vs DuckDB alone; Sling, pandas
-#   bash bench/run.sh mariadb-duckdb   # MariaDB -> DuckDB: vs `mariadb --quick` (bench-mysql)
-#   bash bench/run.sh csv-mariadb      # -> MariaDB table: vs LOAD DATA LOCAL INFILE (bench-mysql,
-#                                      # which runs both MariaDB movements in one go)
+#   bash bench/run.sh mariadb-duckdb   # MariaDB -> DuckDB table: vs `mariadb --quick`; dlt, Sling
+#   bash bench/run.sh csv-mariadb      # CSV -> MariaDB table: vs LOAD DATA LOCAL INFILE; dlt, Sling
+#                                      # (both need MariaDB; the source table is made once)
 #
 # Builds the release binaries first (prebuilt libduckdb.so, see scripts/dev-env.sh). The input
 # CSV is generated once and cached in bench/out/ (git-ignored), with the outputs and the pipeline.
@@ -35,19 +35,19 @@ defaults=()
 [[ " $* " == *" --rows "* ]] || defaults+=(--rows 1000000)
 [[ " $* " == *" --runs "* ]] || defaults+=(--runs 3)
 case "${1:-}" in
-    csv-table | csv-groupby-csv)
+    csv-table | csv-groupby-csv | mariadb-duckdb | csv-mariadb)
         movement="$1"
         shift
         venv="$(bash "$root/bench/peers/setup.sh" | tail -1)"
-        if [ "$movement" = csv-table ]; then peers=dlt; else peers=sling,pandas; fi
+        case "$movement" in
+            csv-table) peers=dlt ;;
+            csv-groupby-csv) peers=sling,pandas ;;
+            *) peers=dlt,sling ;;
+        esac
+        # `--peers LIST` on the command line replaces the default list (`--peers ''`: none).
+        [[ " $* " == *" --peers "* ]] || defaults+=(--peers "$peers")
         exec "$CARGO_TARGET_DIR/release/bench-csv" --osiris "$CARGO_TARGET_DIR/release/osiris" \
-            --movement "$movement" --peers "$peers" --peers-venv "$venv" "${defaults[@]}" "$@"
-        ;;
-    mariadb-duckdb | csv-mariadb)
-        shift
-        [[ " $* " == *" --write-rows "* ]] || defaults+=(--write-rows 1000000)
-        exec "$CARGO_TARGET_DIR/release/bench-mysql" --osiris "$CARGO_TARGET_DIR/release/osiris" \
-            "${defaults[@]}" "$@"
+            --movement "$movement" --peers-venv "$venv" "${defaults[@]}" "$@"
         ;;
 esac
 if [ "${1:-}" = postgres ]; then

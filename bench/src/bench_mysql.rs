@@ -5,8 +5,9 @@
 //!   `mysql.extractor`, against `mariadb --quick --batch -e 'SELECT * FROM t' > /dev/null`.
 //!   Goal: within 1.5x, peak memory under 300 MB, no growth from 1M to 5M rows (the 1M-row
 //!   extract runs too, to compare peaks).
-//! - write: 1M rows from the run database into MySQL with `mysql.writer` (append), against
-//!   `LOAD DATA LOCAL INFILE` of the same rows as a CSV file. Goal: within 1.3x.
+//! - the write (a CSV file into MySQL with `mysql.writer`, against `LOAD DATA LOCAL INFILE` of
+//!   the same file; goal within 1.3x) is the movement `bash bench/run.sh csv-mariadb`
+//!   (bench/src/movement.rs), with its peers.
 //!
 //! Needs MariaDB on 127.0.0.1:3306 (root, no password; `testing_env/setup.sh` starts it). The
 //! source table is created once in database `osiris_bench` and kept.
@@ -30,7 +31,7 @@ use crate::stats::median;
 #[derive(Debug, Parser)]
 #[command(
     name = "bench-mysql",
-    about = "Benchmark mysql.extractor / mysql.writer against the mariadb client and LOAD DATA.",
+    about = "Benchmark mysql.extractor against the mariadb client (the write: bench/run.sh csv-mariadb).",
     after_help = "Usually run through `bash bench/run.sh mysql`, which builds the release binaries first."
 )]
 struct Cli {
@@ -40,9 +41,9 @@ struct Cli {
     /// Rows of the extract table.
     #[arg(long, default_value_t = 5_000_000)]
     rows: u64,
-    /// Rows of the smaller extract (peak memory comparison) and of the write benchmark.
-    #[arg(long, default_value_t = 1_000_000)]
-    write_rows: u64,
+    /// Rows of the smaller extract (peak memory comparison).
+    #[arg(long, alias = "write-rows", default_value_t = 1_000_000)]
+    small_rows: u64,
     /// Runs of each side; medians are reported.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
@@ -169,7 +170,7 @@ fn bench(cli: &Cli) -> Result<()> {
         "extract_small",
         &format!(
             "  - id: extract\n    component: mysql.extractor\n    mode: read\n    config: {{{conn}, table: mixed, where: \"id <= {}\"}}\n",
-            cli.write_rows
+            cli.small_rows
         ),
     )?;
     let dump = format!(
@@ -178,44 +179,12 @@ fn bench(cli: &Cli) -> Result<()> {
         setup.db
     );
 
-    // The write input: the first write_rows rows, as Parquet (osiris side) and CSV (LOAD DATA).
-    let (_, _, small_db) = setup.osiris(&extract_small, "extract", true)?;
-    let parquet = setup.out.join("rows.parquet");
-    let csv = setup.out.join("rows.csv");
-    {
-        let duck = duckdb::Connection::open(&small_db)?;
-        duck.execute_batch(&format!(
-            "COPY \"extract\" TO '{}' (FORMAT parquet); COPY \"extract\" TO '{}' (FORMAT csv, HEADER false, NULLSTR '\\N')",
-            parquet.display(),
-            csv.display()
-        ))?;
-    }
-    let _ = std::fs::remove_dir_all(setup.out.join("sessions"));
-    let write = setup.pipeline(
-        "write",
-        &format!(
-            "  - id: load\n    component: duckdb.processor\n    mode: transform\n    config: {{query: \"SELECT * FROM read_parquet('{}')\"}}\n  - id: write\n    component: mysql.writer\n    mode: write\n    needs: [load]\n    config: {{{conn}, table: dst_osiris}}\n",
-            parquet.display()
-        ),
-    )?;
-    sql(
-        Some(&setup.db),
-        "DROP TABLE IF EXISTS dst_osiris, dst_load; CREATE TABLE dst_osiris LIKE mixed; CREATE TABLE dst_load LIKE mixed",
-    )?;
-    let load = format!(
-        "mariadb {} --local-infile=1 {} -e \"LOAD DATA LOCAL INFILE '{}' INTO TABLE dst_load FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\\\"' LINES TERMINATED BY '\\n'\"",
-        CLIENT.join(" "),
-        setup.db,
-        csv.display()
-    );
-
     println!(
         "{:<4} {:<34} {:>8} {:>8} {:>10} {:>8}",
         "run", "side", "wall s", "step s", "peak MiB", "noise s"
     );
     let mut dump_s = Vec::new();
     let (mut ext_wall, mut ext_step, mut ext_rss, mut small_rss) = (vec![], vec![], vec![], vec![]);
-    let (mut load_s, mut write_wall, mut write_step) = (vec![], vec![], vec![]);
     let show = |run: u32, side: &str, m: &Measurement, step: Option<f64>| {
         println!(
             "{:<4} {:<34} {:>8.2} {:>8} {:>10.0} {:>8}",
@@ -250,33 +219,13 @@ fn bench(cli: &Cli) -> Result<()> {
         let (m, step, _) = setup.osiris(&extract_small, "extract", false)?;
         show(
             run,
-            &format!("osiris extract {} rows", cli.write_rows),
+            &format!("osiris extract {} rows", cli.small_rows),
             &m,
             Some(step),
         );
         small_rss.push(mib(&m));
-
-        sql(Some(&setup.db), "TRUNCATE dst_load; TRUNCATE dst_osiris")?;
-        quiet();
-        let m = setup.shell(&load)?;
-        show(run, "LOAD DATA LOCAL INFILE (CSV)", &m, None);
-        load_s.push(m.wall_s);
-        quiet();
-        let (m, step, _) = setup.osiris(&write, "write", false)?;
-        show(run, "osiris write (mysql.writer)", &m, Some(step));
-        write_wall.push(m.wall_s);
-        write_step.push(step);
-        let counts = sql(
-            Some(&setup.db),
-            "SELECT (SELECT COUNT(*) FROM dst_load), (SELECT COUNT(*) FROM dst_osiris)",
-        )?;
-        ensure!(
-            counts == format!("{0}\t{0}", cli.write_rows),
-            "row counts after the write runs: {counts}"
-        );
     }
     let (dump, wall, step) = (median(dump_s), median(ext_wall), median(ext_step));
-    let (load, wwall, wstep) = (median(load_s), median(write_wall), median(write_step));
     println!();
     println!(
         "extract {} rows: mariadb client {dump:.2} s; osiris run {wall:.2} s (step {step:.2} s): ratio {:.2}x (step {:.2}x), goal 1.5x",
@@ -287,15 +236,9 @@ fn bench(cli: &Cli) -> Result<()> {
     println!(
         "peak RSS of osiris run: {:.0} MiB at {} rows, {:.0} MiB at {} rows (goal < 300 MB, no growth)",
         median(small_rss),
-        cli.write_rows,
+        cli.small_rows,
         median(ext_rss),
         cli.rows
-    );
-    println!(
-        "write {} rows: LOAD DATA LOCAL INFILE {load:.2} s; osiris run {wwall:.2} s (writer step {wstep:.2} s): ratio {:.2}x (step {:.2}x), goal 1.3x",
-        cli.write_rows,
-        wwall / load,
-        wstep / load
     );
     Ok(())
 }
