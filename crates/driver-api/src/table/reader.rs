@@ -31,7 +31,8 @@ impl TableReader {
         Self::query(conn, format!("SELECT * FROM {table}")).await
     }
 
-    /// Streams the result of `sql`.
+    /// Streams the result of `sql`: DuckDB produces the rows while they are consumed, so memory
+    /// stays bounded by the channel whatever the result's size.
     pub async fn query(conn: duckdb::Connection, sql: String) -> Result<Self> {
         let (tx, rx) = mpsc::channel(DEFAULT_CHANNEL_CAPACITY);
         let (schema_tx, schema_rx) = tokio::sync::oneshot::channel();
@@ -45,17 +46,24 @@ impl TableReader {
                     return;
                 }
             };
-            let arrow = match stmt.query_arrow([]).map_err(fail) {
-                Ok(arrow) => arrow,
-                Err(e) => {
-                    let _ = schema_tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = schema_tx.send(Ok(arrow.get_schema()));
-            for batch in arrow {
-                if tx.blocking_send(Ok(batch)).is_err() {
-                    return; // the consumer stopped reading
+            // DuckDB's streaming mode: chunks are produced as they are read, so a writer
+            // slower than the scan (a remote database) holds a few batches, not the whole
+            // result. A later chunk can still fail (a CSV view's value that does not convert):
+            // it arrives as an error, never as a panic of the iterator.
+            if let Err(e) = stmt.stream_arrow([]).map(drop).map_err(fail) {
+                let _ = schema_tx.send(Err(e));
+                return;
+            }
+            let _ = schema_tx.send(Ok(stmt.schema()));
+            loop {
+                let batch = match stmt.step() {
+                    Ok(Some(chunk)) => Ok(RecordBatch::from(&chunk)),
+                    Ok(None) => return,
+                    Err(e) => Err(fail(e)),
+                };
+                let failed = batch.is_err();
+                if tx.blocking_send(batch).is_err() || failed {
+                    return; // the consumer stopped reading, or the query failed
                 }
             }
         });

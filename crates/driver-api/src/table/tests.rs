@@ -421,6 +421,33 @@ async fn reader_streams_a_table_back_as_arrow() {
     assert!(batches.len() > 1, "streamed in several batches");
 }
 
+#[tokio::test]
+async fn reader_streams_a_query_and_reports_a_late_failure_as_an_error() {
+    // The first rows convert; a row far into the result does not. In DuckDB's streaming mode
+    // the reader hands out rows before the failing one is computed, then the error: a writer
+    // sees `Err` (and rolls back), never a panic or a silently short result.
+    let sql = "SELECT CASE WHEN i < 1000000 THEN i::VARCHAR ELSE error('row ' || i || ' is bad') END AS v \
+               FROM range(1000001) t(i)";
+    let mut reader = TableReader::query(memory(), sql.into()).await.unwrap();
+    let mut rows = 0;
+    let error = loop {
+        match reader.next_batch().await {
+            Some(Ok(batch)) => rows += batch.num_rows(),
+            Some(Err(error)) => break error,
+            None => panic!("the failing row was not reported ({rows} rows read)"),
+        }
+    };
+    assert!(error.to_string().contains("row 1000000 is bad"), "{error}");
+    assert!(
+        rows > 0,
+        "rows before the failure were streamed, not computed up front"
+    );
+    assert!(
+        reader.next_batch().await.is_none(),
+        "nothing after the error"
+    );
+}
+
 #[test]
 fn replace_table_as_is_atomic() {
     let conn = memory();
