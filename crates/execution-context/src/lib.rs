@@ -15,6 +15,7 @@ pub mod sources;
 mod sql;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value};
@@ -92,6 +93,9 @@ pub struct ExecutionContext {
     session_id: String,
     session_dir: PathBuf,
     db: Mutex<Option<duckdb::Connection>>,
+    /// The database was opened by [`ExecutionContext::open_database_ahead`] and no connection
+    /// has announced it yet (`database_opened`).
+    opened_ahead: AtomicBool,
     file_access: Mutex<Option<FileAccess>>,
     events: JsonlSink,
     metrics: JsonlSink,
@@ -155,6 +159,7 @@ impl ExecutionContext {
             metrics: JsonlSink::new(session_dir.join(METRICS_FILE)),
             session_dir,
             db: Mutex::new(None),
+            opened_ahead: AtomicBool::new(false),
             file_access: Mutex::new(None),
             redactor,
             cancel: CancellationToken::new(),
@@ -213,26 +218,21 @@ impl ExecutionContext {
     /// returns a new `try_clone()` of the one cached handle: all of them see the same tables.
     pub fn connection(&self) -> Result<duckdb::Connection> {
         let mut guard = self.lock_db();
-        if guard.is_none() {
-            let path = self.database_path();
-            self.ensure_session_dir()?;
-            let access = self
-                .file_access
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .clone();
-            let conn = match access {
-                Some(mut access) => {
-                    access.allow_directory(&self.session_dir);
-                    open_restricted(&path, &access)?
-                }
-                None => open_database(&path)?,
-            };
-            *guard = Some(conn);
+        let announce = match guard.as_ref() {
+            None => {
+                *guard = Some(self.open()?);
+                true
+            }
+            Some(_) => self.opened_ahead.swap(false, Ordering::AcqRel),
+        };
+        if announce {
             drop(guard);
             self.event(
                 "database_opened",
-                object([("path", Value::String(path.display().to_string()))]),
+                object([(
+                    "path",
+                    Value::String(self.database_path().display().to_string()),
+                )]),
             );
             guard = self.lock_db();
         }
@@ -241,6 +241,46 @@ impl ExecutionContext {
             path: self.database_path(),
             source,
         })
+    }
+
+    /// Starts opening the run database on another thread: creating a DuckDB instance takes
+    /// 10-15 ms, which the first step then overlaps with connecting to its source instead of
+    /// waiting for it. [`connection`](Self::connection) waits for the open to finish and
+    /// still emits `database_opened` at first use, so events keep their order; if the open
+    /// fails, the first connection tries again and reports the error. Call it once the file
+    /// access is restricted ([`restrict_file_access`](Self::restrict_file_access)).
+    pub fn open_database_ahead(self: &Arc<Self>) {
+        if self.is_database_open() {
+            return;
+        }
+        let ctx = Arc::clone(self);
+        std::thread::spawn(move || {
+            let mut guard = ctx.lock_db();
+            if guard.is_none()
+                && let Ok(conn) = ctx.open()
+            {
+                *guard = Some(conn);
+                ctx.opened_ahead.store(true, Ordering::Release);
+            }
+        });
+    }
+
+    /// Opens (and creates) the run database with the run's file access.
+    fn open(&self) -> Result<duckdb::Connection> {
+        let path = self.database_path();
+        self.ensure_session_dir()?;
+        let access = self
+            .file_access
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        match access {
+            Some(mut access) => {
+                access.allow_directory(&self.session_dir);
+                open_restricted(&path, &access)
+            }
+            None => open_database(&path),
+        }
     }
 
     /// Whether the run database is currently open.
@@ -252,16 +292,20 @@ impl ExecutionContext {
     /// dropped). A later [`connection`](Self::connection) reopens the file.
     pub fn close_database(&self) -> Result<()> {
         let conn = self.lock_db().take();
+        // Opened ahead but never used: nothing was announced, nothing to announce now.
+        let unused = self.opened_ahead.swap(false, Ordering::AcqRel);
         if let Some(conn) = conn {
             let path = self.database_path();
             conn.close().map_err(|(_, source)| Error::Database {
                 path: path.clone(),
                 source,
             })?;
-            self.event(
-                "database_closed",
-                object([("path", Value::String(path.display().to_string()))]),
-            );
+            if !unused {
+                self.event(
+                    "database_closed",
+                    object([("path", Value::String(path.display().to_string()))]),
+                );
+            }
         }
         Ok(())
     }
@@ -588,6 +632,48 @@ mod tests {
             names,
             ["database_opened", "database_closed", "database_opened"]
         );
+    }
+
+    #[test]
+    fn a_database_opened_ahead_is_announced_at_first_use_and_shared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = context(tmp.path());
+        ctx.restrict_file_access(FileAccess::none()).unwrap();
+        ctx.open_database_ahead();
+        ctx.event("between", Map::new());
+        // Waits for the open ahead; the handle it made is the one connections clone.
+        let conn = ctx.connection().unwrap();
+        conn.execute_batch("CREATE TABLE t AS SELECT 1 AS x")
+            .unwrap();
+        let other = ctx.connection().unwrap();
+        let x: i32 = other
+            .query_row("SELECT x FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(x, 1);
+        // The file access of the run applies to it as to any open.
+        assert!(
+            other
+                .execute_batch("SELECT * FROM read_text('/etc/hostname')")
+                .is_err()
+        );
+        drop((conn, other));
+        ctx.close_database().unwrap();
+        let names: Vec<String> = lines(&ctx.session_dir().join(EVENTS_FILE))
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["between", "database_opened", "database_closed"]);
+
+        // Opened ahead, never used: closed without a word.
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = context(tmp.path());
+        ctx.open_database_ahead();
+        while !ctx.is_database_open() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        ctx.close_database().unwrap();
+        assert!(!ctx.is_database_open());
+        assert!(!ctx.session_dir().join(EVENTS_FILE).exists(), "no event");
     }
 
     #[test]

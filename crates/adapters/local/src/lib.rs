@@ -167,6 +167,9 @@ impl Adapter for LocalAdapter {
         sessions::clean_write_targets(exec, engine::output_paths(plan, &self.base_dir));
         Ok(match &self.replay {
             None => {
+                // Every step of a local run reads or writes it: the first step's source
+                // connection overlaps DuckDB's start instead of waiting for it.
+                exec.open_database_ahead();
                 self.engine
                     .run(plan, exec, &self.base_dir, observer, self.jobs)
                     .await

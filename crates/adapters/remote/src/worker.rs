@@ -531,8 +531,11 @@ fn prepare_run(
         .map_err(|e| ("unexpected", e.to_string()))?;
     // Temporary files that killed runs left next to this run's outputs (on this machine).
     sessions::clean_write_targets(&exec, engine::output_paths(&prepared, &base_dir));
+    let exec = Arc::new(exec);
+    // Ready by the time the host sends the first step (ExecutionContext::open_database_ahead).
+    exec.open_database_ahead();
     Ok(Run {
-        exec: Arc::new(exec),
+        exec,
         prepared,
         base_dir,
     })
