@@ -560,6 +560,7 @@ async fn send(
 
 /// Decodes the binary COPY stream into column builders.
 struct Decoder {
+    kinds: Vec<Kind>,
     columns: Vec<Column>,
     buffer: BytesMut,
     header: bool,
@@ -572,6 +573,7 @@ struct Decoder {
 impl Decoder {
     fn new(kinds: &[Kind], batch_size: usize) -> Self {
         Self {
+            kinds: kinds.to_vec(),
             columns: kinds.iter().map(|k| Column::new(k, batch_size)).collect(),
             buffer: BytesMut::new(),
             header: false,
@@ -693,6 +695,13 @@ impl Decoder {
     /// The rows decoded so far as a batch.
     fn batch(&mut self, schema: &Arc<Schema>) -> Result<RecordBatch> {
         let arrays = self.columns.iter_mut().map(Column::finish).collect();
+        // Finished Arrow builders keep no capacity: fresh ones sized for a batch do not
+        // grow (and copy) their buffers a dozen times per batch.
+        self.columns = self
+            .kinds
+            .iter()
+            .map(|k| Column::new(k, self.batch_size))
+            .collect();
         self.rows = 0;
         RecordBatch::try_new(Arc::clone(schema), arrays)
             .map_err(|e| DriverError::internal(format!("cannot build a batch: {e}")))

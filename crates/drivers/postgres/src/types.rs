@@ -225,10 +225,10 @@ impl Column {
                     .expect("precision <= 38 and 0 <= scale <= precision"),
                 *s,
             ),
-            Kind::NumericText => Column::NumericText(StringBuilder::new()),
-            Kind::Text | Kind::Json => Column::Text(StringBuilder::new()),
-            Kind::Jsonb => Column::Jsonb(StringBuilder::new()),
-            Kind::Bytea => Column::Bytea(BinaryBuilder::new()),
+            Kind::NumericText => Column::NumericText(text_builder(capacity)),
+            Kind::Text | Kind::Json => Column::Text(text_builder(capacity)),
+            Kind::Jsonb => Column::Jsonb(text_builder(capacity)),
+            Kind::Bytea => Column::Bytea(BinaryBuilder::with_capacity(capacity, capacity * 16)),
             Kind::Date => Column::Date(Date32Builder::with_capacity(capacity)),
             Kind::Time => Column::Time(Time64MicrosecondBuilder::with_capacity(capacity)),
             Kind::Timestamp => {
@@ -240,7 +240,7 @@ impl Column {
             Kind::Interval => {
                 Column::Interval(IntervalMonthDayNanoBuilder::with_capacity(capacity))
             }
-            Kind::Uuid => Column::Uuid(StringBuilder::new()),
+            Kind::Uuid => Column::Uuid(StringBuilder::with_capacity(capacity, capacity * 36)),
             Kind::List(element) => Column::List {
                 field: element_field(element),
                 offsets: vec![0],
@@ -383,6 +383,11 @@ impl Column {
     }
 }
 
+/// A string builder for `capacity` values of about 16 bytes (it grows past that).
+fn text_builder(capacity: usize) -> StringBuilder {
+    StringBuilder::with_capacity(capacity, capacity * 16)
+}
+
 /// Appends the elements of a binary array value; returns how many.
 fn push_array(elements: &mut Column, v: &[u8]) -> Result<usize, String> {
     let mut r = Reader(v);
@@ -504,7 +509,7 @@ impl Numeric<'_> {
 
 /// A binary numeric as an integer scaled by 10^`scale` (Decimal128), exactly.
 pub fn numeric_to_i128(v: &[u8], scale: i8) -> Result<i128, String> {
-    const POW10: [i128; 5] = [1, 10, 100, 1000, 10_000];
+    const POW10: [u16; 5] = [1, 10, 100, 1000, 10_000];
     let n = numeric_parts(v).map_err(|e| format!("{e} does not fit a DECIMAL column"))?;
     let scale = i32::from(scale);
     let overflow = || "the value does not fit DECIMAL(38)".to_owned();
@@ -512,7 +517,7 @@ pub fn numeric_to_i128(v: &[u8], scale: i8) -> Result<i128, String> {
     // Exponent (power of ten) of the last decimal digit added to acc.
     let mut last = None;
     for k in 0..n.ndigits() {
-        let group = i128::from(n.digit(k));
+        let group = n.digit(k);
         // Exponent of the group's last digit; its last `drop` digits lie below 10^-scale.
         let low = 4 * (i32::from(n.weight) - k as i32);
         let drop = (-scale - low).clamp(0, 4) as usize;
@@ -523,8 +528,8 @@ pub fn numeric_to_i128(v: &[u8], scale: i8) -> Result<i128, String> {
             continue;
         }
         acc = acc
-            .checked_mul(POW10[4 - drop])
-            .and_then(|a| a.checked_add(group / POW10[drop]))
+            .checked_mul(i128::from(POW10[4 - drop]))
+            .and_then(|a| a.checked_add(i128::from(group / POW10[drop])))
             .ok_or_else(overflow)?;
         last = Some(low + drop as i32);
     }
