@@ -56,6 +56,9 @@ struct Cli {
     /// then one that finds 1% new rows; goal under 5% of the full run.
     #[arg(long)]
     incremental: bool,
+    /// Only the extract side (psql `\copy ... TO` against `postgres.extractor`); no write runs.
+    #[arg(long, conflicts_with = "incremental")]
+    extract_only: bool,
 
     #[command(subcommand)]
     internal: Option<Internal>,
@@ -221,8 +224,101 @@ fn bench(cli: &Cli) -> Result<()> {
         setup.db
     );
 
-    // The write input: the extracted rows, as Parquet (osiris side) and CSV (\copy FROM).
-    let (_, _, run_db) = setup.osiris(&extract, "extract", true)?;
+    let write = if cli.extract_only {
+        None
+    } else {
+        Some(write_side(&setup, &extract, &conn)?)
+    };
+
+    println!(
+        "{:<4} {:<34} {:>8} {:>8} {:>10} {:>8} {:>8}",
+        "run", "side", "wall s", "step s", "peak MiB", "cpu s", "noise s"
+    );
+    let show = |run: u32, side: &str, m: &Measurement, step: Option<f64>| {
+        println!(
+            "{:<4} {:<34} {:>8.2} {:>8} {:>10.0} {:>8.2} {:>8}",
+            run + 1,
+            side,
+            m.wall_s,
+            step.map(|s| format!("{s:.2}")).unwrap_or_default(),
+            m.max_rss_kib as f64 / 1024.0,
+            m.cpu_s,
+            m.noise_s().map(|n| format!("{n:.2}")).unwrap_or_default()
+        );
+    };
+    let (mut dump_s, mut ext_wall, mut ext_step) = (vec![], vec![], vec![]);
+    let (mut load_s, mut write_wall, mut write_step) = (vec![], vec![], vec![]);
+    for run in 0..cli.runs {
+        let quiet = || {
+            measure::settle(cli.quiet_threshold, cli.max_wait);
+        };
+        quiet();
+        let m = setup.shell(&dump)?;
+        show(run, "psql \\copy (SELECT ...) TO /dev/null", &m, None);
+        dump_s.push(m.wall_s);
+        quiet();
+        let (m, step, _) = setup.osiris(&extract, "extract", false)?;
+        show(
+            run,
+            &format!("osiris extract {} rows", cli.rows),
+            &m,
+            Some(step),
+        );
+        ext_wall.push(m.wall_s);
+        ext_step.push(step);
+
+        let Some(Write { load, write }) = &write else {
+            continue;
+        };
+        sql(&setup.db, "TRUNCATE dst_copy; TRUNCATE dst_osiris")?;
+        quiet();
+        let m = setup.shell(load)?;
+        show(run, "psql \\copy FROM (CSV)", &m, None);
+        load_s.push(m.wall_s);
+        quiet();
+        let (m, step, _) = setup.osiris(write, "write", false)?;
+        show(run, "osiris write (postgres.writer)", &m, Some(step));
+        write_wall.push(m.wall_s);
+        write_step.push(step);
+        let counts = sql(
+            &setup.db,
+            "SELECT (SELECT count(*) FROM dst_copy) || ' ' || (SELECT count(*) FROM dst_osiris)",
+        )?;
+        ensure!(
+            counts == format!("{0} {0}", cli.rows),
+            "row counts after the write runs: {counts}"
+        );
+    }
+    let (dump, wall, step) = (median(dump_s), median(ext_wall), median(ext_step));
+    println!();
+    println!(
+        "extract {} rows: psql \\copy {dump:.2} s; osiris run {wall:.2} s (step {step:.2} s): ratio {:.2}x (step {:.2}x), goal 1.3x",
+        cli.rows,
+        wall / dump,
+        step / dump
+    );
+    if write.is_some() {
+        let (load, wwall, wstep) = (median(load_s), median(write_wall), median(write_step));
+        println!(
+            "write {} rows: psql \\copy FROM {load:.2} s; osiris run {wwall:.2} s (writer step {wstep:.2} s): ratio {:.2}x (step {:.2}x), goal 1.3x",
+            cli.rows,
+            wwall / load,
+            wstep / load
+        );
+    }
+    Ok(())
+}
+
+/// The write side's commands: `\copy dst_copy FROM` the CSV, and the `postgres.writer` pipeline.
+struct Write {
+    load: String,
+    write: PathBuf,
+}
+
+/// Prepares the write side: the rows of one extract run as Parquet (osiris side) and CSV
+/// (`\copy FROM`), the pipeline and the two empty target tables.
+fn write_side(setup: &Setup, extract: &Path, conn: &str) -> Result<Write> {
+    let (_, _, run_db) = setup.osiris(extract, "extract", true)?;
     let parquet = setup.out.join("rows.parquet");
     let csv = setup.out.join("rows.csv");
     {
@@ -250,78 +346,7 @@ fn bench(cli: &Cli) -> Result<()> {
         setup.db,
         csv.display()
     );
-
-    println!(
-        "{:<4} {:<34} {:>8} {:>8} {:>10}",
-        "run", "side", "wall s", "step s", "peak MiB"
-    );
-    let show = |run: u32, side: &str, m: &Measurement, step: Option<f64>| {
-        println!(
-            "{:<4} {:<34} {:>8.2} {:>8} {:>10.0} {:>8}",
-            run + 1,
-            side,
-            m.wall_s,
-            step.map(|s| format!("{s:.2}")).unwrap_or_default(),
-            m.max_rss_kib as f64 / 1024.0,
-            m.noise_s().map(|n| format!("{n:.2}")).unwrap_or_default()
-        );
-    };
-    let (mut dump_s, mut ext_wall, mut ext_step) = (vec![], vec![], vec![]);
-    let (mut load_s, mut write_wall, mut write_step) = (vec![], vec![], vec![]);
-    for run in 0..cli.runs {
-        let quiet = || {
-            measure::settle(cli.quiet_threshold, cli.max_wait);
-        };
-        quiet();
-        let m = setup.shell(&dump)?;
-        show(run, "psql \\copy (SELECT ...) TO /dev/null", &m, None);
-        dump_s.push(m.wall_s);
-        quiet();
-        let (m, step, _) = setup.osiris(&extract, "extract", false)?;
-        show(
-            run,
-            &format!("osiris extract {} rows", cli.rows),
-            &m,
-            Some(step),
-        );
-        ext_wall.push(m.wall_s);
-        ext_step.push(step);
-
-        sql(&setup.db, "TRUNCATE dst_copy; TRUNCATE dst_osiris")?;
-        quiet();
-        let m = setup.shell(&load)?;
-        show(run, "psql \\copy FROM (CSV)", &m, None);
-        load_s.push(m.wall_s);
-        quiet();
-        let (m, step, _) = setup.osiris(&write, "write", false)?;
-        show(run, "osiris write (postgres.writer)", &m, Some(step));
-        write_wall.push(m.wall_s);
-        write_step.push(step);
-        let counts = sql(
-            &setup.db,
-            "SELECT (SELECT count(*) FROM dst_copy) || ' ' || (SELECT count(*) FROM dst_osiris)",
-        )?;
-        ensure!(
-            counts == format!("{0} {0}", cli.rows),
-            "row counts after the write runs: {counts}"
-        );
-    }
-    let (dump, wall, step) = (median(dump_s), median(ext_wall), median(ext_step));
-    let (load, wwall, wstep) = (median(load_s), median(write_wall), median(write_step));
-    println!();
-    println!(
-        "extract {} rows: psql \\copy {dump:.2} s; osiris run {wall:.2} s (step {step:.2} s): ratio {:.2}x (step {:.2}x), goal 1.3x",
-        cli.rows,
-        wall / dump,
-        step / dump
-    );
-    println!(
-        "write {} rows: psql \\copy FROM {load:.2} s; osiris run {wwall:.2} s (writer step {wstep:.2} s): ratio {:.2}x (step {:.2}x), goal 1.3x",
-        cli.rows,
-        wwall / load,
-        wstep / load
-    );
-    Ok(())
+    Ok(Write { load, write })
 }
 
 /// `--incremental`: `incr` is a copy of `mixed` with an index on the cursor `created`; the new

@@ -560,6 +560,7 @@ async fn send(
 
 /// Decodes the binary COPY stream into column builders.
 struct Decoder {
+    kinds: Vec<Kind>,
     columns: Vec<Column>,
     buffer: BytesMut,
     header: bool,
@@ -572,6 +573,7 @@ struct Decoder {
 impl Decoder {
     fn new(kinds: &[Kind], batch_size: usize) -> Self {
         Self {
+            kinds: kinds.to_vec(),
             columns: kinds.iter().map(|k| Column::new(k, batch_size)).collect(),
             buffer: BytesMut::new(),
             header: false,
@@ -586,8 +588,17 @@ impl Decoder {
         self.rows >= self.batch_size
     }
 
-    /// Adds a chunk and decodes every complete row in the buffer.
+    /// Adds a chunk and decodes every complete row. PostgreSQL sends one row per message, so
+    /// rows are usually decoded straight from `chunk`; only a partial row (and the header) go
+    /// through the buffer.
     fn feed(&mut self, chunk: &[u8], names: &[String]) -> Result<()> {
+        if self.header && self.buffer.is_empty() {
+            let used = self.decode_rows(chunk, names)?;
+            if !self.ended {
+                self.buffer.extend_from_slice(&chunk[used..]);
+            }
+            return Ok(());
+        }
         self.buffer.extend_from_slice(chunk);
         if !self.header {
             const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
@@ -607,22 +618,33 @@ impl Decoder {
             self.buffer.advance(skip);
             self.header = true;
         }
-        while let Some(end) = self.complete_row()? {
-            let buf = &self.buffer[..end];
-            if buf[..2] == [0xff, 0xff] {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let used = self.decode_rows(&buffer, names)?;
+        buffer.advance(used);
+        self.buffer = buffer;
+        Ok(())
+    }
+
+    /// Decodes the complete rows at the start of `buf` (up to the trailer); returns how many
+    /// bytes they took.
+    fn decode_rows(&mut self, buf: &[u8], names: &[String]) -> Result<usize> {
+        let mut used = 0;
+        while let Some(end) = self.complete_row(&buf[used..])? {
+            let row = &buf[used..used + end];
+            used += end;
+            if row[..2] == [0xff, 0xff] {
                 self.ended = true;
-                self.buffer.advance(end);
                 break;
             }
             self.row_number += 1;
             let mut at = 2;
             for (i, column) in self.columns.iter_mut().enumerate() {
-                let len = i32::from_be_bytes(buf[at..at + 4].try_into().expect("4"));
+                let len = i32::from_be_bytes(row[at..at + 4].try_into().expect("4"));
                 at += 4;
                 let value = if len < 0 {
                     None
                 } else {
-                    let v = &buf[at..at + len as usize];
+                    let v = &row[at..at + len as usize];
                     at += len as usize;
                     Some(v)
                 };
@@ -635,14 +657,12 @@ impl Decoder {
                 })?;
             }
             self.rows += 1;
-            self.buffer.advance(end);
         }
-        Ok(())
+        Ok(used)
     }
 
-    /// The length of the first row in the buffer when it is complete.
-    fn complete_row(&self) -> Result<Option<usize>> {
-        let buf = &self.buffer[..];
+    /// The length of the first row of `buf` when it is complete.
+    fn complete_row(&self, buf: &[u8]) -> Result<Option<usize>> {
         if self.ended || buf.len() < 2 {
             return Ok(None);
         }
@@ -675,6 +695,13 @@ impl Decoder {
     /// The rows decoded so far as a batch.
     fn batch(&mut self, schema: &Arc<Schema>) -> Result<RecordBatch> {
         let arrays = self.columns.iter_mut().map(Column::finish).collect();
+        // Finished Arrow builders keep no capacity: fresh ones sized for a batch do not
+        // grow (and copy) their buffers a dozen times per batch.
+        self.columns = self
+            .kinds
+            .iter()
+            .map(|k| Column::new(k, self.batch_size))
+            .collect();
         self.rows = 0;
         RecordBatch::try_new(Arc::clone(schema), arrays)
             .map_err(|e| DriverError::internal(format!("cannot build a batch: {e}")))
@@ -758,4 +785,65 @@ pub async fn discover(endpoint: &PostgresConnection) -> Result<Vec<DiscoveredTab
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, Int32Array};
+    use arrow::datatypes::Int32Type;
+
+    use super::*;
+
+    fn row(values: &[Option<i32>]) -> Vec<u8> {
+        let mut v = (values.len() as i16).to_be_bytes().to_vec();
+        for value in values {
+            match value {
+                Some(x) => {
+                    v.extend_from_slice(&4i32.to_be_bytes());
+                    v.extend_from_slice(&x.to_be_bytes());
+                }
+                None => v.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn rows_decode_whole_and_split_across_chunks() {
+        let kinds = [Kind::Int4, Kind::Int4];
+        let names = ["a".to_owned(), "b".to_owned()];
+        let schema = Arc::new(Schema::new(vec![
+            Kind::Int4.field("a"),
+            Kind::Int4.field("b"),
+        ]));
+        let mut header = b"PGCOPY\n\xff\r\n\0".to_vec();
+        header.extend_from_slice(&0i32.to_be_bytes());
+        header.extend_from_slice(&0i32.to_be_bytes());
+        let mut decoder = Decoder::new(&kinds, 10);
+        // The header and a row in one chunk, split inside the header.
+        let first = [header, row(&[Some(1), None])].concat();
+        decoder.feed(&first[..7], &names).unwrap();
+        decoder.feed(&first[7..], &names).unwrap();
+        // A whole row straight from the chunk, then a row split inside a field.
+        decoder.feed(&row(&[Some(2), Some(20)]), &names).unwrap();
+        let third = row(&[None, Some(30)]);
+        decoder.feed(&third[..9], &names).unwrap();
+        assert_eq!(decoder.rows, 2);
+        decoder.feed(&third[9..], &names).unwrap();
+        assert!(!decoder.ended);
+        decoder.feed(&(-1i16).to_be_bytes(), &names).unwrap();
+        assert!(decoder.ended);
+        let batch = decoder.batch(&schema).unwrap();
+        let column = |i: usize| batch.column(i).as_primitive::<Int32Type>().clone();
+        assert_eq!(column(0), Int32Array::from(vec![Some(1), Some(2), None]));
+        assert_eq!(column(1), Int32Array::from(vec![None, Some(20), Some(30)]));
+    }
+
+    #[test]
+    fn a_row_with_the_wrong_field_count_is_an_error() {
+        let mut decoder = Decoder::new(&[Kind::Int4], 10);
+        decoder.header = true;
+        let error = decoder.feed(&row(&[Some(1), Some(2)]), &["a".to_owned()]);
+        assert!(error.is_err());
+    }
 }

@@ -225,10 +225,10 @@ impl Column {
                     .expect("precision <= 38 and 0 <= scale <= precision"),
                 *s,
             ),
-            Kind::NumericText => Column::NumericText(StringBuilder::new()),
-            Kind::Text | Kind::Json => Column::Text(StringBuilder::new()),
-            Kind::Jsonb => Column::Jsonb(StringBuilder::new()),
-            Kind::Bytea => Column::Bytea(BinaryBuilder::new()),
+            Kind::NumericText => Column::NumericText(text_builder(capacity)),
+            Kind::Text | Kind::Json => Column::Text(text_builder(capacity)),
+            Kind::Jsonb => Column::Jsonb(text_builder(capacity)),
+            Kind::Bytea => Column::Bytea(BinaryBuilder::with_capacity(capacity, capacity * 16)),
             Kind::Date => Column::Date(Date32Builder::with_capacity(capacity)),
             Kind::Time => Column::Time(Time64MicrosecondBuilder::with_capacity(capacity)),
             Kind::Timestamp => {
@@ -240,7 +240,7 @@ impl Column {
             Kind::Interval => {
                 Column::Interval(IntervalMonthDayNanoBuilder::with_capacity(capacity))
             }
-            Kind::Uuid => Column::Uuid(StringBuilder::new()),
+            Kind::Uuid => Column::Uuid(StringBuilder::with_capacity(capacity, capacity * 36)),
             Kind::List(element) => Column::List {
                 field: element_field(element),
                 offsets: vec![0],
@@ -299,7 +299,10 @@ impl Column {
                 let nanos = micros.checked_mul(1000).ok_or("interval out of range")?;
                 b.append_value(IntervalMonthDayNano::new(months, days, nanos));
             }
-            Column::Uuid(b) => b.append_value(uuid_text(&fixed::<16>(v)?)),
+            Column::Uuid(b) => {
+                let text = uuid_text(&fixed::<16>(v)?);
+                b.append_value(std::str::from_utf8(&text).expect("hex digits and dashes"));
+            }
             Column::List {
                 offsets,
                 nulls,
@@ -380,6 +383,11 @@ impl Column {
     }
 }
 
+/// A string builder for `capacity` values of about 16 bytes (it grows past that).
+fn text_builder(capacity: usize) -> StringBuilder {
+    StringBuilder::with_capacity(capacity, capacity * 16)
+}
+
 /// Appends the elements of a binary array value; returns how many.
 fn push_array(elements: &mut Column, v: &[u8]) -> Result<usize, String> {
     let mut r = Reader(v);
@@ -438,15 +446,18 @@ fn utf8(v: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(v).map_err(|_| "text is not valid UTF-8".to_owned())
 }
 
-fn uuid_text(b: &[u8; 16]) -> String {
+/// A uuid in its canonical lower-case text form, without allocating.
+fn uuid_text(b: &[u8; 16]) -> [u8; 36] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(36);
+    let mut s = [b'-'; 36];
+    let mut at = 0;
     for (i, byte) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
+            at += 1;
         }
-        s.push(HEX[usize::from(byte >> 4)] as char);
-        s.push(HEX[usize::from(byte & 15)] as char);
+        s[at] = HEX[usize::from(byte >> 4)];
+        s[at + 1] = HEX[usize::from(byte & 15)];
+        at += 2;
     }
     s
 }
@@ -498,6 +509,7 @@ impl Numeric<'_> {
 
 /// A binary numeric as an integer scaled by 10^`scale` (Decimal128), exactly.
 pub fn numeric_to_i128(v: &[u8], scale: i8) -> Result<i128, String> {
+    const POW10: [u16; 5] = [1, 10, 100, 1000, 10_000];
     let n = numeric_parts(v).map_err(|e| format!("{e} does not fit a DECIMAL column"))?;
     let scale = i32::from(scale);
     let overflow = || "the value does not fit DECIMAL(38)".to_owned();
@@ -506,24 +518,20 @@ pub fn numeric_to_i128(v: &[u8], scale: i8) -> Result<i128, String> {
     let mut last = None;
     for k in 0..n.ndigits() {
         let group = n.digit(k);
+        // Exponent of the group's last digit; its last `drop` digits lie below 10^-scale.
         let low = 4 * (i32::from(n.weight) - k as i32);
-        for (place, digit) in [group / 1000, group / 100 % 10, group / 10 % 10, group % 10]
-            .into_iter()
-            .enumerate()
-        {
-            let exponent = low + 3 - place as i32;
-            if exponent < -scale {
-                if digit != 0 {
-                    return Err(format!("has more than {scale} decimal places"));
-                }
-                continue;
-            }
-            acc = acc
-                .checked_mul(10)
-                .and_then(|a| a.checked_add(i128::from(digit)))
-                .ok_or_else(overflow)?;
-            last = Some(exponent);
+        let drop = (-scale - low).clamp(0, 4) as usize;
+        if group % POW10[drop] != 0 {
+            return Err(format!("has more than {scale} decimal places"));
         }
+        if drop == 4 {
+            continue;
+        }
+        acc = acc
+            .checked_mul(i128::from(POW10[4 - drop]))
+            .and_then(|a| a.checked_add(i128::from(group / POW10[drop])))
+            .ok_or_else(overflow)?;
+        last = Some(low + drop as i32);
     }
     if let Some(last) = last {
         let shift = u32::try_from(last + scale).expect("last >= -scale");
@@ -607,6 +615,17 @@ mod tests {
         let zero = numeric(0, 0, 0, 2, &[]);
         assert_eq!(numeric_to_i128(&zero, 2).unwrap(), 0);
         assert_eq!(numeric_to_string(&zero).unwrap(), "0.00");
+        // 1.2300 at scale 2: the zeros past the scale are dropped; 1.2301 does not fit.
+        assert_eq!(
+            numeric_to_i128(&numeric(2, 0, 0, 4, &[1, 2300]), 2).unwrap(),
+            123
+        );
+        assert!(numeric_to_i128(&numeric(2, 0, 0, 4, &[1, 2301]), 2).is_err());
+        // 99999999999999999999999999999999999999 (38 nines) fits; a 39th digit does not.
+        let nines: Vec<u16> = std::iter::once(99).chain([9999; 9]).collect();
+        let max = numeric(10, 9, 0, 0, &nines);
+        assert_eq!(numeric_to_i128(&max, 0).unwrap(), 10i128.pow(38) - 1);
+        assert!(numeric_to_i128(&numeric(10, 9, 0, 0, &[999; 10]), 0).is_err());
         let nan = numeric(0, 0, 0xC000, 0, &[]);
         assert_eq!(numeric_to_string(&nan).unwrap(), "NaN");
         assert!(numeric_to_i128(&nan, 0).is_err());
@@ -615,6 +634,6 @@ mod tests {
     #[test]
     fn uuids_print_canonically() {
         let b: [u8; 16] = core::array::from_fn(|i| i as u8 * 17);
-        assert_eq!(uuid_text(&b), "00112233-4455-6677-8899-aabbccddeeff");
+        assert_eq!(&uuid_text(&b), b"00112233-4455-6677-8899-aabbccddeeff");
     }
 }
