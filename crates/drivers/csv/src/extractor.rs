@@ -1740,6 +1740,25 @@ mod tests {
         out
     }
 
+    /// Extracts `path` with the options `extra` twice: as table `t<i>` and as view `v<i>`.
+    async fn table_and_view(
+        run: &TestRun,
+        path: &Path,
+        i: usize,
+        extra: Value,
+    ) -> (StepOutput, StepOutput) {
+        let mut config = json!({"path": path});
+        config
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let mut as_table = config.clone();
+        as_table["materialize"] = "table".into();
+        let table = extract_as(run, &format!("t{i}"), as_table).await.unwrap();
+        let view = extract_as(run, &format!("v{i}"), config).await.unwrap();
+        (table, view)
+    }
+
     #[tokio::test]
     async fn a_view_gives_the_same_columns_types_and_values_as_a_table() {
         let (dir, run) = setup();
@@ -1760,15 +1779,7 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            let mut config = json!({"path": path});
-            config
-                .as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            let mut as_table = config.clone();
-            as_table["materialize"] = "table".into();
-            let table = extract_as(&run, &format!("t{i}"), as_table).await.unwrap();
-            let view = extract_as(&run, &format!("v{i}"), config).await.unwrap();
+            let (table, view) = table_and_view(&run, &path, i, extra).await;
             assert_eq!(object_type(&run, &format!("t{i}")), "BASE TABLE");
             assert_eq!(
                 object_type(&run, &format!("v{i}")),
@@ -1801,15 +1812,7 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            let mut config = json!({"path": path});
-            config
-                .as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            let mut as_table = config.clone();
-            as_table["materialize"] = "table".into();
-            extract_as(&run, &format!("t{i}"), as_table).await.unwrap();
-            extract_as(&run, &format!("v{i}"), config).await.unwrap();
+            table_and_view(&run, &path, i, extra).await;
             let definition = run.query_strings(&format!(
                 "SELECT sql FROM duckdb_views() WHERE view_name = 'v{i}'"
             ));
