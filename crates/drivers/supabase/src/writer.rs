@@ -506,7 +506,14 @@ where
     let mut in_body = 0usize;
     let mut sent = 0u64;
     while let Some(batch) = reader.next_batch().await {
-        let batch: RecordBatch = batch?;
+        // The rows stream out of DuckDB while batches are sent: a value that fails to read
+        // late (a CSV view's row past the sniffer's sample) fails the step after some batches.
+        let batch: RecordBatch = batch.map_err(|error| match sent {
+            0 => error,
+            sent => DriverError::data(format!(
+                "{error} (after {sent} rows were written; they stay in the destination table)"
+            )),
+        })?;
         let mut offset = 0;
         while offset < batch.num_rows() {
             let take = (batch_size - in_body).min(batch.num_rows() - offset);

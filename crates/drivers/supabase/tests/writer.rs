@@ -549,6 +549,46 @@ async fn a_failed_batch_reports_which_batches_landed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_step_row_that_fails_to_read_late_fails_the_step_and_says_what_was_written() {
+    // The step's rows stream out of DuckDB while batches are posted: a source view whose row
+    // 150,000 cannot be computed fails the step, and the message says how many rows landed.
+    let pg = PostgRest::start(None).await;
+    pg.exec("CREATE TABLE late (id int8 PRIMARY KEY)", &["late"])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_in(&dir);
+    source(
+        &run,
+        "CREATE VIEW src AS SELECT CASE WHEN range < 150000 THEN range \
+         ELSE error('bad row ' || range) END::BIGINT AS id FROM range(200000)",
+    );
+    let err = run
+        .run(
+            &SupabaseWriter,
+            "w",
+            json!({"rest_url": pg.rest_url(), "key": pg.service_key(), "table": "late",
+                   "batch_size": 10000}),
+            &["src"],
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("bad row 150000"), "{text}");
+    let landed = count(&pg, "late").await;
+    match text.split_once("(after ") {
+        Some((_, rest)) => {
+            let rows: i64 = rest.split(' ').next().unwrap().parse().unwrap();
+            assert_eq!(rows, landed, "{text}");
+            assert!(
+                text.contains("they stay in the destination table"),
+                "{text}"
+            );
+        }
+        None => assert_eq!(landed, 0, "nothing said, nothing written: {text}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn create_if_missing_without_pg_dsn_fails_only_when_the_table_is_missing() {
     let pg = PostgRest::start(None).await;
     pg.exec(
