@@ -36,11 +36,24 @@ pub struct FileFingerprint {
 impl FileFingerprint {
     /// Reads `path` once (in 1 MiB blocks: memory stays bounded) and fingerprints it.
     pub fn of(path: &Path) -> std::io::Result<Self> {
+        Self::of_unless(path, || false)
+    }
+
+    /// [`of`](Self::of), giving up (an `Interrupted` error) as soon as `stop` says so (asked
+    /// before each block): a fingerprint taken beside other work is not waited for once that
+    /// work has failed or the run is cancelled.
+    pub fn of_unless(path: &Path, stop: impl Fn() -> bool) -> std::io::Result<Self> {
         let mut file = File::open(path)?;
         let metadata = file.metadata()?;
         let mut hasher = twox_hash::XxHash3_64::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {
+            if stop() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "fingerprint stopped",
+                ));
+            }
             let n = file.read(&mut buf)?;
             if n == 0 {
                 break;
@@ -249,6 +262,24 @@ pub fn materialize_views(conn: &duckdb::Connection) -> duckdb::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fingerprint_stops_at_the_next_block_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.csv");
+        std::fs::write(&path, vec![b'x'; 5 << 20]).unwrap();
+        let asked = std::cell::Cell::new(0);
+        let err = FileFingerprint::of_unless(&path, || {
+            asked.set(asked.get() + 1);
+            asked.get() > 2
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::Interrupted);
+        assert_eq!(asked.get(), 3, "two 1 MiB blocks read, then stopped");
+        let whole = FileFingerprint::of_unless(&path, || false).unwrap();
+        assert_eq!(whole, FileFingerprint::of(&path).unwrap());
+        assert_eq!(whole.size, 5 << 20);
+    }
 
     #[test]
     fn a_fingerprint_notices_changed_content_size_and_removal_but_not_a_touch() {

@@ -455,7 +455,7 @@ impl Plan {
             // Strict mode, like the table's first read: DuckDB binds the view now (the header,
             // the sniffed types, `columns`), and reads the rows when the view is read.
             let (query, record) =
-                bind_while_fingerprinting("csv", std::slice::from_ref(path), || {
+                bind_while_fingerprinting("csv", std::slice::from_ref(path), cancel, || {
                     self.view_query(conn, &reading).map_err(explained)
                 })?;
             if cancel.is_cancelled() {

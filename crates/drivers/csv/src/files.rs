@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use driver_api::{
@@ -192,15 +192,17 @@ pub(crate) fn fell_back_to_table(ctx: &StepContext, reason: &str) {
 }
 
 /// Fingerprints each file a view will read (size, mtime, content hash): the record the view
-/// carries, which kept sessions and replays check the disk against.
-pub(crate) fn fingerprint(
+/// carries, which kept sessions and replays check the disk against. Gives up once `stop` says
+/// so (that error is never shown: the caller has a better one).
+fn fingerprint(
     format: &str,
     paths: &[PathBuf],
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<execution_context::sources::SourceRecord> {
     let files = paths
         .iter()
         .map(|path| {
-            execution_context::sources::FileFingerprint::of(path).map_err(|e| {
+            execution_context::sources::FileFingerprint::of_unless(path, stop).map_err(|e| {
                 DriverError::io(format!("cannot read input file {}", path.display()), e)
             })
         })
@@ -213,19 +215,31 @@ pub(crate) fn fingerprint(
 
 /// Runs `bind` (which binds a view's query: DuckDB sniffs the CSV or reads the files' schemas)
 /// while the files are fingerprinted on another thread: both only read, and on two cores
-/// together they take about as long as the longer of the two instead of their sum.
+/// together they take about as long as the longer of the two instead of their sum. When
+/// `bind` fails or the step is cancelled, the fingerprint stops at its next 1 MiB block
+/// instead of reading the rest of a large file first.
 pub(crate) fn bind_while_fingerprinting<T>(
     format: &str,
     paths: &[PathBuf],
+    cancel: &CancellationToken,
     bind: impl FnOnce() -> Result<T>,
 ) -> Result<(T, execution_context::sources::SourceRecord)> {
+    let failed = AtomicBool::new(false);
+    let stop = || failed.load(Ordering::Relaxed) || cancel.is_cancelled();
     std::thread::scope(|scope| {
-        let hashing = scope.spawn(|| fingerprint(format, paths));
+        let hashing = scope.spawn(|| fingerprint(format, paths, &stop));
         let bound = bind();
+        if bound.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
         let record = hashing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        Ok((bound?, record?))
+        let bound = bound?;
+        if cancel.is_cancelled() {
+            return Err(DriverError::Cancelled);
+        }
+        Ok((bound, record?))
     })
 }
 
@@ -786,7 +800,7 @@ pub(crate) async fn extract(
                     .collect();
                 let reader = reader(&format!("[{}]", list.join(", ")));
                 let (query, record) =
-                    bind_while_fingerprinting(&kind.to_ascii_lowercase(), &files, || {
+                    bind_while_fingerprinting(&kind.to_ascii_lowercase(), &files, cancel, || {
                         select(conn, &reader, &path, &projection)
                     })?;
                 let bytes = bytes.max(record.files.iter().map(|f| f.size).sum());
@@ -923,4 +937,29 @@ where
         ]),
     );
     Ok(StepOutput::written(rows))
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_bind_or_a_cancel_wins_over_the_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(&path, "a\n1\n").unwrap();
+        let paths = [path.clone()];
+        let cancel = CancellationToken::new();
+        let (bound, record) = bind_while_fingerprinting("csv", &paths, &cancel, || Ok(7)).unwrap();
+        assert_eq!(bound, 7);
+        assert_eq!(record.files[0].size, 4);
+        let err = bind_while_fingerprinting("csv", &paths, &cancel, || -> Result<()> {
+            Err(DriverError::data("bad header"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("bad header"), "{err}");
+        cancel.cancel();
+        let err = bind_while_fingerprinting("csv", &paths, &cancel, || Ok(())).unwrap_err();
+        assert!(matches!(err, DriverError::Cancelled), "{err}");
+    }
 }
