@@ -356,7 +356,17 @@ fn memory_limit_reaches_the_run_database_locally_and_in_a_worker() {
     );
     // Flags, environment, the limit the run database reports.
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 4] = [
+    // DuckDB's default, 80% of the memory it sees, for an unset or empty variable.
+    let default = {
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        let limit: String = conn
+            .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+            .unwrap();
+        limit
+    };
+    let cases: [Case; 6] = [
+        (&[], &[], &default),
+        (&[], &[("OSIRIS_MEMORY_LIMIT", "")], &default),
         (&["--memory-limit", "64MB"], &[], "61.0 MiB"),
         (&[], &[("OSIRIS_MEMORY_LIMIT", "1GiB")], "1.0 GiB"),
         (
