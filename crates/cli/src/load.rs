@@ -31,23 +31,30 @@ pub struct DuckDbArgs {
     /// directory, or fails a query that cannot spill. Default: DuckDB's own, 80% of the
     /// machine's memory (or of the container's limit); an empty value means the default too.
     /// A remote worker takes its own.
-    #[arg(long, env = "OSIRIS_MEMORY_LIMIT", value_name = "SIZE", value_parser = memory_limit)]
-    memory_limit: Option<Option<execution_context::MemoryLimit>>,
+    #[arg(long, env = "OSIRIS_MEMORY_LIMIT", value_name = "SIZE")]
+    memory_limit: Option<MemoryLimitArg>,
 }
 
 /// `--memory-limit`: a size, or nothing (`OSIRIS_MEMORY_LIMIT=` keeps DuckDB's default, as an
 /// unset variable does).
-fn memory_limit(text: &str) -> Result<Option<execution_context::MemoryLimit>, String> {
-    if text.trim().is_empty() {
-        return Ok(None);
+#[derive(Debug, Clone)]
+struct MemoryLimitArg(Option<execution_context::MemoryLimit>);
+
+impl std::str::FromStr for MemoryLimitArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.trim().is_empty() {
+            return Ok(Self(None));
+        }
+        text.parse().map(|limit| Self(Some(limit)))
     }
-    text.parse().map(Some)
 }
 
 impl DuckDbArgs {
     /// Applies the settings to every DuckDB database this process opens from now on.
     pub fn apply(&self) {
-        if let Some(Some(limit)) = &self.memory_limit {
+        if let Some(MemoryLimitArg(Some(limit))) = &self.memory_limit {
             execution_context::set_memory_limit(limit.clone());
         }
     }
