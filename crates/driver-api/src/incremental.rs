@@ -249,6 +249,8 @@ struct Saved {
 struct Columns {
     cursor: usize,
     keys: Vec<usize>,
+    /// The cursor column's type.
+    kind: CursorType,
 }
 
 /// One run of an incremental extractor step.
@@ -448,7 +450,7 @@ impl Cursor {
             ));
         }
         self.kind = Some(kind);
-        Ok(Columns { cursor, keys })
+        Ok(Columns { cursor, keys, kind })
     }
 
     fn validate_kind(&self, kind: CursorType) -> Result<()> {
@@ -477,7 +479,7 @@ impl Cursor {
     /// value and key among the saved keys) and records the cursor and keys of the rest.
     pub fn filter(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
         let columns = self.columns(&batch.schema())?;
-        let kind = self.kind.expect("set by columns()");
+        let kind = columns.kind;
         let values = cursor_values(kind, batch.column(columns.cursor))?;
         let keep: Option<Vec<bool>> = match &self.saved {
             Some(saved) if !saved.keys.is_empty() => {
@@ -739,13 +741,13 @@ fn format_value(kind: CursorType, value: &Val) -> String {
             format!("{}{int}.{frac}", if *n < 0 { "-" } else { "" })
         }
         (CursorType::Date, Val::Num(days)) => {
-            let (y, m, d) = civil_from_days(*days);
+            let (y, m, d) = civil(*days);
             format!("{y:04}-{m:02}-{d:02}")
         }
         (CursorType::Timestamp | CursorType::TimestampTz, Val::Num(micros)) => {
             let days = micros.div_euclid(MICROS_PER_DAY);
             let rest = micros.rem_euclid(MICROS_PER_DAY);
-            let (y, m, d) = civil_from_days(days);
+            let (y, m, d) = civil(days);
             let secs = rest / 1_000_000;
             let text = format!(
                 "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:06}",
@@ -764,18 +766,12 @@ fn format_value(kind: CursorType, value: &Val) -> String {
     }
 }
 
-/// Year, month, day of a day number (days since 1970-01-01), proleptic Gregorian.
-fn civil_from_days(days: i128) -> (i128, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i128::from(m <= 2);
-    (y, m, d)
+/// The civil date of a day number. Cursor dates and timestamps come from 32- and 64-bit
+/// values, so the day number always fits the shared calendar's `i64`; one that did not would
+/// saturate (a date no database holds) rather than wrap.
+fn civil(days: i128) -> (i64, u32, u32) {
+    let days = i64::try_from(days).unwrap_or(if days < 0 { i64::MIN / 2 } else { i64::MAX / 2 });
+    execution_context::calendar::civil_from_days(days)
 }
 
 /// The key of a row as text: a JSON array of the key columns' values (text, NULL as null).
@@ -1092,9 +1088,9 @@ mod tests {
 
     #[test]
     fn civil_dates_round_trip() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_844), (2024, 5, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(civil(19_844), (2024, 5, 1));
+        assert_eq!(civil(-1), (1969, 12, 31));
         assert_eq!(
             format_value(CursorType::TimestampTz, &Val::Num(-1)),
             "1969-12-31 23:59:59.999999+00:00"

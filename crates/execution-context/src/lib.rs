@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod access;
+pub mod calendar;
 mod redact;
 mod secret;
 mod sink;

@@ -578,7 +578,7 @@ fn two(n: u32, out: &mut BytesMut) {
 
 /// `YYYY-MM-DD` for days since 1970-01-01, as chrono's `%Y-%m-%d`.
 fn date_text(days: i64, out: &mut BytesMut) -> Result<(), Box<dyn Error + Sync + Send>> {
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = execution_context::calendar::civil_from_days(days);
     if (0..=9999).contains(&y) {
         let y = y as u32;
         two(y / 100, out);
@@ -615,21 +615,6 @@ fn time_text(micros: i64, out: &mut BytesMut) {
         f /= 10;
     }
     out.put_slice(&digits);
-}
-
-/// Proleptic Gregorian (year, month, day) of days since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
