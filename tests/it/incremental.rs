@@ -426,19 +426,7 @@ async fn supabase_incremental_example_and_keyset_pages() {
             "data/customers.csv",
         ],
     );
-    project.write(
-        "osiris_connections.yaml",
-        "connections:\n  supabase:\n    main:\n      rest_url: ${SUPABASE_REST_URL}\n      service_role_key: ${SUPABASE_SERVICE_ROLE_KEY}\n      pg_dsn: ${SUPABASE_DB_URL}\n",
-    );
-    project.write(
-        ".env",
-        format!(
-            "SUPABASE_REST_URL={}\nSUPABASE_SERVICE_ROLE_KEY={}\nSUPABASE_DB_URL={}\n",
-            pg.rest_url(),
-            pg.service_key(),
-            pg.dsn()
-        ),
-    );
+    crate::supabase::connect_example(&project, &pg);
     run_ok(&project, &[], "csv_to_supabase.yaml", "load", &[]);
     run_ok(&project, &[], "incremental_customers.yaml", "i1", &[]);
     assert_eq!(

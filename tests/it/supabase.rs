@@ -16,7 +16,13 @@ fn example_project(pg: &harness::PostgRest) -> Project {
     ] {
         project.write(file, std::fs::read(example.join(file)).unwrap());
     }
-    // The example's connection, pointed at the test PostgREST (no gateway, so rest_url).
+    connect_example(&project, pg);
+    project
+}
+
+/// The examples' `@supabase.main` connection, pointed at the test PostgREST (no gateway, so
+/// `rest_url`), its values in the project's `.env`.
+pub(crate) fn connect_example(project: &Project, pg: &harness::PostgRest) {
     project.write(
         "osiris_connections.yaml",
         "connections:\n  supabase:\n    main:\n      rest_url: ${SUPABASE_REST_URL}\n      service_role_key: ${SUPABASE_SERVICE_ROLE_KEY}\n      pg_dsn: ${SUPABASE_DB_URL}\n",
@@ -30,7 +36,6 @@ fn example_project(pg: &harness::PostgRest) -> Project {
             pg.dsn()
         ),
     );
-    project
 }
 
 async fn pg_rows(pg: &harness::PostgRest, sql: &str) -> Vec<String> {
