@@ -157,14 +157,7 @@ pub enum CursorType {
 impl CursorType {
     fn of(data_type: &DataType) -> Option<Self> {
         Some(match data_type {
-            DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64 => Self::Integer,
+            integer if integer.is_integer() => Self::Integer,
             DataType::Decimal128(_, s) => Self::Decimal(*s),
             DataType::Date32 => Self::Date,
             DataType::Timestamp(unit, tz) if *unit != TimeUnit::Nanosecond => {
