@@ -15,7 +15,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeBinaryArray, RecordBatch, StringArray,
+};
 use arrow::compute::{CastOptions, cast_with_options, filter_record_batch};
 use arrow::datatypes::{DataType, Int64Type, Schema, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -769,37 +771,48 @@ fn civil(days: i128) -> (i64, u32, u32) {
 
 /// The key of a row as text: a JSON array of the key columns' values (text, NULL as null).
 struct KeyText<'a> {
-    formatters: Vec<ArrayFormatter<'a>>,
-    nulls: Vec<&'a ArrayRef>,
+    parts: Vec<KeyPart<'a>>,
+}
+
+/// How one key column prints: UUIDs in their canonical text (as they were saved when they
+/// travelled as text), anything else as Arrow displays it.
+enum KeyPart<'a> {
+    Uuid(&'a FixedSizeBinaryArray),
+    Display(ArrayFormatter<'a>, &'a ArrayRef),
 }
 
 impl<'a> KeyText<'a> {
     fn new(batch: &'a RecordBatch, keys: &[usize]) -> Result<Self> {
         let options = FormatOptions::default();
-        let formatters = keys
+        let parts = keys
             .iter()
             .map(|&i| {
-                ArrayFormatter::try_new(batch.column(i).as_ref(), &options)
+                let array = batch.column(i);
+                if crate::is_uuid(batch.schema_ref().field(i)) {
+                    return Ok(KeyPart::Uuid(array.as_fixed_size_binary()));
+                }
+                ArrayFormatter::try_new(array.as_ref(), &options)
+                    .map(|f| KeyPart::Display(f, array))
                     .map_err(|e| DriverError::internal(format!("cannot format a key column: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            formatters,
-            nulls: keys.iter().map(|&i| batch.column(i)).collect(),
-        })
+        Ok(Self { parts })
     }
 
     fn key(&self, row: usize) -> String {
         let parts: Vec<Value> = self
-            .formatters
+            .parts
             .iter()
-            .zip(&self.nulls)
-            .map(|(f, array)| {
-                if array.is_null(row) {
-                    Value::Null
-                } else {
+            .map(|part| match part {
+                KeyPart::Uuid(array) if array.is_valid(row) => {
+                    let bytes: &[u8; 16] = array.value(row).try_into().expect("16-byte uuids");
+                    let text = crate::uuid_text(bytes);
+                    Value::String(String::from_utf8_lossy(&text).into_owned())
+                }
+                KeyPart::Display(f, array) if array.is_valid(row) => {
                     Value::String(f.value(row).to_string())
                 }
+                _ => Value::Null,
             })
             .collect();
         Value::Array(parts).to_string()
@@ -962,6 +975,53 @@ mod tests {
         assert_eq!(ids(&out), [4]);
         assert_eq!(run.state()["keys_at_value"], json!([["4"]]));
         assert_eq!(run.state()["value"], "2024-05-01 10:00:00.000001");
+    }
+
+    #[test]
+    fn uuid_keys_are_saved_as_their_canonical_text() {
+        // PostgreSQL uuids travel as 16 bytes (ADR 0041); states saved when they travelled as
+        // text must still recognise the same rows.
+        let config = config("{cursor: updated_at, primary_key: [id]}");
+        let schema = Arc::new(Schema::new(vec![
+            crate::uuid_field("id"),
+            Field::new(
+                "updated_at",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
+        ]));
+        let uuids = |first: &[u8]| {
+            let values: Vec<Option<[u8; 16]>> = first
+                .iter()
+                .map(|&b| Some(core::array::from_fn(|i| if i == 0 { b } else { i as u8 * 17 })))
+                .collect();
+            arrow::array::FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+                values.into_iter(),
+                16,
+            )
+            .unwrap()
+        };
+        let batch = |first: &[u8]| {
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(uuids(first)),
+                    Arc::new(TimestampMicrosecondArray::from(vec![Some(T); first.len()])),
+                ],
+            )
+            .unwrap()
+        };
+        let mut run = Cursor::new(&config, None).unwrap();
+        run.filter(batch(&[0xab])).unwrap();
+        let state = run.state();
+        assert_eq!(
+            state["keys_at_value"],
+            json!([["ab112233-4455-6677-8899-aabbccddeeff"]])
+        );
+        let mut again = Cursor::new(&config, Some(&state)).unwrap();
+        let out = again.filter(batch(&[0xab, 0x01])).unwrap();
+        assert_eq!(out.num_rows(), 1);
+        assert_eq!(again.skipped(), 1);
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub use ident::{TableName, quote_identifier, quote_literal};
 pub use registry::{DriverRegistry, DynDriver};
 pub use table::{
     BlockingSink, DEFAULT_CHANNEL_CAPACITY, JSON_EXTENSION_NAME, SchemaEvolution, TableReader,
-    TableWriter, check_key_columns, duckdb_type_for, json_field, replace_table_as, table_row_count,
+    TableWriter, UUID_EXTENSION_NAME, check_key_columns, duckdb_type_for, is_uuid, json_field,
+    replace_table_as, table_row_count, uuid_field, uuid_text,
 };
 
 /// A component's implementation.

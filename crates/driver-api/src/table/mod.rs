@@ -6,7 +6,8 @@
 //! a table from an earlier attempt of the same step stays as it was. Batches are matched to the
 //! table by column name, never by position; how a column whose type changes between batches is
 //! handled is the writer's [`SchemaEvolution`]. A `Utf8` field carrying the Arrow extension name
-//! [`JSON_EXTENSION_NAME`] becomes a DuckDB `JSON` column.
+//! [`JSON_EXTENSION_NAME`] becomes a DuckDB `JSON` column, a 16-byte `FixedSizeBinary` field
+//! carrying [`UUID_EXTENSION_NAME`] a `UUID` column.
 //!
 //! [`TableReader`]: streams a table (or any query) out as Arrow batches from a blocking thread.
 
@@ -19,12 +20,16 @@ mod writer;
 pub use reader::TableReader;
 pub use sink::BlockingSink;
 pub use sql::{check_key_columns, replace_table_as, table_row_count};
-pub use types::{duckdb_type_for, json_field};
+pub use types::{duckdb_type_for, is_uuid, json_field, uuid_field, uuid_text};
 pub use writer::{SchemaEvolution, TableWriter};
 
 /// Batches in flight between a producer and the DuckDB writer thread. Bounds memory: a
 /// producer faster than DuckDB waits instead of buffering the whole source.
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 8;
+
+/// Arrow extension name (canonical `arrow.uuid`) that marks a 16-byte `FixedSizeBinary` field
+/// holding UUIDs: the writer stores it as a DuckDB `UUID` column.
+pub const UUID_EXTENSION_NAME: &str = "arrow.uuid";
 
 /// Arrow extension name (canonical `arrow.json`) that marks a `Utf8` field holding JSON text: the
 /// writer stores it as a DuckDB `JSON` column.

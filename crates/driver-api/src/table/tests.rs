@@ -86,6 +86,41 @@ async fn writes_batches_and_commits_one_table() {
 }
 
 #[tokio::test]
+async fn bytes_marked_as_uuid_become_a_uuid_column() {
+    let conn = memory();
+    let s = Arc::new(Schema::new(vec![uuid_field("id")]));
+    let mut writer = TableWriter::start(
+        conn.try_clone().unwrap(),
+        TableName::new("u").unwrap(),
+        Arc::clone(&s),
+        1,
+    );
+    let bytes: [u8; 16] = core::array::from_fn(|i| i as u8 * 17);
+    let ids = arrow::array::FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+        [Some(bytes), None, Some([0xff; 16])].into_iter(),
+        16,
+    )
+    .unwrap();
+    writer.send(batch(&s, vec![Arc::new(ids)])).await.unwrap();
+    assert_eq!(writer.finish().await.unwrap(), 3);
+    let rows: Vec<(String, Option<String>)> = conn
+        .prepare("SELECT typeof(id), CAST(id AS VARCHAR) FROM u ORDER BY id NULLS LAST")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("UUID".into(), Some("00112233-4455-6677-8899-aabbccddeeff".into())),
+            ("UUID".into(), Some("ffffffff-ffff-ffff-ffff-ffffffffffff".into())),
+            ("UUID".into(), None),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn text_marked_as_json_becomes_a_json_column() {
     let conn = memory();
     let field = Field::new("doc", DataType::Utf8, true).with_metadata(

@@ -15,6 +15,39 @@ pub fn json_field(name: impl Into<String>) -> Field {
     Field::new(name, DataType::Utf8, true).with_metadata(metadata)
 }
 
+/// A nullable 16-byte `FixedSizeBinary` field marked as a UUID (stored as a DuckDB `UUID`
+/// column; the Appender moves the 16 bytes without parsing text).
+pub fn uuid_field(name: impl Into<String>) -> Field {
+    let mut metadata = std::collections::HashMap::new();
+    metadata.insert(
+        "ARROW:extension:name".to_owned(),
+        UUID_EXTENSION_NAME.to_owned(),
+    );
+    Field::new(name, DataType::FixedSizeBinary(16), true).with_metadata(metadata)
+}
+
+/// Whether `field` holds UUIDs as [`uuid_field`] makes them.
+pub fn is_uuid(field: &Field) -> bool {
+    field.extension_type_name() == Some(UUID_EXTENSION_NAME)
+        && field.data_type() == &DataType::FixedSizeBinary(16)
+}
+
+/// The canonical text of a UUID: lower-case hex digits in groups of 8-4-4-4-12.
+pub fn uuid_text(bytes: &[u8; 16]) -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'-'; 36];
+    let mut at = 0;
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1;
+        }
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 0xf)];
+        at += 2;
+    }
+    out
+}
+
 pub(crate) fn is_json(field: &Field) -> bool {
     field.extension_type_name() == Some(JSON_EXTENSION_NAME) && field.data_type() == &DataType::Utf8
 }
@@ -64,10 +97,10 @@ pub fn duckdb_type_for(data_type: &DataType) -> Result<String> {
         | DataType::BinaryView
         | DataType::FixedSizeBinary(_) => "BLOB".into(),
         DataType::List(child) | DataType::LargeList(child) => {
-            format!("{}[]", duckdb_type_for(child.data_type())?)
+            format!("{}[]", element_type(child)?)
         }
         DataType::FixedSizeList(child, n) => {
-            format!("{}[{n}]", duckdb_type_for(child.data_type())?)
+            format!("{}[{n}]", element_type(child)?)
         }
         DataType::Struct(fields) => {
             let members = fields
@@ -76,7 +109,7 @@ pub fn duckdb_type_for(data_type: &DataType) -> Result<String> {
                     Ok(format!(
                         "{} {}",
                         quote_identifier(f.name()),
-                        duckdb_type_for(f.data_type())?
+                        element_type(f)?
                     ))
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -104,10 +137,23 @@ pub fn duckdb_type_for(data_type: &DataType) -> Result<String> {
     Ok(ty)
 }
 
-/// The DuckDB column type of a field: [`duckdb_type_for`] its type, `JSON` for JSON text.
+/// The DuckDB type of a list element or struct member: as the Appender maps nested fields
+/// (UUIDs by their extension name; JSON text stays VARCHAR).
+fn element_type(field: &Field) -> Result<String> {
+    if is_uuid(field) {
+        Ok("UUID".into())
+    } else {
+        duckdb_type_for(field.data_type())
+    }
+}
+
+/// The DuckDB column type of a field: [`duckdb_type_for`] its type, `JSON` for JSON text,
+/// `UUID` for [`uuid_field`]s.
 pub(crate) fn duckdb_type_for_field(field: &Field) -> Result<String> {
     if is_json(field) {
         Ok("JSON".into())
+    } else if is_uuid(field) {
+        Ok("UUID".into())
     } else if let DataType::Duration(_) = field.data_type() {
         // Appended as microseconds and converted to INTERVAL before commit: the Arrow
         // conversion of duckdb-rs drops the NULLs of duration columns.
@@ -118,5 +164,26 @@ pub(crate) fn duckdb_type_for_field(field: &Field) -> Result<String> {
         Ok("VARCHAR".into())
     } else {
         duckdb_type_for(field.data_type())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_print_canonically_and_map_to_duckdb_uuid() {
+        let b: [u8; 16] = core::array::from_fn(|i| i as u8 * 17);
+        assert_eq!(&uuid_text(&b), b"00112233-4455-6677-8899-aabbccddeeff");
+        assert_eq!(duckdb_type_for_field(&uuid_field("u")).unwrap(), "UUID");
+        let list = Field::new(
+            "l",
+            DataType::List(std::sync::Arc::new(uuid_field("item"))),
+            true,
+        );
+        assert_eq!(duckdb_type_for_field(&list).unwrap(), "UUID[]");
+        // Without the extension name, 16 bytes are a BLOB.
+        let plain = Field::new("b", DataType::FixedSizeBinary(16), true);
+        assert_eq!(duckdb_type_for_field(&plain).unwrap(), "BLOB");
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::sink::BlockingSink;
 use super::sql::in_transaction;
-use super::types::{duckdb_type_for_field, is_json, storage_type};
+use super::types::{duckdb_type_for_field, is_json, is_uuid, storage_type, uuid_field};
 use super::*;
 use crate::{DriverError, Result, StepContext, TableName, quote_identifier};
 
@@ -229,6 +229,8 @@ fn column_for(field: &Field) -> Column {
     Column {
         field: if is_json(field) {
             json_field(field.name())
+        } else if is_uuid(field) {
+            uuid_field(field.name())
         } else {
             stored
         },

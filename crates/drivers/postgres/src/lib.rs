@@ -30,7 +30,7 @@
 //! | timestamp                          | Timestamp(us)               | TIMESTAMP     |
 //! | timestamptz                        | Timestamp(us, UTC)          | TIMESTAMPTZ   |
 //! | interval                           | Interval(MonthDayNano)      | INTERVAL      |
-//! | uuid                               | Utf8                        | VARCHAR       |
+//! | uuid                               | FixedSizeBinary(16) + `arrow.uuid` | UUID    |
 //! | one-dimensional arrays of the above | List                       | T[]           |
 //! | anything else (inet, money, ...)   | Utf8 (the type's text)      | VARCHAR       |
 #![warn(missing_docs)]

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder,
+    Float32Builder,
     Float64Builder, Int16Builder, Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder,
     ListArray, StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
@@ -58,7 +59,7 @@ pub enum Kind {
     TimestampTz,
     /// interval -> Interval(MonthDayNano).
     Interval,
-    /// uuid -> Utf8 (canonical lower-case text).
+    /// uuid -> FixedSizeBinary(16) marked `arrow.uuid` (DuckDB `UUID`; ADR 0041).
     Uuid,
     /// A one-dimensional array of a supported element type -> List.
     List(Box<Kind>),
@@ -118,9 +119,8 @@ impl Kind {
             Kind::Float4 => DataType::Float32,
             Kind::Float8 => DataType::Float64,
             Kind::Decimal(p, s) => DataType::Decimal128(*p, *s),
-            Kind::NumericText | Kind::Text | Kind::Json | Kind::Jsonb | Kind::Uuid => {
-                DataType::Utf8
-            }
+            Kind::NumericText | Kind::Text | Kind::Json | Kind::Jsonb => DataType::Utf8,
+            Kind::Uuid => DataType::FixedSizeBinary(16),
             Kind::Bytea => DataType::Binary,
             Kind::Date => DataType::Date32,
             Kind::Time => DataType::Time64(TimeUnit::Microsecond),
@@ -135,13 +135,18 @@ impl Kind {
     pub fn field(&self, name: &str) -> Field {
         match self {
             Kind::Json | Kind::Jsonb => driver_api::json_field(name),
+            Kind::Uuid => driver_api::uuid_field(name),
             other => Field::new(name, other.data_type(), true),
         }
     }
 }
 
 fn element_field(element: &Kind) -> FieldRef {
-    Arc::new(Field::new("item", element.data_type(), true))
+    Arc::new(match element {
+        // JSON elements stay plain text (VARCHAR[]); uuid elements keep their extension.
+        Kind::Uuid => driver_api::uuid_field("item"),
+        other => Field::new("item", other.data_type(), true),
+    })
 }
 
 /// numeric(p,s) from its type modifier.
@@ -193,8 +198,8 @@ pub enum Column {
     Timestamp(TimestampMicrosecondBuilder),
     /// interval.
     Interval(IntervalMonthDayNanoBuilder),
-    /// uuid.
-    Uuid(StringBuilder),
+    /// uuid (its 16 bytes).
+    Uuid(FixedSizeBinaryBuilder),
     /// a one-dimensional array.
     List {
         /// The element field.
@@ -240,7 +245,7 @@ impl Column {
             Kind::Interval => {
                 Column::Interval(IntervalMonthDayNanoBuilder::with_capacity(capacity))
             }
-            Kind::Uuid => Column::Uuid(StringBuilder::with_capacity(capacity, capacity * 36)),
+            Kind::Uuid => Column::Uuid(FixedSizeBinaryBuilder::with_capacity(capacity, 16)),
             Kind::List(element) => Column::List {
                 field: element_field(element),
                 offsets: vec![0],
@@ -299,10 +304,9 @@ impl Column {
                 let nanos = micros.checked_mul(1000).ok_or("interval out of range")?;
                 b.append_value(IntervalMonthDayNano::new(months, days, nanos));
             }
-            Column::Uuid(b) => {
-                let text = uuid_text(&fixed::<16>(v)?);
-                b.append_value(std::str::from_utf8(&text).expect("hex digits and dashes"));
-            }
+            Column::Uuid(b) => b
+                .append_value(fixed::<16>(v)?)
+                .map_err(|e| format!("uuid: {e}"))?,
             Column::List {
                 offsets,
                 nulls,
@@ -331,9 +335,8 @@ impl Column {
             Column::Float4(b) => b.append_null(),
             Column::Float8(b) => b.append_null(),
             Column::Decimal(b, _) => b.append_null(),
-            Column::NumericText(b) | Column::Text(b) | Column::Jsonb(b) | Column::Uuid(b) => {
-                b.append_null()
-            }
+            Column::NumericText(b) | Column::Text(b) | Column::Jsonb(b) => b.append_null(),
+            Column::Uuid(b) => b.append_null(),
             Column::Bytea(b) => b.append_null(),
             Column::Date(b) => b.append_null(),
             Column::Time(b) => b.append_null(),
@@ -357,9 +360,8 @@ impl Column {
             Column::Float4(b) => Arc::new(b.finish()),
             Column::Float8(b) => Arc::new(b.finish()),
             Column::Decimal(b, _) => Arc::new(b.finish()),
-            Column::NumericText(b) | Column::Text(b) | Column::Jsonb(b) | Column::Uuid(b) => {
-                Arc::new(b.finish())
-            }
+            Column::NumericText(b) | Column::Text(b) | Column::Jsonb(b) => Arc::new(b.finish()),
+            Column::Uuid(b) => Arc::new(b.finish()),
             Column::Bytea(b) => Arc::new(b.finish()),
             Column::Date(b) => Arc::new(b.finish()),
             Column::Time(b) => Arc::new(b.finish()),
@@ -444,22 +446,6 @@ fn fixed<const N: usize>(v: &[u8]) -> Result<[u8; N], String> {
 
 fn utf8(v: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(v).map_err(|_| "text is not valid UTF-8".to_owned())
-}
-
-/// A uuid in its canonical lower-case text form, without allocating.
-fn uuid_text(b: &[u8; 16]) -> [u8; 36] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = [b'-'; 36];
-    let mut at = 0;
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            at += 1;
-        }
-        s[at] = HEX[usize::from(byte >> 4)];
-        s[at + 1] = HEX[usize::from(byte & 15)];
-        at += 2;
-    }
-    s
 }
 
 /// The parts of a binary numeric: (base-10000 digits, weight, negative, display scale).
@@ -629,11 +615,5 @@ mod tests {
         let nan = numeric(0, 0, 0xC000, 0, &[]);
         assert_eq!(numeric_to_string(&nan).unwrap(), "NaN");
         assert!(numeric_to_i128(&nan, 0).is_err());
-    }
-
-    #[test]
-    fn uuids_print_canonically() {
-        let b: [u8; 16] = core::array::from_fn(|i| i as u8 * 17);
-        assert_eq!(&uuid_text(&b), b"00112233-4455-6677-8899-aabbccddeeff");
     }
 }

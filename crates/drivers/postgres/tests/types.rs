@@ -74,7 +74,7 @@ async fn every_type_reads_exactly_and_writes_back() {
         ("ts", "TIMESTAMP"),
         ("tz", "TIMESTAMP WITH TIME ZONE"),
         ("iv", "INTERVAL"),
-        ("u", "VARCHAR"),
+        ("u", "UUID"),
         ("ai", "INTEGER[]"),
         ("at", "VARCHAR[]"),
         ("an", "DECIMAL(6,2)[]"),
@@ -134,7 +134,7 @@ async fn every_type_reads_exactly_and_writes_back() {
         .strings(
             "SELECT count(*) FROM (
                (SELECT id, b, i2, i4, i8, f4, f8, n, n38, nbig::text, nfree::text, t, vc, ch::text,
-                       e::text, j::text, jb, bin, d, tm, ts, tz, iv, u::text, ai, at, an, ip::text
+                       e::text, j::text, jb, bin, d, tm, ts, tz, iv, u, ai, at, an, ip::text
                 FROM everything)
                EXCEPT
                (SELECT id, b, i2, i4, i8, f4, f8, n, n38, nbig, nfree, t, vc, rtrim(ch), e, j::text, jb,
@@ -144,7 +144,45 @@ async fn every_type_reads_exactly_and_writes_back() {
     assert_eq!(differences, [Some("0".into())]);
     assert_eq!(
         db.strings("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'copy'::regclass AND attname IN ('n', 'tz', 'jb', 'u', 'ai', 'iv') ORDER BY attnum").await,
-        ["numeric(12,2)", "jsonb", "timestamp with time zone", "interval", "text", "integer[]"]
+        ["numeric(12,2)", "jsonb", "timestamp with time zone", "interval", "uuid", "integer[]"]
             .map(|s| Some(s.to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn uuids_are_stored_as_duckdb_uuids_also_in_arrays() {
+    let db = Db::new("uuids").await;
+    let output = db
+        .run
+        .run(
+            &PostgresExtractor,
+            "src",
+            db.config(json!({"query": "SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, \
+                ARRAY['00000000-0000-0000-0000-000000000001'::uuid, NULL, \
+                      'ffffffff-ffff-ffff-ffff-ffffffffffff'] AS au \
+                UNION ALL SELECT NULL, NULL"})),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(output.rows, 2);
+    let types = db.duck_types("src");
+    assert_eq!(
+        types,
+        [("u".to_owned(), "UUID".to_owned()), ("au".to_owned(), "UUID[]".to_owned())]
+    );
+    // DuckDB orders and compares them as uuids: the text form round-trips exactly.
+    assert_eq!(
+        db.run.query_strings(
+            "SELECT concat_ws('|', u, au, u = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'::UUID) FROM src ORDER BY u NULLS LAST"
+        ),
+        [
+            Some(
+                "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|[00000000-0000-0000-0000-000000000001, NULL, \
+                 ffffffff-ffff-ffff-ffff-ffffffffffff]|true"
+                    .into()
+            ),
+            Some(String::new())
+        ]
     );
 }
