@@ -411,6 +411,64 @@ steps:
     }
 }
 
+/// A uuid cursor (time-ordered UUIDv7 keys): the step table keeps the uuids as DuckDB `UUID`
+/// (ADR 0041), the saved cursor is their canonical text, and the second run reads only the
+/// newer rows.
+#[test]
+fn postgres_uuid_cursor_reads_only_newer_uuids() {
+    let db = ScratchPg::new();
+    db.query(
+        "CREATE TABLE events (id uuid PRIMARY KEY, what text);
+         INSERT INTO events VALUES
+           ('018f0000-0000-7000-8000-000000000001', 'a'),
+           ('018f0000-0000-7000-8000-000000000002', 'b'),
+           ('018f0000-0000-7000-8000-00000000000a', 'c');",
+    );
+    let project = Project::new();
+    copy_example(&project, "postgres", &["osiris_connections.yaml"]);
+    project.write(
+        "events.yaml",
+        r#"
+oml_version: "0.1.0"
+name: events
+steps:
+  - id: events
+    component: postgres.extractor
+    mode: read
+    config:
+      connection: "@postgres.shop"
+      table: events
+      incremental: {cursor: id, primary_key: [id]}
+"#,
+    );
+    let env = [("PGDATABASE", db.0.as_str())];
+    run_ok(&project, &env, "events.yaml", "u1", &[]);
+    assert_eq!(ids(&project, "u1", "events").len(), 3);
+    assert_eq!(
+        rows(
+            &session(&project, "u1"),
+            "SELECT DISTINCT typeof(id) FROM events"
+        ),
+        ["UUID"]
+    );
+    let saved = state(&project, "events", "events");
+    assert_eq!(saved["state"]["type"], "text", "{saved}");
+    assert_eq!(
+        saved["state"]["value"],
+        "018f0000-0000-7000-8000-00000000000a"
+    );
+
+    db.query(
+        "INSERT INTO events VALUES ('018f0000-0000-7000-8000-000000000003', 'late'),
+                                   ('018f0000-0000-7000-8000-00000000000b', 'new')",
+    );
+    run_ok(&project, &env, "events.yaml", "u2", &[]);
+    assert_eq!(
+        ids(&project, "u2", "events"),
+        ["018f0000-0000-7000-8000-00000000000b"]
+    );
+}
+
 /// Supabase (PostgREST): the example, and keyset paging over equal cursor values and NULL
 /// cursors with pages of two rows.
 #[tokio::test(flavor = "multi_thread")]

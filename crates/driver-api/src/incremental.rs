@@ -157,6 +157,15 @@ pub enum CursorType {
 }
 
 impl CursorType {
+    /// The cursor type of a column; a uuid is compared as its canonical text, which orders
+    /// as its bytes do (time-ordered UUIDv7 keys make good cursors).
+    fn of_field(field: &arrow::datatypes::Field) -> Option<Self> {
+        if crate::is_uuid(field) {
+            return Some(Self::Text);
+        }
+        Self::of(field.data_type())
+    }
+
     fn of(data_type: &DataType) -> Option<Self> {
         Some(match data_type {
             integer if integer.is_integer() => Self::Integer,
@@ -418,7 +427,7 @@ impl Cursor {
             .map(|k| find(k, "incremental.primary_key"))
             .collect::<Result<Vec<_>>>()?;
         let data_type = schema.field(cursor).data_type();
-        let kind = CursorType::of(data_type).ok_or_else(|| {
+        let kind = CursorType::of_field(schema.field(cursor)).ok_or_else(|| {
             DriverError::config(
                 "incremental.cursor",
                 format!(
@@ -664,6 +673,19 @@ fn arrow_type(kind: CursorType) -> DataType {
 /// The values of a cursor column, as comparable [`Val`]s.
 fn cursor_values(kind: CursorType, array: &ArrayRef) -> Result<Vec<Option<Val>>> {
     if kind == CursorType::Text {
+        if let Some(uuids) = array.as_fixed_size_binary_opt() {
+            return Ok(uuids
+                .iter()
+                .map(|v| {
+                    v.map(|bytes| match <&[u8; 16]>::try_from(bytes) {
+                        Ok(uuid) => {
+                            Val::Text(crate::uuid_text(uuid).map(char::from).iter().collect())
+                        }
+                        Err(_) => Val::Text(String::from_utf8_lossy(bytes).into_owned()),
+                    })
+                })
+                .collect());
+        }
         let text = cast(array, &DataType::Utf8)?;
         return Ok(text
             .as_string::<i32>()
@@ -993,7 +1015,11 @@ mod tests {
         let uuids = |first: &[u8]| {
             let values: Vec<Option<[u8; 16]>> = first
                 .iter()
-                .map(|&b| Some(core::array::from_fn(|i| if i == 0 { b } else { i as u8 * 17 })))
+                .map(|&b| {
+                    Some(core::array::from_fn(
+                        |i| if i == 0 { b } else { i as u8 * 17 },
+                    ))
+                })
                 .collect();
             arrow::array::FixedSizeBinaryArray::try_from_sparse_iter_with_size(
                 values.into_iter(),
@@ -1022,6 +1048,39 @@ mod tests {
         let out = again.filter(batch(&[0xab, 0x01])).unwrap();
         assert_eq!(out.num_rows(), 1);
         assert_eq!(again.skipped(), 1);
+    }
+
+    #[test]
+    fn a_uuid_cursor_compares_as_its_canonical_text() {
+        let config = config("{cursor: u, primary_key: [u]}");
+        let schema = Arc::new(Schema::new(vec![crate::uuid_field("u")]));
+        let batch = |firsts: &[u8]| {
+            let values = firsts.iter().map(|&b| {
+                Some(core::array::from_fn::<u8, 16, _>(|i| {
+                    if i == 0 { b } else { 0 }
+                }))
+            });
+            let array =
+                arrow::array::FixedSizeBinaryArray::try_from_sparse_iter_with_size(values, 16)
+                    .unwrap();
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(array)]).unwrap()
+        };
+        let mut run = Cursor::new(&config, None).unwrap();
+        run.filter(batch(&[0x01, 0xab, 0x0c])).unwrap();
+        let state = run.state();
+        assert_eq!(state["type"], "text");
+        assert_eq!(state["value"], "ab000000-0000-0000-0000-000000000000");
+        let mut again = Cursor::new(&config, Some(&state)).unwrap();
+        assert_eq!(
+            again.bound().unwrap().unwrap().value,
+            BoundValue::Text("ab000000-0000-0000-0000-000000000000".into())
+        );
+        let out = again.filter(batch(&[0xab, 0xac])).unwrap();
+        assert_eq!(
+            out.num_rows(),
+            1,
+            "the row at the saved value is not read twice"
+        );
     }
 
     #[test]

@@ -113,8 +113,14 @@ async fn bytes_marked_as_uuid_become_a_uuid_column() {
     assert_eq!(
         rows,
         [
-            ("UUID".into(), Some("00112233-4455-6677-8899-aabbccddeeff".into())),
-            ("UUID".into(), Some("ffffffff-ffff-ffff-ffff-ffffffffffff".into())),
+            (
+                "UUID".into(),
+                Some("00112233-4455-6677-8899-aabbccddeeff".into())
+            ),
+            (
+                "UUID".into(),
+                Some("ffffffff-ffff-ffff-ffff-ffffffffffff".into())
+            ),
             ("UUID".into(), None),
         ]
     );

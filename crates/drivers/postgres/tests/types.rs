@@ -157,10 +157,12 @@ async fn uuids_are_stored_as_duckdb_uuids_also_in_arrays() {
         .run(
             &PostgresExtractor,
             "src",
-            db.config(json!({"query": "SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, \
+            db.config(
+                json!({"query": "SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, \
                 ARRAY['00000000-0000-0000-0000-000000000001'::uuid, NULL, \
                       'ffffffff-ffff-ffff-ffff-ffffffffffff'] AS au \
-                UNION ALL SELECT NULL, NULL"})),
+                UNION ALL SELECT NULL, NULL"}),
+            ),
             &[],
         )
         .await
@@ -169,7 +171,10 @@ async fn uuids_are_stored_as_duckdb_uuids_also_in_arrays() {
     let types = db.duck_types("src");
     assert_eq!(
         types,
-        [("u".to_owned(), "UUID".to_owned()), ("au".to_owned(), "UUID[]".to_owned())]
+        [
+            ("u".to_owned(), "UUID".to_owned()),
+            ("au".to_owned(), "UUID[]".to_owned())
+        ]
     );
     // DuckDB orders and compares them as uuids: the text form round-trips exactly.
     assert_eq!(
