@@ -154,6 +154,94 @@ fn query_is_read_only_and_speaks_table_csv_and_json() {
     );
 }
 
+/// CSV and JSON results are written as DuckDB produces them (many chunks here), with the same
+/// text as one whole result; a value that fails late (a CSV view's row past the sniffer's
+/// sample) exits 2 with DuckDB's message, and the JSON array stays open so that no consumer
+/// takes the part for the whole.
+#[test]
+fn query_streams_csv_and_json_and_a_late_failure_is_an_error() {
+    let project = Project::new();
+    let mut data = String::from("id,v\n");
+    for i in 0..50_000 {
+        data.push_str(&format!("{i},{}\n", i * 2));
+    }
+    project.write("good.csv", data.clone());
+    data.push_str("50000,oops\n");
+    project.write("bad.csv", data);
+    project.write(
+        "p.yaml",
+        r#"
+oml_version: "0.1.0"
+name: streamed
+steps:
+  - id: good
+    component: filesystem.csv_extractor
+    mode: read
+    config: {path: good.csv}
+  - id: bad
+    component: filesystem.csv_extractor
+    mode: read
+    config: {path: bad.csv}
+"#,
+    );
+    let ran = project.osiris(&["run", "p.yaml", "--session-id", "s1"]);
+    assert_eq!(ran.code, 0, "{}", ran.all());
+
+    let csv = project.osiris(&[
+        "sessions",
+        "query",
+        "s1",
+        "SELECT * FROM good",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(csv.code, 0, "{}", csv.all());
+    let lines: Vec<&str> = csv.stdout.lines().collect();
+    assert_eq!(lines.len(), 50_001);
+    assert_eq!(
+        (lines[0], lines[1], lines[50_000]),
+        ("id,v", "0,0", "49999,99998")
+    );
+
+    let out = json(&project.osiris(&[
+        "sessions",
+        "query",
+        "s1",
+        "SELECT * FROM good",
+        "--format",
+        "json",
+    ]));
+    let rows = out.as_array().unwrap();
+    assert_eq!(rows.len(), 50_000);
+    assert_eq!(rows[49_999], serde_json::json!({"id": 49999, "v": 99998}));
+    let empty = project.osiris(&[
+        "sessions",
+        "query",
+        "s1",
+        "SELECT * FROM good WHERE id < 0",
+        "--format",
+        "json",
+    ]);
+    assert_eq!((empty.code, empty.stdout.as_str()), (0, "[]\n"));
+
+    for format in ["csv", "json", "table"] {
+        let late = project.osiris(&[
+            "sessions",
+            "query",
+            "s1",
+            "SELECT * FROM bad",
+            "--format",
+            format,
+        ]);
+        assert_eq!(late.code, 2, "{format}: {}", late.all());
+        assert!(late.stderr.contains("oops"), "{format}: {}", late.stderr);
+        assert!(
+            !late.stdout.trim_end().ends_with(']'),
+            "{format}: a closed array"
+        );
+    }
+}
+
 #[test]
 fn replay_reruns_a_step_and_its_downstream_with_copied_upstream_tables() {
     let project = example_project_with_tables();

@@ -1,5 +1,6 @@
 //! `osiris sessions`: browse, query, compare and clean up the runs kept in the sessions dir.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -537,7 +538,15 @@ fn json_rows(batches: &[RecordBatch]) -> anyhow::Result<serde_json::Value> {
     })
 }
 
-fn query_batches(session: &Session, sql: &str) -> anyhow::Result<Result<Vec<RecordBatch>, String>> {
+/// `sql`'s result, batch by batch in DuckDB's streaming mode: `each` sees every batch as DuckDB
+/// produces it, so a CSV or JSON export of a large table holds a few chunks, not the result.
+/// `Ok(Err(message))` when the query fails, also after some batches were seen (a CSV view's
+/// value that does not convert).
+fn stream_query(
+    session: &Session,
+    sql: &str,
+    mut each: impl FnMut(RecordBatch) -> anyhow::Result<()>,
+) -> anyhow::Result<Result<(), String>> {
     let conn = match sessions::open_read_only(session) {
         Ok(conn) => conn,
         Err(e) => return Ok(Err(e.to_string())),
@@ -546,35 +555,75 @@ fn query_batches(session: &Session, sql: &str) -> anyhow::Result<Result<Vec<Reco
         Ok(stmt) => stmt,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    let batches = match stmt.query_arrow([]) {
-        Ok(arrow) => arrow.collect(),
-        Err(e) => return Ok(Err(e.to_string())),
-    };
-    Ok(Ok(utc_offsets(batches)?))
+    if let Err(e) = stmt.stream_arrow([]) {
+        return Ok(Err(e.to_string()));
+    }
+    loop {
+        match stmt.step() {
+            Ok(Some(chunk)) => {
+                for batch in utc_offsets(vec![RecordBatch::from(&chunk)])? {
+                    each(batch)?;
+                }
+            }
+            Ok(None) => return Ok(Ok(())),
+            Err(e) => return Ok(Err(e.to_string())),
+        }
+    }
 }
 
 fn query(session: &Session, sql: &str, format: Format) -> anyhow::Result<Outcome> {
     warn_changed_sources(session);
-    let batches = match query_batches(session, sql)? {
-        Ok(b) => b,
-        Err(message) => return Ok(Outcome::input(message)),
-    };
     let stdout = std::io::stdout();
-    match format {
+    let streamed = match format {
         Format::Table => {
-            println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+            // Column widths need every row: the table format is for results a person reads.
+            let mut batches = Vec::new();
+            let done = stream_query(session, sql, |batch| {
+                batches.push(batch);
+                Ok(())
+            })?;
+            if done.is_ok() {
+                println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+            }
+            done
         }
         Format::Csv => {
             let mut writer = arrow::csv::WriterBuilder::new()
                 .with_header(true)
                 .build(stdout.lock());
-            for batch in &batches {
-                writer.write(batch).context("writing CSV")?;
-            }
+            stream_query(session, sql, |batch| {
+                writer.write(&batch).context("writing CSV")
+            })?
         }
-        Format::Json => println!("{}", json_rows(&batches)?),
-    }
-    Ok(Outcome::ok())
+        Format::Json => {
+            // The same text as one JSON array of the whole result, written row by row.
+            // A failed query leaves the array open: no consumer mistakes a part for the whole.
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut opened = false;
+            let done = stream_query(session, sql, |batch| {
+                if let serde_json::Value::Array(rows) = json_rows(&[batch])? {
+                    for row in rows {
+                        out.write_all(if std::mem::replace(&mut opened, true) {
+                            b","
+                        } else {
+                            b"["
+                        })?;
+                        serde_json::to_writer(&mut out, &row)?;
+                    }
+                }
+                Ok(())
+            })?;
+            if done.is_ok() {
+                out.write_all(if opened { b"]\n" } else { b"[]\n" })?;
+            }
+            out.flush()?;
+            done
+        }
+    };
+    Ok(match streamed {
+        Ok(()) => Outcome::ok(),
+        Err(message) => Outcome::input(message),
+    })
 }
 
 /// Prints a comparison of sessions `a` and `b` ([`sessions::diff`]): exit 0 when identical,
