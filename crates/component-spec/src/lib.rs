@@ -201,13 +201,19 @@ impl ComponentSpec {
     /// check, its `configSchema` compiled on first use. Every command loads all of them, and
     /// the checks cost more than the rest of a small run's start; the test
     /// `builtin_specs_pass_every_check_of_from_yaml` holds them to [`from_yaml`](Self::from_yaml).
-    fn builtin(file: &str, text: &str) -> Result<Self> {
+    ///
+    /// `json` is the same document converted at build time (empty when it is not YAML).
+    fn builtin(file: &str, text: &str, json: &str) -> Result<Self> {
         let invalid = |message: String| Error::Invalid {
             file: file.to_owned(),
             message,
         };
-        let raw: Value =
-            serde_yaml::from_str(text).map_err(|e| invalid(format!("not valid YAML: {e}")))?;
+        let raw: Value = match serde_json::from_str(json) {
+            Ok(raw) => raw,
+            Err(_) => {
+                serde_yaml::from_str(text).map_err(|e| invalid(format!("not valid YAML: {e}")))?
+            }
+        };
         let mut spec: ComponentSpec = serde_path_to_error::deserialize(&raw)
             .map_err(|e| invalid(format!("field `{}`: {}", e.path(), e.inner())))?;
         spec.raw = raw;
@@ -386,8 +392,11 @@ impl SpecRegistry {
     /// The specs embedded from this workspace's `components/` directory.
     pub fn builtin() -> Result<Self> {
         let mut registry = Self::default();
-        for (dir, text) in builtin::BUILTIN_SPECS {
-            let spec = ComponentSpec::builtin(&format!("components/{dir}/spec.yaml"), text)?;
+        for ((dir, text), json) in builtin::BUILTIN_SPECS
+            .iter()
+            .zip(builtin::BUILTIN_SPECS_JSON)
+        {
+            let spec = ComponentSpec::builtin(&format!("components/{dir}/spec.yaml"), text, json)?;
             if spec.name != *dir {
                 return Err(Error::Invalid {
                     file: format!("components/{dir}/spec.yaml"),
@@ -551,6 +560,17 @@ x-runtime: {driver: demo.extractor}
     fn builtin_specs_pass_every_check_of_from_yaml() {
         let registry = SpecRegistry::builtin().unwrap();
         assert_eq!(registry.iter().count(), builtin::BUILTIN_SPECS.len());
+        // Every spec was converted to JSON at build time (the fast path), and the registry's
+        // document equals the YAML's below.
+        assert_eq!(
+            builtin::BUILTIN_SPECS_JSON.len(),
+            builtin::BUILTIN_SPECS.len()
+        );
+        assert!(
+            builtin::BUILTIN_SPECS_JSON
+                .iter()
+                .all(|json| !json.is_empty())
+        );
         for (dir, text) in builtin::BUILTIN_SPECS {
             let checked = ComponentSpec::from_yaml(dir, text).unwrap();
             let loaded = registry.get(dir).unwrap();
