@@ -610,6 +610,12 @@ async def main():
         ids = [r["id"] async for r in conn.cursor(
             'SELECT id FROM pg1."read-orders" WHERE id > $1 ORDER BY id', 2, prefetch=3)]
     print("cursor", ids)
+    # A DuckDB UUID is described as uuid: asyncpg reads it in binary as its own uuid type,
+    # and sends one back as a parameter.
+    u = await conn.fetchval("SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::UUID")
+    print("uuid", type(u).__name__, u)
+    rows = await conn.fetch("SELECT $1::UUID AS u UNION ALL SELECT NULL", u)
+    print("uuid param", [str(r["u"]) for r in rows])
     try:
         await conn.fetchval("SELECT sum(hash(i)) FROM range(20000000000) t(i)", timeout=0.5)
         print("not cancelled")
@@ -624,6 +630,14 @@ asyncio.run(main())
     assert!(out.contains("datetime 10"), "{out}");
     assert!(out.contains("decimal "), "{out}");
     assert!(out.contains("cursor [3, 4, 5, 6, 7, 8, 9, 10]"), "{out}");
+    assert!(
+        out.contains("uuid UUID a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+        "{out}"
+    );
+    assert!(
+        out.contains("uuid param ['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'None']"),
+        "{out}"
+    );
     assert!(
         out.contains("cancelled") && !out.contains("not cancelled"),
         "{out}"

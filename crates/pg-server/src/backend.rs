@@ -511,11 +511,10 @@ impl Backend {
         let mut params = params;
         params.resize(stmt.parameter_count(), Value::Null);
         let mut rows = stmt.query(duckdb::params_from_iter(params)).map_err(fail)?;
-        let schema = rows
+        let columns = rows
             .as_ref()
-            .map(|s| s.schema())
+            .map(columns_of)
             .ok_or_else(|| error("XX000", "no result schema"))?;
-        let columns = columns_of(&schema);
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(fail)? {
             let mut values = Vec::with_capacity(columns.len());
@@ -528,16 +527,27 @@ impl Backend {
     }
 }
 
-/// The PostgreSQL columns of a DuckDB result.
-pub fn columns_of(schema: &duckdb::arrow::datatypes::Schema) -> Vec<Column> {
+/// The PostgreSQL columns of an executed statement's result. Types come from the Arrow schema,
+/// except `UUID`, which DuckDB's Arrow export turns into text: it stays `uuid`.
+pub fn columns_of(stmt: &duckdb::Statement<'_>) -> Vec<Column> {
+    let schema = stmt.schema();
     schema
         .fields()
         .iter()
-        .map(|f| Column {
-            name: f.name().clone(),
-            ty: pg_type(f.data_type()),
-            typmod: typmod(f.data_type()),
-            origin: None,
+        .enumerate()
+        .map(|(i, f)| {
+            let uuid = f.data_type() == &DataType::Utf8
+                && stmt.column_logical_type(i).id() == duckdb::core::LogicalTypeId::Uuid;
+            Column {
+                name: f.name().clone(),
+                ty: if uuid {
+                    Type::UUID
+                } else {
+                    pg_type(f.data_type())
+                },
+                typmod: typmod(f.data_type()),
+                origin: None,
+            }
         })
         .collect()
 }

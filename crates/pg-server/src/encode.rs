@@ -334,6 +334,8 @@ enum Values<'a> {
     F32(&'a [f32]),
     F64(&'a [f64]),
     Utf8(&'a GenericByteArray<Utf8Type>),
+    /// A DuckDB `UUID` (its canonical text) sent as uuid.
+    Uuid(&'a GenericByteArray<Utf8Type>),
     LargeUtf8(&'a GenericByteArray<LargeUtf8Type>),
     Utf8View(&'a StringViewArray),
     Binary(&'a BinaryArray),
@@ -398,6 +400,7 @@ impl<'a> Col<'a> {
             (DataType::Float32, &Type::FLOAT4) => Some(Values::F32(prim::<Float32Type>(a))),
             (DataType::Float64, &Type::FLOAT8) => Some(Values::F64(prim::<Float64Type>(a))),
             (DataType::Utf8, &Type::TEXT) => Some(Values::Utf8(a.as_string::<i32>())),
+            (DataType::Utf8, &Type::UUID) => Some(Values::Uuid(a.as_string::<i32>())),
             (DataType::LargeUtf8, &Type::TEXT) => Some(Values::LargeUtf8(a.as_string::<i64>())),
             (DataType::Utf8View, &Type::TEXT) => Some(Values::Utf8View(a.as_string_view())),
             (DataType::Binary, &Type::BYTEA) => Some(Values::Binary(a.as_binary::<i32>())),
@@ -449,6 +452,8 @@ impl<'a> Col<'a> {
                 out.put_slice(a.value(i).as_bytes());
                 return Ok(false);
             }
+            // Hex digits and dashes: nothing to escape.
+            Values::Uuid(a) => out.put_slice(a.value(i).as_bytes()),
             Values::LargeUtf8(a) => {
                 out.put_slice(a.value(i).as_bytes());
                 return Ok(false);
@@ -509,6 +514,7 @@ impl<'a> Col<'a> {
             Values::F32(v) => out.put_f32(v[i]),
             Values::F64(v) => out.put_f64(v[i]),
             Values::Utf8(a) => out.put_slice(a.value(i).as_bytes()),
+            Values::Uuid(a) => crate::uuid::uuid_binary(a.value(i), out)?,
             Values::LargeUtf8(a) => out.put_slice(a.value(i).as_bytes()),
             Values::Utf8View(a) => out.put_slice(a.value(i).as_bytes()),
             Values::Binary(a) => out.put_slice(a.value(i)),
@@ -764,6 +770,44 @@ mod tests {
         assert!(String::from_utf8(fast[1].clone()).unwrap().starts_with(
             ",-2147483648,-0.05,0.1,\"Globex, \"\"Inc\"\"\",0001-01-01,0001-01-01 00:00:00.000000,"
         ));
+    }
+
+    #[test]
+    fn uuids_are_their_text_or_their_sixteen_bytes_on_both_paths() {
+        let text = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+        let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(vec![Some(text), None]))];
+        let values = vec![vec![Value::Text(text.into())], vec![Value::Null]];
+        for (layout, format) in [
+            (Layout::DataRow, FieldFormat::Text),
+            (Layout::DataRow, FieldFormat::Binary),
+            (Layout::CopyText, FieldFormat::Text),
+            (Layout::CopyBinary, FieldFormat::Binary),
+        ] {
+            let (fast, slow) = both(
+                &[Type::UUID],
+                columns.clone(),
+                values.clone(),
+                layout,
+                format,
+            );
+            assert_eq!(fast, slow, "{layout:?} {format:?}");
+        }
+        let (text_rows, _) = both(
+            &[Type::UUID],
+            columns.clone(),
+            values.clone(),
+            Layout::CopyText,
+            FieldFormat::Text,
+        );
+        assert_eq!(text_rows[0], format!("{text}\n").into_bytes());
+        let (binary_rows, _) = both(
+            &[Type::UUID],
+            columns,
+            values,
+            Layout::DataRow,
+            FieldFormat::Binary,
+        );
+        assert!(binary_rows[0].ends_with(&crate::uuid::uuid_bytes(text).unwrap()));
     }
 
     #[test]

@@ -1005,6 +1005,10 @@ pub(crate) fn encode<E: FieldSink>(enc: &mut E, ty: &Type, v: Value) -> PgWireRe
             Value::Float(f) => enc.field(&f),
             v => Err(mismatch(&v)),
         },
+        Type::UUID => match v {
+            Value::Text(text) => enc.field(&crate::uuid::Uuid(text)),
+            v => Err(mismatch(&v)),
+        },
         Type::FLOAT8 => match v {
             Value::Double(f) => enc.field(&f),
             Value::Float(f) => enc.field(&f64::from(f)),

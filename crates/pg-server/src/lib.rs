@@ -19,6 +19,7 @@ mod settings;
 mod sql;
 mod stream;
 mod translate;
+mod uuid;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -360,7 +360,7 @@ fn produce<M: WireRow>(
         return out.error(fail(e));
     }
     let arrow_schema = stmt.schema();
-    let mut columns = columns_of(&arrow_schema);
+    let mut columns = columns_of(&stmt);
     set_origins(&mut columns, &origins);
     let mut schema = Arc::new(fields(&columns, &format));
     if let Some(format) = deferred {
