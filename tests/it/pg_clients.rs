@@ -759,6 +759,12 @@ public class Client {
                 System.out.println("origin " + schema + "." + m.getTableName(2) + "."
                     + m.getColumnName(2) + " " + m.getPrecision(2) + "," + m.getScale(2));
             }
+            try (Statement s = c.createStatement();
+                 ResultSet r = s.executeQuery("SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::UUID AS u")) {
+                r.next();
+                Object u = r.getObject(1);
+                System.out.println("uuid " + u.getClass().getName() + " " + u + " " + r.getMetaData().getColumnTypeName(1));
+            }
             final String longQuery = "SELECT sum(hash(i)) FROM range(20000000000) t(i)";
             try (Statement s = c.createStatement()) {
                 s.setQueryTimeout(1);
@@ -787,6 +793,10 @@ public class Client {
     }
 }
 "#,
+    );
+    assert!(
+        out.contains("uuid java.util.UUID a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11 uuid"),
+        "{out}"
     );
     assert!(out.contains("catalog osiris"), "{out}");
     assert!(out.contains("schema pg1"), "{out}");
