@@ -268,3 +268,44 @@ fn a_parquet_glob_view_reads_exactly_the_files_it_matched() {
     assert_eq!(step["source"]["files"].as_array().unwrap().len(), 2);
     assert_eq!(step["source"]["matches"], true);
 }
+
+/// A row past the sniffer's sample that does not convert is found only when a SQL step reads
+/// the view: the error names the file, the line, the step whose view reads it and that step's
+/// `dtype`, not DuckDB's own `read_csv` options; no table of the failed step remains.
+#[test]
+fn a_bad_row_found_through_a_view_names_the_file_line_and_source_step() {
+    let project = Project::new();
+    let mut data = String::from("id,v\n");
+    for i in 0..30_000 {
+        data.push_str(&format!("{i},{i}\n"));
+    }
+    data.push_str("30000,oops\n");
+    project.write("data.csv", data);
+    project.write(
+        "p.yaml",
+        "oml_version: \"0.1.0\"\nname: late\nsteps:\n\
+         \x20 - {id: src, component: filesystem.csv_extractor, mode: read, config: {path: data.csv}}\n\
+         \x20 - {id: total, component: duckdb.processor, mode: transform, needs: [src], config: {query: \"SELECT sum(v) AS s FROM src\"}}\n",
+    );
+    let ran = project.osiris(&["run", "p.yaml", "--session-id", "s1"]);
+    assert_eq!(ran.code, 1, "{}", ran.all());
+    let all = ran.all();
+    for expected in [
+        "step 'total' (duckdb.processor)",
+        "data.csv line 30002",
+        "read now through step 'src'",
+        "error when converting column \"v\". Could not convert string \"oops\" to 'BIGINT'",
+        "`dtype` in step 'src'",
+    ] {
+        assert!(all.contains(expected), "{expected:?} in {all}");
+    }
+    assert!(
+        !all.contains("types={") && !all.contains("sample_size"),
+        "DuckDB's own option names: {all}"
+    );
+    assert_eq!(
+        crate::common::tables(&session(&project, "s1")),
+        ["src"],
+        "no table of the failed step"
+    );
+}

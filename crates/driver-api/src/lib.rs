@@ -11,6 +11,7 @@
 
 mod connection;
 mod context;
+pub mod csv_errors;
 mod error;
 mod ident;
 pub mod incremental;

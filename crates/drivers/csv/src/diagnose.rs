@@ -17,6 +17,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::PathBuf;
 
 use driver_api::DriverError;
+use driver_api::csv_errors::{csv_error_line, essential, lowercase_first};
 
 use crate::options::Codec;
 
@@ -455,7 +456,7 @@ pub(crate) fn is_csv_error(error: &duckdb::Error) -> bool {
 pub(crate) fn explain(error: duckdb::Error, dialect: &Dialect) -> DriverError {
     let message = error.to_string();
     let path = dialect.display();
-    let line = duckdb_line(&message);
+    let line = csv_error_line(&message);
     let at = |line: Option<u64>| match line {
         Some(n) => format!("{path} line {n}"),
         None => path.clone(),
@@ -579,66 +580,6 @@ pub(crate) fn too_short(dialect: &Dialect, lines: u64) -> DriverError {
     ))
 }
 
-/// The line number in DuckDB's "CSV Error on Line: N".
-fn duckdb_line(message: &str) -> Option<u64> {
-    let rest = &message[message.find("CSV Error on Line: ")? + "CSV Error on Line: ".len()..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
-
-/// The informative part of a DuckDB error: its known message lines, or else its first line;
-/// without the line-number prefix, the echo of the line (which may itself span lines), the
-/// "Possible fixes" and the dump of reader settings.
-pub(crate) fn essential(message: &str) -> String {
-    const KNOWN: [&str; 6] = [
-        "Expected Number of Columns",
-        "Value with unterminated quote",
-        "Invalid unicode",
-        "Error when converting column",
-        "Maximum line size",
-        "It was not possible",
-    ];
-    let known: Vec<&str> = message
-        .lines()
-        .map(str::trim)
-        .filter(|l| KNOWN.iter().any(|k| l.starts_with(k)))
-        .collect();
-    if !known.is_empty() {
-        return known.join("; ");
-    }
-    let mut first = message.lines().next().unwrap_or_default().trim();
-    for prefix in [
-        "Invalid Input Error: ",
-        "Conversion Error: ",
-        "Binder Error: ",
-        "Catalog Error: ",
-        "IO Error: ",
-    ] {
-        first = first.strip_prefix(prefix).unwrap_or(first);
-    }
-    if first.starts_with("CSV Error on Line") {
-        // The message follows the echo of the offending line.
-        if let Some(next) = message
-            .lines()
-            .skip(1)
-            .map(str::trim)
-            .take_while(|l| !l.starts_with("Possible"))
-            .find(|l| !l.is_empty() && !l.starts_with("Original Line:"))
-        {
-            return next.to_owned();
-        }
-    }
-    first.to_owned()
-}
-
-fn lowercase_first(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -724,18 +665,6 @@ mod tests {
             Scan::Consistent {
                 mixed_line_breaks: true
             }
-        );
-    }
-
-    #[test]
-    fn essential_keeps_the_message_and_drops_the_settings_dump() {
-        let message = "Invalid Input Error: CSV Error on Line: 30002\nOriginal Line: 1,2,3\nExpected Number of Columns: 2 Found: 3\nPossible fixes:\n* Enable null padding\n\n  file = bad2.csv\n  delimiter = , (Set By User)";
-        assert_eq!(essential(message), "Expected Number of Columns: 2 Found: 3");
-        assert_eq!(duckdb_line(message), Some(30002));
-        let multi_line_echo = "Invalid Input Error: CSV Error on Line: 7\nOriginal Line: 1,\"x\n2,3\n\nValue with unterminated quote found.\n\nPossible fixes:";
-        assert_eq!(
-            essential(multi_line_echo),
-            "Value with unterminated quote found."
         );
     }
 

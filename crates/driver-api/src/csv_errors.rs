@@ -1,0 +1,100 @@
+//! DuckDB's CSV reader errors, read for people: the file, the line and the one sentence that
+//! matters, without the echo of the line, the "Possible fixes" (which name DuckDB's own
+//! `read_csv` options) and the dump of reader settings. Shared by `filesystem.csv_extractor`
+//! (errors while it reads) and the SQL steps that read its views later.
+
+/// Whether DuckDB's message is its CSV reader's error about a row of a file.
+pub fn is_csv_read_error(message: &str) -> bool {
+    message.contains("CSV Error on Line")
+}
+
+/// The line number of DuckDB's `CSV Error on Line: N`.
+pub fn csv_error_line(message: &str) -> Option<u64> {
+    let rest = &message[message.find("CSV Error on Line: ")? + "CSV Error on Line: ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// The file of the settings dump (`  file = <path>`).
+pub fn csv_error_file(message: &str) -> Option<&str> {
+    message
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("file = "))
+        .map(str::trim_end)
+        .filter(|f| !f.is_empty())
+}
+
+/// The informative part of a DuckDB error: its known message lines, or else its first line;
+/// without the line-number prefix, the echo of the line (which may itself span lines), the
+/// "Possible fixes" and the dump of reader settings.
+pub fn essential(message: &str) -> String {
+    const KNOWN: [&str; 6] = [
+        "Expected Number of Columns",
+        "Value with unterminated quote",
+        "Invalid unicode",
+        "Error when converting column",
+        "Maximum line size",
+        "It was not possible",
+    ];
+    let known: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| KNOWN.iter().any(|k| l.starts_with(k)))
+        .collect();
+    if !known.is_empty() {
+        return known.join("; ");
+    }
+    let mut first = message.lines().next().unwrap_or_default().trim();
+    for prefix in [
+        "Invalid Input Error: ",
+        "Conversion Error: ",
+        "Binder Error: ",
+        "Catalog Error: ",
+        "IO Error: ",
+    ] {
+        first = first.strip_prefix(prefix).unwrap_or(first);
+    }
+    if first.starts_with("CSV Error on Line") {
+        // The message follows the echo of the offending line.
+        if let Some(next) = message
+            .lines()
+            .skip(1)
+            .map(str::trim)
+            .take_while(|l| !l.starts_with("Possible"))
+            .find(|l| !l.is_empty() && !l.starts_with("Original Line:"))
+        {
+            return next.to_owned();
+        }
+    }
+    first.to_owned()
+}
+
+/// `text` with its first letter in lower case (a DuckDB sentence inside ours).
+pub fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn essential_keeps_the_message_and_drops_the_settings_dump() {
+        let message = "Invalid Input Error: CSV Error on Line: 30002\nOriginal Line: 1,2,3\nExpected Number of Columns: 2 Found: 3\nPossible fixes:\n* Enable null padding\n\n  file = bad2.csv\n  delimiter = , (Set By User)";
+        assert_eq!(essential(message), "Expected Number of Columns: 2 Found: 3");
+        assert_eq!(csv_error_line(message), Some(30002));
+        assert_eq!(csv_error_file(message), Some("bad2.csv"));
+        assert!(is_csv_read_error(message));
+        let multi_line_echo = "Invalid Input Error: CSV Error on Line: 7\nOriginal Line: 1,\"x\n2,3\n\nValue with unterminated quote found.\n\nPossible fixes:";
+        assert_eq!(
+            essential(multi_line_echo),
+            "Value with unterminated quote found."
+        );
+        assert_eq!(csv_error_file(multi_line_echo), None);
+        assert_eq!(lowercase_first("Error when"), "error when");
+    }
+}
