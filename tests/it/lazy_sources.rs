@@ -308,4 +308,24 @@ fn a_bad_row_found_through_a_view_names_the_file_line_and_source_step() {
         ["src"],
         "no table of the failed step"
     );
+
+    // A writer that reads the view meets the same row, and says the same.
+    project.write(
+        "w.yaml",
+        "oml_version: \"0.1.0\"\nname: late_write\nsteps:\n\
+         \x20 - {id: src, component: filesystem.csv_extractor, mode: read, config: {path: data.csv}}\n\
+         \x20 - {id: out, component: filesystem.csv_writer, mode: write, needs: [src], config: {path: out.csv}}\n",
+    );
+    let ran = project.osiris(&["run", "w.yaml", "--session-id", "s2"]);
+    assert_eq!(ran.code, 1, "{}", ran.all());
+    let all = ran.all();
+    for expected in [
+        "step 'out' (filesystem.csv_writer)",
+        "data.csv line 30002",
+        "read now through step 'src'",
+        "`dtype` in step 'src'",
+    ] {
+        assert!(all.contains(expected), "{expected:?} in {all}");
+    }
+    assert!(!all.contains("types={"), "{all}");
 }

@@ -1,7 +1,10 @@
 //! DuckDB's CSV reader errors, read for people: the file, the line and the one sentence that
 //! matters, without the echo of the line, the "Possible fixes" (which name DuckDB's own
 //! `read_csv` options) and the dump of reader settings. Shared by `filesystem.csv_extractor`
-//! (errors while it reads) and the SQL steps that read its views later.
+//! (errors while it reads) and the engine, for any step that fails reading a CSV view later
+//! ([`explain_view_read`]).
+
+use crate::{DriverError, TableName};
 
 /// Whether DuckDB's message is its CSV reader's error about a row of a file.
 pub fn is_csv_read_error(message: &str) -> bool {
@@ -76,6 +79,58 @@ pub fn lowercase_first(text: &str) -> String {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => String::new(),
     }
+}
+
+/// A step that failed on a row of a CSV file which one of its inputs keeps as a view
+/// (`filesystem.csv_extractor`'s default, ADR 0036): the file is only read now, and DuckDB's
+/// message names its own `read_csv` options. Returns a data error that says which file and
+/// line, the one sentence that matters, and which input step's keys fix it; any other error
+/// unchanged. `inputs` are the step's inputs as (step id, table).
+pub fn explain_view_read(
+    conn: &duckdb::Connection,
+    error: DriverError,
+    inputs: &[(String, TableName)],
+) -> DriverError {
+    let DriverError::DuckDb { context, source } = &error else {
+        return error;
+    };
+    let message = source.to_string();
+    if !is_csv_read_error(&message) {
+        return error;
+    }
+    let file = csv_error_file(&message);
+    let reader = file.and_then(|file| {
+        inputs
+            .iter()
+            .find(|(_, table)| view_reads(conn, table, file))
+            .map(|(step, _)| step.as_str())
+    });
+    let at = match (file, csv_error_line(&message)) {
+        (Some(file), Some(line)) => format!("{file} line {line}"),
+        (Some(file), None) => file.to_owned(),
+        (None, _) => "a CSV file".to_owned(),
+    };
+    let through = reader
+        .map(|step| format!(" (read now through step '{step}', a view over the file)"))
+        .unwrap_or_default();
+    let what = lowercase_first(essential(&message).trim_end_matches('.'));
+    let hint = match reader {
+        Some(step) if message.contains("Error when converting column") => format!(
+            "; set the column's type with `dtype` in step '{step}' (its type was detected from the first rows), or `materialize: table` there to check the whole file when it is extracted"
+        ),
+        _ => String::new(),
+    };
+    DriverError::data(format!("{context}: reading {at}{through}: {what}{hint}"))
+}
+
+/// Whether `table` is a view whose definition reads `file`.
+fn view_reads(conn: &duckdb::Connection, table: &TableName, file: &str) -> bool {
+    conn.query_row(
+        "SELECT sql FROM duckdb_views() WHERE view_name = ? AND NOT internal",
+        [table.as_str()],
+        |row| row.get::<_, String>(0),
+    )
+    .is_ok_and(|sql| sql.contains(file))
 }
 
 #[cfg(test)]

@@ -210,10 +210,14 @@ impl Engine {
             inputs.insert(from.to_owned(), table.clone());
         }
 
+        let sources: Vec<(String, driver_api::TableName)> = inputs
+            .iter()
+            .map(|(id, input)| (id.to_owned(), input.table.clone()))
+            .collect();
         let cancel = ctx.cancellation().clone();
         let run = driver.run_json(&ctx, Value::Object(prepared.config.clone()), inputs);
         tokio::pin!(run);
-        tokio::select! {
+        let result = tokio::select! {
             result = &mut run => result,
             () = cancel.cancelled() => {
                 // Drivers see the same token: give them time to interrupt their work and roll
@@ -223,8 +227,33 @@ impl Engine {
                     Ok(Err(_)) | Err(_) => Err(DriverError::Cancelled),
                 }
             }
+        };
+        match result {
+            Err(error @ DriverError::DuckDb { .. }) if !sources.is_empty() => {
+                Err(explain_view_read(&ctx, error, sources).await)
+            }
+            other => other,
         }
     }
+}
+
+/// A DuckDB error of a step that reads inputs: when it is a bad row of a CSV file one of the
+/// inputs keeps as a view, the file, line and source step instead of DuckDB's own advice
+/// ([`driver_api::csv_errors::explain_view_read`]). Any step can meet one: a SQL step, a
+/// writer, a COPY.
+async fn explain_view_read(
+    ctx: &StepContext,
+    error: DriverError,
+    sources: Vec<(String, driver_api::TableName)>,
+) -> DriverError {
+    let Ok(conn) = ctx.connection() else {
+        return error;
+    };
+    tokio::task::spawn_blocking(move || {
+        driver_api::csv_errors::explain_view_read(&conn, error, &sources)
+    })
+    .await
+    .unwrap_or_else(|e| DriverError::internal(format!("explaining a step's error failed: {e}")))
 }
 
 /// The tables `step` reads, from the tables of earlier steps (`outputs`: step id -> table):

@@ -14,7 +14,6 @@
 #![warn(missing_docs)]
 
 use async_trait::async_trait;
-use driver_api::csv_errors;
 use driver_api::{
     Driver, DriverError, Result, StepContext, StepInputs, StepOutput, TableName, quote_identifier,
     replace_table_as,
@@ -133,8 +132,7 @@ impl Driver for DuckDbProcessor {
         let rows = ctx
             .run_blocking(move |conn, _cancel| {
                 let created = create_input_views(conn, &views)?;
-                let result = replace_table_as(conn, &target, &query)
-                    .map_err(|error| csv_view_failure(conn, error, &views));
+                let result = replace_table_as(conn, &target, &query);
                 drop_input_views(conn, &created);
                 result
             })
@@ -204,58 +202,6 @@ fn explain(error: DriverError, inputs: &[Input]) -> DriverError {
         None => format!("query failed: {message}"),
     };
     DriverError::config("query", message)
-}
-
-/// A query that failed on a row of a CSV file that an input step keeps as a view
-/// (`filesystem.csv_extractor`'s default, ADR 0036): the file is only read now, and DuckDB's
-/// message names its own `read_csv` options. Says which file and line, the one sentence that
-/// matters, and which input step's keys fix it.
-fn csv_view_failure(
-    conn: &duckdb::Connection,
-    error: DriverError,
-    inputs: &[Input],
-) -> DriverError {
-    let DriverError::DuckDb { source, .. } = &error else {
-        return error;
-    };
-    let message = source.to_string();
-    if !csv_errors::is_csv_read_error(&message) {
-        return error;
-    }
-    let file = csv_errors::csv_error_file(&message);
-    let reader = file.and_then(|file| inputs.iter().find(|input| view_reads(conn, input, file)));
-    let at = match (file, csv_errors::csv_error_line(&message)) {
-        (Some(file), Some(line)) => format!("{file} line {line}"),
-        (Some(file), None) => file.to_owned(),
-        (None, _) => "a CSV file".to_owned(),
-    };
-    let through = reader
-        .map(|input| {
-            format!(
-                " (read now through step '{}', a view over the file)",
-                input.step_id
-            )
-        })
-        .unwrap_or_default();
-    let what = csv_errors::lowercase_first(csv_errors::essential(&message).trim_end_matches('.'));
-    let hint = match reader {
-        Some(input) if message.contains("Error when converting column") => format!(
-            "; set the column's type with `dtype` in step '{}' (its type was detected from the first rows), or `materialize: table` there to check the whole file when it is extracted",
-            input.step_id
-        ),
-        _ => String::new(),
-    };
-    DriverError::data(format!("query failed reading {at}{through}: {what}{hint}"))
-}
-
-/// Whether `input` is a view whose definition reads `file`.
-fn view_reads(conn: &duckdb::Connection, input: &Input, file: &str) -> bool {
-    conn.query_row(
-        "SELECT sql FROM duckdb_views() WHERE view_name = ? AND NOT internal",
-        [input.table.as_str()],
-        |row| row.get::<_, String>(0),
-    )
-    .is_ok_and(|sql| sql.contains(file))
 }
 
 /// The table name of DuckDB's "Table with name X does not exist!" message.
