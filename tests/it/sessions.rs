@@ -224,6 +224,45 @@ steps:
     ]);
     assert_eq!((empty.code, empty.stdout.as_str()), (0, "[]\n"));
 
+    // The table format shows the first rows and says there are more; all of them on request.
+    let table = project.osiris(&["sessions", "query", "s1", "SELECT * FROM good ORDER BY id"]);
+    assert_eq!(table.code, 0, "{}", table.all());
+    assert!(table.stdout.contains("| 999 | 1998 |"), "{}", table.stdout);
+    assert!(
+        !table.stdout.contains("| 1000 | 2000 |"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table
+            .stdout
+            .contains("(the first 1,000 rows; --max-rows 0 shows all"),
+        "{}",
+        table.stdout
+    );
+    let few = project.osiris(&[
+        "sessions",
+        "query",
+        "s1",
+        "SELECT * FROM good WHERE id < 3",
+        "--max-rows",
+        "3",
+    ]);
+    assert!(
+        few.stdout.contains("| 2  | 4 |") && !few.stdout.contains("the first"),
+        "{}",
+        few.stdout
+    );
+    let all = project.osiris(&[
+        "sessions",
+        "query",
+        "s1",
+        "SELECT * FROM good",
+        "--max-rows",
+        "0",
+    ]);
+    assert!(all.stdout.contains("| 49999 | 99998 |") && !all.stdout.contains("the first"));
+
     for format in ["csv", "json", "table"] {
         let late = project.osiris(&[
             "sessions",
@@ -232,6 +271,9 @@ steps:
             "SELECT * FROM bad",
             "--format",
             format,
+            // The table format reads only the rows it shows: all of them here.
+            "--max-rows",
+            "0",
         ]);
         assert_eq!(late.code, 2, "{format}: {}", late.all());
         assert!(late.stderr.contains("oops"), "{format}: {}", late.stderr);

@@ -1,6 +1,7 @@
 //! `osiris sessions`: browse, query, compare and clean up the runs kept in the sessions dir.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -47,6 +48,10 @@ enum SessionsCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// The most rows the table format shows (0: all); it stops reading there, as a result
+        /// of millions of rows is not for reading in a terminal. CSV and JSON print every row.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        max_rows: usize,
     },
     /// Compare two sessions step by step: row counts and the rows only in one side. Exits 0
     /// when the compared tables are identical, 1 when they differ.
@@ -126,8 +131,18 @@ pub fn execute(args: SessionsArgs, json: bool) -> anyhow::Result<Outcome> {
             Ok(session) => show(&session, json),
             Err(e) => input(e),
         },
-        SessionsCommand::Query { id, sql, format } => match find(&id) {
-            Ok(session) => query(&session, &sql, if json { Format::Json } else { format }),
+        SessionsCommand::Query {
+            id,
+            sql,
+            format,
+            max_rows,
+        } => match find(&id) {
+            Ok(session) => query(
+                &session,
+                &sql,
+                if json { Format::Json } else { format },
+                max_rows,
+            ),
             Err(e) => input(e),
         },
         SessionsCommand::Diff { a, b, step, rows } => match (find(&a), find(&b)) {
@@ -539,13 +554,14 @@ fn json_rows(batches: &[RecordBatch]) -> anyhow::Result<serde_json::Value> {
 }
 
 /// `sql`'s result, batch by batch in DuckDB's streaming mode: `each` sees every batch as DuckDB
-/// produces it, so a CSV or JSON export of a large table holds a few chunks, not the result.
+/// produces it (until it says to stop), so a CSV or JSON export of a large table holds a few
+/// chunks, not the result.
 /// `Ok(Err(message))` when the query fails, also after some batches were seen (a CSV view's
 /// value that does not convert).
 fn stream_query(
     session: &Session,
     sql: &str,
-    mut each: impl FnMut(RecordBatch) -> anyhow::Result<()>,
+    mut each: impl FnMut(RecordBatch) -> anyhow::Result<ControlFlow<()>>,
 ) -> anyhow::Result<Result<(), String>> {
     let conn = match sessions::open_read_only(session) {
         Ok(conn) => conn,
@@ -562,7 +578,9 @@ fn stream_query(
         match stmt.step() {
             Ok(Some(chunk)) => {
                 for batch in utc_offsets(vec![RecordBatch::from(&chunk)])? {
-                    each(batch)?;
+                    if each(batch)?.is_break() {
+                        return Ok(Ok(()));
+                    }
                 }
             }
             Ok(None) => return Ok(Ok(())),
@@ -571,19 +589,36 @@ fn stream_query(
     }
 }
 
-fn query(session: &Session, sql: &str, format: Format) -> anyhow::Result<Outcome> {
+fn query(session: &Session, sql: &str, format: Format, max_rows: usize) -> anyhow::Result<Outcome> {
     warn_changed_sources(session);
     let stdout = std::io::stdout();
     let streamed = match format {
         Format::Table => {
-            // Column widths need every row: the table format is for results a person reads.
+            // Column widths need every row shown: the table format is for results a person
+            // reads, so it stops at the first row past `max_rows`.
+            let limit = if max_rows == 0 { usize::MAX } else { max_rows };
             let mut batches = Vec::new();
+            let mut rows = 0usize;
+            let mut more = false;
             let done = stream_query(session, sql, |batch| {
-                batches.push(batch);
-                Ok(())
+                let take = batch.num_rows().min(limit - rows);
+                more = take < batch.num_rows();
+                rows += take;
+                batches.push(batch.slice(0, take));
+                Ok(if more {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
             })?;
             if done.is_ok() {
                 println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+                if more {
+                    println!(
+                        "(the first {} rows; --max-rows 0 shows all, --format csv or json prints them as data)",
+                        thousands(rows as u64)
+                    );
+                }
             }
             done
         }
@@ -592,7 +627,8 @@ fn query(session: &Session, sql: &str, format: Format) -> anyhow::Result<Outcome
                 .with_header(true)
                 .build(stdout.lock());
             stream_query(session, sql, |batch| {
-                writer.write(&batch).context("writing CSV")
+                writer.write(&batch).context("writing CSV")?;
+                Ok(ControlFlow::Continue(()))
             })?
         }
         Format::Json => {
@@ -611,7 +647,7 @@ fn query(session: &Session, sql: &str, format: Format) -> anyhow::Result<Outcome
                         serde_json::to_writer(&mut out, &row)?;
                     }
                 }
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             })?;
             if done.is_ok() {
                 out.write_all(if opened { b"]\n" } else { b"[]\n" })?;
