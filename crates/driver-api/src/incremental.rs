@@ -21,6 +21,7 @@ use arrow::array::{
 use arrow::compute::{CastOptions, cast_with_options, filter_record_batch};
 use arrow::datatypes::{DataType, Int64Type, Schema, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use execution_context::uuid;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
@@ -677,12 +678,8 @@ fn cursor_values(kind: CursorType, array: &ArrayRef) -> Result<Vec<Option<Val>>>
             return Ok(uuids
                 .iter()
                 .map(|v| {
-                    v.map(|bytes| match <&[u8; 16]>::try_from(bytes) {
-                        Ok(uuid) => {
-                            Val::Text(crate::uuid_text(uuid).map(char::from).iter().collect())
-                        }
-                        Err(_) => Val::Text(String::from_utf8_lossy(bytes).into_owned()),
-                    })
+                    v.and_then(|b| b.try_into().ok())
+                        .map(|b| Val::Text(uuid::string(b)))
                 })
                 .collect());
         }
@@ -827,9 +824,8 @@ impl<'a> KeyText<'a> {
             .iter()
             .map(|part| match part {
                 KeyPart::Uuid(array) if array.is_valid(row) => {
-                    let bytes: &[u8; 16] = array.value(row).try_into().expect("16-byte uuids");
-                    let text = crate::uuid_text(bytes);
-                    Value::String(String::from_utf8_lossy(&text).into_owned())
+                    let bytes = <&[u8; 16]>::try_from(array.value(row));
+                    bytes.map_or(Value::Null, |b| Value::String(uuid::string(b)))
                 }
                 KeyPart::Display(f, array) if array.is_valid(row) => {
                     Value::String(f.value(row).to_string())

@@ -14,6 +14,7 @@ mod secret;
 mod sink;
 pub mod sources;
 mod sql;
+pub mod uuid;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

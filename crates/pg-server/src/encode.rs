@@ -807,7 +807,7 @@ mod tests {
             Layout::DataRow,
             FieldFormat::Binary,
         );
-        assert!(binary_rows[0].ends_with(&crate::uuid::uuid_bytes(text).unwrap()));
+        assert!(binary_rows[0].ends_with(&execution_context::uuid::parse(text).unwrap()));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! text, which DuckDB casts to the type the query gives the parameter.
 
 use duckdb::types::Value;
+use execution_context::uuid;
 use pgwire::api::Type;
 
 /// Decodes one parameter (`None`: SQL NULL).
@@ -41,16 +42,10 @@ fn decode_text(text: &str, ty: &Type) -> Result<Value, String> {
         }),
         Type::DATE => Value::Text(jdbc_date(text).map_or_else(|| text.to_owned(), |(d, _)| d)),
         // Clients may send a uuid as bare hex or in braces; its canonical form either way.
-        Type::UUID => {
-            let hex: String = t.chars().filter(char::is_ascii_hexdigit).collect();
-            if hex.len() != 32
-                || t.chars()
-                    .any(|c| !c.is_ascii_hexdigit() && !"-{}".contains(c))
-            {
-                return Err(bad(&"expected 32 hexadecimal digits"));
-            }
-            Value::Text(uuid_text(&hex))
-        }
+        Type::UUID => match uuid::parse(t) {
+            Some(bytes) => Value::Text(uuid::string(&bytes)),
+            None => return Err(bad(&"expected 32 hexadecimal digits")),
+        },
         _ => Value::Text(
             jdbc_date(text).map_or_else(|| text.to_owned(), |(d, z)| format!("{d} 00:00:00{z}")),
         ),
@@ -127,8 +122,7 @@ fn decode_binary(bytes: &[u8], ty: &Type) -> Result<Value, String> {
         }
         Type::UUID => {
             let b: [u8; 16] = take(bytes, ty)?;
-            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-            Value::Text(uuid_text(&hex))
+            Value::Text(uuid::string(&b))
         }
         Type::BYTEA => Value::Blob(bytes.to_vec()),
         // jsonb's binary form is a version byte (1) before the text.
@@ -141,19 +135,6 @@ fn decode_binary(bytes: &[u8], ty: &Type) -> Result<Value, String> {
                 .map_err(|e| format!("binary {} parameters are not supported: {e}", ty.name()))?,
         ),
     })
-}
-
-/// 32 hex digits as `8-4-4-4-12`, lower case.
-fn uuid_text(hex: &str) -> String {
-    let hex = hex.to_ascii_lowercase();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 /// PostgreSQL's binary numeric (base-10000 digits) as decimal text.

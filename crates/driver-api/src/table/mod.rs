@@ -20,7 +20,7 @@ mod writer;
 pub use reader::TableReader;
 pub use sink::BlockingSink;
 pub use sql::{check_key_columns, replace_table_as, table_row_count};
-pub use types::{duckdb_type_for, is_uuid, json_field, uuid_field, uuid_text};
+pub use types::{duckdb_type_for, is_uuid, json_field, uuid_field};
 pub use writer::{SchemaEvolution, TableWriter};
 
 /// Batches in flight between a producer and the DuckDB writer thread. Bounds memory: a

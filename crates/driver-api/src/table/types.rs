@@ -7,45 +7,25 @@ use crate::{DriverError, Result, quote_identifier};
 
 /// A nullable `Utf8` field marked as JSON text (stored as a DuckDB `JSON` column).
 pub fn json_field(name: impl Into<String>) -> Field {
-    let mut metadata = std::collections::HashMap::new();
-    metadata.insert(
-        "ARROW:extension:name".to_owned(),
-        JSON_EXTENSION_NAME.to_owned(),
-    );
-    Field::new(name, DataType::Utf8, true).with_metadata(metadata)
+    extension_field(name, DataType::Utf8, JSON_EXTENSION_NAME)
 }
 
 /// A nullable 16-byte `FixedSizeBinary` field marked as a UUID (stored as a DuckDB `UUID`
 /// column; the Appender moves the 16 bytes without parsing text).
 pub fn uuid_field(name: impl Into<String>) -> Field {
-    let mut metadata = std::collections::HashMap::new();
-    metadata.insert(
-        "ARROW:extension:name".to_owned(),
-        UUID_EXTENSION_NAME.to_owned(),
-    );
-    Field::new(name, DataType::FixedSizeBinary(16), true).with_metadata(metadata)
+    extension_field(name, DataType::FixedSizeBinary(16), UUID_EXTENSION_NAME)
+}
+
+/// A nullable field of `data_type` carrying the Arrow extension name `extension`.
+fn extension_field(name: impl Into<String>, data_type: DataType, extension: &str) -> Field {
+    let metadata = [("ARROW:extension:name".to_owned(), extension.to_owned())].into();
+    Field::new(name, data_type, true).with_metadata(metadata)
 }
 
 /// Whether `field` holds UUIDs as [`uuid_field`] makes them.
 pub fn is_uuid(field: &Field) -> bool {
     field.extension_type_name() == Some(UUID_EXTENSION_NAME)
         && field.data_type() == &DataType::FixedSizeBinary(16)
-}
-
-/// The canonical text of a UUID: lower-case hex digits in groups of 8-4-4-4-12.
-pub fn uuid_text(bytes: &[u8; 16]) -> [u8; 36] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [b'-'; 36];
-    let mut at = 0;
-    for (i, byte) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            at += 1;
-        }
-        out[at] = HEX[usize::from(byte >> 4)];
-        out[at + 1] = HEX[usize::from(byte & 0xf)];
-        at += 2;
-    }
-    out
 }
 
 pub(crate) fn is_json(field: &Field) -> bool {
@@ -172,9 +152,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uuids_print_canonically_and_map_to_duckdb_uuid() {
-        let b: [u8; 16] = core::array::from_fn(|i| i as u8 * 17);
-        assert_eq!(&uuid_text(&b), b"00112233-4455-6677-8899-aabbccddeeff");
+    fn uuid_fields_map_to_duckdb_uuid() {
         assert_eq!(duckdb_type_for_field(&uuid_field("u")).unwrap(), "UUID");
         let list = Field::new(
             "l",
