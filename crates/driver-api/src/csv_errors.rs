@@ -81,31 +81,36 @@ pub fn lowercase_first(text: &str) -> String {
     }
 }
 
-/// A step that failed on a row of a CSV file which one of its inputs keeps as a view
-/// (`filesystem.csv_extractor`'s default, ADR 0036): the file is only read now, and DuckDB's
-/// message names its own `read_csv` options. Returns a data error that says which file and
-/// line, the one sentence that matters, and which input step's keys fix it; any other error
-/// unchanged. `inputs` are the step's inputs as (step id, table).
-pub fn explain_view_read(
-    conn: &duckdb::Connection,
-    error: DriverError,
-    inputs: &[(String, TableName)],
-) -> DriverError {
-    let DriverError::DuckDb { context, source } = &error else {
-        return error;
+/// The context and DuckDB message of `error` when it is DuckDB's CSV reader failing on a row
+/// (what [`explain_view_read`] explains); `None` for any other error.
+pub fn csv_read_failure(error: &DriverError) -> Option<(String, String)> {
+    let DriverError::DuckDb { context, source } = error else {
+        return None;
     };
     let message = source.to_string();
-    if !is_csv_read_error(&message) {
-        return error;
-    }
-    let file = csv_error_file(&message);
+    is_csv_read_error(&message).then(|| (context.clone(), message))
+}
+
+/// A step that failed on a row of a CSV file which one of its inputs keeps as a view
+/// (`filesystem.csv_extractor`'s default, ADR 0036): the file is only read now, and DuckDB's
+/// message names its own `read_csv` options. From the failure's `context` and DuckDB
+/// `message` ([`csv_read_failure`]), a data error that says which file and line, the one
+/// sentence that matters, and which input step's keys fix it. `inputs` are the step's inputs
+/// as (step id, table).
+pub fn explain_view_read(
+    conn: &duckdb::Connection,
+    context: &str,
+    message: &str,
+    inputs: &[(String, TableName)],
+) -> DriverError {
+    let file = csv_error_file(message);
     let reader = file.and_then(|file| {
         inputs
             .iter()
             .find(|(_, table)| view_reads(conn, table, file))
             .map(|(step, _)| step.as_str())
     });
-    let at = match (file, csv_error_line(&message)) {
+    let at = match (file, csv_error_line(message)) {
         (Some(file), Some(line)) => format!("{file} line {line}"),
         (Some(file), None) => file.to_owned(),
         (None, _) => "a CSV file".to_owned(),
@@ -113,7 +118,7 @@ pub fn explain_view_read(
     let through = reader
         .map(|step| format!(" (read now through step '{step}', a view over the file)"))
         .unwrap_or_default();
-    let what = lowercase_first(essential(&message).trim_end_matches('.'));
+    let what = lowercase_first(essential(message).trim_end_matches('.'));
     let hint = match reader {
         Some(step) if message.contains("Error when converting column") => format!(
             "; set the column's type with `dtype` in step '{step}' (its type was detected from the first rows), or `materialize: table` there to check the whole file when it is extracted"

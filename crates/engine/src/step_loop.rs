@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use driver_api::csv_errors;
 use driver_api::{DriverError, ErrorClass, InputTable, StepContext, StepInputs};
 use execution_context::{CancellationToken, ExecutionContext, object};
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -210,10 +211,6 @@ impl Engine {
             inputs.insert(from.to_owned(), table.clone());
         }
 
-        let sources: Vec<(String, driver_api::TableName)> = inputs
-            .iter()
-            .map(|(id, input)| (id.to_owned(), input.table.clone()))
-            .collect();
         let cancel = ctx.cancellation().clone();
         let run = driver.run_json(&ctx, Value::Object(prepared.config.clone()), inputs);
         tokio::pin!(run);
@@ -229,31 +226,39 @@ impl Engine {
             }
         };
         match result {
-            Err(error @ DriverError::DuckDb { .. }) if !sources.is_empty() => {
-                Err(explain_view_read(&ctx, error, sources).await)
-            }
-            other => other,
+            Err(error) => Err(explain_view_read(&ctx, error, step, outputs).await),
+            ok => ok,
         }
     }
 }
 
-/// A DuckDB error of a step that reads inputs: when it is a bad row of a CSV file one of the
-/// inputs keeps as a view, the file, line and source step instead of DuckDB's own advice
-/// ([`driver_api::csv_errors::explain_view_read`]). Any step can meet one: a SQL step, a
-/// writer, a COPY.
+/// A step's error: when it is a bad row of a CSV file one of the step's inputs keeps as a
+/// view, the file, line and source step instead of DuckDB's own advice
+/// ([`driver_api::csv_errors::explain_view_read`]); any other error as it is. Any step can
+/// meet one: a SQL step, a writer, a COPY.
 async fn explain_view_read(
     ctx: &StepContext,
     error: DriverError,
-    sources: Vec<(String, driver_api::TableName)>,
+    step: &Step,
+    outputs: &HashMap<String, InputTable>,
 ) -> DriverError {
-    let Ok(conn) = ctx.connection() else {
+    let Some((context, message)) = csv_errors::csv_read_failure(&error) else {
         return error;
     };
-    tokio::task::spawn_blocking(move || {
-        driver_api::csv_errors::explain_view_read(&conn, error, &sources)
+    let sources: Vec<(String, driver_api::TableName)> = match input_tables(step, outputs) {
+        Ok(tables) if !tables.is_empty() => tables
+            .into_iter()
+            .map(|(id, input)| (id.to_owned(), input.table.clone()))
+            .collect(),
+        _ => return error,
+    };
+    ctx.run_blocking(move |conn, _| {
+        Ok(csv_errors::explain_view_read(
+            conn, &context, &message, &sources,
+        ))
     })
     .await
-    .unwrap_or_else(|e| DriverError::internal(format!("explaining a step's error failed: {e}")))
+    .unwrap_or(error)
 }
 
 /// The tables `step` reads, from the tables of earlier steps (`outputs`: step id -> table):
