@@ -26,7 +26,10 @@ pub use access::FileAccess;
 pub use redact::{MASK, Redactor, is_secret_key};
 pub use secret::SecretString;
 use sink::JsonlSink;
-pub use sql::{MemoryLimit, base_config, quote_identifier, quote_literal, set_memory_limit};
+pub use sql::{
+    MemoryLimit, base_config, quote_identifier, quote_literal, release_table_cache,
+    set_memory_limit,
+};
 /// The token that cancels a run and its steps ([`ExecutionContext::cancellation`]).
 pub use tokio_util::sync::CancellationToken;
 

@@ -1,7 +1,7 @@
 //! How names and strings are embedded in DuckDB SQL, and the settings every DuckDB connection of
 //! osiris starts from: the one place for both, below every crate that talks to DuckDB.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// Quotes an identifier for DuckDB: `"` around it, inner `"` doubled. Any name is then safe,
 /// including hyphens, dots, spaces, keywords and unicode.
@@ -35,13 +35,17 @@ pub fn quote_literal(value: &str) -> String {
 /// The configuration every DuckDB connection starts from. Extension auto-install is off: without
 /// internet a query needing an uninstalled extension must fail at once instead of hanging on a
 /// download. The memory limit is this process's ([`set_memory_limit`], ADR 0040); bulk appends
-/// write every row group as it fills (ADR 0042).
+/// write every row group as it fills (ADR 0042); every commit that changes data checkpoints
+/// (ADR 0043).
 pub fn base_config() -> duckdb::Result<duckdb::Config> {
     let config = duckdb::Config::default()
         .with("autoinstall_known_extensions", "false")?
         // Bulk appends (step tables) compress and write each row group as soon as it is full
         // instead of buffering five: faster and smaller for every extract (ADR 0042).
-        .with("write_buffer_row_group_count", "1")?;
+        .with("write_buffer_row_group_count", "1")?
+        // A step's commit writes its table into the file at once instead of logging its rows to
+        // the WAL first and compressing them again at the close (ADR 0043).
+        .with("checkpoint_threshold", CHECKPOINT_THRESHOLD)?;
     match MEMORY_LIMIT.get() {
         Some(limit) => config.with("memory_limit", &limit.0),
         None => Ok(config),
@@ -55,6 +59,54 @@ pub fn set_memory_limit(limit: MemoryLimit) {
 }
 
 static MEMORY_LIMIT: OnceLock<MemoryLimit> = OnceLock::new();
+
+/// `checkpoint_threshold` of [`base_config`]: any commit that writes rows exceeds it.
+const CHECKPOINT_THRESHOLD: &str = "1KiB";
+
+/// The lowest limit [`release_table_cache`] sets for its moment.
+const TRIM_FLOOR: i64 = 64 << 20;
+
+/// Evicts table blocks that DuckDB's buffer pool keeps cached beyond `keep` bytes, and returns
+/// whether it did; called by long bulk appends so that their memory stays flat (ADR 0043).
+///
+/// A block a bulk append has written is clean (it is in the file) but stays in the pool until
+/// the memory limit (80% of RAM by default) forces it out: a 5M-row extract held ~130 MiB of
+/// its own blocks that nothing reads during the append. DuckDB evicts only for an allocation
+/// or a lower `memory_limit`, so this lowers the limit by the excess (clean blocks go first and
+/// cost nothing to drop; an unpinned temporary buffer of a parallel step would be spilled) and
+/// at once puts back the process's limit ([`set_memory_limit`], else DuckDB's default). The
+/// lowering may fail when too little is evictable; the limit is put back regardless.
+pub fn release_table_cache(conn: &duckdb::Connection, keep: u64) -> duckdb::Result<bool> {
+    // Two writers trimming at once must not put back each other's lowered limit.
+    static TRIMMING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = TRIMMING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (cached, used): (i64, i64) = conn.query_row(
+        "SELECT coalesce(sum(memory_usage_bytes) FILTER (WHERE tag = 'BASE_TABLE'), 0)::BIGINT, \
+                coalesce(sum(memory_usage_bytes), 0)::BIGINT \
+         FROM duckdb_memory()",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let excess = cached.saturating_sub(i64::try_from(keep).unwrap_or(i64::MAX));
+    if excess <= 0 {
+        return Ok(false);
+    }
+    // The floor leaves room for the statement that puts the limit back.
+    let lowered = conn.execute_batch(&format!(
+        "SET memory_limit = '{}B'",
+        used.saturating_sub(excess).max(TRIM_FLOOR)
+    ));
+    let restored = match MEMORY_LIMIT.get() {
+        Some(limit) => {
+            conn.execute_batch(&format!("SET memory_limit = {}", quote_literal(&limit.0)))
+        }
+        None => conn.execute_batch("RESET memory_limit"),
+    };
+    restored?;
+    Ok(lowered.is_ok())
+}
 
 /// A size DuckDB's `memory_limit` accepts: a number and a unit, `512MB`, `2GiB`, `1.5 GB`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,15 +167,41 @@ mod tests {
     #[test]
     fn bulk_appends_flush_every_row_group() {
         let conn = duckdb::Connection::open_in_memory_with_flags(base_config().unwrap()).unwrap();
-        let (count, autoinstall): (i64, bool) = conn
+        let (count, autoinstall, threshold): (i64, bool, String) = conn
             .query_row(
                 "SELECT current_setting('write_buffer_row_group_count'), \
-                        current_setting('autoinstall_known_extensions')",
+                        current_setting('autoinstall_known_extensions'), \
+                        current_setting('checkpoint_threshold')",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .unwrap();
         assert_eq!((count, autoinstall), (1, false));
+        assert_eq!(threshold, "1.0 KiB");
+    }
+
+    #[test]
+    fn a_commit_that_writes_rows_leaves_them_in_the_database_file_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.duckdb");
+        let conn = duckdb::Connection::open_with_flags(&path, base_config().unwrap()).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE step AS SELECT i, 'row ' || i AS label FROM range(10000) t(i)",
+        )
+        .unwrap();
+        // Still open, never closed: the rows are in the file, not only in its WAL.
+        let wal = std::fs::metadata(dir.path().join("run.duckdb.wal")).map_or(0, |m| m.len());
+        assert_eq!(wal, 0, "nothing is left in the WAL");
+        let copy = dir.path().join("copy.duckdb");
+        std::fs::copy(&path, &copy).unwrap();
+        let copied = duckdb::Connection::open(&copy).unwrap();
+        let (rows, last): (i64, String) = copied
+            .query_row("SELECT count(*), max_by(label, i) FROM step", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((rows, last.as_str()), (10000, "row 9999"));
+        drop(conn);
     }
 
     #[test]

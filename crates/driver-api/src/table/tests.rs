@@ -541,3 +541,64 @@ fn line_numbers_in_messages_count_lines_of_the_query() {
         "a LINE 1: b LINE 9: c LINE x"
     );
 }
+
+#[tokio::test]
+async fn a_long_append_leaves_few_of_its_written_blocks_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = duckdb::Connection::open_with_flags(
+        dir.path().join("run.duckdb"),
+        execution_context::base_config().unwrap(),
+    )
+    .unwrap();
+    let columns = 8;
+    let s = schema(
+        &(0..columns)
+            .map(|c| (["a", "b", "c", "d", "e", "f", "g", "h"][c], DataType::Int64))
+            .collect::<Vec<_>>(),
+    );
+    let table = TableName::new("wide").unwrap();
+    let mut writer = TableWriter::start(conn.try_clone().unwrap(), table, Arc::clone(&s), 2);
+    // 20 batches of 8 MiB of values that DuckDB cannot compress: 160 MiB of table blocks.
+    let (batches, rows_per_batch) = (20i64, 131_072i64);
+    for b in 0..batches {
+        let arrays: Vec<ArrayRef> = (0..columns as i64)
+            .map(|c| {
+                let values = (0..rows_per_batch).map(|i| {
+                    let n = (b * rows_per_batch + i) * 8 + c;
+                    (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as i64
+                });
+                Arc::new(Int64Array::from_iter_values(values)) as ArrayRef
+            })
+            .collect();
+        writer.send(batch(&s, arrays)).await.unwrap();
+    }
+    assert_eq!(
+        writer.finish().await.unwrap(),
+        (batches * rows_per_batch) as u64
+    );
+    let (cached, limit): (i64, String) = conn
+        .query_row(
+            "SELECT (SELECT memory_usage_bytes FROM duckdb_memory() WHERE tag = 'BASE_TABLE'), \
+                    current_setting('memory_limit')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(cached < 100 << 20, "{} MiB still cached", cached >> 20);
+    let fresh =
+        duckdb::Connection::open_in_memory_with_flags(execution_context::base_config().unwrap())
+            .unwrap();
+    let default: String = fresh
+        .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(limit, default, "the memory limit is put back");
+    let (rows, distinct): (i64, i64) = conn
+        .query_row("SELECT count(*), count(DISTINCT a) FROM wide", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(
+        (rows, distinct),
+        (batches * rows_per_batch, batches * rows_per_batch)
+    );
+}

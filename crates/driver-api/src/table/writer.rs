@@ -121,6 +121,11 @@ impl TableWriter {
     }
 }
 
+/// How much Arrow data a writer appends between two looks at DuckDB's cache of written table
+/// blocks, and how much of that cache it leaves (ADR 0043): a long append's memory stays flat.
+const RELEASE_EVERY_BYTES: usize = 64 << 20;
+const KEEP_CACHED_BYTES: u64 = 32 << 20;
+
 fn write_table(
     conn: &duckdb::Connection,
     table: &TableName,
@@ -152,6 +157,7 @@ fn append_all(
     .map_err(duck("cannot create table"))?;
 
     let mut rows = 0u64;
+    let mut appended_since_release = 0usize;
     let mut appender = conn
         .appender(table.as_str())
         .map_err(duck("cannot append to"))?;
@@ -193,10 +199,16 @@ fn append_all(
                         .map_err(duck("cannot append to"))?;
                 }
                 rows += batch.num_rows() as u64;
+                appended_since_release += batch.get_array_memory_size();
                 let aligned = durations_as_micros(align_to(&batch, &columns)?)?;
                 appender
                     .append_record_batch(aligned)
                     .map_err(duck("cannot append a batch to"))?;
+                if appended_since_release >= RELEASE_EVERY_BYTES {
+                    appended_since_release = 0;
+                    execution_context::release_table_cache(conn, KEEP_CACHED_BYTES)
+                        .map_err(duck("cannot release the cached blocks of"))?;
+                }
             }
             Some(Message::Commit) => break,
             None => return Err(DriverError::Cancelled),
