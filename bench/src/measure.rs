@@ -58,9 +58,12 @@ pub fn machine_cpu_times() -> Option<(f64, f64)> {
     Some((busy as f64 / 100.0, (busy + idle) as f64 / 100.0))
 }
 
-/// Before a timed run: [`wait_for_quiet`] unless `threshold` is 1.0 or more (the bench's
-/// `--quiet-threshold`; `max_wait_s` is its `--max-wait`).
+/// Before a timed run: writes the page cache's dirty data back (`sync`), so that a run's own
+/// fsyncs do not wait behind the previous run's files, then [`wait_for_quiet`] unless
+/// `threshold` is 1.0 or more (the bench's `--quiet-threshold`; `max_wait_s` is its
+/// `--max-wait`).
 pub fn settle(threshold: f64, max_wait_s: u64) {
+    let _ = std::process::Command::new("sync").status();
     if threshold < 1.0 {
         wait_for_quiet(threshold, Duration::from_secs(max_wait_s));
     }
