@@ -542,26 +542,16 @@ fn line_numbers_in_messages_count_lines_of_the_query() {
     );
 }
 
-#[tokio::test]
-async fn a_long_append_leaves_few_of_its_written_blocks_cached() {
-    let dir = tempfile::tempdir().unwrap();
-    let conn = duckdb::Connection::open_with_flags(
-        dir.path().join("run.duckdb"),
-        execution_context::base_config().unwrap(),
-    )
-    .unwrap();
-    let columns = 8;
-    let s = schema(
-        &(0..columns)
-            .map(|c| (["a", "b", "c", "d", "e", "f", "g", "h"][c], DataType::Int64))
-            .collect::<Vec<_>>(),
-    );
-    let table = TableName::new("wide").unwrap();
-    let mut writer = TableWriter::start(conn.try_clone().unwrap(), table, Arc::clone(&s), 2);
-    // 20 batches of 8 MiB of values that DuckDB cannot compress: 160 MiB of table blocks.
-    let (batches, rows_per_batch) = (20i64, 131_072i64);
+/// Writes `batches` batches of 8 MiB of values DuckDB cannot compress (8 BIGINT columns of
+/// 131,072 rows) into `table` and checks that every row arrived.
+async fn write_incompressible(conn: &duckdb::Connection, table: &str, batches: i64) {
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let s = schema(&names.map(|n| (n, DataType::Int64)));
+    let name = TableName::new(table).unwrap();
+    let mut writer = TableWriter::start(conn.try_clone().unwrap(), name, Arc::clone(&s), 2);
+    let rows_per_batch = 131_072i64;
     for b in 0..batches {
-        let arrays: Vec<ArrayRef> = (0..columns as i64)
+        let arrays: Vec<ArrayRef> = (0..names.len() as i64)
             .map(|c| {
                 let values = (0..rows_per_batch).map(|i| {
                     let n = (b * rows_per_batch + i) * 8 + c;
@@ -572,18 +562,44 @@ async fn a_long_append_leaves_few_of_its_written_blocks_cached() {
             .collect();
         writer.send(batch(&s, arrays)).await.unwrap();
     }
-    assert_eq!(
-        writer.finish().await.unwrap(),
-        (batches * rows_per_batch) as u64
-    );
-    let (cached, limit): (i64, String) = conn
+    let rows = batches * rows_per_batch;
+    assert_eq!(writer.finish().await.unwrap(), rows as u64);
+    let (count, distinct): (i64, i64) = conn
         .query_row(
-            "SELECT (SELECT memory_usage_bytes FROM duckdb_memory() WHERE tag = 'BASE_TABLE'), \
-                    current_setting('memory_limit')",
+            &format!("SELECT count(*), count(DISTINCT a) FROM \"{table}\""),
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
+    assert_eq!((count, distinct), (rows, rows));
+}
+
+/// The bytes of table blocks in DuckDB's buffer pool, and its memory limit.
+fn cached_and_limit(conn: &duckdb::Connection) -> (i64, String) {
+    conn.query_row(
+        "SELECT (SELECT memory_usage_bytes FROM duckdb_memory() WHERE tag = 'BASE_TABLE'), \
+                current_setting('memory_limit')",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+fn run_database(dir: &tempfile::TempDir) -> duckdb::Connection {
+    duckdb::Connection::open_with_flags(
+        dir.path().join("run.duckdb"),
+        execution_context::base_config().unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_long_append_leaves_few_of_its_written_blocks_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = run_database(&dir);
+    // 160 MiB of table blocks; without the release they would all stay cached.
+    write_incompressible(&conn, "wide", 20).await;
+    let (cached, limit) = cached_and_limit(&conn);
     assert!(cached < 100 << 20, "{} MiB still cached", cached >> 20);
     let fresh =
         duckdb::Connection::open_in_memory_with_flags(execution_context::base_config().unwrap())
@@ -591,14 +607,24 @@ async fn a_long_append_leaves_few_of_its_written_blocks_cached() {
     let default: String = fresh
         .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(limit, default, "the memory limit is put back");
-    let (rows, distinct): (i64, i64) = conn
-        .query_row("SELECT count(*), count(DISTINCT a) FROM wide", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!(
-        (rows, distinct),
-        (batches * rows_per_batch, batches * rows_per_batch)
+    assert_eq!(limit, default, "DuckDB's default limit is put back");
+}
+
+// nextest runs every test in its own process, so the process-wide limit is this test's alone.
+#[tokio::test]
+async fn parallel_long_appends_put_back_the_configured_memory_limit() {
+    execution_context::set_memory_limit("512MB".parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let conn = run_database(&dir);
+    let (_, configured) = cached_and_limit(&conn);
+    assert_eq!(configured, "488.2 MiB");
+    let other = conn.try_clone().unwrap();
+    tokio::join!(
+        write_incompressible(&conn, "left", 12),
+        write_incompressible(&other, "right", 12),
     );
+    // Both tables are complete (checked above); how much stays cached depends on how the two
+    // writers' releases interleave, so only the single-writer test bounds it.
+    let (_, limit) = cached_and_limit(&conn);
+    assert_eq!(limit, configured, "the configured limit is put back");
 }
