@@ -217,7 +217,7 @@ fn bench(cli: &Cli) -> Result<()> {
     }
     let extract = setup.pipeline(
         "extract",
-        &format!("  - id: extract\n    component: postgres.extractor\n    mode: read\n    config: {{{conn}, table: mixed, batch_size: 65536}}\n"),
+        &format!("  - id: extract\n    component: postgres.extractor\n    mode: read\n    config: {{{conn}, table: mixed}}\n"),
     )?;
     let dump = format!(
         "{PSQL} -d {} -c \"\\copy (SELECT * FROM mixed) TO '/dev/null'\"",
@@ -364,7 +364,7 @@ fn bench_incremental(cli: &Cli, setup: &Setup, conn: &str) -> Result<()> {
     }
     let pipeline = setup.pipeline(
         "incremental",
-        &format!("  - id: extract\n    component: postgres.extractor\n    mode: read\n    config: {{{conn}, table: incr, batch_size: 65536, incremental: {{cursor: created, primary_key: [id]}}}}\n"),
+        &format!("  - id: extract\n    component: postgres.extractor\n    mode: read\n    config: {{{conn}, table: incr, incremental: {{cursor: created, primary_key: [id]}}}}\n"),
     )?;
     let quiet = || {
         measure::settle(cli.quiet_threshold, cli.max_wait);

@@ -628,3 +628,33 @@ async fn parallel_long_appends_put_back_the_configured_memory_limit() {
     let (_, limit) = cached_and_limit(&conn);
     assert_eq!(limit, configured, "the configured limit is put back");
 }
+
+#[tokio::test]
+async fn batches_larger_than_the_byte_budget_travel_one_at_a_time() {
+    let conn = memory();
+    let s = schema(&[("n", DataType::Int64)]);
+    let table = TableName::new("big").unwrap();
+    let mut writer = TableWriter::start(conn.try_clone().unwrap(), table, Arc::clone(&s), 8);
+    let full = writer.budget_free();
+    // 36 MB each: more than the whole budget, so the second waits for the first's append.
+    let rows = 4_500_000i64;
+    let within = std::time::Duration::from_secs(60);
+    for b in 0..2 {
+        let values = Int64Array::from_iter_values(b * rows..(b + 1) * rows);
+        tokio::time::timeout(within, writer.send(batch(&s, vec![Arc::new(values)])))
+            .await
+            .expect("the budget is returned after each append")
+            .unwrap();
+    }
+    // Once the thread has appended both, their budget is free again.
+    let deadline = std::time::Instant::now() + within;
+    while writer.budget_free() < full && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(writer.budget_free(), full);
+    assert_eq!(writer.finish().await.unwrap(), 2 * rows as u64);
+    let sum: i128 = conn
+        .query_row("SELECT sum(n)::HUGEINT FROM big", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sum, i128::from(2 * rows) * i128::from(2 * rows - 1) / 2);
+}

@@ -7,7 +7,7 @@ use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{
     DataType, Field, IntervalMonthDayNanoType, IntervalUnit, Schema, SchemaRef, TimeUnit,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::sink::BlockingSink;
 use super::sql::in_transaction;
@@ -38,13 +38,22 @@ struct Column {
 }
 
 enum Message {
-    Batch(RecordBatch),
+    /// A batch and its share of the writer's byte budget, returned when it has been appended.
+    Batch(RecordBatch, OwnedSemaphorePermit),
     Commit,
 }
+
+/// The Arrow bytes a writer accepts ahead of its thread, in units of [`BUDGET_UNIT`]: with the
+/// channel's batch count, this bounds a step's memory whatever its `batch_size` (10 MB batches
+/// of 65,536 rows filled the channel with ~160 MiB more than 10,000-row batches did). A batch
+/// larger than the whole budget takes all of it and travels alone.
+const BUDGET_UNITS: u32 = 512;
+const BUDGET_UNIT: usize = 64 << 10;
 
 /// Streams Arrow batches into a new step table, atomically. See the module docs.
 pub struct TableWriter {
     sink: BlockingSink<Message>,
+    budget: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for TableWriter {
@@ -99,15 +108,34 @@ impl TableWriter {
         let sink = BlockingSink::spawn("table writer", capacity, move |rx| {
             write_table(&conn, &table, schema, evolution, rx)
         });
-        Self { sink }
+        Self {
+            sink,
+            budget: Arc::new(Semaphore::new(BUDGET_UNITS as usize)),
+        }
     }
 
-    /// Sends one batch. When the writer has already failed, returns its error.
+    /// Sends one batch, waiting while the batches not yet appended hold the writer's byte
+    /// budget. When the writer has already failed, returns its error.
     pub async fn send(&mut self, batch: RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 && batch.num_columns() == 0 {
             return Ok(());
         }
-        self.sink.send(Message::Batch(batch)).await
+        let units = batch
+            .get_array_memory_size()
+            .div_ceil(BUDGET_UNIT)
+            .clamp(1, BUDGET_UNITS as usize) as u32;
+        // Never closed; a failed thread drops the queued batches and so their permits.
+        let permit = Arc::clone(&self.budget)
+            .acquire_many_owned(units)
+            .await
+            .map_err(|_| DriverError::internal("the table writer's budget was closed"))?;
+        self.sink.send(Message::Batch(batch, permit)).await
+    }
+
+    /// The budget units free now (all of them once every batch sent has been appended).
+    #[cfg(test)]
+    pub(super) fn budget_free(&self) -> usize {
+        self.budget.available_permits()
     }
 
     /// Commits the table and returns the number of rows written.
@@ -163,7 +191,7 @@ fn append_all(
         .map_err(duck("cannot append to"))?;
     loop {
         match rx.blocking_recv() {
-            Some(Message::Batch(batch)) => {
+            Some(Message::Batch(batch, _budget)) => {
                 if batch.num_rows() == 0 {
                     continue;
                 }
