@@ -77,8 +77,8 @@ const TRIM_FLOOR: i64 = 64 << 20;
 /// its own blocks that nothing reads during the append. DuckDB evicts only for an allocation
 /// or a lower `memory_limit`, so this lowers the limit by the excess (clean blocks go first and
 /// cost nothing to drop; an unpinned temporary buffer of a parallel step would be spilled) and
-/// at once puts back the process's limit ([`set_memory_limit`], else DuckDB's default). The
-/// lowering may fail when too little is evictable; the limit is put back regardless.
+/// at once puts back the process's limit ([`set_memory_limit`], else DuckDB's default). When
+/// too little is evictable the lowering fails and DuckDB keeps the limit it had.
 pub fn release_table_cache(conn: &duckdb::Connection, keep: u64) -> duckdb::Result<bool> {
     // Two writers trimming at once must not put back each other's lowered limit.
     static TRIMMING: Mutex<()> = Mutex::new(());
@@ -96,19 +96,22 @@ pub fn release_table_cache(conn: &duckdb::Connection, keep: u64) -> duckdb::Resu
     if excess <= 0 {
         return Ok(false);
     }
-    // The floor leaves room for the statement that puts the limit back.
-    let lowered = conn.execute_batch(&format!(
+    // The floor leaves room for the statement that puts the limit back. DuckDB keeps the old
+    // limit when it cannot evict down to the new one (it evicts what it can first).
+    let lower = format!(
         "SET memory_limit = '{}B'",
         used.saturating_sub(excess).max(TRIM_FLOOR)
-    ));
-    let restored = match MEMORY_LIMIT.get() {
+    );
+    if conn.execute_batch(&lower).is_err() {
+        return Ok(false);
+    }
+    match MEMORY_LIMIT.get() {
         Some(limit) => {
-            conn.execute_batch(&format!("SET memory_limit = {}", quote_literal(&limit.0)))
+            conn.execute_batch(&format!("SET memory_limit = {}", quote_literal(&limit.0)))?
         }
-        None => conn.execute_batch("RESET memory_limit"),
-    };
-    restored?;
-    Ok(lowered.is_ok())
+        None => conn.execute_batch("RESET memory_limit")?,
+    }
+    Ok(true)
 }
 
 /// A size DuckDB's `memory_limit` accepts: a number and a unit, `512MB`, `2GiB`, `1.5 GB`.
