@@ -38,8 +38,13 @@ struct Column {
 }
 
 enum Message {
-    /// A batch and its share of the writer's byte budget, returned when it has been appended.
-    Batch(RecordBatch, OwnedSemaphorePermit),
+    Batch {
+        batch: RecordBatch,
+        /// Its Arrow size, measured once when it was sent.
+        bytes: usize,
+        /// Its share of the writer's byte budget, returned when it has been appended.
+        _budget: OwnedSemaphorePermit,
+    },
     Commit,
 }
 
@@ -120,16 +125,20 @@ impl TableWriter {
         if batch.num_rows() == 0 && batch.num_columns() == 0 {
             return Ok(());
         }
-        let units = batch
-            .get_array_memory_size()
-            .div_ceil(BUDGET_UNIT)
-            .clamp(1, BUDGET_UNITS as usize) as u32;
+        let bytes = batch.get_array_memory_size();
+        let units = bytes.div_ceil(BUDGET_UNIT).clamp(1, BUDGET_UNITS as usize) as u32;
         // Never closed; a failed thread drops the queued batches and so their permits.
-        let permit = Arc::clone(&self.budget)
+        let budget = Arc::clone(&self.budget)
             .acquire_many_owned(units)
             .await
             .map_err(|_| DriverError::internal("the table writer's budget was closed"))?;
-        self.sink.send(Message::Batch(batch, permit)).await
+        self.sink
+            .send(Message::Batch {
+                batch,
+                bytes,
+                _budget: budget,
+            })
+            .await
     }
 
     /// The budget units free now (all of them once every batch sent has been appended).
@@ -191,7 +200,11 @@ fn append_all(
         .map_err(duck("cannot append to"))?;
     loop {
         match rx.blocking_recv() {
-            Some(Message::Batch(batch, _budget)) => {
+            Some(Message::Batch {
+                batch,
+                bytes,
+                _budget,
+            }) => {
                 if batch.num_rows() == 0 {
                     continue;
                 }
@@ -227,7 +240,7 @@ fn append_all(
                         .map_err(duck("cannot append to"))?;
                 }
                 rows += batch.num_rows() as u64;
-                appended_since_release += batch.get_array_memory_size();
+                appended_since_release += bytes;
                 let aligned = durations_as_micros(align_to(&batch, &columns)?)?;
                 appender
                     .append_record_batch(aligned)
