@@ -7,7 +7,7 @@
 use crate::{DriverError, TableName};
 
 /// Whether DuckDB's message is its CSV reader's error about a row of a file.
-pub fn is_csv_read_error(message: &str) -> bool {
+fn is_csv_read_error(message: &str) -> bool {
     message.contains("CSV Error on Line")
 }
 
@@ -19,7 +19,7 @@ pub fn csv_error_line(message: &str) -> Option<u64> {
 }
 
 /// The file of the settings dump (`  file = <path>`).
-pub fn csv_error_file(message: &str) -> Option<&str> {
+fn csv_error_file(message: &str) -> Option<&str> {
     message
         .lines()
         .find_map(|l| l.trim_start().strip_prefix("file = "))
