@@ -10,6 +10,24 @@
 //! produces them; a password (MD5) guards the login.
 #![warn(missing_docs)]
 
+/// `ToSqlText` of a newtype over the text PostgreSQL's text format carries as it is (`numeric`,
+/// `uuid`): the text itself, with nothing to escape. Their binary forms differ and stay theirs.
+macro_rules! text_as_is {
+    ($newtype:ty) => {
+        impl pgwire::types::ToSqlText for $newtype {
+            fn to_sql_text(
+                &self,
+                _: &pgwire::api::Type,
+                out: &mut bytes::BytesMut,
+                _: &pgwire::types::format::FormatOptions,
+            ) -> Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+                bytes::BufMut::put_slice(out, self.0.as_bytes());
+                Ok(postgres_types::IsNull::No)
+            }
+        }
+    };
+}
+
 mod backend;
 mod encode;
 mod handler;

@@ -6,8 +6,6 @@ use std::error::Error;
 
 use bytes::{BufMut, BytesMut};
 use pgwire::api::Type;
-use pgwire::types::ToSqlText;
-use pgwire::types::format::FormatOptions;
 use postgres_types::{IsNull, ToSql, to_sql_checked};
 
 /// A decimal number as text: optional `-`, digits, optional `.` and digits.
@@ -35,17 +33,7 @@ impl ToSql for Numeric {
     to_sql_checked!();
 }
 
-impl ToSqlText for Numeric {
-    fn to_sql_text(
-        &self,
-        _: &Type,
-        out: &mut BytesMut,
-        _: &FormatOptions,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        out.put_slice(self.0.as_bytes());
-        Ok(IsNull::No)
-    }
-}
+text_as_is!(Numeric);
 
 /// `(ndigits, weight, sign, dscale, base-10000 digits)` of PostgreSQL's binary numeric.
 fn binary_parts(text: &str) -> Option<(i16, i16, u16, u16, Vec<i16>)> {

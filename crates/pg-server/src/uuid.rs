@@ -7,8 +7,6 @@ use std::error::Error;
 
 use bytes::{BufMut, BytesMut};
 use pgwire::api::Type;
-use pgwire::types::ToSqlText;
-use pgwire::types::format::FormatOptions;
 use postgres_types::{IsNull, ToSql, to_sql_checked};
 
 /// A uuid as text (`a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11`).
@@ -36,17 +34,7 @@ impl ToSql for Uuid {
     to_sql_checked!();
 }
 
-impl ToSqlText for Uuid {
-    fn to_sql_text(
-        &self,
-        _: &Type,
-        out: &mut BytesMut,
-        _: &FormatOptions,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        out.put_slice(self.0.as_bytes());
-        Ok(IsNull::No)
-    }
-}
+text_as_is!(Uuid);
 
 #[cfg(test)]
 mod tests {
