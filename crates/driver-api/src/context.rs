@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use execution_context::{ExecutionContext, StepEmitter};
+use execution_context::{ExecutionContext, RunningStep, SerialAppend, StepEmitter};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +22,8 @@ pub struct StepContext {
     base_dir: PathBuf,
     cancel: CancellationToken,
     state: Option<Value>,
+    /// Counts the step as running while the context lives.
+    _running: RunningStep,
 }
 
 impl StepContext {
@@ -45,6 +47,7 @@ impl StepContext {
             artifacts_dir,
             base_dir: base_dir.into(),
             state: None,
+            _running: exec.step_running(),
         })
     }
 
@@ -89,6 +92,12 @@ impl StepContext {
     /// one blocking thread; DuckDB calls block.
     pub fn connection(&self) -> Result<duckdb::Connection> {
         Ok(self.exec.connection()?)
+    }
+
+    /// DuckDB with one thread while this is the run's only running step
+    /// ([`ExecutionContext::serial_bulk_append`]): for the shared table writer's appends.
+    pub(crate) fn serial_bulk_append(&self, conn: &duckdb::Connection) -> Option<SerialAppend> {
+        self.exec.serial_bulk_append(conn)
     }
 
     /// The step's artifact directory (`artifacts/<step_id>/`), already created.

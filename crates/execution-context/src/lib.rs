@@ -9,6 +9,7 @@
 
 mod access;
 pub mod calendar;
+mod parallelism;
 mod redact;
 mod secret;
 mod sink;
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Map, Value};
 
 pub use access::FileAccess;
+pub use parallelism::{RunningStep, SerialAppend};
 pub use redact::{MASK, Redactor, is_secret_key};
 pub use secret::SecretString;
 use sink::JsonlSink;
@@ -107,6 +109,7 @@ pub struct ExecutionContext {
     redactor: Arc<Redactor>,
     cancel: CancellationToken,
     tap: Option<Tap>,
+    parallelism: Arc<parallelism::Parallelism>,
 }
 
 /// Which log a tapped line was written to.
@@ -169,6 +172,7 @@ impl ExecutionContext {
             redactor,
             cancel: CancellationToken::new(),
             tap: None,
+            parallelism: Arc::default(),
         }
     }
 
@@ -286,6 +290,23 @@ impl ExecutionContext {
             }
             None => open_database(&path),
         }
+    }
+
+    /// Counts a step of this run as running until the returned guard is dropped (every
+    /// `StepContext` holds one). If a lone bulk append runs DuckDB single-threaded
+    /// ([`serial_bulk_append`](Self::serial_bulk_append)), DuckDB gets its threads back first,
+    /// so that the new step's SQL runs in parallel as usual.
+    pub fn step_running(&self) -> RunningStep {
+        self.parallelism.step_started()
+    }
+
+    /// When the caller's step is the only running step of the run, runs DuckDB with one thread
+    /// until the returned guard is dropped or another step starts, whichever comes first; else
+    /// (or when DuckDB already has one thread) `None`. For bulk appends: an appender's flush
+    /// then runs on the appending thread instead of a worker that the appending thread waits
+    /// for by spinning (ADR 0044). `conn` is any connection to the run database.
+    pub fn serial_bulk_append(&self, conn: &duckdb::Connection) -> Option<SerialAppend> {
+        self.parallelism.serial_append(conn)
     }
 
     /// Whether the run database is currently open.

@@ -658,3 +658,61 @@ async fn batches_larger_than_the_byte_budget_travel_one_at_a_time() {
         .unwrap();
     assert_eq!(sum, i128::from(2 * rows) * i128::from(2 * rows - 1) / 2);
 }
+
+fn duckdb_threads(conn: &duckdb::Connection) -> i64 {
+    conn.query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_lone_steps_append_runs_duckdb_single_threaded_until_another_step_starts() {
+    use crate::StepContext;
+    use execution_context::ExecutionContext;
+
+    let dir = tempfile::tempdir().unwrap();
+    let exec = Arc::new(ExecutionContext::new("threads", dir.path().join("session")));
+    let probe = exec.connection().unwrap();
+    // A known count above one, whatever the machine's cores.
+    probe.execute_batch("SET threads = 3").unwrap();
+    let s = schema(&[("n", DataType::Int64)]);
+    let values = || batch(&s, vec![Arc::new(Int64Array::from_iter_values(0..1000))]);
+
+    // The only running step: its append runs on one thread, and the threads come back after.
+    let lone = StepContext::new(&exec, "lone", "test.writer", dir.path()).unwrap();
+    let mut writer = TableWriter::for_step(&lone, Arc::clone(&s)).unwrap();
+    assert_eq!(duckdb_threads(&probe), 1);
+    writer.send(values()).await.unwrap();
+    assert_eq!(writer.finish().await.unwrap(), 1000);
+    assert_eq!(duckdb_threads(&probe), 3);
+
+    // A step that starts meanwhile gets DuckDB's threads back before it runs anything.
+    let mut writer = TableWriter::for_step(&lone, Arc::clone(&s)).unwrap();
+    assert_eq!(duckdb_threads(&probe), 1);
+    let sibling = StepContext::new(&exec, "sibling", "test.writer", dir.path()).unwrap();
+    assert_eq!(duckdb_threads(&probe), 3);
+    writer.send(values()).await.unwrap();
+    assert_eq!(writer.finish().await.unwrap(), 1000);
+    assert_eq!(duckdb_threads(&probe), 3);
+
+    // With two steps running, neither append touches the threads.
+    let mut writer = TableWriter::for_step(&sibling, Arc::clone(&s)).unwrap();
+    assert_eq!(duckdb_threads(&probe), 3);
+    writer.send(values()).await.unwrap();
+    assert_eq!(writer.finish().await.unwrap(), 1000);
+
+    // A step that has ended no longer counts: the lone step's next append is serial again.
+    drop(sibling);
+    let writer = TableWriter::for_step(&lone, Arc::clone(&s)).unwrap();
+    assert_eq!(duckdb_threads(&probe), 1);
+    writer.abort().await;
+    assert_eq!(duckdb_threads(&probe), 3);
+    assert_eq!(
+        probe
+            .query_row("SELECT count(*) FROM lone", [], |r| r.get::<_, i64>(0))
+            .unwrap(),
+        1000,
+        "the aborted append left the committed table as it was"
+    );
+}

@@ -80,12 +80,14 @@ impl TableWriter {
         evolution: SchemaEvolution,
     ) -> Result<Self> {
         let conn = ctx.connection()?;
-        Ok(Self::start_with(
+        let serial = ctx.serial_bulk_append(&conn);
+        Ok(Self::spawn(
             conn,
             ctx.output_table().clone(),
             schema,
             DEFAULT_CHANNEL_CAPACITY,
             evolution,
+            serial,
         ))
     }
 
@@ -110,7 +112,21 @@ impl TableWriter {
         capacity: usize,
         evolution: SchemaEvolution,
     ) -> Self {
+        Self::spawn(conn, table, schema, capacity, evolution, None)
+    }
+
+    /// Starts the writer's thread; `serial` (DuckDB single-threaded for a lone step, ADR 0044)
+    /// ends with the thread, after the commit or the rollback.
+    fn spawn(
+        conn: duckdb::Connection,
+        table: TableName,
+        schema: SchemaRef,
+        capacity: usize,
+        evolution: SchemaEvolution,
+        serial: Option<execution_context::SerialAppend>,
+    ) -> Self {
         let sink = BlockingSink::spawn("table writer", capacity, move |rx| {
+            let _serial = serial;
             write_table(&conn, &table, schema, evolution, rx)
         });
         Self {
