@@ -584,7 +584,13 @@ fn stream_query(
                 }
             }
             Ok(None) => return Ok(Ok(())),
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e) => {
+                drop(stmt);
+                // Nobody interrupts this connection: an interruption hides the query's error.
+                return Ok(Err(
+                    execution_context::unmask_interrupt(&conn, sql, e).to_string()
+                ));
+            }
         }
     }
 }

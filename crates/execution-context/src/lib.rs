@@ -30,7 +30,7 @@ pub use secret::SecretString;
 use sink::JsonlSink;
 pub use sql::{
     MemoryLimit, base_config, quote_identifier, quote_literal, release_table_cache,
-    set_memory_limit,
+    set_memory_limit, unmask_interrupt,
 };
 /// The token that cancels a run and its steps ([`ExecutionContext::cancellation`]).
 pub use tokio_util::sync::CancellationToken;

@@ -55,17 +55,21 @@ impl TableReader {
                 return;
             }
             let _ = schema_tx.send(Ok(stmt.schema()));
-            loop {
-                let batch = match stmt.step() {
-                    Ok(Some(chunk)) => Ok(RecordBatch::from(&chunk)),
+            let error = loop {
+                match stmt.step() {
+                    Ok(Some(chunk)) => {
+                        if tx.blocking_send(Ok(RecordBatch::from(&chunk))).is_err() {
+                            return; // the consumer stopped reading
+                        }
+                    }
                     Ok(None) => return,
-                    Err(e) => Err(fail(e)),
-                };
-                let failed = batch.is_err();
-                if tx.blocking_send(batch).is_err() || failed {
-                    return; // the consumer stopped reading, or the query failed
+                    Err(e) => break e,
                 }
-            }
+            };
+            drop(stmt);
+            // Nobody interrupts this connection: an interruption hides the query's own error.
+            let error = execution_context::unmask_interrupt(&conn, &sql, error);
+            let _ = tx.blocking_send(Err(fail(error)));
         });
         let schema = schema_rx
             .await

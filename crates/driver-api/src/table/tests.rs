@@ -716,3 +716,31 @@ async fn a_lone_steps_append_runs_duckdb_single_threaded_until_another_step_star
         "the aborted append left the committed table as it was"
     );
 }
+
+#[tokio::test]
+async fn a_read_that_fails_late_reports_the_querys_error_every_time() {
+    // DuckDB sometimes reports such a failure as "Interrupted!" (1 in ~15 reads here): the
+    // reader reads again to find the real error, so every one of these reads names the row.
+    let conn = memory();
+    conn.execute_batch(
+        "CREATE VIEW late AS SELECT CASE WHEN range < 150000 THEN range \
+         ELSE error('bad row ' || range) END::BIGINT AS id FROM range(200000)",
+    )
+    .unwrap();
+    for attempt in 0..40 {
+        let mut reader =
+            TableReader::query(conn.try_clone().unwrap(), "SELECT id FROM late".into())
+                .await
+                .unwrap();
+        let error = loop {
+            match reader.next_batch().await {
+                // A consumer slower than DuckDB, as a writer to a remote database is.
+                Some(Ok(_)) => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
+                Some(Err(error)) => break error,
+                None => panic!("read {attempt}: the failing view read to its end"),
+            }
+        };
+        let text = error.to_string();
+        assert!(text.contains("bad row 150000"), "read {attempt}: {text}");
+    }
+}
