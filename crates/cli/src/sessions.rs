@@ -588,7 +588,7 @@ fn stream_query(
                 drop(stmt);
                 // Nobody interrupts this connection: an interruption hides the query's error.
                 return Ok(Err(
-                    execution_context::unmask_interrupt(&conn, sql, e).to_string()
+                    execution_context::unmask_interrupt(&conn, sql, &[], e).to_string()
                 ));
             }
         }

@@ -114,8 +114,8 @@ pub fn release_table_cache(conn: &duckdb::Connection, keep: u64) -> duckdb::Resu
     Ok(true)
 }
 
-/// The error a streaming query of `sql` on `conn` really failed with, when DuckDB reported it
-/// as `INTERRUPT Error: Interrupted!` although nobody interrupted the connection.
+/// The error a streaming query of `sql` (with `params`) on `conn` really failed with, when
+/// DuckDB reported it as `INTERRUPT Error: Interrupted!` although nobody interrupted it.
 ///
 /// DuckDB 1.5 sometimes reports the error of a streaming query that fails on one of its worker
 /// threads (a CSV value that does not convert, `error()`) as an interruption: the failing task
@@ -124,10 +124,12 @@ pub fn release_table_cache(conn: &duckdb::Connection, keep: u64) -> duckdb::Resu
 /// same race for materialized results in its PR #10337). For a connection that nobody
 /// interrupts, this streams `sql` again, keeping nothing, and returns the error that read fails
 /// with (up to three times while it is again an interruption). Anything else, or a read that
-/// does not fail, leaves `error` as it was. Only for read-only queries: `sql` runs again.
+/// does not fail, leaves `error` as it was. Only for read-only queries: `sql` runs again
+/// (ADR 0045).
 pub fn unmask_interrupt(
     conn: &duckdb::Connection,
     sql: &str,
+    params: &[duckdb::types::Value],
     error: duckdb::Error,
 ) -> duckdb::Error {
     let mut error = error;
@@ -135,7 +137,7 @@ pub fn unmask_interrupt(
         if !is_interrupt(&error) {
             return error;
         }
-        match drain(conn, sql) {
+        match drain(conn, sql, params) {
             Err(again) => error = again,
             Ok(()) => return error,
         }
@@ -148,9 +150,14 @@ fn is_interrupt(error: &duckdb::Error) -> bool {
 }
 
 /// Streams `sql`'s result to the end without keeping it.
-fn drain(conn: &duckdb::Connection, sql: &str) -> duckdb::Result<()> {
+fn drain(
+    conn: &duckdb::Connection,
+    sql: &str,
+    params: &[duckdb::types::Value],
+) -> duckdb::Result<()> {
     let mut stmt = conn.prepare(sql)?;
-    stmt.stream_arrow([]).map(drop)?;
+    stmt.stream_arrow(duckdb::params_from_iter(params))
+        .map(drop)?;
     while stmt.step()?.is_some() {}
     Ok(())
 }
@@ -217,7 +224,7 @@ mod tests {
         .unwrap();
         let error = interrupted(&conn);
         assert!(error.to_string().starts_with("INTERRUPT Error"), "{error}");
-        let unmasked = unmask_interrupt(&conn, "SELECT id FROM late", error);
+        let unmasked = unmask_interrupt(&conn, "SELECT id FROM late", &[], error);
         assert!(
             unmasked.to_string().contains("bad row 150000"),
             "{unmasked}"
@@ -225,12 +232,12 @@ mod tests {
 
         // A query that does not fail again leaves the interruption as it was.
         let error = interrupted(&conn);
-        let kept = unmask_interrupt(&conn, "SELECT 1", error);
+        let kept = unmask_interrupt(&conn, "SELECT 1", &[], error);
         assert!(kept.to_string().starts_with("INTERRUPT Error"), "{kept}");
 
         // Any other error is never read again.
         let other = conn.execute_batch("SELECT error('first')").unwrap_err();
-        let same = unmask_interrupt(&conn, "SELECT id FROM late", other);
+        let same = unmask_interrupt(&conn, "SELECT id FROM late", &[], other);
         assert!(same.to_string().contains("first"), "{same}");
     }
 

@@ -352,9 +352,19 @@ fn produce<M: WireRow>(
         Err(e) => return out.error(fail(e)),
     };
     params.resize(stmt.parameter_count(), Value::Null);
+    // DuckDB may report a failure while the rows are produced as an interruption nobody asked
+    // for (ADR 0045): unless this server stopped the query, it is read again for its own error.
+    let fail = |e: duckdb::Error| match stop.error() {
+        Some(info) => info,
+        None => {
+            let e = execution_context::unmask_interrupt(conn, &sql, &params, e);
+            stop.error()
+                .unwrap_or_else(|| error(QUERY_FAILED, e.to_string()))
+        }
+    };
     // Executes in DuckDB's streaming mode; the rows are then read chunk by chunk below.
     if let Err(e) = stmt
-        .stream_arrow(duckdb::params_from_iter(params))
+        .stream_arrow(duckdb::params_from_iter(&params))
         .map(drop)
     {
         return out.error(fail(e));

@@ -68,7 +68,7 @@ impl TableReader {
             };
             drop(stmt);
             // Nobody interrupts this connection: an interruption hides the query's own error.
-            let error = execution_context::unmask_interrupt(&conn, &sql, error);
+            let error = execution_context::unmask_interrupt(&conn, &sql, &[], error);
             let _ = tx.blocking_send(Err(fail(error)));
         });
         let schema = schema_rx

@@ -132,3 +132,45 @@ async fn a_session_finished_after_connect_shows_up_without_attach() {
         .get::<_, i64>(0);
     assert_eq!(after, before + 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_that_fails_late_reports_its_own_error_not_an_interruption() {
+    // DuckDB sometimes reports such a failure as "Interrupted!" (ADR 0045); the server reads
+    // the query again for its error, with the same parameters, so every attempt names the row.
+    let server = start(10).await;
+    let client = connect(&server, PASSWORD).await.unwrap();
+    let sql = "SELECT CASE WHEN range < $1::BIGINT THEN range \
+               ELSE error('bad row ' || range) END AS id FROM range(200000)";
+    for attempt in 0..50 {
+        let limit: i64 = 150_000;
+        let rows = client
+            .query_raw(sql, [&limit as &(dyn tokio_postgres::types::ToSql + Sync)])
+            .await;
+        let error = match rows {
+            Err(error) => error,
+            Ok(rows) => {
+                futures::pin_mut!(rows);
+                let mut read = 0u64;
+                loop {
+                    match futures::StreamExt::next(&mut rows).await {
+                        Some(Ok(_)) => {
+                            read += 1;
+                            // A reader slower than DuckDB, as a remote client is.
+                            if read.is_multiple_of(2048) {
+                                tokio::time::sleep(Duration::from_millis(1)).await;
+                            }
+                        }
+                        Some(Err(error)) => break error,
+                        None => panic!("attempt {attempt}: the failing query read to its end"),
+                    }
+                }
+            }
+        };
+        let text = error.as_db_error().map(|e| e.message().to_owned());
+        assert!(
+            text.as_deref()
+                .is_some_and(|t| t.contains("bad row 150000")),
+            "attempt {attempt}: {error:?}"
+        );
+    }
+}
