@@ -75,7 +75,8 @@ fn restore(state: &mut State) {
     }
 }
 
-/// A step counted as running until this is dropped ([`ExecutionContext::step_running`](crate::ExecutionContext::step_running)).
+/// A step counted as running until this is dropped
+/// ([`ExecutionContext::step_running`](crate::ExecutionContext::step_running)).
 #[derive(Debug)]
 pub struct RunningStep {
     parallelism: Arc<Parallelism>,

@@ -343,17 +343,12 @@ fn produce<M: WireRow>(
         deferred,
         ..
     } = query;
-    let fail = |e: duckdb::Error| {
-        stop.error()
-            .unwrap_or_else(|| error(QUERY_FAILED, e.to_string()))
-    };
-    let mut stmt = match conn.prepare(&sql) {
-        Ok(stmt) => stmt,
-        Err(e) => return out.error(fail(e)),
-    };
-    params.resize(stmt.parameter_count(), Value::Null);
-    // DuckDB may report a failure while the rows are produced as an interruption nobody asked
-    // for (ADR 0045): unless this server stopped the query, it is read again for its own error.
+    let prepared = conn.prepare(&sql);
+    if let Ok(stmt) = &prepared {
+        params.resize(stmt.parameter_count(), Value::Null);
+    }
+    // The stop's error when this server stopped the query. Else DuckDB's, which may be an
+    // interruption nobody asked for (ADR 0045): the query is then read again for its own error.
     let fail = |e: duckdb::Error| match stop.error() {
         Some(info) => info,
         None => {
@@ -361,6 +356,10 @@ fn produce<M: WireRow>(
             stop.error()
                 .unwrap_or_else(|| error(QUERY_FAILED, e.to_string()))
         }
+    };
+    let mut stmt = match prepared {
+        Ok(stmt) => stmt,
+        Err(e) => return out.error(fail(e)),
     };
     // Executes in DuckDB's streaming mode; the rows are then read chunk by chunk below.
     if let Err(e) = stmt

@@ -666,6 +666,13 @@ fn duckdb_threads(conn: &duckdb::Connection) -> i64 {
     .unwrap()
 }
 
+/// Sends `batch` and commits: the table holds its rows.
+async fn send_and_commit(mut writer: TableWriter, batch: RecordBatch) {
+    let rows = batch.num_rows() as u64;
+    writer.send(batch).await.unwrap();
+    assert_eq!(writer.finish().await.unwrap(), rows);
+}
+
 #[tokio::test]
 async fn a_lone_steps_append_runs_duckdb_single_threaded_until_another_step_starts() {
     use crate::StepContext;
@@ -681,26 +688,23 @@ async fn a_lone_steps_append_runs_duckdb_single_threaded_until_another_step_star
 
     // The only running step: its append runs on one thread, and the threads come back after.
     let lone = StepContext::new(&exec, "lone", "test.writer", dir.path()).unwrap();
-    let mut writer = TableWriter::for_step(&lone, Arc::clone(&s)).unwrap();
+    let writer = TableWriter::for_step(&lone, Arc::clone(&s)).unwrap();
     assert_eq!(duckdb_threads(&probe), 1);
-    writer.send(values()).await.unwrap();
-    assert_eq!(writer.finish().await.unwrap(), 1000);
+    send_and_commit(writer, values()).await;
     assert_eq!(duckdb_threads(&probe), 3);
 
     // A step that starts meanwhile gets DuckDB's threads back before it runs anything.
-    let mut writer = TableWriter::for_step(&lone, Arc::clone(&s)).unwrap();
+    let writer = TableWriter::for_step(&lone, Arc::clone(&s)).unwrap();
     assert_eq!(duckdb_threads(&probe), 1);
     let sibling = StepContext::new(&exec, "sibling", "test.writer", dir.path()).unwrap();
     assert_eq!(duckdb_threads(&probe), 3);
-    writer.send(values()).await.unwrap();
-    assert_eq!(writer.finish().await.unwrap(), 1000);
+    send_and_commit(writer, values()).await;
     assert_eq!(duckdb_threads(&probe), 3);
 
     // With two steps running, neither append touches the threads.
-    let mut writer = TableWriter::for_step(&sibling, Arc::clone(&s)).unwrap();
+    let writer = TableWriter::for_step(&sibling, Arc::clone(&s)).unwrap();
     assert_eq!(duckdb_threads(&probe), 3);
-    writer.send(values()).await.unwrap();
-    assert_eq!(writer.finish().await.unwrap(), 1000);
+    send_and_commit(writer, values()).await;
 
     // A step that has ended no longer counts: the lone step's next append is serial again.
     drop(sibling);
