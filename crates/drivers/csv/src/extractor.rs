@@ -303,6 +303,9 @@ struct Plan {
     materialize: Materialize,
 }
 
+/// The date format `sniff_csv` reports for ISO dates, which DuckDB's reader casts instead.
+const ISO_DATE: &str = "%Y-%m-%d";
+
 /// DuckDB's sniffer's decisions for one `read_csv(...)`: the columns in file order with their
 /// types, and the date/timestamp formats it detected.
 #[derive(Debug)]
@@ -573,7 +576,12 @@ impl Plan {
         })?;
         Ok(Sniffed {
             columns: columns.into_iter().map(|c| (c.name, c.r#type)).collect(),
-            dateformat,
+            // `sniff_csv` names ISO dates `%Y-%m-%d`, but DuckDB's own read does not apply that
+            // format: it casts them, which also takes `2024/01/02` or `2024-01-02 00:00:00`
+            // past the sample. Pinned, the format refused those rows (a view then differed
+            // from the table of the same file) and cost 8% of a 1M-row aggregate through the
+            // view (0.243 s against 0.225 s).
+            dateformat: dateformat.filter(|format| format != ISO_DATE),
             timestampformat,
         })
     }
@@ -1832,6 +1840,29 @@ mod tests {
             days,
             [Some("2024-01-02".to_owned()), Some("2023-12-31".to_owned())]
         );
+    }
+
+    #[tokio::test]
+    async fn iso_dates_past_the_sample_read_the_same_through_a_view_as_in_a_table() {
+        let (dir, run) = setup();
+        // ISO dates in DuckDB's sample; past it, other spellings DuckDB's date cast accepts.
+        let mut content = String::from("id,day\n");
+        for i in 0..30_000 {
+            content.push_str(&format!("{i},2024-01-02\n"));
+        }
+        content.push_str("30000,2024/03/04\n30001,2024-03-05 00:00:00\n30002,2024-3-6\n");
+        let path = file(dir.path(), "iso.csv", &content);
+        table_and_view(&run, &path, 0, json!({})).await;
+        let definition = run.query_strings("SELECT sql FROM duckdb_views() WHERE view_name = 'v0'");
+        let definition = definition[0].as_deref().unwrap();
+        assert!(!definition.contains("dateformat"), "{definition}");
+        let late = "SELECT day::VARCHAR FROM {} WHERE id >= 30000 ORDER BY id";
+        let expected: Vec<Option<String>> = ["2024-03-04", "2024-03-05", "2024-03-06"]
+            .map(|d| Some(d.to_owned()))
+            .into();
+        assert_eq!(run.query_strings(&late.replace("{}", "t0")), expected);
+        assert_eq!(run.query_strings(&late.replace("{}", "v0")), expected);
+        assert_eq!(typed_rows(&run, "v0"), typed_rows(&run, "t0"));
     }
 
     #[tokio::test]
