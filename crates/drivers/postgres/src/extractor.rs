@@ -2,7 +2,8 @@
 //!
 //! The statement is described first (prepared, never run) so that column types come from
 //! the server's metadata, never from values; numeric columns get their precision and scale
-//! from the type modifiers of a temporary view over the statement (created and rolled back).
+//! from the type modifiers of the statement's row description (nothing is created on the
+//! server, so a read-only replica describes the same way).
 //! Types without a binary decoder here are cast to `text` by wrapping the statement. Then
 //! `COPY (statement) TO STDOUT (FORMAT binary)` runs inside a read-only, repeatable-read
 //! transaction; the binary rows are decoded straight into Arrow builders ([`crate::types`])
@@ -334,16 +335,13 @@ async fn describe(client: &Client, sql: &str) -> Result<(Vec<String>, Vec<Kind>,
             "the statement returns no rows (use a SELECT)",
         ));
     }
-    let typmods = if columns.iter().any(|c| Kind::wants_typmod(c.type_())) {
-        typmods(client, sql, columns.len()).await
-    } else {
-        vec![-1; columns.len()]
-    };
     let names: Vec<String> = columns.iter().map(|c| c.name().to_owned()).collect();
+    // The row description carries each column's type modifier (`numeric(12,2)`,
+    // `varchar(7)`): the same value a view of the query would store, with no round trip and
+    // nothing created on the server, so a read-only replica describes exactly too.
     let kinds: Vec<Option<Kind>> = columns
         .iter()
-        .zip(&typmods)
-        .map(|(c, typmod)| Kind::of(c.type_(), *typmod))
+        .map(|c| Kind::of(c.type_(), c.type_modifier()))
         .collect();
     if kinds.iter().all(Option::is_some) {
         let kinds = kinds.into_iter().map(|k| k.expect("all some")).collect();
@@ -368,33 +366,6 @@ async fn describe(client: &Client, sql: &str) -> Result<(Vec<String>, Vec<Kind>,
     let wrapped = format!("SELECT {} FROM ({sql}) AS q", select.join(", "));
     let kinds = kinds.into_iter().map(|k| k.unwrap_or(Kind::Text)).collect();
     Ok((names, kinds, wrapped))
-}
-
-/// The type modifiers of the statement's columns, from a temporary view created in a
-/// transaction that is rolled back; all -1 (unknown: numeric read as text) when the view
-/// cannot be created (e.g. on a read-only replica).
-async fn typmods(client: &Client, sql: &str, n: usize) -> Vec<i32> {
-    let probe = async {
-        client
-            .batch_execute(&format!(
-                "BEGIN; CREATE TEMPORARY VIEW osiris_describe AS {sql}"
-            ))
-            .await?;
-        client
-            .query(
-                "SELECT atttypmod FROM pg_attribute \
-                 WHERE attrelid = 'pg_temp.osiris_describe'::regclass AND attnum > 0 \
-                 ORDER BY attnum",
-                &[],
-            )
-            .await
-    };
-    let found = probe.await;
-    let _ = client.batch_execute("ROLLBACK").await;
-    match found {
-        Ok(rows) if rows.len() == n => rows.iter().map(|r| r.get(0)).collect(),
-        _ => vec![-1; n],
-    }
 }
 
 /// Reads `statements` by binary COPY into the step table, concurrently: the first on `client`,

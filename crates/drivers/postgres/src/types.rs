@@ -101,14 +101,6 @@ impl Kind {
         Some(kind)
     }
 
-    /// Whether the kind needs the column's type modifier (numeric precision and scale).
-    pub fn wants_typmod(ty: &Type) -> bool {
-        match ty.kind() {
-            PgKind::Array(element) | PgKind::Domain(element) => Self::wants_typmod(element),
-            _ => ty.oid() == 1700,
-        }
-    }
-
     /// The Arrow type of the column.
     pub fn data_type(&self) -> DataType {
         match self {

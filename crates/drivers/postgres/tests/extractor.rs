@@ -136,6 +136,49 @@ async fn the_read_is_read_only() {
     assert!(!db.run.table_exists("x"));
 }
 
+/// A replica takes no DDL, and a session may be read-only: a query's numeric precision comes
+/// from the row description, not from a view created on the server.
+#[tokio::test]
+async fn a_read_only_server_describes_a_querys_numeric_columns_exactly() {
+    let db = seeded("typmod").await;
+    db.exec(&format!(
+        "ALTER DATABASE \"{}\" SET default_transaction_read_only = on",
+        db.name
+    ))
+    .await;
+    db.run
+        .run(
+            &PostgresExtractor,
+            "exact",
+            db.config(json!({
+                "query": "SELECT id, total, (total / 3)::numeric(12,4) AS third, total * 2 AS free \
+                          FROM sales.orders WHERE id <= 3 \
+                          UNION ALL SELECT 0, 0.5::numeric(10,2), 1.2345::numeric(12,4), 7.125"
+            })),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        db.duck_types("exact"),
+        [
+            ("id".to_owned(), "BIGINT".to_owned()),
+            ("total".to_owned(), "DECIMAL(10,2)".to_owned()),
+            ("third".to_owned(), "DECIMAL(12,4)".to_owned()),
+            // No declared precision: exact text, as for any unconstrained numeric.
+            ("free".to_owned(), "VARCHAR".to_owned()),
+        ]
+    );
+    assert_eq!(
+        db.run.query_strings(
+            "SELECT string_agg(total || '/' || third || '/' || free, ' ' ORDER BY id) FROM exact"
+        ),
+        [Some(
+            "0.50/1.2345/7.125 1.25/0.4167/2.50 2.50/0.8333/5.00 3.75/1.2500/7.50".into()
+        )]
+    );
+}
+
 #[tokio::test]
 async fn connection_errors_are_classified_and_name_no_host_or_user() {
     let dir = tempfile::tempdir().unwrap();
