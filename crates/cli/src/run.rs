@@ -152,6 +152,10 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<Outcome> {
         Ok(loaded) => loaded,
         Err(error) => return Ok(error.outcome(&file, "not run: the pipeline is invalid")),
     };
+    if args.target == Target::Local {
+        // The steps run in this process: get their SQL check ready while the start goes on.
+        loaded.prepared.prepare_sql_steps();
+    }
     if !json {
         print_problems(&file, &loaded.warnings);
     }

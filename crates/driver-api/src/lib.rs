@@ -33,7 +33,7 @@ pub use registry::{DriverRegistry, DynDriver};
 pub use table::{
     BlockingSink, DEFAULT_CHANNEL_CAPACITY, JSON_EXTENSION_NAME, SchemaEvolution, TableReader,
     TableWriter, UUID_EXTENSION_NAME, check_key_columns, duckdb_type_for, is_uuid, json_field,
-    replace_table_as, table_row_count, uuid_field,
+    prepare_query_checks, replace_table_as, table_row_count, uuid_field,
 };
 
 /// A component's implementation.

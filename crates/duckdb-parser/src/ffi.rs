@@ -77,11 +77,30 @@ impl Drop for Extracted {
     }
 }
 
+fn lock_parser() -> std::sync::MutexGuard<'static, Option<Parser>> {
+    // A panic while holding the lock cannot leave the Option half-written.
+    PARSER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Opens the process's parser unless it is open; an open that fails is tried again (and
+/// reported) by the first check.
+pub(crate) fn open_parser() {
+    let mut cached = lock_parser();
+    if cached.is_none() {
+        *cached = Parser::open().ok();
+    }
+}
+
+/// Whether the process's parser is open.
+pub(crate) fn parser_is_open() -> bool {
+    lock_parser().is_some()
+}
+
 pub(crate) fn count_statements(sql: &str) -> Result<usize, String> {
     let text = CString::new(sql).map_err(|_| "the query contains a NUL character".to_owned())?;
-    let mut cached = PARSER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut cached = lock_parser();
     let parser = match cached.as_mut() {
         Some(parser) => parser,
         None => cached.insert(Parser::open()?),

@@ -19,7 +19,7 @@ mod writer;
 
 pub use reader::TableReader;
 pub use sink::BlockingSink;
-pub use sql::{check_key_columns, replace_table_as, table_row_count};
+pub use sql::{check_key_columns, prepare_query_checks, replace_table_as, table_row_count};
 pub use types::{duckdb_type_for, is_uuid, json_field, uuid_field};
 pub use writer::{SchemaEvolution, TableWriter};
 

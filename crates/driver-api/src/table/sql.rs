@@ -25,6 +25,13 @@ pub(crate) fn in_transaction<T>(
     }
 }
 
+/// Gets the query check of [`replace_table_as`] (DuckDB's parser, opened once per process)
+/// ready on another thread: a run whose plan has SQL steps calls this as it starts, so that
+/// its first SQL step does not wait for the parser to open.
+pub fn prepare_query_checks() {
+    duckdb_parser::open_in_background();
+}
+
 /// Creates (or replaces) `table` as the result of `query`, atomically: an earlier table of the
 /// same name stays untouched if the query fails. Returns the new table's row count.
 ///
