@@ -152,10 +152,12 @@ pub fn execute(args: RunArgs, json: bool) -> anyhow::Result<Outcome> {
         Ok(loaded) => loaded,
         Err(error) => return Ok(error.outcome(&file, "not run: the pipeline is invalid")),
     };
-    if args.target == Target::Local {
-        // The steps run in this process: get their SQL check ready while the start goes on.
-        loaded.prepared.prepare_sql_steps();
-    }
+    // The steps run in this process: get their SQL check ready while the start goes on. Held
+    // to the end of the run, so that the process never exits while the parser is opening.
+    let _sql_checks = match args.target {
+        Target::Local => loaded.prepared.prepare_sql_steps(),
+        Target::Remote => None,
+    };
     if !json {
         print_problems(&file, &loaded.warnings);
     }

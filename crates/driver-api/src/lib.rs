@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 
 pub use connection::{NoConnection, split_config, struct_fields};
 pub use context::{InputTable, StepContext, StepInputs, StepOutput};
+pub use duckdb_parser::Opening as QueryChecksOpening;
 pub use error::{DriverError, ErrorClass, Result};
 pub use execution_context::SecretString;
 pub use ident::{TableName, quote_identifier, quote_literal};

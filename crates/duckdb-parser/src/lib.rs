@@ -43,9 +43,25 @@ impl std::error::Error for QueryError {}
 /// Opens the process's parser on another thread, so that the first check does not wait for
 /// it: a run that will check queries calls this when it starts. Opening a DuckDB database
 /// takes about 8 ms alone, and made the first SQL step of a run 20-30 ms slower while the run
-/// database was busy beside it.
-pub fn open_in_background() {
-    std::thread::spawn(ffi::open_parser);
+/// database was busy beside it. Dropping the returned [`Opening`] waits for the open to end:
+/// keep it until the process may exit, so that no thread is inside DuckDB while it exits.
+#[must_use = "dropping the opening waits for it"]
+pub fn open_in_background() -> Opening {
+    Opening(Some(std::thread::spawn(ffi::open_parser)))
+}
+
+/// The parser being opened by [`open_in_background`]; dropping it waits for the open to end.
+#[derive(Debug)]
+pub struct Opening(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            // The open reports nothing; a panic in it would only mean the first check opens
+            // the parser again and reports why.
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Whether the process's parser is open (the first check, or [`open_in_background`], opens it).

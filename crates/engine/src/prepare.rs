@@ -107,20 +107,17 @@ pub struct PreparedPlan {
 
 impl PreparedPlan {
     /// When the plan has SQL steps (mode `transform`), starts opening what checks their
-    /// queries (DuckDB's parser, once per process) on another thread, and says so. A caller
-    /// about to run the plan calls this as early as it can: the CLI right after loading, so
-    /// that the opening overlaps the single-threaded rest of its start. Opened later, beside
-    /// the run's first steps, it made a 1M-row CSV -> GROUP BY -> CSV run 24 ms slower (372
-    /// against 348 ms, medians of 10).
-    pub fn prepare_sql_steps(&self) -> bool {
-        let has_sql = self
-            .steps
+    /// queries (DuckDB's parser, once per process) on another thread. A caller about to run
+    /// the plan calls this as early as it can: the CLI right after loading, so that the opening
+    /// overlaps the single-threaded rest of its start. Opened later, beside the run's first
+    /// steps, it made a 1M-row CSV -> GROUP BY -> CSV run 24 ms slower (372 against 348 ms,
+    /// medians of 10). Keep the returned opening until the process may exit: dropping it
+    /// waits for the open to end.
+    pub fn prepare_sql_steps(&self) -> Option<driver_api::QueryChecksOpening> {
+        self.steps
             .iter()
-            .any(|s| s.step.mode == StepMode::Transform);
-        if has_sql {
-            driver_api::prepare_query_checks();
-        }
-        has_sql
+            .any(|s| s.step.mode == StepMode::Transform)
+            .then(driver_api::prepare_query_checks)
     }
 }
 

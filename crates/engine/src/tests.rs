@@ -342,27 +342,29 @@ async fn a_step_may_need_a_writer_to_run_after_it() {
 }
 
 /// A plan with SQL steps gets DuckDB's parser (which checks their queries) opening ahead of
-/// its run; a plan without any leaves it closed. (Each test runs in its own process under
-/// nextest, the project's test runner: nothing else here opens the parser.)
+/// its run, and the opening, once dropped, has ended; a plan without any leaves it closed.
+/// (Each test runs in its own process under nextest, the project's test runner: nothing else
+/// here opens the parser.)
 #[test]
 fn a_plan_with_sql_steps_opens_the_query_parser_ahead_of_its_run() {
     let reads_only = "  - {id: one, component: test.sql, mode: read, config: {sql: x}}\n";
-    assert!(!prepared(&pipeline(reads_only)).prepare_sql_steps());
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(
+        prepared(&pipeline(reads_only))
+            .prepare_sql_steps()
+            .is_none()
+    );
     assert!(!duckdb_parser::is_open(), "no SQL step, no parser");
 
     let with_sql = format!(
         "{reads_only}  - {{id: two, component: test.sql, mode: transform, needs: [one], config: {{sql: SELECT 1}}}}\n"
     );
-    assert!(prepared(&pipeline(&with_sql)).prepare_sql_steps());
-    let opening = std::time::Instant::now();
-    while !duckdb_parser::is_open() {
-        assert!(
-            opening.elapsed() < std::time::Duration::from_secs(10),
-            "the parser never opened"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let opening = prepared(&pipeline(&with_sql)).prepare_sql_steps();
+    assert!(opening.is_some());
+    drop(opening);
+    assert!(
+        duckdb_parser::is_open(),
+        "the opening has ended when dropped"
+    );
 }
 
 #[tokio::test]

@@ -27,9 +27,10 @@ pub(crate) fn in_transaction<T>(
 
 /// Gets the query check of [`replace_table_as`] (DuckDB's parser, opened once per process)
 /// ready on another thread: a run whose plan has SQL steps calls this as it starts, so that
-/// its first SQL step does not wait for the parser to open.
-pub fn prepare_query_checks() {
-    duckdb_parser::open_in_background();
+/// its first SQL step does not wait for the parser to open. Keep the returned opening until
+/// the process may exit: dropping it waits for the open to end.
+pub fn prepare_query_checks() -> duckdb_parser::Opening {
+    duckdb_parser::open_in_background()
 }
 
 /// Creates (or replaces) `table` as the result of `query`, atomically: an earlier table of the
