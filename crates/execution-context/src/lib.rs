@@ -437,7 +437,9 @@ pub fn open_database(path: &Path) -> Result<duckdb::Connection> {
     // Neither link mode builds ICU in, so TIMESTAMPTZ values always render in UTC: output does
     // not depend on the machine's time zone (a test below keeps it so).
     let config = base_config().map_err(err)?;
-    duckdb::Connection::open_with_flags(path, config).map_err(err)
+    let conn = duckdb::Connection::open_with_flags(path, config).map_err(err)?;
+    sql::apply_run_settings(&conn).map_err(err)?;
+    Ok(conn)
 }
 
 /// Opens a DuckDB database file like [`open_database`], with external access off except for
@@ -657,6 +659,42 @@ mod tests {
         assert_eq!(
             names,
             ["database_opened", "database_closed", "database_opened"]
+        );
+    }
+
+    /// The run database compresses strings without dictionaries (ADR 0047); DuckDB's default
+    /// would store this low-cardinality column as one.
+    #[test]
+    fn the_run_database_compresses_strings_without_dictionaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let compression = |conn: &duckdb::Connection| -> Vec<String> {
+            conn.execute_batch(
+                "CREATE TABLE t AS SELECT CASE i % 3 WHEN 0 THEN 'open' WHEN 1 THEN 'shipped' \
+                 ELSE 'cancelled' END AS status FROM range(300000) r(i); CHECKPOINT",
+            )
+            .unwrap();
+            let mut stmt = conn
+                .prepare(
+                    "SELECT DISTINCT compression FROM pragma_storage_info('t') \
+                     WHERE segment_type = 'VARCHAR' ORDER BY 1",
+                )
+                .unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let plain = duckdb::Connection::open_with_flags(
+            dir.path().join("plain.duckdb"),
+            base_config().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(compression(&plain), ["Dictionary"]);
+        let run = open_database(&dir.path().join("run.duckdb")).unwrap();
+        let used = compression(&run);
+        assert!(
+            !used.is_empty() && !used.iter().any(|c| c == "Dictionary"),
+            "{used:?}"
         );
     }
 
