@@ -22,7 +22,7 @@ steps:
     needs: [read-a]
     config:
       query: |
-        SELECT k, v, (SELECT count(*) FROM range(1500) x, range(1500) y WHERE x.range <> y.range) AS n
+        SELECT k, v, (SELECT count(*) FROM range(2500) x, range(2500) y WHERE x.range <> y.range) AS n
         FROM "read-a"
   - id: slow-b
     component: duckdb.processor
@@ -30,7 +30,7 @@ steps:
     needs: [read-b]
     config:
       query: |
-        SELECT k, w, (SELECT count(*) FROM range(1500) x, range(1500) y WHERE x.range <> y.range) AS n
+        SELECT k, w, (SELECT count(*) FROM range(2500) x, range(2500) y WHERE x.range <> y.range) AS n
         FROM "read-b"
   - id: joined
     component: duckdb.processor
